@@ -1,0 +1,83 @@
+"""Engine set-up for the embedded SQLite file (default) or Turso/libSQL, shared by web handlers and calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.settings import ROOT, Settings
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_file(url: str) -> Path | None:
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and ":memory:" not in url:
+        return Path(url.removeprefix(prefix).split("?", 1)[0])
+    return None
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the dashboard read while a call writes; foreign keys are off by default in SQLite;
+    # the busy timeout makes concurrent writers wait instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def build_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    url, connect_args = settings.database_url, {}
+    if settings.uses_libsql:
+        from app.db import libsql_dialect  # registers the sqlite+libsql dialect
+
+        url, connect_args = libsql_dialect.normalize_database_url(url, settings.turso_auth_token)
+    if (path := _sqlite_file(url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLAlchemyAsyncConfig(
+        connection_string=url,
+        engine_config=EngineConfig(connect_args=connect_args),
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(ROOT / "migrations"),
+            version_table_name="alembic_version",
+        ),
+        before_send_handler="autocommit",
+        create_all=False,
+    )
+
+
+class Database:
+    """One engine and session factory per process, for request handlers and background call tasks alike."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.config = build_sqlalchemy_config(settings)
+        self.engine: AsyncEngine = self.config.get_engine()
+        if self.engine.dialect.name == "sqlite" and self.engine.dialect.driver == "aiosqlite":
+            event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
+        self.session_maker: async_sessionmaker[AsyncSession] = self.config.create_session_maker()
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.session_maker() as session:
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,147 @@
+"""Weekly opening hours in a business's own timezone, and the free slots they leave.
+
+All arithmetic on instants happens in UTC: a slot is an absolute interval, so a day that loses or gains an
+hour at a DST change has exactly as many real minutes of opening as the clock on the wall says. Wall-clock
+times that don't exist (spring forward) are moved past the gap; ambiguous ones (fall back) take the first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAY_NAMES = dict(zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+                                    "Sunday"), strict=True))
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
+
+WeeklyHours = Mapping[str, Sequence[Sequence[str]]]
+
+
+class HoursError(ValueError):
+    pass
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HoursError(f"unknown timezone {name!r}") from None
+
+
+def _minutes(hhmm: str) -> int:
+    if not _HHMM.match(hhmm):
+        raise HoursError(f"time must be HH:MM, got {hhmm!r}")
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def validate_weekly_hours(hours: WeeklyHours) -> dict[str, list[list[str]]]:
+    """Return a clean copy; a close at or before the open means the business is open past midnight."""
+    clean: dict[str, list[list[str]]] = {}
+    for day, ranges in hours.items():
+        if day not in WEEKDAYS:
+            raise HoursError(f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+        out: list[list[str]] = []
+        for pair in ranges:
+            if len(pair) != 2:
+                raise HoursError(f"{day}: each range is [open, close]")
+            opening, closing = str(pair[0]), str(pair[1])
+            if _minutes(opening) == _minutes(closing) and closing != "24:00":
+                raise HoursError(f"{day}: {opening}-{closing} is empty")
+            out.append([opening, closing])
+        out.sort(key=lambda p: _minutes(p[0]))
+        clean[day] = out
+    return clean
+
+
+def _local_to_utc(day: date, minutes: int, tz: ZoneInfo) -> datetime:
+    naive = datetime.combine(day, time()) + timedelta(minutes=minutes)
+    local = naive.replace(tzinfo=tz, fold=0)
+    # A wall time inside a spring-forward gap doesn't round-trip; zoneinfo gives the pre-gap offset,
+    # which lands after the gap in UTC: that is the moment the business actually opens.
+    return local.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    start: datetime  # UTC
+    end: datetime  # UTC
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def contains(self, other: Interval) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+
+def opening_intervals(hours: WeeklyHours, tz: ZoneInfo, first: date, last: date) -> list[Interval]:
+    """Opening intervals (UTC) for the local dates first..last, including ones that began the day before."""
+    out: list[Interval] = []
+    day = first - timedelta(days=1)
+    while day <= last:
+        for opening, closing in hours.get(WEEKDAYS[day.weekday()], ()):
+            o, c = _minutes(opening), _minutes(closing)
+            close_day = day if c > o else day + timedelta(days=1)
+            start = _local_to_utc(day, o, tz)
+            end = _local_to_utc(close_day, c, tz)
+            if end > start:
+                out.append(Interval(start, end))
+        day += timedelta(days=1)
+    # Merge touching ranges (e.g. 22:00-24:00 then 00:00-02:00) so a slot may span them.
+    out.sort(key=lambda i: i.start)
+    merged: list[Interval] = []
+    for interval in out:
+        if merged and interval.start <= merged[-1].end:
+            merged[-1] = Interval(merged[-1].start, max(merged[-1].end, interval.end))
+        else:
+            merged.append(interval)
+    return merged
+
+
+def is_open_for(hours: WeeklyHours, tz: ZoneInfo, slot: Interval) -> bool:
+    local_start = slot.start.astimezone(tz).date()
+    local_end = slot.end.astimezone(tz).date()
+    return any(i.contains(slot) for i in opening_intervals(hours, tz, local_start, local_end))
+
+
+def free_slots(
+    hours: WeeklyHours,
+    tz: ZoneInfo,
+    first: date,
+    last: date,
+    duration: timedelta,
+    busy: Iterable[Interval],
+    *,
+    now: datetime,
+    step: timedelta = timedelta(minutes=15),
+    limit: int = 200,
+) -> list[datetime]:
+    """Local start times on local dates first..last where `duration` fits inside opening hours,
+    after `now`, and clear of every busy interval. Starts are aligned to `step` past the opening."""
+    busy_sorted = sorted(busy, key=lambda i: i.start)
+    result: list[datetime] = []
+    for interval in opening_intervals(hours, tz, first, last):
+        start = interval.start
+        while start + duration <= interval.end and len(result) < limit:
+            slot = Interval(start, start + duration)
+            local = start.astimezone(tz)
+            if first <= local.date() <= last and start >= now and not any(
+                slot.overlaps(b) for b in busy_sorted
+            ):
+                result.append(local)
+            start += step
+    return result
+
+
+def describe_hours(hours: WeeklyHours) -> str:
+    """Human wording for prompts and the dashboard: 'Monday 09:00-17:00; Sunday closed'."""
+    parts = []
+    for day in WEEKDAYS:
+        ranges = hours.get(day) or []
+        text = ", ".join(f"{o}-{c}" for o, c in ranges) if ranges else "closed"
+        parts.append(f"{WEEKDAY_NAMES[day]} {text}")
+    return "; ".join(parts)

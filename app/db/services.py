@@ -1,0 +1,339 @@
+"""The service layer: every read and write goes through a `BusinessScope`, which fixes one business id.
+
+Each method is its own short unit of work on a fresh session, so a booking transaction never inherits a
+read snapshot from earlier work (that ordering is what makes concurrent bookings safe on SQLite/libSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import joinedload
+
+from app.db.hours import Interval, free_slots, is_open_for, zone
+from app.db.models import Appointment, AppointmentStatus, Business, Call, Customer, Message
+from app.db.phone import normalize_phone
+
+MAX_AVAILABILITY_DAYS = 31
+
+
+class ServiceError(Exception):
+    """A request the business rules refuse; `code` is stable for tools and the dashboard."""
+
+    code = "invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+
+
+class SlotTaken(ServiceError):
+    code = "slot_taken"
+
+
+class OutsideHours(ServiceError):
+    code = "outside_hours"
+
+
+class NotYourAppointment(ServiceError):
+    code = "not_your_appointment"
+
+
+def find_service(business: Business, name: str) -> dict[str, Any]:
+    wanted = name.strip().lower()
+    services = business.services or []
+    for service in services:
+        if service["name"].lower() == wanted:
+            return service
+    matches = [s for s in services if wanted in s["name"].lower() or s["name"].lower() in wanted]
+    if len(matches) == 1:
+        return matches[0]
+    offered = ", ".join(s["name"] for s in services) or "none"
+    raise ServiceError(f"no service called {name!r}; services offered: {offered}")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ServiceError("times must include a UTC offset or be given in the business's local time")
+    return value.astimezone(UTC)
+
+
+class BusinessScope:
+    def __init__(self, session_maker: async_sessionmaker[AsyncSession], business_id: UUID) -> None:
+        self._sessions = session_maker
+        self.business_id = business_id
+
+    # -- business -----------------------------------------------------------------------------------------
+    async def business(self) -> Business:
+        async with self._sessions() as s:
+            business = await s.get(Business, self.business_id)
+            if business is None:
+                raise NotFound("business not found")
+            return business
+
+    # -- customers ----------------------------------------------------------------------------------------
+    async def customer_by_phone(self, phone: str) -> Customer | None:
+        number = normalize_phone(phone)
+        async with self._sessions() as s:
+            return await s.scalar(
+                select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
+            )
+
+    async def get_customer(self, customer_id: UUID) -> Customer:
+        async with self._sessions() as s:
+            customer = await s.scalar(
+                select(Customer).where(Customer.business_id == self.business_id, Customer.id == customer_id)
+            )
+            if customer is None:
+                raise NotFound("customer not found")
+            return customer
+
+    async def save_customer(
+        self, phone: str, *, name: str | None = None, email: str | None = None, notes: str | None = None
+    ) -> Customer:
+        """Find the customer by phone or create them; given fields overwrite stored ones."""
+        number = normalize_phone(phone)
+        for _ in range(2):  # a concurrent insert of the same phone loses the race once, then finds the row
+            async with self._sessions() as s, s.begin():
+                customer = await s.scalar(
+                    select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
+                )
+                if customer is None:
+                    customer = Customer(business_id=self.business_id, phone=number, name=name or "")
+                    s.add(customer)
+                if name:
+                    customer.name = name
+                if email is not None:
+                    customer.email = email or None
+                if notes:
+                    customer.notes = notes
+                try:
+                    await s.flush()
+                except IntegrityError:
+                    await s.rollback()
+                    continue
+                return customer
+        raise ServiceError("could not save the customer; try again")
+
+    # -- availability and booking -------------------------------------------------------------------------
+    async def _busy(self, s: AsyncSession, start: datetime, end: datetime, exclude: UUID | None = None) -> list[
+        Appointment
+    ]:
+        query = select(Appointment).where(
+            Appointment.business_id == self.business_id,
+            Appointment.status == AppointmentStatus.BOOKED.value,
+            Appointment.starts_at < end,
+            Appointment.ends_at > start,
+        )
+        if exclude is not None:
+            query = query.where(Appointment.id != exclude)
+        return list((await s.scalars(query)).unique())
+
+    async def availability(
+        self, service_name: str, first: date, last: date | None = None, *, now: datetime | None = None
+    ) -> tuple[dict[str, Any], list[datetime]]:
+        """Free local start times for a service on local dates first..last."""
+        last = last or first
+        if last < first:
+            raise ServiceError("the end date is before the start date")
+        if (last - first).days > MAX_AVAILABILITY_DAYS:
+            raise ServiceError(f"ask for at most {MAX_AVAILABILITY_DAYS} days at a time")
+        business = await self.business()
+        service = find_service(business, service_name)
+        tz = zone(business.timezone)
+        window_start = datetime.combine(first - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        window_end = datetime.combine(last + timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+        async with self._sessions() as s:
+            busy = [Interval(a.starts_at, a.ends_at) for a in await self._busy(s, window_start, window_end)]
+        slots = free_slots(
+            business.weekly_hours,
+            tz,
+            first,
+            last,
+            timedelta(minutes=int(service["minutes"])),
+            busy,
+            now=now or datetime.now(UTC),
+        )
+        return service, slots
+
+    async def _check_bookable(
+        self, business: Business, service: dict[str, Any], start: datetime, now: datetime | None
+    ) -> Interval:
+        start = _utc(start)
+        slot = Interval(start, start + timedelta(minutes=int(service["minutes"])))
+        if start < (now or datetime.now(UTC)):
+            raise ServiceError("that time has already passed")
+        if not is_open_for(business.weekly_hours, zone(business.timezone), slot):
+            raise OutsideHours("the business is not open for the whole of that appointment")
+        return slot
+
+    async def _serialise_bookings(self, s: AsyncSession) -> None:
+        # The transaction's first statement is a write to the business row, so SQLite/libSQL take the
+        # write lock (waiting on the busy timeout) before the overlap check reads: bookings of one
+        # business run one after another, and the check sees every committed booking.
+        await s.execute(
+            update(Business)
+            .where(Business.id == self.business_id)
+            .values(booking_version=Business.booking_version + 1)
+        )
+
+    async def book(
+        self,
+        customer_id: UUID,
+        service_name: str,
+        start: datetime,
+        *,
+        call_id: UUID | None = None,
+        notes: str = "",
+        now: datetime | None = None,
+    ) -> Appointment:
+        business = await self.business()
+        service = find_service(business, service_name)
+        slot = await self._check_bookable(business, service, start, now)
+        await self.get_customer(customer_id)
+        try:
+            async with self._sessions() as s, s.begin():
+                await self._serialise_bookings(s)
+                if await self._busy(s, slot.start, slot.end):
+                    raise SlotTaken("that time is already booked")
+                appointment = Appointment(
+                    business_id=self.business_id,
+                    customer_id=customer_id,
+                    call_id=call_id,
+                    service=service["name"],
+                    starts_at=slot.start,
+                    ends_at=slot.end,
+                    notes=notes,
+                )
+                s.add(appointment)
+                await s.flush()
+        except IntegrityError:
+            raise SlotTaken("that time is already booked") from None
+        return await self.get_appointment(appointment.id)
+
+    async def get_appointment(self, appointment_id: UUID) -> Appointment:
+        async with self._sessions() as s:
+            appointment = await s.scalar(
+                select(Appointment)
+                .options(joinedload(Appointment.customer))
+                .where(Appointment.business_id == self.business_id, Appointment.id == appointment_id)
+            )
+            if appointment is None:
+                raise NotFound("appointment not found")
+            return appointment
+
+    async def upcoming_for_phone(self, phone: str, *, now: datetime | None = None) -> list[Appointment]:
+        number = normalize_phone(phone)
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(Appointment)
+                .join(Customer, Customer.id == Appointment.customer_id)
+                .where(
+                    Appointment.business_id == self.business_id,
+                    Customer.phone == number,
+                    Appointment.status == AppointmentStatus.BOOKED.value,
+                    Appointment.starts_at >= (now or datetime.now(UTC)),
+                )
+                .order_by(Appointment.starts_at)
+            )
+            return list(rows.unique())
+
+    async def _owned(self, s: AsyncSession, appointment_id: UUID, phone: str) -> Appointment:
+        number = normalize_phone(phone)
+        appointment = await s.scalar(
+            select(Appointment).where(
+                Appointment.business_id == self.business_id, Appointment.id == appointment_id
+            )
+        )
+        if appointment is None:
+            raise NotFound("appointment not found")
+        if appointment.customer.phone != number:
+            raise NotYourAppointment("that appointment belongs to a different caller")
+        if appointment.status != AppointmentStatus.BOOKED.value:
+            raise ServiceError("that appointment is already cancelled")
+        return appointment
+
+    async def cancel(self, appointment_id: UUID, phone: str) -> Appointment:
+        """Cancel for the customer who owns the appointment (identified by their phone)."""
+        async with self._sessions() as s, s.begin():
+            appointment = await self._owned(s, appointment_id, phone)
+            appointment.status = AppointmentStatus.CANCELLED.value
+        return appointment
+
+    async def cancel_by_owner(self, appointment_id: UUID) -> Appointment:
+        async with self._sessions() as s, s.begin():
+            appointment = await s.scalar(
+                select(Appointment).where(
+                    Appointment.business_id == self.business_id, Appointment.id == appointment_id
+                )
+            )
+            if appointment is None:
+                raise NotFound("appointment not found")
+            appointment.status = AppointmentStatus.CANCELLED.value
+        return appointment
+
+    async def reschedule(
+        self, appointment_id: UUID, phone: str, new_start: datetime, *, now: datetime | None = None
+    ) -> Appointment:
+        business = await self.business()
+        try:
+            async with self._sessions() as s, s.begin():
+                await self._serialise_bookings(s)
+                appointment = await self._owned(s, appointment_id, phone)
+                service = find_service(business, appointment.service)
+                slot = await self._check_bookable(business, service, new_start, now)
+                if await self._busy(s, slot.start, slot.end, exclude=appointment.id):
+                    raise SlotTaken("that time is already booked")
+                appointment.starts_at, appointment.ends_at = slot.start, slot.end
+        except IntegrityError:
+            raise SlotTaken("that time is already booked") from None
+        return await self.get_appointment(appointment_id)
+
+    async def list_appointments(
+        self, *, upcoming: bool, now: datetime | None = None, limit: int = 100
+    ) -> Sequence[Appointment]:
+        moment = now or datetime.now(UTC)
+        condition = Appointment.starts_at >= moment if upcoming else Appointment.starts_at < moment
+        async with self._sessions() as s:
+            rows = await s.scalars(
+                select(Appointment)
+                .where(and_(Appointment.business_id == self.business_id, condition))
+                .order_by(Appointment.starts_at if upcoming else Appointment.starts_at.desc())
+                .limit(limit)
+            )
+            return list(rows.unique())
+
+    # -- messages -----------------------------------------------------------------------------------------
+    async def take_message(
+        self, body: str, *, caller_name: str = "", caller_phone: str | None = None, call_id: UUID | None = None
+    ) -> Message:
+        if not body.strip():
+            raise ServiceError("the message is empty")
+        async with self._sessions() as s, s.begin():
+            message = Message(
+                business_id=self.business_id,
+                call_id=call_id,
+                caller_name=caller_name,
+                caller_phone=normalize_phone(caller_phone) if caller_phone else None,
+                body=body.strip(),
+            )
+            s.add(message)
+        return message
+
+    # -- calls --------------------------------------------------------------------------------------------
+    async def get_call(self, call_id: UUID) -> Call:
+        async with self._sessions() as s:
+            call = await s.scalar(select(Call).where(Call.business_id == self.business_id, Call.id == call_id))
+            if call is None:
+                raise NotFound("call not found")
+            return call

@@ -1,0 +1,213 @@
+"""All configuration, read once from the environment (and `.env`) and validated at start-up.
+
+A wrong value raises `SettingsError` naming the variable; `app.main` turns that into a one-line message
+instead of a stack trace, so an operator sees exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
+DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
+DEFAULT_POLAR_API_BASE_URL = "https://api.polar.sh"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _http_url(name: str, value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise SettingsError(f"{name} must be an absolute {'/'.join(schemes)} URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _int(name: str, value: str, *, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = ROOT / "data"
+    database_url: str = ""
+    turso_auth_token: str | None = None
+    openai_api_key: str | None = None
+    openai_base_url: str = DEFAULT_OPENAI_BASE_URL
+    realtime_model: str = "gpt-realtime"
+    supervisor_model: str = "gpt-4.1"
+    summary_model: str = "gpt-4.1-mini"
+    transcription_model: str = "gpt-4o-mini-transcribe"
+    public_base_url: str = "http://localhost:8000"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_api_base_url: str = DEFAULT_TWILIO_API_BASE_URL
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    google_discovery_url: str = DEFAULT_GOOGLE_DISCOVERY_URL
+    session_secrets: tuple[str, ...] = ()
+    polar_access_token: str | None = None
+    polar_webhook_secret: str | None = None
+    polar_api_base_url: str = DEFAULT_POLAR_API_BASE_URL
+    polar_product_id: str | None = None
+    recordings_dir: Path = ROOT / "data" / "recordings"
+    # Per-model price overrides in USD per million tokens, merged over app.billing.pricing's dated table.
+    price_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    supervisor_timeout_seconds: int = 20
+    log_level: str = "INFO"
+
+    @property
+    def uses_libsql(self) -> bool:
+        return "libsql" in self.database_url.split(":", 1)[0]
+
+    @property
+    def google_configured(self) -> bool:
+        return bool(self.google_client_id)
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
+    def public_ws_base_url(self) -> str:
+        return "wss://" + self.public_base_url.removeprefix("https://") if self.secure_cookies else (
+            "ws://" + self.public_base_url.removeprefix("http://")
+        )
+
+
+def _read_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is not None:
+        return {k: v for k, v in env.items() if v is not None}
+    merged = {k: v for k, v in dotenv_values(ROOT / ".env").items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+def _session_secrets(raw: str | None, data_dir: Path) -> tuple[str, ...]:
+    if raw:
+        keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+        if any(len(k) < 16 for k in keys):
+            raise SettingsError("SESSION_SECRETS: every key must be at least 16 characters")
+        return keys
+    # Local use only: one generated key kept beside the embedded database, so sign-ins survive restarts.
+    path = data_dir / "session_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return (path.read_text().strip(),)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `env` (default: `.env` overlaid by the process environment)."""
+    e = _read_env(env)
+
+    def opt(name: str) -> str | None:
+        value = e.get(name, "").strip()
+        return value or None
+
+    data_dir = Path(opt("DATA_DIR") or ROOT / "data")
+    database_url = opt("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir / 'receptionist.db'}"
+    scheme = database_url.split(":", 1)[0]
+    if scheme not in {"sqlite+aiosqlite", "libsql", "sqlite+libsql"}:
+        raise SettingsError(
+            f"DATABASE_URL must start with sqlite+aiosqlite://, libsql:// or sqlite+libsql://, got {scheme}://"
+        )
+    turso_token = opt("TURSO_AUTH_TOKEN")
+    if scheme == "libsql" and not turso_token and "secure=false" not in database_url:
+        raise SettingsError("TURSO_AUTH_TOKEN is required with a libsql:// DATABASE_URL")
+
+    public_base_url = _http_url("PUBLIC_BASE_URL", opt("PUBLIC_BASE_URL") or "http://localhost:8000")
+    if urlsplit(public_base_url).path not in {"", "/"}:
+        raise SettingsError("PUBLIC_BASE_URL must be an origin with no path, e.g. https://example.com")
+
+    twilio_sid, twilio_token = opt("TWILIO_ACCOUNT_SID"), opt("TWILIO_AUTH_TOKEN")
+    if bool(twilio_sid) != bool(twilio_token):
+        raise SettingsError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set together")
+    if twilio_sid and not twilio_sid.startswith("AC"):
+        raise SettingsError(f"TWILIO_ACCOUNT_SID must start with AC, got {twilio_sid[:4]!r}…")
+
+    google_id, google_secret = opt("GOOGLE_CLIENT_ID"), opt("GOOGLE_CLIENT_SECRET")
+    if google_id and not google_secret:
+        raise SettingsError("GOOGLE_CLIENT_SECRET is required when GOOGLE_CLIENT_ID is set")
+
+    overrides: dict[str, dict[str, float]] = {}
+    if raw := opt("PRICE_OVERRIDES"):
+        try:
+            parsed = json.loads(raw)
+            overrides = {str(m): {str(k): float(v) for k, v in p.items()} for m, p in parsed.items()}
+        except (ValueError, AttributeError, TypeError):
+            raise SettingsError(
+                'PRICE_OVERRIDES must be JSON like {"gpt-realtime": {"audio_input": 32.0}}'
+            ) from None
+
+    log_level = (opt("LOG_LEVEL") or "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        turso_auth_token=turso_token,
+        openai_api_key=opt("OPENAI_API_KEY"),
+        openai_base_url=_http_url("OPENAI_BASE_URL", opt("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL),
+        realtime_model=opt("REALTIME_MODEL") or "gpt-realtime",
+        supervisor_model=opt("SUPERVISOR_MODEL") or "gpt-4.1",
+        summary_model=opt("SUMMARY_MODEL") or "gpt-4.1-mini",
+        transcription_model=opt("TRANSCRIPTION_MODEL") or "gpt-4o-mini-transcribe",
+        public_base_url=public_base_url,
+        twilio_account_sid=twilio_sid,
+        twilio_auth_token=twilio_token,
+        twilio_api_base_url=_http_url(
+            "TWILIO_API_BASE_URL", opt("TWILIO_API_BASE_URL") or DEFAULT_TWILIO_API_BASE_URL
+        ),
+        google_client_id=google_id,
+        google_client_secret=google_secret,
+        google_discovery_url=_http_url(
+            "GOOGLE_DISCOVERY_URL", opt("GOOGLE_DISCOVERY_URL") or DEFAULT_GOOGLE_DISCOVERY_URL
+        ),
+        session_secrets=_session_secrets(opt("SESSION_SECRETS"), data_dir),
+        polar_access_token=opt("POLAR_ACCESS_TOKEN"),
+        polar_webhook_secret=opt("POLAR_WEBHOOK_SECRET"),
+        polar_api_base_url=_http_url(
+            "POLAR_API_BASE_URL", opt("POLAR_API_BASE_URL") or DEFAULT_POLAR_API_BASE_URL
+        ),
+        polar_product_id=opt("POLAR_PRODUCT_ID"),
+        recordings_dir=Path(opt("RECORDINGS_DIR") or data_dir / "recordings"),
+        price_overrides=overrides,
+        supervisor_timeout_seconds=_int(
+            "SUPERVISOR_TIMEOUT_SECONDS", opt("SUPERVISOR_TIMEOUT_SECONDS") or "20", low=1, high=120
+        ),
+        log_level=log_level,
+    )

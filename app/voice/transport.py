@@ -1,0 +1,78 @@
+"""The caller's side of a call, whatever the channel: the CallBridge only ever talks to this interface.
+
+A transport turns its wire protocol (browser WebSocket, Twilio Media Streams) into `CallerEvent`s and
+carries agent audio back. It also knows how much agent audio the caller has actually *heard*, which is
+what barge-in truncation needs: the browser reports playback, Twilio returns marks.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class AudioIn:
+    """Caller audio in the transport's own format, passed to the realtime model untouched."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digit: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallerGone:
+    """The caller side ended: hang-up, `stop`, or a dropped socket. `reason` goes into the call record."""
+
+    reason: str
+
+
+CallerEvent = AudioIn | Dtmf | CallerGone
+
+
+class CallerTransport(abc.ABC):
+    #: "browser" or "twilio" (app.db.models.Channel values)
+    channel: str
+    #: the Realtime session's audio format for both directions, e.g. {"type": "audio/pcmu"}
+    audio_format: dict[str, Any]
+    #: bytes of audio per millisecond in that format (pcmu: 8, pcm 24 kHz 16-bit: 48)
+    bytes_per_ms: int
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[CallerEvent]:
+        """Caller events until the caller is gone; the last one is always `CallerGone`."""
+
+    @abc.abstractmethod
+    async def send_audio(self, item_id: str, chunk: bytes) -> None:
+        """Queue agent audio of realtime item `item_id` for playback."""
+
+    @abc.abstractmethod
+    async def clear(self) -> None:
+        """Stop playback at once and drop everything queued (barge-in)."""
+
+    @abc.abstractmethod
+    def heard_ms(self, item_id: str) -> int:
+        """Milliseconds of `item_id`'s audio the caller has heard so far (0 for an unknown item)."""
+
+    @abc.abstractmethod
+    async def wait_played(self, timeout: float) -> bool:
+        """Wait until all audio sent so far has been played; False on timeout or when the caller left."""
+
+    async def send_caption(self, role: str, text: str, *, final: bool) -> None:  # noqa: B027
+        """Live captions for channels that can show them; a phone can't, so the default does nothing."""
+
+    async def send_state(self, state: str, **data: Any) -> None:  # noqa: B027
+        """Call state for channels with a UI ("listening", "speaking", "ended", …)."""
+
+    @abc.abstractmethod
+    async def hang_up(self, reason: str) -> None:
+        """End the call on the caller's side (after any goodbye has played)."""
+
+    async def transfer(self, number: str) -> bool:
+        """Hand the caller to a person at `number`; False when the channel can't (the browser)."""
+        return False

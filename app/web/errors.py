@@ -1,0 +1,78 @@
+"""Errors become a JSON body on API routes and a readable page on HTML routes; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from urllib.parse import quote
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from app.db.services import NotFound, ServiceError
+from app.web.request_id import request_id_var
+
+log = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/api/", "/twilio/", "/health", "/billing/polar/", "/ws/")
+
+TITLES = {
+    400: "That request didn't look right",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    409: "That conflicts with something already saved",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+    503: "Temporarily unavailable",
+}
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith(JSON_PREFIXES) or (
+        "application/json" in request.headers.get("accept", "") and "text/html" not in request.headers.get(
+            "accept", ""
+        )
+    )
+
+
+def _status_and_detail(exc: Exception) -> tuple[int, str, object]:
+    if isinstance(exc, NotFound):
+        return 404, exc.message, None
+    if isinstance(exc, ServiceError):
+        return 400, exc.message, None
+    if isinstance(exc, ValidationException):
+        return 400, exc.detail, exc.extra
+    if isinstance(exc, HTTPException):
+        return exc.status_code, exc.detail, None
+    return HTTP_500_INTERNAL_SERVER_ERROR, TITLES[500], None
+
+
+def error_response(request: Request, exc: Exception) -> Response:
+    status, detail, extra = _status_and_detail(exc)
+    rid = request_id_var.get()
+    if rid == "-":  # unrouted paths never reach the request-id middleware
+        rid = uuid.uuid4().hex[:16]
+    if status >= 500:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if isinstance(exc, NotAuthorizedException) and not wants_json(request):
+        target = "/auth/login?next=" + quote(request.url.path)
+        if request.headers.get("hx-request"):
+            return Response(content="", status_code=200, headers={"HX-Redirect": target})
+        return Redirect(path=target)
+    headers = {**(getattr(exc, "headers", None) or {}), "X-Request-ID": rid}
+    if wants_json(request):
+        body: dict[str, object] = {"error": detail, "status": status, "request_id": rid}
+        if extra:
+            body["details"] = extra
+        return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
+    return Template(
+        template_name="error.html",
+        context={"status": status, "title": TITLES.get(status, "Error"), "detail": detail, "request_id": rid},
+        status_code=status,
+        headers=headers,
+    )
