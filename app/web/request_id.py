@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from contextvars import ContextVar
 
@@ -12,6 +13,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+access_log = logging.getLogger("app.access")
 _VALID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -32,12 +34,21 @@ class RequestIdMiddleware(ASGIMiddleware):
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
 
+        started = time.perf_counter()
+        status = 0
+
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 MutableScopeHeaders.from_message(message)["X-Request-ID"] = rid
             await send(message)
 
         try:
             await next_app(scope, receive, send_with_id)
         finally:
+            if scope["type"] == "http" and scope["path"] != "/health":
+                access_log.info(
+                    "%s %s %s %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000
+                )
             request_id_var.reset(token)

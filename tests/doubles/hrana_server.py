@@ -8,10 +8,12 @@ It implements the JSON variant of "Hrana over HTTP" from the public libSQL spec
   ``describe``, ``store_sql``, ``close_sql``, ``close``, ``get_autocommit``), chained by a baton.
 * ``POST /v3/cursor`` - a batch whose results come back as newline-delimited JSON entries.
 
-The ``libsql`` Python driver (0.1.11) only uses ``POST /v3/pipeline``; ``/v3/cursor`` is here
-because the spec pairs it with the pipeline endpoint and other clients use it. The Protobuf
-variant (``/v3-protobuf``) is not implemented, so ``GET /v3-protobuf`` answers 404 and clients
-fall back to JSON.
+Captured from the ``libsql`` Python driver (0.1.11): every statement is first sent as
+``describe`` on ``/v3/pipeline`` (the driver takes ``cursor.description`` from it, so it must be
+exact); statements that return rows then run as a one-step batch on ``/v3/cursor``, others as a
+``batch`` + ``get_autocommit`` (+ ``close`` in autocommit) pipeline; it sends ``BEGIN;`` itself
+before DML, and blobs as unpadded base64. The Protobuf variant (``/v3-protobuf``) is not
+implemented: ``GET /v3-protobuf`` answers 404, and JSON clients do not need it.
 
 Every stream owns one ``sqlite3`` connection (WAL, ``foreign_keys=ON``, 5 s busy timeout), kept
 while its baton is valid and closed on ``close`` or after ``stream_timeout`` seconds idle, the
@@ -399,6 +401,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     # Idle keep-alive connections must not pin handler threads forever.
     timeout = 60
+    # Headers and body go out in separate writes; with Nagle on, the delayed ACK adds ~40 ms to
+    # every keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.owner.verbose:
@@ -648,11 +653,13 @@ class HranaServer:
         db_path: str | Path,
         *,
         auth_token: str | None = None,
+        token: str | None = None,
         stream_timeout: float = 10.0,
         verbose: bool = False,
     ) -> None:
         self.db_path = str(db_path)
-        self.auth_token = auth_token
+        # ``token`` is accepted as a shorter spelling of ``auth_token``.
+        self.auth_token = auth_token or token
         self.stream_timeout = stream_timeout
         self.verbose = verbose
         self._proc: subprocess.Popen[str] | None = None
@@ -668,6 +675,11 @@ class HranaServer:
     def url(self) -> str:
         """The SQLAlchemy URL of this server for ``app.db.libsql_dialect``."""
         return f"sqlite+libsql://127.0.0.1:{self.port}?secure=false"
+
+    @property
+    def database_url(self) -> str:
+        """Alias of :attr:`url`, for settings that call it DATABASE_URL."""
+        return self.url
 
     @property
     def http_url(self) -> str:

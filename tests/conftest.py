@@ -1,0 +1,69 @@
+"""Shared fixtures: a fresh, migrated database per test in each database mode, and settings to match."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from app.db import migrate
+from app.db.engine import Database
+from app.settings import Settings, load_settings
+from tests.support.server import base_env
+
+DB_MODES = ("sqlite", "libsql-file", "libsql-remote")
+
+
+def make_settings(data_dir: Path, **env: str) -> Settings:
+    return load_settings(base_env(data_dir, **env))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return make_settings(data_dir)
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The embedded SQLite database, migrated to head."""
+    await asyncio.to_thread(migrate.upgrade, settings)
+    database = Database(settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(params=DB_MODES)
+def db_mode_settings(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Settings]:
+    """Settings for each database mode: embedded file, libSQL file, libSQL remote (local Hrana server)."""
+    mode = request.param
+    if mode == "sqlite":
+        yield make_settings(data_dir)
+    elif mode == "libsql-file":
+        yield make_settings(data_dir, DATABASE_URL=f"sqlite+libsql:///{data_dir / 'libsql.db'}")
+    else:
+        from tests.doubles.hrana_server import HranaServer
+
+        server = HranaServer(data_dir / "remote.db", token="test-turso-token")
+        server.start()
+        try:
+            yield make_settings(data_dir, DATABASE_URL=server.database_url, TURSO_AUTH_TOKEN="test-turso-token")
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+async def any_db(db_mode_settings: Settings) -> AsyncIterator[Database]:
+    """A migrated database in each of the three modes."""
+    await asyncio.to_thread(migrate.upgrade, db_mode_settings)
+    database = Database(db_mode_settings)
+    yield database
+    await database.dispose()

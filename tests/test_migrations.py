@@ -1,0 +1,33 @@
+"""Migrations build every table on an empty database and `downgrade base` removes them, on each engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import inspect
+
+from app.db import migrate
+from app.db.engine import Database
+from app.db.models import UUIDv7AuditBase
+from app.settings import Settings
+
+
+async def _tables(settings: Settings) -> set[str]:
+    database = Database(settings)
+    try:
+        async with database.engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await database.dispose()
+
+
+async def test_upgrade_then_downgrade(db_mode_settings: Settings) -> None:
+    expected = set(UUIDv7AuditBase.metadata.tables)
+    assert expected >= {"user_account", "business", "call_session", "call", "call_event", "customer",
+                        "appointment", "billing", "message", "job"}
+    await asyncio.to_thread(migrate.upgrade, db_mode_settings)
+    assert await _tables(db_mode_settings) >= expected | {"alembic_version"}
+    await asyncio.to_thread(migrate.downgrade, db_mode_settings, "base")
+    assert (await _tables(db_mode_settings)) & expected == set()
+    await asyncio.to_thread(migrate.upgrade, db_mode_settings)  # and back up again
+    assert await _tables(db_mode_settings) >= expected
