@@ -9,6 +9,7 @@ from typing import Any
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins.htmx import HTMXPlugin
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         on_startup=on_startup,
         on_shutdown=[*on_shutdown, dispose_db],
-        state={"settings": settings, "db": db, "signer": signer},
+        state=State({"settings": settings, "db": db, "signer": signer}),
         debug=False,
     )
     template_config.engine_instance.engine.globals.update(

@@ -10,6 +10,7 @@ import time
 from uuid import UUID
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from litestar.datastructures import Cookie
 
 COOKIE_NAME = "receptionist_session"
 LIFETIME_SECONDS = 14 * 24 * 3600
@@ -31,3 +32,20 @@ class SessionSigner:
             return UUID(payload["uid"])
         except (BadSignature, KeyError, TypeError, ValueError):
             return None
+
+
+def session_cookie(value: str, *, secure: bool) -> Cookie:
+    return Cookie(
+        key=COOKIE_NAME,
+        value=value,
+        max_age=LIFETIME_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+    )
+
+
+def cleared_session_cookie(*, secure: bool) -> Cookie:
+    # Same attributes as the live cookie, or some browsers keep the old one alongside.
+    return Cookie(key=COOKIE_NAME, value="", max_age=0, path="/", httponly=True, samesite="lax", secure=secure)

@@ -1,5 +1,15 @@
-"""HTTP and WebSocket routes of this room."""
+"""The owner dashboard's routes, gathered from one small module per page."""
 
 from litestar.types import ControllerRouterHandler
 
-ROUTES: list[ControllerRouterHandler] = []
+from app.dashboard import appointments, billing, calls, customers, overview, sessions, settings_pages
+
+ROUTES: list[ControllerRouterHandler] = [
+    *overview.ROUTES,
+    *calls.ROUTES,
+    *sessions.ROUTES,
+    *appointments.ROUTES,
+    *customers.ROUTES,
+    *billing.ROUTES,
+    *settings_pages.ROUTES,
+]

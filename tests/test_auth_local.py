@@ -1,0 +1,94 @@
+"""Local sign-in (no Google configured), sign-out, CSRF and the sign-in rate limit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.auth.cookies import COOKIE_NAME, LIFETIME_SECONDS
+from app.db.engine import Database
+from app.main import create_app
+from app.settings import Settings
+from tests.support.dashboard import csrf_token, sign_in
+from tests.support.data import create_owner
+from tests.support.server import RunningServer, base_env, run_server
+
+_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    data_dir: Path = tmp_path_factory.mktemp("local-auth")
+    with run_server(base_env(data_dir)) as running:
+        yield running
+
+
+def test_local_sign_in_from_loopback_creates_the_owner(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url, follow_redirects=False) as browser:
+        first = browser.get("/calls")
+        assert first.status_code == 302 and first.headers["location"] == "/auth/login?next=/calls"
+        page = browser.get("/auth/login?next=/calls")
+        assert "Local sign-in" in page.text and "GOOGLE_CLIENT_ID" in page.text
+        token = _META.search(page.text).group(1)  # type: ignore[union-attr]
+        bad = browser.post("/auth/login", data={"email": "not-an-email", "_csrf_token": token})
+        assert bad.status_code == 400 and "Enter an email address" in bad.text
+        response = browser.post("/auth/login", data={"email": "Owner@Example.com", "next": "/calls",
+                                                      "_csrf_token": token})
+        assert response.status_code == 303 and response.headers["location"] == "/calls"
+        set_cookie = next(h for h in response.headers.get_list("set-cookie") if h.startswith(COOKIE_NAME + "="))
+        assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie.replace("lax", "Lax")
+        assert f"Max-Age={LIFETIME_SECONDS}" in set_cookie and "Secure" not in set_cookie
+        # No business yet: onboarding.
+        assert browser.get("/calls").headers["location"] == "/onboarding"
+        assert browser.get("/onboarding").status_code == 200
+        # Sign out clears the cookie; the dashboard asks for sign-in again.
+        token = _META.search(browser.get("/onboarding").text).group(1)  # type: ignore[union-attr]
+        out = browser.post("/auth/logout", data={"_csrf_token": token})
+        assert out.status_code == 303 and out.headers["location"] == "/auth/login"
+        assert browser.cookies.get(COOKIE_NAME) in (None, "")
+        assert browser.get("/calls").headers["location"].startswith("/auth/login")
+
+
+async def test_local_sign_in_refused_for_non_loopback_even_with_forwarded_header(
+    settings: Settings, db: Database
+) -> None:
+    # The test client's peer address is "testclient", i.e. not loopback.
+    async with AsyncTestClient(create_app(settings)) as client:
+        client.follow_redirects = False
+        page = await client.get("/auth/login")
+        assert "Local sign-in" not in page.text and "not set up" in page.text
+        token = await csrf_token(client)
+        response = await client.post(
+            "/auth/login", data={"email": "a@example.com"},
+            headers={"x-csrftoken": token, "X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"},
+        )
+        assert response.status_code == 403
+        assert COOKIE_NAME not in response.cookies
+
+
+async def test_csrf_is_required_on_posts(settings: Settings, db: Database) -> None:
+    user, _business = await create_owner(db)
+    async with AsyncTestClient(create_app(settings)) as client:
+        client.follow_redirects = False
+        sign_in(client, settings, user.id)
+        for path in ("/auth/logout", "/settings", "/onboarding", "/appointments/x/cancel"):
+            response = await client.post(path, data={"name": "Hijacked"})
+            assert response.status_code == 403, path
+        token = await csrf_token(client, "/settings")
+        forged = await client.post("/auth/logout", headers={"x-csrftoken": token[:-4] + "0000"})
+        assert forged.status_code == 403
+        ok = await client.post("/auth/logout", headers={"x-csrftoken": token})
+        assert ok.status_code == 303
+
+
+async def test_sign_in_routes_are_rate_limited(settings: Settings, db: Database) -> None:
+    async with AsyncTestClient(create_app(settings)) as client:
+        statuses = [(await client.get("/auth/login")).status_code for _ in range(31)]
+        assert statuses[:30] == [200] * 30 and statuses[30] == 429
+        # Only the sign-in routes: the rest of the site is not throttled by it.
+        assert (await client.get("/health")).status_code == 200

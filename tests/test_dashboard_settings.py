@@ -1,0 +1,170 @@
+"""Onboarding creates the owner's business; Settings edits it; errors come back inline and lose nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from app.auth.users import user_for_email
+from app.db.engine import Database
+from app.db.models import Business, User
+from app.main import create_app
+from app.settings import Settings
+from tests.support.dashboard import csrf_token, sign_in
+from tests.support.data import create_owner
+
+HX = {"HX-Request": "true", "HX-Target": "business-form"}
+
+
+def valid_form(**overrides: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "name": "Bright Smiles Dental",
+        "timezone": "Europe/London",
+        "phone_number": "+44 20 7946 0958",
+        "transfer_number": "+442079460999",
+        "address": "1 High St",
+        "greeting": "Bright Smiles, how can I help?",
+        "instructions": "We don't take walk-ins.",
+        "voice": "coral",
+        "max_call_seconds": "900",
+        "recording_enabled": "on",
+        "hours_mon": "09:00-12:00, 13:00-17:30",
+        "hours_tue": "9:00-17:00",
+        "hours_wed": "", "hours_thu": "closed", "hours_fri": "22:00-02:00", "hours_sat": "", "hours_sun": "",
+        "service_name": ["Check-up", "Cleaning", ""],
+        "service_minutes": ["30", "45", ""],
+        "service_price": ["60", "75.5", ""],
+    }
+    form.update(overrides)
+    return form
+
+
+@pytest.fixture
+async def newcomer(settings: Settings, db: Database) -> AsyncIterator[tuple[AsyncTestClient[Litestar], User]]:
+    user = await user_for_email(db, "new.owner@example.com")
+    async with AsyncTestClient(create_app(settings)) as client:
+        client.follow_redirects = False
+        sign_in(client, settings, user.id)
+        yield client, user
+
+
+async def _business(db: Database, user: User) -> Business | None:
+    async with db.session() as s:
+        return await s.scalar(select(Business).where(Business.owner_id == user.id))
+
+
+async def test_first_sign_in_goes_to_onboarding_which_creates_the_business(
+    newcomer: tuple[AsyncTestClient[Litestar], User], db: Database
+) -> None:
+    client, user = newcomer
+    for path in ("/", "/calls", "/settings", "/billing"):
+        assert (await client.get(path)).headers["location"] == "/onboarding", path
+    page = await client.get("/onboarding")
+    assert page.status_code == 200 and "Create my receptionist" in page.text
+    token = await csrf_token(client, "/onboarding")
+    response = await client.post("/onboarding", data=valid_form(), headers={"x-csrftoken": token, **HX})
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == "/"
+    business = await _business(db, user)
+    assert business is not None
+    assert (business.name, business.timezone, business.phone_number, business.transfer_number) == (
+        "Bright Smiles Dental", "Europe/London", "+442079460958", "+442079460999")
+    assert business.weekly_hours == {
+        "mon": [["09:00", "12:00"], ["13:00", "17:30"]], "tue": [["09:00", "17:00"]], "wed": [], "thu": [],
+        "fri": [["22:00", "02:00"]], "sat": [], "sun": []}
+    assert business.services == [{"name": "Check-up", "minutes": 30, "price": 60.0},
+                                 {"name": "Cleaning", "minutes": 45, "price": 75.5}]
+    assert (business.voice, business.max_call_seconds, business.recording_enabled) == ("coral", 900, True)
+    # Onboarding is done: going back lands on settings, and the dashboard opens.
+    assert (await client.get("/onboarding")).headers["location"] == "/settings"
+    assert (await client.get("/")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"name": ""}, "name", "Enter your business"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "Choose a timezone"),
+        ({"phone_number": "12ab"}, "phone_number", "international format"),
+        ({"transfer_number": "+442079460958"}, "transfer_number", "different number"),
+        ({"voice": "darth"}, "voice", "listed voices"),
+        ({"max_call_seconds": "30"}, "max_call_seconds", "between 60 and 3600"),
+        ({"max_call_seconds": "9999"}, "max_call_seconds", "between 60 and 3600"),
+        ({"hours_wed": "nine to five"}, "hours_wed", "Wednesday: write hours like"),
+        ({"hours_wed": "25:00-26:00"}, "hours_wed", "Wednesday"),
+        ({"hours_wed": "09:00-09:00"}, "hours", "is empty"),
+        ({"service_minutes": ["3", "45", ""]}, "services", "between 5 and 480"),
+        ({"service_minutes": ["lots", "45", ""]}, "services", "whole number"),
+        ({"service_price": ["-1", "75", ""]}, "services", "0 or more"),
+        ({"service_name": ["", "Cleaning", ""]}, "services", "Give the service a name"),
+        ({"service_name": ["Cleaning", "cleaning", ""]}, "services", "listed twice"),
+        ({"service_name": ["", "", ""], "service_minutes": ["", "", ""], "service_price": ["", "", ""]},
+         "services", "at least one service"),
+    ],
+)
+async def test_onboarding_validation_errors_inline_and_nothing_saved(
+    newcomer: tuple[AsyncTestClient[Litestar], User], db: Database,
+    overrides: dict[str, Any], field: str, message: str,
+) -> None:
+    client, user = newcomer
+    token = await csrf_token(client, "/onboarding")
+    response = await client.post("/onboarding", data=valid_form(**overrides), headers={"x-csrftoken": token, **HX})
+    assert response.status_code == 200
+    assert "HX-Redirect" not in response.headers
+    assert "<html" not in response.text and 'id="business-form"' in response.text  # the partial, for htmx
+    assert message in response.text
+    # What was typed is kept.
+    assert 'value="1 High St"' in response.text and "We don&#39;t take walk-ins." in response.text
+    assert await _business(db, user) is None
+
+
+async def test_plain_form_post_without_htmx_still_works(
+    newcomer: tuple[AsyncTestClient[Litestar], User], db: Database
+) -> None:
+    client, user = newcomer
+    token = await csrf_token(client, "/onboarding")
+    bad = await client.post("/onboarding", data=valid_form(name="", _csrf_token=token))
+    assert bad.status_code == 200 and "<html" in bad.text and "Enter your business" in bad.text
+    good = await client.post("/onboarding", data=valid_form(_csrf_token=token))
+    assert good.status_code == 303 and good.headers["location"] == "/"
+    assert await _business(db, user) is not None
+
+
+async def test_duplicate_phone_number_is_a_field_error_not_a_500(
+    newcomer: tuple[AsyncTestClient[Litestar], User], db: Database
+) -> None:
+    client, user = newcomer
+    await create_owner(db, phone_number="+442079460958")
+    token = await csrf_token(client, "/onboarding")
+    response = await client.post("/onboarding", data=valid_form(), headers={"x-csrftoken": token, **HX})
+    assert response.status_code == 200 and "Another business already uses this number" in response.text
+    assert await _business(db, user) is None
+
+
+async def test_settings_edit_saves_and_reports_errors_inline(settings: Settings, db: Database) -> None:
+    user, business = await create_owner(db, phone_number="+15550001111")
+    await create_owner(db, phone_number="+15550002222")
+    async with AsyncTestClient(create_app(settings)) as client:
+        sign_in(client, settings, user.id)
+        page = (await client.get("/settings")).text
+        assert 'value="Sam&#39;s Salon"' in page and 'value="09:00-17:00"' in page and 'value="Haircut"' in page
+        token = await csrf_token(client, "/settings")
+        taken = await client.post("/settings", data=valid_form(phone_number="+1 555 000 2222"),
+                                  headers={"x-csrftoken": token, **HX})
+        assert "Another business already uses this number" in taken.text
+        same = await client.post("/settings", data=valid_form(phone_number="+15550001111", name="Sam's Salon & Spa"),
+                                 headers={"x-csrftoken": token, **HX})
+        assert same.status_code == 200 and "Saved." in same.text and "Sam&#39;s Salon &amp; Spa" in same.text
+        async with db.session() as s:
+            row = await s.get(Business, business.id)
+            assert row is not None and row.name == "Sam's Salon & Spa" and row.phone_number == "+15550001111"
+            assert row.voice == "coral" and row.timezone == "Europe/London"
+            assert await s.scalar(select(func.count(Business.id))) == 2
+        cleared = await client.post("/settings", data=valid_form(phone_number=""), headers={"x-csrftoken": token, **HX})
+        assert "Saved." in cleared.text
+        async with db.session() as s:
+            assert (await s.get(Business, business.id)).phone_number is None  # type: ignore[union-attr]
