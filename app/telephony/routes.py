@@ -1,5 +1,155 @@
-"""HTTP and WebSocket routes of this room."""
+"""Twilio's three entry points: the voice webhook, the media-stream WebSocket and the status callback.
 
+Webhooks are trusted only with a valid `X-Twilio-Signature`; the media stream only with the signed,
+single-use token that the voice webhook put in its TwiML.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response, WebSocket, post, websocket
+from litestar.exceptions import HTTPException, PermissionDeniedException, ValidationException
 from litestar.types import ControllerRouterHandler
+from sqlalchemy import select
 
-ROUTES: list[ControllerRouterHandler] = []
+from app.db.engine import Database
+from app.db.models import Call, Channel
+from app.db.services import BusinessScope
+from app.settings import Settings
+from app.telephony import twiml
+from app.telephony.greeting import phone_greeting
+from app.telephony.media import HandshakeFailed, await_start
+from app.telephony.records import (
+    FINAL_STATUSES,
+    business_for_number,
+    finalise_without_stream,
+    offer_twilio_session,
+    phone_or_none,
+)
+from app.telephony.rest import TwilioCalls
+from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
+from app.voice.recording import StereoRecording, save_recording
+from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
+from app.voice.runtime import get_runtime
+from app.voice.sessions import fail_unstarted_session
+from app.voice.tokens import TokenRejected, claim_session
+from app.voice.twilio_transport import TwilioTransport
+
+log = logging.getLogger(__name__)
+
+CLOSE_HANDSHAKE_FAILED = 4400
+_CLOSE_CODES = {"expired": CLOSE_TOKEN_EXPIRED, "used": CLOSE_TOKEN_USED}
+TWIML = "text/xml"
+
+
+async def verified_form(request: Request[Any, Any, Any], settings: Settings) -> FormParams:
+    """The webhook's form fields, once its signature over the public URL has been checked (403 if not)."""
+    if not settings.twilio_auth_token:
+        log.error("Twilio webhook refused: TWILIO_AUTH_TOKEN is not set, so signatures can't be checked")
+        raise HTTPException(status_code=503, detail="Twilio is not configured on this service")
+    form = await request.form()
+    params = FormParams([(name, str(value)) for name, value in form.multi_items()])
+    url = public_url(settings.public_base_url, request.url.path, request.url.query)
+    if not signature_is_valid(settings.twilio_auth_token, url, params, request.headers):
+        log.warning("%s from %s", describe_refusal(url, request.headers), request.client.host if request.client
+                    else "unknown address")
+        raise PermissionDeniedException(detail="invalid Twilio signature")
+    return params
+
+
+def _twiml(body: str) -> Response[str]:
+    return Response(content=body, media_type=TWIML)
+
+
+@post("/twilio/voice", name="twilio:voice", status_code=200)
+async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db: Database) -> Response[str]:
+    form = await verified_form(request, settings)
+    call_sid, called, caller = form.get("CallSid"), form.get("To"), form.get("From")
+    if not call_sid.startswith("CA"):
+        raise ValidationException(detail="CallSid is missing")
+    business = await business_for_number(db, called)
+    if business is None:
+        log.warning("call %s to %s: no business has that number", call_sid, called)
+        return _twiml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER_APOLOGY))
+    runtime = get_runtime(request.app)
+    offered = await offer_twilio_session(db, runtime.issuer, business, call_sid=call_sid,
+                                         caller_phone=phone_or_none(caller))
+    if offered is None:
+        log.warning("call %s: voice webhook repeated after its stream connected", call_sid)
+        return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
+    session, token = offered
+    if not settings.openai_api_key:
+        await fail_unstarted_session(db, session.id, "OpenAI is not configured on this service (OPENAI_API_KEY)")
+        return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
+    runtime.prewarm(session.id)
+    log.info("call %s for business %s: session %s offered", call_sid, business.id, session.id)
+    return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token))
+
+
+@websocket("/twilio/media", name="twilio:media")
+async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: Database) -> None:
+    runtime = get_runtime(socket.app)
+    await socket.accept()
+    try:
+        start = await await_start(socket)
+    except HandshakeFailed as exc:
+        log.warning("twilio stream refused: %s", exc.reason)
+        await socket.close(code=CLOSE_HANDSHAKE_FAILED, reason=exc.reason)
+        return
+    try:
+        session = await claim_session(db, runtime.issuer, start.token, call_sid=start.call_sid)
+    except TokenRejected as exc:
+        log.warning("twilio stream for call %s refused: token %s", start.call_sid, exc.reason)
+        try:
+            # Whoever holds this token can't be trusted with its session: drop the prewarmed connection.
+            await runtime.drop_prewarmed(runtime.issuer.read(start.token)[0])
+        except TokenRejected:
+            pass
+        await socket.close(code=_CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), reason=f"token {exc.reason}")
+        return
+    if session.channel != Channel.TWILIO.value:
+        await runtime.drop_prewarmed(session.id)
+        await socket.close(code=CLOSE_TOKEN_INVALID, reason="token mismatch")
+        return
+    business = await BusinessScope(db.session_maker, session.business_id).business()
+    recording = StereoRecording() if business.recording_enabled else None
+    transport = TwilioTransport(
+        socket,
+        stream_sid=start.stream_sid,
+        call_sid=start.call_sid,
+        calls=TwilioCalls.from_settings(settings),
+        recording=recording,
+        caller_id=business.phone_number,
+        stream_started=start.arrived,
+    )
+    ending = await runtime.run_call(
+        session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
+    )
+    log.info("call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
+    if recording is not None:
+        async with db.session() as s:
+            call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
+        if call_id is not None:
+            await save_recording(db, settings.recordings_dir, business.id, call_id, recording)
+
+
+@post("/twilio/status", name="twilio:status", status_code=204)
+async def status_callback(request: Request[Any, Any, Any], settings: Settings, db: Database) -> None:
+    form = await verified_form(request, settings)
+    call_sid, call_status = form.get("CallSid"), form.get("CallStatus")
+    if not call_sid or call_status not in FINAL_STATUSES:
+        return
+    try:
+        duration = float(form.get("CallDuration") or 0)
+    except ValueError:
+        duration = 0.0
+    closed = await finalise_without_stream(db, call_sid, call_status, duration)
+    if closed is not None:
+        session_id, call_id = closed
+        await get_runtime(request.app).drop_prewarmed(session_id)
+        log.info("call %s ended without its stream (%s): call record %s closed", call_sid, call_status, call_id)
+
+
+ROUTES: list[ControllerRouterHandler] = [voice_webhook, media_stream, status_callback]

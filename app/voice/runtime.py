@@ -1,13 +1,229 @@
-"""Process-wide call machinery started with the app (filled in by the call engine)."""
+"""Process-wide call machinery, on `app.state.runtime`: prewarmed realtime links, live bridges, the
+summary worker. Started and stopped with the app; on stop every live call is finalised."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
 from litestar import Litestar
+from openai import AsyncOpenAI
+
+from app.db.engine import Database
+from app.db.models import Business, Session
+from app.db.services import BusinessScope
+from app.settings import Settings
+from app.tools import ToolContext
+from app.voice.bridge import CallBridge, CallLimits
+from app.voice.prompts import CallerContext, greeting_for, session_config, supervisor_instructions
+from app.voice.realtime import LinkUnavailable, RealtimeLink, openai_client
+from app.voice.recorder import CallRecorder, Ending
+from app.voice.sessions import caller_context, finalise_stale_calls, start_call
+from app.voice.summary import SummaryWorker
+from app.voice.supervisor import FALLBACK, Supervisor, SupervisorAnswer
+from app.voice.tokens import TokenIssuer
+from app.voice.transport import CallerTransport
+
+log = logging.getLogger(__name__)
+
+PREWARM_TTL_SECONDS = 30.0
+SHUTDOWN_GRACE_SECONDS = 10.0
+HOUSEKEEPING_SECONDS = 3600.0
+# OpenAI ends a realtime session at 60 minutes; stop a minute earlier so the goodbye is still polite.
+MAX_REALTIME_SESSION_SECONDS = 59 * 60
+
+
+class CallRuntime:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.issuer = TokenIssuer(settings.session_secrets)
+        self._prewarmed: dict[UUID, tuple[RealtimeLink, asyncio.TimerHandle]] = {}
+        self.bridges: set[CallBridge] = set()
+        self._supervisor_client: AsyncOpenAI | None = None
+        self._realtime_client: AsyncOpenAI | None = None
+        self._summaries_client: AsyncOpenAI | None = None
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self.summaries = SummaryWorker(db, settings, self._summary_client if settings.openai_api_key else None)
+
+    def _summary_client(self) -> AsyncOpenAI:
+        if self._summaries_client is None:
+            self._summaries_client = openai_client(self.settings, timeout=60.0, max_retries=1)
+        return self._summaries_client
+
+    def realtime_client(self) -> AsyncOpenAI | None:
+        """One client for every realtime connect (None without a key: each link then fails plainly)."""
+        if self._realtime_client is None and self.settings.openai_api_key:
+            self._realtime_client = openai_client(self.settings)
+        return self._realtime_client
+
+    def supervisor_client(self) -> AsyncOpenAI:
+        if self._supervisor_client is None:
+            # Retries would only eat into the supervisor's own time bound.
+            self._supervisor_client = openai_client(
+                self.settings, timeout=float(self.settings.supervisor_timeout_seconds), max_retries=0
+            )
+        return self._supervisor_client
+
+    # -- prewarm ------------------------------------------------------------------------------------------
+    def prewarm(self, session_id: UUID) -> None:
+        """Open the realtime connection now so the greeting isn't delayed by the connect."""
+        if not self.settings.openai_api_key or session_id in self._prewarmed:
+            return
+        link = RealtimeLink(self.settings, self.realtime_client()).start()
+        handle = asyncio.get_running_loop().call_later(PREWARM_TTL_SECONDS, self._expire, session_id)
+        self._prewarmed[session_id] = (link, handle)
+
+    def _expire(self, session_id: UUID) -> None:
+        entry = self._prewarmed.pop(session_id, None)
+        if entry is not None:
+            asyncio.get_running_loop().create_task(entry[0].close())
+
+    async def drop_prewarmed(self, session_id: UUID) -> None:
+        entry = self._prewarmed.pop(session_id, None)
+        if entry is not None:
+            entry[1].cancel()
+            await entry[0].close()
+
+    def take_link(self, session_id: UUID) -> RealtimeLink:
+        entry = self._prewarmed.pop(session_id, None)
+        if entry is not None:
+            entry[1].cancel()
+            return entry[0]
+        return RealtimeLink(self.settings, self.realtime_client()).start()
+
+    # -- calls --------------------------------------------------------------------------------------------
+    async def run_call(
+        self,
+        session: Session,
+        transport: CallerTransport,
+        *,
+        greet: Callable[[Business, CallerContext], str] | None = None,
+    ) -> Ending:
+        """Run a claimed session's call to its end over `transport`; the call record is finalised.
+        `greet` words the greeting for this caller (the phone greets known callers by name)."""
+        bridge = await self.build_bridge(session, transport, greet=greet)
+        self.bridges.add(bridge)
+        try:
+            return await bridge.run()
+        finally:
+            self.bridges.discard(bridge)
+
+    async def build_bridge(
+        self,
+        session: Session,
+        transport: CallerTransport,
+        *,
+        greet: Callable[[Business, CallerContext], str] | None = None,
+        limits: CallLimits | None = None,
+    ) -> CallBridge:
+        """Start the session's Call record and wire its bridge (not yet running). `limits` defaults to the
+        business's maximum call length with the standard silence handling."""
+        link = self.take_link(session.id)
+        scope = BusinessScope(self.db.session_maker, session.business_id)
+        try:
+            business = await scope.business()
+            call = await start_call(self.db, session)
+        except BaseException:
+            await link.close()
+            raise
+        recorder = CallRecorder(
+            self.db,
+            call_id=call.id,
+            session_id=session.id,
+            business_id=business.id,
+            started_at=call.started_at,
+            price_overrides=self.settings.price_overrides,
+            on_finalised=self.summaries.poke,
+        )
+        caller = await caller_context(self.db, business, session.caller_phone)
+        tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
+
+        async def ask_supervisor(conversation: str, context: str) -> SupervisorAnswer:
+            try:
+                client = self.supervisor_client()
+            except LinkUnavailable:
+                return SupervisorAnswer(text=FALLBACK, ms=0, ok=False)
+            supervisor = Supervisor(
+                client,
+                model=self.settings.supervisor_model,
+                instructions=supervisor_instructions(business, caller),
+                tools=tools,
+                recorder=recorder,
+                timeout_seconds=self.settings.supervisor_timeout_seconds,
+            )
+            return await supervisor.answer(conversation, context)
+
+        return CallBridge(
+            transport=transport,
+            link=link,
+            recorder=recorder,
+            ask_supervisor=ask_supervisor,
+            session_update=session_config(
+                business,
+                caller,
+                model=self.settings.realtime_model,
+                transcription_model=self.settings.transcription_model,
+                audio_format=transport.audio_format,
+                far_field=transport.channel == "browser",
+            ),
+            greeting=greet(business, caller) if greet is not None else greeting_for(business),
+            limits=limits or CallLimits(
+                max_call_seconds=float(min(business.max_call_seconds or 600, MAX_REALTIME_SESSION_SECONDS))
+            ),
+            transfer_number=business.transfer_number,
+            realtime_model=self.settings.realtime_model,
+            transcription_model=self.settings.transcription_model,
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="call-housekeeping")
+        self.summaries.start()
+
+    async def _housekeeping(self) -> None:
+        """Calls orphaned by a process that died get ended (and summarised) — at start-up, then hourly."""
+        while True:
+            try:
+                if await finalise_stale_calls(self.db):
+                    self.summaries.poke()
+            except Exception:
+                log.exception("could not end stale calls")
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+    async def stop(self) -> None:
+        bridges = list(self.bridges)
+        if bridges:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
+                    await asyncio.gather(*(b.stop("shutdown") for b in bridges), return_exceptions=True)
+        for session_id in list(self._prewarmed):
+            await self.drop_prewarmed(session_id)
+        await self.summaries.stop()
+        for client in (self._realtime_client, self._supervisor_client, self._summaries_client):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.close()
+        if self._housekeeping_task is not None:
+            self._housekeeping_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._housekeeping_task
+
+
+def get_runtime(app: Litestar) -> CallRuntime:
+    return app.state.runtime  # type: ignore[no-any-return]
 
 
 async def start_runtime(app: Litestar) -> None:
-    return None
+    runtime = CallRuntime(app.state.settings, app.state.db)
+    app.state.runtime = runtime
+    await runtime.start()
 
 
 async def stop_runtime(app: Litestar) -> None:
-    return None
+    runtime = app.state.get("runtime")
+    if runtime is not None:
+        await runtime.stop()

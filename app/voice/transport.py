@@ -69,6 +69,10 @@ class CallerTransport(abc.ABC):
     async def send_state(self, state: str, **data: Any) -> None:  # noqa: B027
         """Call state for channels with a UI ("listening", "speaking", "ended", …)."""
 
+    async def announce(self, message: str) -> None:  # noqa: B027
+        """Tell the caller something the model can't (e.g. OpenAI is unreachable). The browser shows it;
+        a phone transport may speak it (e.g. TwiML <Say>) before hanging up."""
+
     @abc.abstractmethod
     async def hang_up(self, reason: str) -> None:
         """End the call on the caller's side (after any goodbye has played)."""

@@ -1,0 +1,116 @@
+"""Twilio's REST API for live calls (hang up, transfer), through the twilio SDK's async client.
+
+Closing a media-stream WebSocket does not end a phone call: only the REST API does. The SDK always builds
+`https://api.twilio.com/...` URLs; `TWILIO_API_BASE_URL` moves that origin (a regional proxy, or a local
+protocol double in tests) by rewriting it in the HTTP client, so every other part of the SDK stays stock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from app.settings import DEFAULT_TWILIO_API_BASE_URL, Settings
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_SECONDS = 10.0
+# 20404: the call resource is gone; 21220: the call is no longer in progress. Either way it has ended.
+CALL_ALREADY_ENDED_CODES = {20404, 21220}
+
+
+class TwilioUnavailable(Exception):
+    """Twilio could not be reached or refused the request; the message says which."""
+
+
+class OriginRewritingHttpClient(AsyncTwilioHttpClient):
+    """The SDK's async HTTP client, with `https://api.twilio.com` swapped for a configured origin."""
+
+    def __init__(self, api_base_url: str, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        # No pooled session: a pool would need closing on shutdown, and a call makes two requests at most.
+        super().__init__(pool_connections=False, timeout=timeout)
+        self._origin = api_base_url.rstrip("/")
+
+    def _rewrite(self, url: str) -> str:
+        parts = urlsplit(url)
+        if not parts.netloc.endswith("twilio.com") or self._origin == DEFAULT_TWILIO_API_BASE_URL:
+            return url
+        return self._origin + url[len(f"{parts.scheme}://{parts.netloc}") :]
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        # Same request as the SDK's client, but with the Authorization header aiohttp now wants and a
+        # session that is closed on every path, errors included.
+        all_headers = dict(headers or {})
+        if auth is not None:
+            all_headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
+        kwargs: dict[str, Any] = {
+            "method": method.upper(),
+            "url": self._rewrite(url),
+            "params": params,
+            "data": data,
+            "headers": all_headers,
+            "timeout": aiohttp.ClientTimeout(total=timeout or self.timeout),
+            "allow_redirects": allow_redirects,
+        }
+        async with aiohttp.ClientSession() as session, session.request(**kwargs) as response:
+            result = Response(response.status, await response.text(), response.headers)
+        log.debug("twilio %s %s -> %s", kwargs["method"], urlsplit(kwargs["url"]).path, result.status_code)
+        return result
+
+
+class TwilioCalls:
+    """Hang up and redirect live calls of one account."""
+
+    def __init__(self, account_sid: str, auth_token: str, api_base_url: str = DEFAULT_TWILIO_API_BASE_URL) -> None:
+        self._client = Client(
+            account_sid, auth_token, http_client=OriginRewritingHttpClient(api_base_url)
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioCalls | None:
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            return None
+        return cls(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_api_base_url)
+
+    async def _update(self, call_sid: str, **fields: Any) -> bool:
+        """True when Twilio applied the update, False when the call had already ended."""
+        try:
+            await self._client.calls(call_sid).update_async(**fields)
+        except TwilioRestException as exc:
+            if exc.status == 404 or exc.code in CALL_ALREADY_ENDED_CODES:
+                return False
+            raise TwilioUnavailable(
+                f"Twilio refused the call update ({exc.status}, code {exc.code}): {exc.msg}"
+            ) from exc
+        except (TwilioException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TwilioUnavailable(f"could not reach Twilio: {exc!r}") from exc
+        return True
+
+    async def hang_up(self, call_sid: str) -> bool:
+        """End the call; an already-ended call is fine (returns False)."""
+        ended = await self._update(call_sid, status="completed")
+        log.info("twilio hang-up %s: %s", call_sid, "done" if ended else "call had already ended")
+        return ended
+
+    async def redirect(self, call_sid: str, twiml: str) -> bool:
+        """Replace what the call is doing (this also ends its media stream); False if it had ended."""
+        applied = await self._update(call_sid, twiml=twiml)
+        log.info("twilio call update %s: %s", call_sid, "applied" if applied else "call had already ended")
+        return applied

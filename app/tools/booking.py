@@ -1,0 +1,150 @@
+"""Availability, booking, and the caller's own appointments (find, cancel, reschedule)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.db.models import Appointment
+from app.tools.base import Tool, ToolContext, ToolError, text_arg, uuid_arg
+
+MAX_SLOTS_RETURNED = 24
+
+
+def appointment_view(ctx: ToolContext, appointment: Appointment) -> dict[str, Any]:
+    return {
+        "appointment_id": str(appointment.id),
+        "service": appointment.service,
+        "start": ctx.iso(appointment.starts_at),
+        "end": ctx.iso(appointment.ends_at),
+        "status": appointment.status,
+        "customer_name": appointment.customer.name if appointment.customer else "",
+    }
+
+
+async def check_availability(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    first = ctx.local_date(args.get("date"))
+    last = ctx.local_date(args["end_date"], "end_date") if args.get("end_date") else first
+    service, slots = await ctx.scope.availability(text_arg(args, "service"), first, last, now=ctx.now())
+    return {
+        "service": service["name"],
+        "minutes": service["minutes"],
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "free_starts": [ctx.iso(s) for s in slots[:MAX_SLOTS_RETURNED]],
+        "more_available": len(slots) > MAX_SLOTS_RETURNED,
+    }
+
+
+async def book_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    phone = ctx.phone_for(args.get("customer_phone"))
+    start = ctx.local_datetime(args.get("start"))
+    name = text_arg(args, "customer_name", required=False)
+    existing = await ctx.scope.customer_by_phone(phone)
+    if existing is None and not name:
+        raise ToolError("customer_name is required for a new customer; ask the caller for their name")
+    customer = existing if existing and not name else await ctx.scope.save_customer(phone, name=name or None)
+    appointment = await ctx.scope.book(
+        customer.id,
+        text_arg(args, "service"),
+        start,
+        call_id=ctx.call_id,
+        notes=text_arg(args, "notes", required=False),
+        now=ctx.now(),
+    )
+    return {"booked": True, "appointment": appointment_view(ctx, appointment)}
+
+
+async def find_appointments(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    phone = ctx.phone_for(args.get("phone"))
+    rows = await ctx.scope.upcoming_for_phone(phone, now=ctx.now())
+    return {"appointments": [appointment_view(ctx, a) for a in rows]}
+
+
+async def cancel_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    phone = ctx.phone_for(args.get("phone"))
+    appointment = await ctx.scope.cancel(uuid_arg(args, "appointment_id"), phone)
+    return {"cancelled": True, "appointment_id": str(appointment.id)}
+
+
+async def reschedule_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    phone = ctx.phone_for(args.get("phone"))
+    appointment = await ctx.scope.reschedule(
+        uuid_arg(args, "appointment_id"), phone, ctx.local_datetime(args.get("new_start"), "new_start"),
+        now=ctx.now(),
+    )
+    return {"rescheduled": True, "appointment": appointment_view(ctx, appointment)}
+
+
+_LOCAL_TIME = "Local date-time in the business's timezone, ISO 8601, e.g. 2026-05-04T10:00"
+_PHONE = {"type": "string", "description": "The caller's phone number as they said it (ignored when the line "
+          "already knows the caller's number)."}
+
+CHECK_AVAILABILITY = Tool(
+    name="check_availability",
+    description="Free start times for a service on a local date (or a date range up to 31 days).",
+    parameters={
+        "type": "object",
+        "properties": {
+            "service": {"type": "string", "description": "Service name as listed by get_business_info."},
+            "date": {"type": "string", "description": "Local date, YYYY-MM-DD."},
+            "end_date": {"type": "string", "description": "Optional last local date, YYYY-MM-DD."},
+        },
+        "required": ["service", "date"],
+        "additionalProperties": False,
+    },
+    fn=check_availability,
+)
+
+BOOK_APPOINTMENT = Tool(
+    name="book_appointment",
+    description="Book a service at a free start time for the caller. Only book a time the caller agreed to.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "service": {"type": "string"},
+            "start": {"type": "string", "description": _LOCAL_TIME},
+            "customer_name": {"type": "string", "description": "Needed for a new customer."},
+            "customer_phone": _PHONE,
+            "notes": {"type": "string"},
+        },
+        "required": ["service", "start"],
+        "additionalProperties": False,
+    },
+    fn=book_appointment,
+)
+
+FIND_APPOINTMENTS = Tool(
+    name="find_appointments",
+    description="The caller's own upcoming appointments (identified by their phone number).",
+    parameters={"type": "object", "properties": {"phone": _PHONE}, "additionalProperties": False},
+    fn=find_appointments,
+)
+
+CANCEL_APPOINTMENT = Tool(
+    name="cancel_appointment",
+    description="Cancel one of the caller's own appointments (appointment_id from find_appointments).",
+    parameters={
+        "type": "object",
+        "properties": {"appointment_id": {"type": "string"}, "phone": _PHONE},
+        "required": ["appointment_id"],
+        "additionalProperties": False,
+    },
+    fn=cancel_appointment,
+)
+
+RESCHEDULE_APPOINTMENT = Tool(
+    name="reschedule_appointment",
+    description="Move one of the caller's own appointments to a new free start time.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "appointment_id": {"type": "string"},
+            "new_start": {"type": "string", "description": _LOCAL_TIME},
+            "phone": _PHONE,
+        },
+        "required": ["appointment_id", "new_start"],
+        "additionalProperties": False,
+    },
+    fn=reschedule_appointment,
+)

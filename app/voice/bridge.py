@@ -1,0 +1,525 @@
+"""CallBridge: one call, between a caller transport and a realtime link.
+
+It knows nothing about where the caller comes from. Caller audio goes to the model untouched; model audio
+goes to the caller untouched. Around that it handles barge-in, the receptionist's tools (the supervisor runs
+as a task, off the audio path), call limits, per-turn latency, and the call record, which is finalised exactly
+once however the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from app.billing.pricing import from_realtime, from_transcription
+from app.db.models import CallStatus, EventKind
+from app.voice.prompts import END_CALL_TOOL, SUPERVISOR_TOOL, TRANSFER_TOOL
+from app.voice.realtime import Link, LinkUnavailable
+from app.voice.recorder import CallRecorder, Ending
+from app.voice.supervisor import SupervisorAnswer
+from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_MESSAGE = "Sorry, the receptionist is unavailable right now. Please try again later."
+TROUBLE_MESSAGE = "Sorry, we're having technical trouble. Please call back in a few minutes."
+BENIGN_ERRORS = {"response_cancel_not_active"}
+BUSY_ERROR = "conversation_already_has_active_response"
+
+AskSupervisor = Callable[[str, str], Awaitable[SupervisorAnswer]]
+
+
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    max_call_seconds: float = 600.0
+    #: caller silence (after the agent finished speaking) before one "are you still there?"
+    silence_prompt_seconds: float = 20.0
+    #: further silence after that prompt before the goodbye
+    silence_goodbye_seconds: float = 12.0
+    #: longest wait for a goodbye to finish playing before hanging up anyway
+    goodbye_grace_seconds: float = 12.0
+
+
+class CallBridge:
+    def __init__(
+        self,
+        *,
+        transport: CallerTransport,
+        link: Link,
+        recorder: CallRecorder,
+        ask_supervisor: AskSupervisor,
+        session_update: dict[str, Any],
+        greeting: str,
+        limits: CallLimits,
+        transfer_number: str | None = None,
+        realtime_model: str = "gpt-realtime",
+        transcription_model: str = "gpt-4o-mini-transcribe",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.transport = transport
+        self.link = link
+        self.recorder = recorder
+        self._ask_supervisor = ask_supervisor
+        self._session_update = session_update
+        self._greeting = greeting
+        self.limits = limits
+        self._transfer_number = transfer_number
+        self._realtime_model = realtime_model
+        self._transcription_model = transcription_model
+        self._clock = clock
+        self._bpm = transport.bytes_per_ms
+
+        self._ending: Ending | None = None
+        self._done = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._finish_task: asyncio.Future[Ending] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = clock()
+        self._winding_down = False  # a goodbye is under way: no more prompts, limits or tools
+
+        # response / playback state
+        self._response_active = False
+        self._response_idle = asyncio.Event()
+        self._response_idle.set()
+        self._response_finished = asyncio.Event()
+        self._muted_response: str | None = None
+        self._last_response_id: str | None = None
+        self._create_after_done = False
+        self._playing_item: str | None = None
+        self.produced_bytes: dict[str, int] = {}
+        self._agent_audio_until = clock()
+        self._agent_partial = ""
+        self._pending_tools: list[tuple[str, str, str]] = []
+        self._supervisor_tasks: dict[str, asyncio.Task[SupervisorAnswer]] = {}
+
+        # caller / turn state
+        self._caller_speaking = False
+        self._last_caller_activity = clock()
+        self._silence_prompted = False
+        self._speech_started_offset = 0
+        self._turn = 0
+        self._turn_stopped_at: float | None = None
+        self._awaiting_answer: tuple[int, float] | None = None
+        self.truncations: list[dict[str, int | str]] = []
+
+        self._flush_task: asyncio.Task[None] | None = None
+        self._flush_again = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    @property
+    def ending(self) -> Ending | None:
+        return self._ending
+
+    def end(self, status: CallStatus, reason: str, failure: str | None = None) -> None:
+        """Ask the call to end; the first reason wins."""
+        if self._ending is None:
+            self._ending = Ending(status=status.value, reason=reason, failure=failure)
+            self._done.set()
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        """End the call from outside (service shutdown) and wait until it is finalised."""
+        self.end(CallStatus.COMPLETED, reason)
+        await self._finished.wait()
+
+    async def run(self) -> Ending:
+        await self.transport.send_state("connecting")
+        try:
+            await self.link.wait_connected()
+            await self.link.send({"type": "session.update", "session": self._session_update})
+            await self.link.send(
+                {
+                    "type": "response.create",
+                    "response": {"instructions": f'Greet the caller by saying exactly: "{self._greeting}"'},
+                }
+            )
+        except LinkUnavailable as exc:
+            await self.transport.announce(UNAVAILABLE_MESSAGE)
+            self.end(CallStatus.FAILED, "openai_unavailable", exc.reason)
+        except Exception as exc:
+            log.warning("realtime set-up failed: %r", exc)
+            await self.transport.announce(UNAVAILABLE_MESSAGE)
+            self.end(CallStatus.FAILED, "openai_unavailable", f"realtime set-up failed ({type(exc).__name__})")
+        else:
+            self.recorder.add(EventKind.SYSTEM, "call started", {"channel": self.transport.channel})
+            self._spawn(self._caller_pump(), "caller-pump")
+            self._spawn(self._realtime_pump(), "realtime-pump")
+            self._spawn(self._watchdog(), "watchdog")
+        try:
+            await self._done.wait()
+        except asyncio.CancelledError:
+            # The handler itself is being cancelled (server shutdown, client task torn down): the call
+            # must still be finalised, so finish in a task the cancellation can't reach, then re-raise.
+            self.end(CallStatus.COMPLETED, "shutdown")
+            await asyncio.shield(self._finish_once())
+            raise
+        return await asyncio.shield(self._finish_once())
+
+    def _finish_once(self) -> asyncio.Future[Ending]:
+        if self._finish_task is None:
+            self._finish_task = asyncio.ensure_future(self._finish())
+            self._finish_task.add_done_callback(lambda _t: self._finished.set())
+        return self._finish_task
+
+    async def _finish(self) -> Ending:
+        ending = self._ending
+        assert ending is not None
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        for task in list(self._tasks):
+            if task is not current:
+                with contextlib.suppress(BaseException):
+                    await task
+        if self._flush_task is not None:
+            with contextlib.suppress(BaseException):
+                await self._flush_task
+        await self.recorder.finalise(CallStatus(ending.status), ending.reason, ending.failure)
+        if not ending.reason.startswith("caller_"):
+            with contextlib.suppress(Exception):
+                await self.transport.hang_up(ending.reason)
+        with contextlib.suppress(Exception):
+            await self.link.close()
+        return ending
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(self._guard(coro, name), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guard(self, coro: Coroutine[Any, Any, Any], name: str) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("call task %s failed", name)
+            with contextlib.suppress(Exception):
+                await self.transport.announce(TROUBLE_MESSAGE)
+            self.end(CallStatus.FAILED, "error", f"{name} failed: {type(exc).__name__}: {exc}"[:500])
+            return None
+
+    async def _send(self, event: dict[str, Any]) -> None:
+        await self.link.send(event)
+
+    def _request_flush(self) -> None:
+        """Write the finished turn in the background: the audio path never waits on the database."""
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_again = True
+            return
+
+        async def flush() -> None:
+            while True:
+                self._flush_again = False
+                await self.recorder.flush()
+                if not self._flush_again:
+                    return
+
+        self._flush_task = asyncio.create_task(flush(), name="call-flush")
+
+    # -- caller side --------------------------------------------------------------------------------------
+    async def _caller_pump(self) -> None:
+        async for event in self.transport.events():
+            if isinstance(event, AudioIn):
+                await self.link.append_audio(event.payload)
+            elif isinstance(event, Dtmf):
+                self.recorder.add(EventKind.SYSTEM, f"caller pressed {event.digit}", {"dtmf": event.digit})
+                if event.digit == "0" and not self._winding_down:
+                    if self._transfer_number:
+                        self._spawn(self._transfer(None), "dtmf-transfer")
+                    else:
+                        self._spawn(self._ask_for_person(), "dtmf-person")
+            elif isinstance(event, CallerGone):
+                status = CallStatus.COMPLETED if self.recorder.caller_turns else CallStatus.ABANDONED
+                self.end(status, f"caller_{event.reason}")
+                return
+        self.end(CallStatus.COMPLETED, "caller_gone")
+
+    # -- realtime side ------------------------------------------------------------------------------------
+    async def _realtime_pump(self) -> None:
+        async for event in self.link.events():
+            await self._on_event(event)
+        if self._ending is None:
+            await self.transport.announce(TROUBLE_MESSAGE)
+            self.end(CallStatus.FAILED, "realtime_closed", "the realtime connection closed during the call")
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type", "")
+        if kind == "response.output_audio.delta":
+            await self._on_audio(event)
+        elif kind == "input_audio_buffer.speech_started":
+            await self._on_speech_started(event)
+        elif kind == "input_audio_buffer.speech_stopped":
+            self._caller_speaking = False
+            self._last_caller_activity = self._clock()
+            self._turn += 1
+            self._turn_stopped_at = self._clock()
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            text = str(event.get("transcript") or "").strip()
+            self.recorder.add_usage("transcription", self._transcription_model, from_transcription(event.get("usage")))
+            if text:
+                self.recorder.add(EventKind.CALLER, text, {"item_id": event.get("item_id")},
+                                  offset_ms=self._speech_started_offset)
+                await self.transport.send_caption("caller", text, final=True)
+            self._request_flush()
+        elif kind == "conversation.item.input_audio_transcription.failed":
+            error = event.get("error") or {}
+            self.recorder.add(EventKind.ERROR, "caller speech could not be transcribed",
+                              {"source": "transcription", "code": error.get("code"), "message": error.get("message")})
+        elif kind == "conversation.item.input_audio_transcription.delta":
+            await self.transport.send_caption("caller", str(event.get("delta") or ""), final=False)
+        elif kind == "response.created":
+            response = event.get("response") or {}
+            self._response_active = True
+            self._response_idle.clear()
+            self._agent_partial = ""
+            self._last_response_id = response.get("id")
+            if response.get("id") != self._muted_response:
+                self._muted_response = None
+        elif kind == "response.output_audio_transcript.delta":
+            self._agent_partial += str(event.get("delta") or "")
+            await self.transport.send_caption("agent", self._agent_partial, final=False)
+        elif kind == "response.output_audio_transcript.done":
+            text = str(event.get("transcript") or "").strip()
+            if text:
+                self.recorder.add(EventKind.AGENT, text, {"item_id": event.get("item_id")})
+                await self.transport.send_caption("agent", text, final=True)
+        elif kind == "response.function_call_arguments.done":
+            self._on_tool_call(str(event.get("call_id")), str(event.get("name")), str(event.get("arguments") or ""))
+        elif kind == "response.done":
+            await self._on_response_done(event.get("response") or {})
+        elif kind == "error":
+            self._on_error(event.get("error") or {})
+
+    async def _on_audio(self, event: dict[str, Any]) -> None:
+        if self._muted_response is not None and event.get("response_id") == self._muted_response:
+            return  # the caller interrupted this response; its remaining audio must not play
+        item_id = str(event.get("item_id"))
+        chunk = base64.b64decode(event.get("delta") or "")
+        if not chunk:
+            return
+        now = self._clock()
+        if self._playing_item != item_id:
+            self._playing_item = item_id
+            await self.transport.send_state("speaking")
+        self.produced_bytes[item_id] = self.produced_bytes.get(item_id, 0) + len(chunk)
+        await self.transport.send_audio(item_id, chunk)
+        self._agent_audio_until = max(self._agent_audio_until, now) + len(chunk) / self._bpm / 1000
+        if self._turn_stopped_at is not None:
+            self.recorder.add_latency({"turn": self._turn, "response_ms": int((now - self._turn_stopped_at) * 1000)})
+            self._turn_stopped_at = None
+        if self._awaiting_answer is not None:
+            turn, asked_at = self._awaiting_answer
+            self.recorder.add_latency({"turn": turn, "answer_ms": int((now - asked_at) * 1000)})
+            self._awaiting_answer = None
+
+    def produced_ms(self, item_id: str) -> int:
+        return self.produced_bytes.get(item_id, 0) // self._bpm
+
+    async def _on_speech_started(self, event: dict[str, Any]) -> None:
+        self._caller_speaking = True
+        self._silence_prompted = False
+        self._last_caller_activity = self._clock()
+        self._speech_started_offset = self.recorder.offset_ms()
+        item_id = self._playing_item
+        if item_id is None:
+            return
+        produced = self.produced_ms(item_id)
+        if self.transport.heard_ms(item_id) + 20 >= produced and not self._response_active:
+            return  # everything produced has played: nothing to interrupt
+        await self.transport.clear()
+        heard = self.transport.heard_ms(item_id)
+        audio_end_ms = truncation_point(heard, produced)
+        await self._send(
+            {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
+             "audio_end_ms": audio_end_ms}
+        )
+        self.truncations.append({"item_id": item_id, "audio_end_ms": audio_end_ms, "produced_ms": produced,
+                                 "heard_ms": heard})
+        self.recorder.add(EventKind.SYSTEM, "caller interrupted",
+                          {"item_id": item_id, "audio_end_ms": audio_end_ms, "produced_ms": produced})
+        self._playing_item = None
+        self._agent_audio_until = self._clock()
+        if self._response_active:
+            self._muted_response = self._last_response_id
+            await self._send({"type": "response.cancel"})
+        await self.transport.send_state("listening")
+
+    def _on_tool_call(self, call_id: str, name: str, arguments: str) -> None:
+        self.recorder.add(EventKind.TOOL_CALL, name, {"name": name, "arguments": arguments, "call_id": call_id,
+                                                      "source": "receptionist"})
+        self._pending_tools.append((call_id, name, arguments))
+        if name == SUPERVISOR_TOOL:
+            # Start thinking now, while the filler plays; the answer is sent once the response is over.
+            try:
+                context = str(json.loads(arguments or "{}").get("relevantContextFromLastUserMessage", ""))
+            except (ValueError, AttributeError):
+                context = ""
+            task = asyncio.create_task(self._ask_supervisor(self.recorder.transcript, context),
+                                       name="supervisor")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            self._supervisor_tasks[call_id] = task
+
+    async def _on_response_done(self, response: dict[str, Any]) -> None:
+        self._response_active = False
+        self._response_finished.set()
+        self._last_response_id = None
+        if response.get("usage"):
+            self.recorder.add_usage("realtime", self._realtime_model, from_realtime(response["usage"]))
+        status = response.get("status")
+        if status == "failed":
+            details = response.get("status_details") or {}
+            self.recorder.add(EventKind.ERROR, "realtime response failed", {"details": details})
+        tools, self._pending_tools = self._pending_tools, []
+        self._response_idle.set()
+        if self._create_after_done:
+            self._create_after_done = False
+            await self._send({"type": "response.create"})
+        for call_id, name, _arguments in tools:
+            if name == SUPERVISOR_TOOL:
+                self._spawn(self._deliver_supervisor(call_id), "supervisor-answer")
+            elif name == END_CALL_TOOL:
+                self._spawn(self._end_after_goodbye(), "end-call")
+            elif name == TRANSFER_TOOL:
+                self._spawn(self._transfer(call_id), "transfer")
+            else:
+                await self._tool_output(call_id, {"error": {"code": "unknown_tool", "message": f"no tool {name}"}})
+        if not tools and not self._caller_speaking:
+            await self.transport.send_state("listening")
+        self._request_flush()
+
+    def _on_error(self, error: dict[str, Any]) -> None:
+        code = str(error.get("code") or "")
+        message = str(error.get("message") or "")
+        if code in BENIGN_ERRORS:
+            return
+        if code == BUSY_ERROR:
+            # A caller turn started a response just before ours: ask again once that one is done, so a
+            # supervisor answer or a goodbye is never dropped.
+            self._create_after_done = True
+            return
+        log.warning("realtime error %s: %s", code, message)
+        self.recorder.add(EventKind.ERROR, message or code, {"source": "realtime", "code": code,
+                                                             "type": error.get("type")})
+        if code == "session_expired":
+            self.end(CallStatus.FAILED, "realtime_session_expired", message or "the realtime session expired")
+
+    async def _tool_output(self, call_id: str, output: dict[str, Any], *, respond: bool = True) -> None:
+        await self._response_idle.wait()
+        await self._send(
+            {"type": "conversation.item.create",
+             "item": {"type": "function_call_output", "call_id": call_id, "output": json.dumps(output)}}
+        )
+        if respond:
+            await self._send({"type": "response.create"})
+
+    async def _deliver_supervisor(self, call_id: str) -> None:
+        task = self._supervisor_tasks.pop(call_id)
+        turn = self._turn
+        answer = await task
+        self.recorder.add_latency({"turn": turn, "supervisor_ms": answer.ms})
+        self.recorder.add(EventKind.TOOL_RESULT, SUPERVISOR_TOOL,
+                          {"name": SUPERVISOR_TOOL, "result": {"nextResponse": answer.text}, "ok": answer.ok,
+                           "ms": answer.ms})
+        self._request_flush()
+        if self._winding_down:
+            return
+        self._awaiting_answer = (turn, self._clock())
+        await self._tool_output(call_id, {"nextResponse": answer.text})
+
+    async def _end_after_goodbye(self) -> None:
+        self._winding_down = True
+        await self.transport.wait_played(self.limits.goodbye_grace_seconds)
+        self.end(CallStatus.COMPLETED, "goodbye")
+
+    async def _ask_for_person(self) -> None:
+        """Keypad 0 with no one to transfer to: the receptionist hears it and offers a message instead."""
+        await self._response_idle.wait()
+        await self._send({"type": "conversation.item.create", "item": {
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "(The caller pressed 0 on the keypad to reach a person.)"}]}})
+        await self._send({"type": "response.create"})
+
+    async def _transfer(self, call_id: str | None) -> None:
+        number = self._transfer_number
+        if number:
+            await self.transport.wait_played(5.0)
+            if await self.transport.transfer(number):
+                self.recorder.add(EventKind.SYSTEM, f"transferred to {number}", {"number": number})
+                self.end(CallStatus.TRANSFERRED, "transferred")
+                return
+        if call_id is not None:
+            reason = (
+                "This line cannot transfer calls (it is a browser test call)."
+                if self.transport.channel == "browser"
+                else "No one is available to take the call right now."
+            )
+            await self._tool_output(call_id, {"transferred": False, "message": reason + " Explain that briefly "
+                                              "and offer to take a message."})
+
+    async def _say_goodbye_and_end(self, reason: str, instructions: str) -> None:
+        self._winding_down = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3):
+                await self._response_idle.wait()
+        self._response_finished.clear()
+        await self._send({"type": "response.create", "response": {"instructions": instructions,
+                                                                   "tool_choice": "none"}})
+        deadline = self._clock() + self.limits.goodbye_grace_seconds
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.limits.goodbye_grace_seconds):
+                await self._response_finished.wait()
+        await self.transport.wait_played(max(0.5, deadline - self._clock()))
+        self.end(CallStatus.COMPLETED, reason)
+
+    # -- limits -------------------------------------------------------------------------------------------
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            if self._winding_down:
+                continue
+            now = self._clock()
+            if now - self._started >= self.limits.max_call_seconds:
+                self._winding_down = True
+                self.recorder.add(EventKind.SYSTEM, "maximum call length reached",
+                                  {"max_call_seconds": self.limits.max_call_seconds})
+                self._spawn(self._say_goodbye_and_end(
+                    "max_duration",
+                    "The call has reached its time limit. Politely tell the caller you have to end the call now, "
+                    "suggest they call back if they need more help, and say goodbye.",
+                ), "max-duration")
+                continue
+            busy = self._caller_speaking or self._response_active or bool(self._supervisor_tasks)
+            if busy or now < self._agent_audio_until:
+                continue
+            quiet = now - max(self._last_caller_activity, self._agent_audio_until)
+            if not self._silence_prompted and quiet >= self.limits.silence_prompt_seconds:
+                self._silence_prompted = True
+                self.recorder.add(EventKind.SYSTEM, "caller silent: prompting", {"quiet_s": round(quiet, 1)})
+                self._last_caller_activity = now
+                await self._send({"type": "response.create", "response": {
+                    "instructions": "The caller has been quiet for a while. Briefly ask if they are still there.",
+                    "tool_choice": "none"}})
+            elif self._silence_prompted and quiet >= self.limits.silence_goodbye_seconds:
+                self._winding_down = True
+                self.recorder.add(EventKind.SYSTEM, "caller silent: ending call", {"quiet_s": round(quiet, 1)})
+                self._spawn(self._say_goodbye_and_end(
+                    "silence",
+                    "The caller has not answered. Say you will end the call now, invite them to call back, "
+                    "and say goodbye.",
+                ), "silence-goodbye")
+
+
+def truncation_point(heard_ms: int, produced_ms: int) -> int:
+    """Where to cut an interrupted agent item: what the caller heard, never past what the model produced
+    (a longer value is refused by the API and can leave the assistant silent for the rest of the call)."""
+    return max(0, min(int(heard_ms), int(produced_ms)))

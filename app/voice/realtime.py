@@ -1,0 +1,153 @@
+"""The realtime side of a call: one OpenAI Realtime (GA) WebSocket through the openai SDK.
+
+The connect starts as soon as the link is created (a session can prewarm it before the caller's socket
+arrives) and is awaited when the call begins. Events are read as plain dicts: the bridge needs a handful of
+fields, and skipping model construction keeps the per-delta cost of a long call low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from openai import AsyncOpenAI
+from openai.resources.realtime.realtime import AsyncRealtimeConnection
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class LinkUnavailable(Exception):
+    """OpenAI can't be used for this call; `reason` is safe to show the owner."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Link(Protocol):
+    """What the CallBridge needs from the realtime side (tests substitute a scripted one)."""
+
+    async def wait_connected(self) -> None: ...
+    async def send(self, event: dict[str, Any]) -> None: ...
+    async def append_audio(self, chunk: bytes) -> None: ...
+    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    async def close(self) -> None: ...
+
+
+def openai_client(settings: Settings, *, timeout: float = 30.0, max_retries: int = 1) -> AsyncOpenAI:
+    if not settings.openai_api_key:
+        raise LinkUnavailable("OpenAI is not configured on this service (OPENAI_API_KEY is not set)")
+    return AsyncOpenAI(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+
+
+def _describe_failure(exc: BaseException) -> str:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status == 401:
+        return "OpenAI refused the API key (401)"
+    if status is not None:
+        return f"OpenAI refused the realtime connection (HTTP {status})"
+    if isinstance(exc, TimeoutError):
+        return "OpenAI did not answer in time"
+    return f"OpenAI could not be reached ({type(exc).__name__})"
+
+
+class RealtimeLink:
+    def __init__(self, settings: Settings, client: AsyncOpenAI | None = None) -> None:
+        self._settings = settings
+        self._conn: AsyncRealtimeConnection | None = None
+        self._closed = False
+        self._connect_task: asyncio.Task[AsyncRealtimeConnection] | None = None
+        self._failure: str | None = None
+        self._client: AsyncOpenAI | None = client
+        if client is None:
+            try:
+                self._client = openai_client(settings)
+            except LinkUnavailable as exc:
+                self._failure = exc.reason
+
+    def start(self) -> RealtimeLink:
+        """Begin connecting now (prewarm); `wait_connected` collects the result."""
+        if self._client is not None and self._connect_task is None:
+            self._connect_task = asyncio.create_task(self._connect(self._client), name="realtime-connect")
+        return self
+
+    async def _connect(self, client: AsyncOpenAI) -> AsyncRealtimeConnection:
+        # No on_reconnecting: a silent reconnect would lose the conversation mid-call (PROTOCOLS.md).
+        manager = client.realtime.connect(model=self._settings.realtime_model)
+        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+            return await manager.enter()
+
+    async def wait_connected(self) -> None:
+        if self._failure is not None:
+            raise LinkUnavailable(self._failure)
+        self.start()
+        assert self._connect_task is not None
+        try:
+            self._conn = await self._connect_task
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failure = _describe_failure(exc)
+            log.warning("realtime connect failed: %s (%r)", self._failure, exc)
+            raise LinkUnavailable(self._failure) from None
+
+    @property
+    def connection(self) -> AsyncRealtimeConnection:
+        if self._conn is None:
+            raise LinkUnavailable(self._failure or "the realtime connection is not open")
+        return self._conn
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await self.connection.send_raw(json.dumps(event))
+
+    async def append_audio(self, chunk: bytes) -> None:
+        # One base64 string and one small JSON envelope per frame: the least the protocol allows.
+        payload = base64.b64encode(chunk).decode("ascii")
+        await self.connection.send_raw('{"type":"input_audio_buffer.append","audio":"' + payload + '"}')
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        from websockets.exceptions import ConnectionClosed
+
+        conn = self.connection
+        while True:
+            try:
+                raw = await conn.recv_bytes()
+            except ConnectionClosed:
+                return
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                log.warning("realtime sent a frame that is not JSON; ignored")
+                continue
+            if isinstance(event, dict):
+                yield event
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        task = self._connect_task
+        if self._conn is None and task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        elif self._conn is None and task is not None and task.done() and not task.cancelled():
+            if task.exception() is None:
+                self._conn = task.result()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()

@@ -1,0 +1,144 @@
+"""Call recordings: both directions of a phone call as one stereo WAV (caller left, agent right).
+
+During the call nothing is decoded: the transport hands over the raw mu-law chunks with the time each was
+spoken (caller: Twilio's media `timestamp`) or played (agent: from the playback clock and returned marks).
+At the end the chunks are decoded with a lookup table, placed on one 8 kHz timeline and written off the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import wave
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy import update
+
+from app.db.engine import Database
+from app.db.models import Call
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 8000
+SAMPLES_PER_MS = SAMPLE_RATE // 1000
+# A call longer than this is cut in the file rather than allocating without bound on a bad timestamp.
+MAX_RECORDING_MS = 4 * 60 * 60 * 1000
+
+
+def _ulaw_table() -> np.ndarray:
+    """G.711 mu-law byte -> 16-bit linear sample, for all 256 codes."""
+    codes = ~np.arange(256, dtype=np.int32) & 0xFF
+    sign = codes & 0x80
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
+    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
+
+
+ULAW_TO_PCM16 = _ulaw_table()
+
+
+def decode_ulaw(data: bytes) -> np.ndarray:
+    return ULAW_TO_PCM16[np.frombuffer(data, dtype=np.uint8)]
+
+
+@dataclass(slots=True)
+class _Piece:
+    start_ms: float
+    payload: bytes
+
+    @property
+    def end_ms(self) -> float:
+        return self.start_ms + len(self.payload) / SAMPLES_PER_MS
+
+
+@dataclass
+class StereoRecording:
+    """Timed mu-law pieces of one call; times are ms since the media stream started."""
+
+    caller: list[_Piece] = field(default_factory=list)
+    agent: list[_Piece] = field(default_factory=list)
+
+    def add_caller(self, timestamp_ms: float, payload: bytes) -> None:
+        if payload and 0 <= timestamp_ms < MAX_RECORDING_MS:
+            self.caller.append(_Piece(float(timestamp_ms), payload))
+
+    def add_agent(self, start_ms: float, payload: bytes) -> None:
+        if payload and 0 <= start_ms < MAX_RECORDING_MS:
+            self.agent.append(_Piece(float(start_ms), payload))
+
+    def cut_agent(self, at_ms: float) -> None:
+        """Playback was cleared at `at_ms`: agent audio scheduled after it was never heard."""
+        kept: list[_Piece] = []
+        for piece in self.agent:
+            if piece.end_ms <= at_ms:
+                kept.append(piece)
+            elif piece.start_ms < at_ms:
+                heard = round((at_ms - piece.start_ms) * SAMPLES_PER_MS)
+                kept.append(_Piece(piece.start_ms, piece.payload[:heard]))
+        self.agent = kept
+
+    def delay_agent(self, from_ms: float, delay_ms: float) -> None:
+        """Playback ran late (a mark came back after its scheduled time): shift what was still queued."""
+        if delay_ms <= 0:
+            return
+        for piece in self.agent:
+            if piece.start_ms >= from_ms:
+                piece.start_ms += delay_ms
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.caller and not self.agent
+
+    def render(self) -> np.ndarray:
+        """(samples, 2) int16: column 0 the caller, column 1 the agent."""
+        end_ms = max((p.end_ms for p in (*self.caller, *self.agent)), default=0.0)
+        total = int(min(end_ms, MAX_RECORDING_MS) * SAMPLES_PER_MS)
+        frames = np.zeros((total, 2), dtype=np.int16)
+        for column, pieces in ((0, self.caller), (1, self.agent)):
+            for piece in pieces:
+                start = round(piece.start_ms * SAMPLES_PER_MS)
+                samples = decode_ulaw(piece.payload)[: max(0, total - start)]
+                # Later pieces overwrite: a re-sent or overlapping chunk must not double the amplitude.
+                frames[start : start + len(samples), column] = samples
+        return frames
+
+    def write_wav(self, path: Path) -> None:
+        frames = self.render()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".wav.part")
+        with wave.open(str(partial), "wb") as out:
+            out.setnchannels(2)
+            out.setsampwidth(2)
+            out.setframerate(SAMPLE_RATE)
+            out.writeframes(frames.astype("<i2").tobytes())
+        partial.replace(path)  # a reader never sees a half-written file
+
+
+def recording_path(recordings_dir: Path, business_id: UUID, call_id: UUID) -> Path:
+    return recordings_dir / str(business_id) / f"{call_id}.wav"
+
+
+async def save_recording(
+    db: Database, recordings_dir: Path, business_id: UUID, call_id: UUID, recording: StereoRecording
+) -> Path | None:
+    """Write the WAV off the event loop and point the Call at it; None when there was no audio."""
+    if recording.is_empty:
+        return None
+    path = recording_path(recordings_dir, business_id, call_id).resolve()
+    started = datetime.now(UTC)
+    await asyncio.to_thread(recording.write_wav, path)
+    async with db.session() as s, s.begin():
+        await s.execute(
+            update(Call)
+            .where(Call.id == call_id, Call.business_id == business_id)
+            .values(recording_path=str(path))
+        )
+    log.info("recording of call %s written to %s in %.0f ms", call_id, path,
+             (datetime.now(UTC) - started).total_seconds() * 1000)
+    return path

@@ -1,0 +1,326 @@
+"""The phone caller's transport: a Twilio bidirectional Media Stream on a Litestar WebSocket.
+
+Audio is `audio/pcmu` both ways and never transcoded: inbound payloads go to the model as they are, model
+deltas go to Twilio as they are. After every outgoing chunk the transport sends a named mark; Twilio returns
+a mark once the audio queued before it has played (or was cleared), so returned marks say exactly how much
+of each agent item the caller has heard — what barge-in truncation and "hang up after the goodbye" need.
+
+Closing the socket does not end a phone call; hang-up and transfer go through Twilio's REST API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import WebSocket
+from litestar.exceptions import WebSocketDisconnect
+
+from app.db.models import Channel
+from app.telephony import twiml
+from app.telephony.rest import TwilioCalls, TwilioUnavailable
+from app.voice.recording import StereoRecording
+from app.voice.transport import AudioIn, CallerEvent, CallerGone, CallerTransport, Dtmf
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_MS = 8  # 8 kHz mu-law
+# Playback that runs later than the schedule by more than this is treated as real delay (recording).
+LATE_MARK_MS = 20.0
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+MAX_PAYLOAD_BYTES = 8 * 1000  # a second of audio; Twilio sends 20 ms frames
+REST_SETTLE_SECONDS = 12.0  # a little over the REST client's own timeout
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An outgoing chunk whose mark has not come back yet."""
+
+    item_id: str
+    item_ms: float  # ms of the item played once this chunk has finished
+    start_ms: float  # when it starts playing, stream clock
+    end_ms: float
+
+
+class TwilioTransport(CallerTransport):
+    channel = Channel.TWILIO.value
+    audio_format = {"type": "audio/pcmu"}
+    bytes_per_ms = BYTES_PER_MS
+
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        *,
+        stream_sid: str,
+        call_sid: str,
+        calls: TwilioCalls | None,
+        recording: StereoRecording | None = None,
+        caller_id: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        stream_started: float | None = None,
+    ) -> None:
+        self._ws = socket
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self._calls = calls
+        self.recording = recording
+        self._caller_id = caller_id
+        self._clock = clock
+        self._t0 = clock() if stream_started is None else stream_started  # when `start` arrived
+        self._send_lock = asyncio.Lock()
+        self._mark_seq = 0
+        self._pending: dict[str, _Pending] = {}
+        self._order: deque[str] = deque()
+        self._sent_ms: dict[str, float] = {}
+        self._heard: dict[str, float] = {}
+        self._queue_end_ms = 0.0
+        self._last_mark_at_ms = 0.0
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._gone = False
+        self._hung_up = False
+        self._handed_off = False  # a transfer or spoken announcement owns the call now
+        # Clear while a transfer is being requested: Twilio ends the stream (`stop`) before its REST answer
+        # comes back, and that `stop` must not be taken for the caller hanging up.
+        self._no_handoff_pending = asyncio.Event()
+        self._no_handoff_pending.set()
+        self.ignored_frames = 0
+
+    # -- clocks -------------------------------------------------------------------------------------------
+    def _now_ms(self) -> float:
+        """Milliseconds since the stream started (the same origin as Twilio's media timestamps)."""
+        return (self._clock() - self._t0) * 1000
+
+    # -- inbound ------------------------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[CallerEvent]:
+        while True:
+            try:
+                raw = await self._ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                await self._settle_handoff()
+                self._went_away()
+                yield CallerGone("disconnected")
+                return
+            message = self._parse(raw)
+            if message is None:
+                continue
+            event = message["event"]
+            if event == "media":
+                payload = self._media_payload(message)
+                if payload is not None:
+                    yield AudioIn(payload)
+            elif event == "mark":
+                name = (message.get("mark") or {}).get("name")
+                if isinstance(name, str):
+                    self._on_mark(name)
+            elif event == "dtmf":
+                digit = str((message.get("dtmf") or {}).get("digit", ""))
+                if digit in DTMF_DIGITS and len(digit) == 1:
+                    yield Dtmf(digit)
+                else:
+                    self._ignore(f"dtmf with digit {digit!r}")
+            elif event == "stop":
+                await self._settle_handoff()
+                self._went_away()
+                yield CallerGone("transferred" if self._handed_off else "hung_up")
+                return
+            else:
+                # `connected` / `start` again, or anything new: out of order here, and harmless to skip.
+                self._ignore(f"unexpected {event!r} event")
+
+    def _parse(self, raw: str) -> dict[str, Any] | None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            self._ignore("a frame that is not JSON")
+            return None
+        if not isinstance(message, dict) or not isinstance(message.get("event"), str):
+            self._ignore("a frame without an event")
+            return None
+        if message.get("streamSid", self.stream_sid) != self.stream_sid:
+            self._ignore(f"a {message['event']!r} frame for another stream")
+            return None
+        return message
+
+    def _media_payload(self, message: dict[str, Any]) -> bytes | None:
+        media = message.get("media")
+        if not isinstance(media, dict) or media.get("track", "inbound") not in {"inbound", "inbound_track"}:
+            self._ignore("a media frame without inbound media")
+            return None
+        try:
+            payload = base64.b64decode(media.get("payload") or "", validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            self._ignore("a media frame with a bad payload")
+            return None
+        if not payload or len(payload) > MAX_PAYLOAD_BYTES:
+            self._ignore(f"a media frame of {len(payload)} bytes")
+            return None
+        if self.recording is not None:
+            try:
+                timestamp = float(media.get("timestamp"))
+            except (TypeError, ValueError):
+                timestamp = self._now_ms()
+            self.recording.add_caller(timestamp, payload)
+        return payload
+
+    async def _settle_handoff(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(REST_SETTLE_SECONDS):
+                await self._no_handoff_pending.wait()
+
+    def _ignore(self, what: str) -> None:
+        self.ignored_frames += 1
+        # Logged, never fatal; bounded so a misbehaving peer can't flood the log.
+        if self.ignored_frames <= 20:
+            log.warning("twilio stream %s: ignored %s", self.stream_sid, what)
+
+    def _went_away(self) -> None:
+        self._gone = True
+        self._drained.set()
+
+    # -- outbound -----------------------------------------------------------------------------------------
+    async def _send(self, message: dict[str, Any]) -> bool:
+        if self._gone:
+            return False
+        async with self._send_lock:
+            try:
+                await self._ws.send_text(json.dumps(message))
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                self._went_away()
+                return False
+        return True
+
+    async def send_audio(self, item_id: str, chunk: bytes) -> None:
+        if self._gone or not chunk:
+            return
+        now = self._now_ms()
+        start = max(now, self._queue_end_ms)
+        duration = len(chunk) / BYTES_PER_MS
+        self._queue_end_ms = start + duration
+        self._sent_ms[item_id] = self._sent_ms.get(item_id, 0.0) + duration
+        self._mark_seq += 1
+        name = f"{item_id}:{self._mark_seq}"
+        self._pending[name] = _Pending(item_id, self._sent_ms[item_id], start, self._queue_end_ms)
+        self._order.append(name)
+        self._drained.clear()
+        if self.recording is not None:
+            self.recording.add_agent(start, chunk)
+        payload = base64.b64encode(chunk).decode("ascii")
+        if await self._send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}):
+            await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
+
+    def _on_mark(self, name: str) -> None:
+        pending = self._pending.pop(name, None)
+        if pending is None:
+            return  # returned because of a clear (already accounted for) or not ours
+        now = self._now_ms()
+        # Marks come back in order; any earlier one still listed was lost, and its audio has played too.
+        while self._order and self._order[0] != name:
+            self._pending.pop(self._order.popleft(), None)
+        if self._order:
+            self._order.popleft()
+        self._heard[pending.item_id] = max(self._heard.get(pending.item_id, 0.0), pending.item_ms)
+        self._last_mark_at_ms = now
+        late = now - pending.end_ms
+        if late > LATE_MARK_MS:
+            # Playback runs behind the schedule: move what is still queued (and its recording) along.
+            if self.recording is not None:
+                self.recording.delay_agent(pending.end_ms, late)
+            for queued in self._pending.values():
+                queued.start_ms += late
+                queued.end_ms += late
+            self._queue_end_ms += late
+        if not self._pending:
+            self._drained.set()
+
+    def _playing_now(self) -> tuple[_Pending, float] | None:
+        """The chunk at the head of the playback queue and how far into it playback is (ms)."""
+        if not self._order:
+            return None
+        head = self._pending.get(self._order[0])
+        if head is None:
+            return None
+        started = max(head.start_ms, self._last_mark_at_ms)
+        length = head.end_ms - head.start_ms
+        return head, min(max(0.0, self._now_ms() - started), length)
+
+    def heard_ms(self, item_id: str) -> int:
+        heard = self._heard.get(item_id, 0.0)
+        playing = self._playing_now()
+        if playing is not None:
+            head, into = playing
+            if head.item_id == item_id:
+                chunk_ms = head.end_ms - head.start_ms
+                heard = max(heard, head.item_ms - chunk_ms + into)
+        return int(min(round(heard), self._sent_ms.get(item_id, 0.0)))
+
+    async def clear(self) -> None:
+        playing = self._playing_now()
+        if playing is not None:
+            head, into = playing
+            chunk_ms = head.end_ms - head.start_ms
+            self._heard[head.item_id] = max(self._heard.get(head.item_id, 0.0), head.item_ms - chunk_ms + into)
+        now = self._now_ms()
+        # Twilio returns every pending mark after a clear; they no longer mean "played", so forget them first.
+        self._pending.clear()
+        self._order.clear()
+        self._queue_end_ms = now
+        self._drained.set()
+        if self.recording is not None:
+            self.recording.cut_agent(now)
+        await self._send({"event": "clear", "streamSid": self.stream_sid})
+
+    async def wait_played(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._drained.wait()
+        except TimeoutError:
+            return False
+        return not self._gone
+
+    # -- ending the call ----------------------------------------------------------------------------------
+    async def announce(self, message: str) -> None:
+        """Speak `message` with Twilio's own voice and hang up (the model is unavailable to say it)."""
+        if self._calls is None or self._handed_off or self._hung_up:
+            return
+        self._no_handoff_pending.clear()
+        try:
+            self._handed_off = await self._calls.redirect(self.call_sid, twiml.say_and_hang_up(message))
+        except TwilioUnavailable as exc:
+            log.warning("could not announce on call %s: %s", self.call_sid, exc)
+        finally:
+            self._no_handoff_pending.set()
+
+    async def transfer(self, number: str) -> bool:
+        if self._calls is None or self._hung_up or self._gone:
+            return False
+        self._no_handoff_pending.clear()
+        try:
+            applied = await self._calls.redirect(self.call_sid, twiml.dial(number, caller_id=self._caller_id))
+        except TwilioUnavailable as exc:
+            log.warning("transfer of call %s failed: %s", self.call_sid, exc)
+            return False
+        finally:
+            self._no_handoff_pending.set()
+        self._handed_off = self._handed_off or applied
+        return applied
+
+    async def hang_up(self, reason: str) -> None:
+        if not self._hung_up and not self._handed_off and self._calls is not None:
+            self._hung_up = True
+            try:
+                await self._calls.hang_up(self.call_sid)
+            except TwilioUnavailable as exc:
+                log.warning("hang-up of call %s (%s) failed: %s", self.call_sid, reason, exc)
+        self._went_away()
+        with contextlib.suppress(Exception):
+            await self._ws.close(code=1000)

@@ -1,0 +1,689 @@
+"""A Twilio double that behaves like Twilio towards the app, for tests.
+
+Three parts, each speaking Twilio's real protocol:
+- webhooks: `place_call` / `post_status` POST form parameters to the app, signed with the twilio SDK's own
+  `RequestValidator.compute_signature`, and read the TwiML answer;
+- media streams: `MediaStream` connects to the `<Stream url>` from that TwiML and sends `connected`, `start`
+  (with the `<Parameter>`s as customParameters), one `media` frame of real mu-law audio every 20 ms (silence
+  between utterances, as a phone line does), `dtmf` and `stop`; it plays the app's audio on a real-time clock,
+  returns each mark when the audio queued before it has finished playing, and honours `clear`;
+- REST: a local server (`api_base_url`) for `POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json` with Basic
+  auth, which records hang-ups and updates, ends the media stream the way Twilio does (a `stop`, then the
+  socket closes) and answers with Twilio's JSON.
+
+The REST server runs in its own thread with its own event loop, so sync and async tests can both use it;
+media streams live in the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import secrets
+import struct
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+FRAME_MS = 20
+FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
+ULAW_SILENCE = b"\xff"
+
+
+def sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+def read_ulaw_wav(path: Path | str) -> bytes:
+    """The data chunk of a mu-law WAV (format tag 7), which the stdlib `wave` module cannot open."""
+    raw = Path(path).read_bytes()
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise ValueError(f"{path} is not a RIFF/WAVE file")
+    offset, fmt_tag, data = 12, None, None
+    while offset + 8 <= len(raw):
+        name, size = raw[offset : offset + 4], struct.unpack("<I", raw[offset + 4 : offset + 8])[0]
+        body = raw[offset + 8 : offset + 8 + size]
+        if name == b"fmt ":
+            fmt_tag, channels, rate = struct.unpack("<HHI", body[:8])
+            if (fmt_tag, channels, rate) != (7, 1, 8000):
+                raise ValueError(f"{path}: expected mono 8 kHz mu-law, got tag {fmt_tag}, {channels} ch, {rate} Hz")
+        elif name == b"data":
+            data = body
+        offset += 8 + size + (size & 1)
+    if fmt_tag is None or data is None:
+        raise ValueError(f"{path}: missing fmt or data chunk")
+    return data
+
+
+def caller_audio(name: str) -> bytes:
+    """`name` is one of tests/assets/NAME-8k-ulaw.wav: book, hours, person, bye, interrupt."""
+    return read_ulaw_wav(ASSETS / f"{name}-8k-ulaw.wav")
+
+
+# -- TwiML ------------------------------------------------------------------------------------------------
+@dataclass
+class TwimlAnswer:
+    status_code: int
+    body: str
+    stream_url: str | None = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    says: list[str] = field(default_factory=list)
+    dial: str | None = None
+    hangup: bool = False
+
+
+def parse_twiml(status_code: int, body: str) -> TwimlAnswer:
+    answer = TwimlAnswer(status_code=status_code, body=body)
+    if status_code != 200:
+        return answer
+    root = ET.fromstring(body)
+    if root.tag != "Response":
+        raise ValueError(f"TwiML root must be <Response>, got <{root.tag}>")
+    for verb in root:
+        if verb.tag == "Connect":
+            stream = verb.find("Stream")
+            if stream is None:
+                raise ValueError("<Connect> without <Stream>")
+            answer.stream_url = stream.attrib["url"]
+            if "?" in answer.stream_url:
+                raise ValueError("Twilio drops the query string of a <Stream> url")
+            for parameter in stream.findall("Parameter"):
+                answer.parameters[parameter.attrib["name"]] = parameter.attrib["value"]
+        elif verb.tag == "Say":
+            answer.says.append(verb.text or "")
+        elif verb.tag == "Hangup":
+            answer.hangup = True
+        elif verb.tag == "Dial":
+            number = verb.find("Number")
+            answer.dial = (number.text if number is not None else verb.text or "").strip()
+    return answer
+
+
+# -- call state shared by the webhook side, the media streams and the REST thread ----------------------------
+@dataclass
+class DoubleCall:
+    sid: str
+    from_: str
+    to: str
+    status: str = "ringing"
+    created: float = field(default_factory=time.time)
+    answered: float | None = None
+    ended: float | None = None
+    dialed: str | None = None
+    ended_by: str | None = None
+    stream: MediaStream | None = None
+
+    def resource(self, account_sid: str) -> dict[str, Any]:
+        """The Call resource as Twilio's JSON shows it."""
+
+        def rfc2822(ts: float | None) -> str | None:
+            return format_datetime(datetime.fromtimestamp(ts, UTC), usegmt=True) if ts else None
+
+        duration = int(self.ended - (self.answered or self.created)) if self.ended else None
+        uri = f"/2010-04-01/Accounts/{account_sid}/Calls/{self.sid}.json"
+        return {
+            "account_sid": account_sid, "annotation": None, "answered_by": None, "api_version": "2010-04-01",
+            "caller_name": None, "date_created": rfc2822(self.created), "date_updated": rfc2822(time.time()),
+            "direction": "inbound", "duration": str(duration) if duration is not None else None,
+            "end_time": rfc2822(self.ended), "forwarded_from": None, "from": self.from_,
+            "from_formatted": self.from_, "group_sid": None, "parent_call_sid": None,
+            "phone_number_sid": "PN" + "0" * 32, "price": None, "price_unit": "USD", "queue_time": "0",
+            "sid": self.sid, "start_time": rfc2822(self.answered), "status": self.status,
+            "subresource_uris": {"recordings": uri.replace(".json", "/Recordings.json")}, "to": self.to,
+            "to_formatted": self.to, "trunk_sid": None, "uri": uri,
+        }
+
+
+@dataclass(frozen=True)
+class RestRequest:
+    at: float  # time.monotonic()
+    call_sid: str
+    form: dict[str, str]
+    status_code: int
+
+    @property
+    def is_hang_up(self) -> bool:
+        return self.form.get("Status") == "completed"
+
+
+def _twilio_error(status: int, code: int, message: str) -> web.Response:
+    body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status}
+    return web.json_response(body, status=status)
+
+
+class TwilioDouble:
+    def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
+        self.account_sid = account_sid or sid("AC")
+        self.auth_token = auth_token or secrets.token_hex(16)
+        self.validator = RequestValidator(self.auth_token)
+        self.calls: dict[str, DoubleCall] = {}
+        self.rest_requests: list[RestRequest] = []
+        #: status codes the next REST requests answer with (e.g. [500]); consumed in order
+        self.rest_failures: list[int] = []
+        #: where call-progress events go when a call ends (the number's status callback), or None
+        self.status_callback_url: str | None = None
+        self.status_callbacks: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    @property
+    def api_base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> TwilioDouble:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
+            app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="twilio-double", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("Twilio double did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self) -> TwilioDouble:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.rest_requests.clear()
+            self.rest_failures.clear()
+            self.status_callbacks.clear()
+
+    # -- signing and webhooks -----------------------------------------------------------------------------
+    def sign(self, url: str, params: dict[str, str]) -> str:
+        return self.validator.compute_signature(url, params)
+
+    async def post_webhook(
+        self, url: str, params: dict[str, str], *, signature: str | None = None, signed: bool = True
+    ) -> httpx.Response:
+        headers = {"X-Twilio-Signature": signature or self.sign(url, params)} if signed else {}
+        headers["User-Agent"] = "TwilioProxy/1.1"
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await client.post(url, data=params, headers=headers)
+
+    def voice_params(self, call: DoubleCall) -> dict[str, str]:
+        return {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call.sid,
+            "CallStatus": "ringing", "Called": call.to, "CalledCountry": "US", "Caller": call.from_,
+            "CallerCountry": "US", "Direction": "inbound", "From": call.from_, "FromCountry": "US",
+            "To": call.to, "ToCountry": "US",
+        }
+
+    async def place_call(
+        self, voice_url: str, *, to: str, from_: str, call_sid: str | None = None, signature: str | None = None,
+        signed: bool = True,
+    ) -> tuple[DoubleCall, TwimlAnswer]:
+        """A caller dials `to`: Twilio POSTs the signed voice webhook and reads the TwiML it gets back."""
+        call = DoubleCall(sid=call_sid or sid("CA"), from_=from_, to=to)
+        with self._lock:
+            self.calls[call.sid] = call
+        response = await self.post_webhook(voice_url, self.voice_params(call), signature=signature, signed=signed)
+        answer = parse_twiml(response.status_code, response.text)
+        if answer.stream_url:
+            call.status, call.answered = "in-progress", time.time()
+        elif answer.status_code != 200 or answer.hangup:
+            self._end(call, "completed" if answer.status_code == 200 else "failed", "twiml")
+        return call, answer
+
+    async def post_status(self, status_url: str, call: DoubleCall, status: str, *, duration: int = 0) -> httpx.Response:
+        """A call-progress event as Twilio sends it to the number's status callback."""
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call.sid, "CallStatus": status,
+            "Called": call.to, "Caller": call.from_, "Direction": "inbound", "From": call.from_, "To": call.to,
+            "CallbackSource": "call-progress-events", "SequenceNumber": "0",
+            "Timestamp": format_datetime(datetime.now(UTC), usegmt=True),
+        }
+        if status == "completed":
+            params["CallDuration"] = str(duration)
+            params["Duration"] = str(max(1, (duration + 59) // 60))
+        self.status_callbacks.append(params)
+        return await self.post_webhook(status_url, params)
+
+    def _end(self, call: DoubleCall, status: str, by: str) -> None:
+        with self._lock:
+            if call.ended is not None:
+                return
+            call.status, call.ended, call.ended_by = status, time.time(), by
+
+    async def open_stream(self, call: DoubleCall, answer: TwimlAnswer, *, handshake: bool = True) -> MediaStream:
+        """Connect the media stream the TwiML asked for (and send `connected` + `start`)."""
+        assert answer.stream_url, f"the TwiML has no <Stream>: {answer.body}"
+        stream = MediaStream(self, call, answer.stream_url, answer.parameters)
+        await stream.connect()
+        if handshake:
+            await stream.send_connected()
+            await stream.send_start()
+        return stream
+
+    # -- REST ---------------------------------------------------------------------------------------------
+    def _authorised(self, request: web.Request) -> bool:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        try:
+            login, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return scheme.lower() == "basic" and login == self.account_sid and password == self.auth_token
+
+    async def _fetch_call(self, request: web.Request) -> web.Response:
+        if not self._authorised(request) or request.match_info["account"] != self.account_sid:
+            return _twilio_error(401, 20003, "Authenticate")
+        call = self.calls.get(request.match_info["call"])
+        if call is None:
+            return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        return web.json_response(call.resource(self.account_sid))
+
+    async def _update_call(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        call_sid = request.match_info["call"]
+
+        def record(status_code: int) -> None:
+            with self._lock:
+                self.rest_requests.append(RestRequest(time.monotonic(), call_sid, form, status_code))
+
+        if not self._authorised(request) or request.match_info["account"] != self.account_sid:
+            record(401)
+            return _twilio_error(401, 20003, "Authenticate")
+        if self.rest_failures:
+            status = self.rest_failures.pop(0)
+            record(status)
+            return _twilio_error(status, 20500, "An internal server error has occurred")
+        call = self.calls.get(call_sid)
+        if call is None:
+            record(404)
+            return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        if "Twiml" in form:
+            if call.ended is not None:
+                record(400)
+                return _twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            answer = parse_twiml(200, form["Twiml"])
+            call.dialed = answer.dial
+            if answer.hangup and not answer.dial:
+                self._end(call, "completed", "rest-twiml")
+            self._stop_stream(call, "redirected")
+        elif form.get("Status") in {"completed", "canceled"}:
+            if call.ended is None:
+                self._end(call, "completed", "rest-hangup")
+                self._stop_stream(call, "hung up through REST")
+                self._status_callback_soon(call)
+        else:
+            record(400)
+            return _twilio_error(400, 21218, "Invalid ApplicationSid")
+        record(200)
+        return web.json_response(call.resource(self.account_sid))
+
+    def _stop_stream(self, call: DoubleCall, reason: str) -> None:
+        stream = call.stream
+        if stream is not None and stream.loop is not None and not stream.loop.is_closed():
+            asyncio.run_coroutine_threadsafe(stream.end_from_twilio(reason), stream.loop)
+
+    def _status_callback_soon(self, call: DoubleCall) -> None:
+        url = self.status_callback_url
+        if url is None or self._loop is None:
+            return
+        duration = int((call.ended or time.time()) - (call.answered or call.created))
+        asyncio.run_coroutine_threadsafe(self._post_status_quietly(url, call, duration), self._loop)
+
+    async def _post_status_quietly(self, url: str, call: DoubleCall, duration: int) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            await self.post_status(url, call, "completed", duration=duration)
+
+    # -- what tests read ----------------------------------------------------------------------------------
+    def hang_ups(self, call_sid: str) -> list[RestRequest]:
+        return [r for r in self.rest_requests if r.call_sid == call_sid and r.is_hang_up]
+
+    def updates(self, call_sid: str) -> list[RestRequest]:
+        return [r for r in self.rest_requests if r.call_sid == call_sid]
+
+
+# -- media streams --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Received:
+    at: float  # time.monotonic() of arrival
+    message: dict[str, Any]
+
+
+@dataclass
+class _Queued:
+    """Agent audio or a mark waiting in the playback queue."""
+
+    start: float  # monotonic time it starts playing
+    end: float
+    audio: bytes = b""
+    mark: str | None = None
+    timer: asyncio.TimerHandle | None = None
+
+
+class MediaStream:
+    """One bidirectional media stream, from Twilio's side."""
+
+    def __init__(self, double: TwilioDouble, call: DoubleCall, url: str, parameters: dict[str, str]) -> None:
+        self.double, self.call, self.url, self.parameters = double, call, url, parameters
+        self.stream_sid = sid("MZ")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.ws: ClientConnection | None = None
+        self._sequence = 0
+        self._chunk = 0
+        self._stream_started: float | None = None
+        self._speech: bytearray = bytearray()
+        self._speech_done: list[tuple[int, asyncio.Future[None]]] = []
+        self._sent_speech = 0
+        self._sender: asyncio.Task[None] | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._playback: list[_Queued] = []
+        self._playing_until = 0.0
+        self._send_lock = asyncio.Lock()
+        self.received: list[Received] = []
+        self.sent: list[tuple[float, dict[str, Any]]] = []
+        self.marks_returned: list[tuple[float, str]] = []
+        self.clears: list[float] = []
+        self.heard_at_clear: list[float] = []  # ms of agent audio played when each clear arrived
+        self.heard = bytearray()  # agent audio that actually played
+        self.protocol_errors: list[str] = []
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.ended_reason: str | None = None
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- connection ---------------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.ws = await connect(self.url, open_timeout=5, max_size=2**20, user_agent_header="Twilio.TmeWs/1.0")
+        self.call.stream = self
+        self._receiver = asyncio.create_task(self._receive())
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        """Any frame, as is (used for malformed and out-of-order frames too)."""
+        await self.send_text(json.dumps(message))
+
+    async def send_text(self, text: str) -> None:
+        assert self.ws is not None
+        async with self._send_lock:
+            try:
+                await self.ws.send(text)
+            except ConnectionClosed:
+                return
+        with contextlib.suppress(ValueError):
+            self.sent.append((time.monotonic(), json.loads(text)))
+
+    def _next_sequence(self) -> str:
+        self._sequence += 1
+        return str(self._sequence)
+
+    async def send_connected(self) -> None:
+        await self.send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+
+    async def send_start(self, *, call_sid: str | None = None, parameters: dict[str, str] | None = None) -> None:
+        await self.send_json({
+            "event": "start",
+            "sequenceNumber": self._next_sequence(),
+            "start": {
+                "accountSid": self.double.account_sid,
+                "streamSid": self.stream_sid,
+                "callSid": call_sid or self.call.sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": self.parameters if parameters is None else parameters,
+            },
+            "streamSid": self.stream_sid,
+        })
+        self._stream_started = time.monotonic()
+        self._sender = asyncio.create_task(self._send_media())
+
+    # -- caller audio -------------------------------------------------------------------------------------
+    def say(self, audio: bytes) -> asyncio.Future[None]:
+        """Queue caller speech; the future resolves when its last frame has been sent."""
+        assert self.loop is not None
+        done: asyncio.Future[None] = self.loop.create_future()
+        self._speech.extend(audio)
+        self._speech_done.append((self._sent_speech + len(self._speech), done))
+        return done
+
+    async def speak(self, audio: bytes) -> None:
+        await self.say(audio)
+
+    async def _send_media(self) -> None:
+        """One 20 ms frame per tick on an absolute clock, caller speech when queued and silence otherwise."""
+        assert self._stream_started is not None
+        frame_index = 0
+        try:
+            while not self.closed.is_set():
+                due = self._stream_started + frame_index * FRAME_MS / 1000
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                frame = bytes(self._speech[:FRAME_BYTES])
+                del self._speech[:FRAME_BYTES]
+                self._sent_speech += len(frame)
+                frame = frame.ljust(FRAME_BYTES, ULAW_SILENCE)
+                self._chunk += 1
+                await self.send_json({
+                    "event": "media",
+                    "sequenceNumber": self._next_sequence(),
+                    "media": {"track": "inbound", "chunk": str(self._chunk), "timestamp": str(frame_index * FRAME_MS),
+                              "payload": base64.b64encode(frame).decode()},
+                    "streamSid": self.stream_sid,
+                })
+                while self._speech_done and self._speech_done[0][0] <= self._sent_speech:
+                    _, done = self._speech_done.pop(0)
+                    if not done.done():
+                        done.set_result(None)
+                frame_index += 1
+        except ConnectionClosed:
+            pass
+
+    async def dtmf(self, digit: str) -> None:
+        await self.send_json({"event": "dtmf", "streamSid": self.stream_sid, "sequenceNumber": self._next_sequence(),
+                              "dtmf": {"track": "inbound_track", "digit": digit}})
+
+    async def hang_up(self) -> None:
+        """The caller hangs up: Twilio sends `stop` and closes the socket; the call is completed."""
+        self.double._end(self.call, "completed", "caller")
+        await self.end_from_twilio("caller hung up")
+        self.double._status_callback_soon(self.call)
+
+    async def end_from_twilio(self, reason: str) -> None:
+        if self.closed.is_set() or self.ws is None:
+            return
+        self.ended_reason = reason
+        await self.send_json({"event": "stop", "sequenceNumber": self._next_sequence(), "streamSid": self.stream_sid,
+                              "stop": {"accountSid": self.double.account_sid, "callSid": self.call.sid}})
+        await self.ws.close()
+        await self.closed.wait()
+
+    async def close(self) -> None:
+        """Drop the socket without a `stop` (a network failure)."""
+        if self.ws is not None:
+            await self.ws.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), 5)
+
+    # -- the app's messages -------------------------------------------------------------------------------
+    async def _receive(self) -> None:
+        assert self.ws is not None
+        try:
+            async for raw in self.ws:
+                now = time.monotonic()
+                try:
+                    message = json.loads(raw)
+                    if not isinstance(message, dict):
+                        raise ValueError("not an object")
+                except ValueError:
+                    self.protocol_errors.append(f"not JSON: {raw!r:.80}")
+                    continue
+                self.received.append(Received(now, message))
+                self._handle(now, message)
+                self._wake()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.close_code = self.ws.close_code
+            self.closed.set()
+            for queued in self._playback:
+                if queued.timer is not None:
+                    queued.timer.cancel()
+            if self.call.ended is None and self.call.dialed is None:
+                # <Connect> was the last verb: when the app closes the stream, the call ends.
+                self.double._end(self.call, "completed", "app-closed-stream")
+                self.double._status_callback_soon(self.call)
+            self._wake()
+
+    def _handle(self, now: float, message: dict[str, Any]) -> None:
+        event = message.get("event")
+        if message.get("streamSid") != self.stream_sid:
+            self.protocol_errors.append(f"{event}: wrong or missing streamSid")
+            return
+        if event == "media":
+            try:
+                audio = base64.b64decode(message["media"]["payload"], validate=True)
+            except (KeyError, TypeError, binascii.Error):
+                self.protocol_errors.append("media without a valid base64 payload")
+                return
+            start = max(now, self._playing_until)
+            self._playing_until = start + len(audio) / 8000
+            self._playback.append(_Queued(start, self._playing_until, audio=audio))
+        elif event == "mark":
+            name = (message.get("mark") or {}).get("name")
+            if not isinstance(name, str) or not name:
+                self.protocol_errors.append("mark without a name")
+                return
+            at = max(now, self._playing_until)
+            queued = _Queued(at, at, mark=name)
+            assert self.loop is not None
+            queued.timer = self.loop.call_at(
+                self.loop.time() + (at - now), lambda: self._spawn(self._return_mark(queued))
+            )
+            self._playback.append(queued)
+        elif event == "clear":
+            self.clears.append(now)
+            self._settle(now, cleared=True)
+            self.heard_at_clear.append(len(self.heard) / 8)
+        else:
+            self.protocol_errors.append(f"unknown event {event!r}")
+
+    def _settle(self, now: float, *, cleared: bool) -> None:
+        """Move played audio into `heard`; on clear drop the rest and return its marks at once."""
+        pending: list[_Queued] = []
+        for queued in self._playback:
+            if queued.mark is None:
+                if queued.end <= now:
+                    self.heard.extend(queued.audio)
+                elif queued.start < now:
+                    played = int((now - queued.start) * 8000)
+                    self.heard.extend(queued.audio[:played])
+                    if not cleared:
+                        pending.append(_Queued(now, queued.end, audio=queued.audio[played:]))
+                elif not cleared:
+                    pending.append(queued)
+            elif not cleared and queued.start > now:
+                pending.append(queued)
+        if cleared:
+            for queued in self._playback:
+                if queued.mark is not None and queued.timer is not None:
+                    queued.timer.cancel()
+                    self._spawn(self._return_mark(queued))
+            self._playing_until = now
+        self._playback = pending
+
+    async def _return_mark(self, queued: _Queued) -> None:
+        if queued.timer is None:  # already returned (a clear raced the timer)
+            return
+        queued.timer = None
+        name = queued.mark or ""
+        self._settle(time.monotonic(), cleared=False)
+        self.marks_returned.append((time.monotonic(), name))
+        await self.send_json({"event": "mark", "sequenceNumber": self._next_sequence(), "streamSid": self.stream_sid,
+                              "mark": {"name": name}})
+        self._wake()
+
+    # -- waiting in tests ---------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        for predicate, future in list(self._waiters):
+            if not future.done() and predicate():
+                future.set_result(None)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        assert self.loop is not None
+        if predicate():
+            return
+        future: asyncio.Future[None] = self.loop.create_future()
+        entry = (predicate, future)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiters.remove(entry)
+
+    def agent_audio(self) -> bytes:
+        """Every byte of agent audio received (played or not)."""
+        return b"".join(base64.b64decode(r.message["media"]["payload"]) for r in self.received
+                        if r.message.get("event") == "media")
+
+    def events(self, name: str) -> list[Received]:
+        return [r for r in self.received if r.message.get("event") == name]
+
+    @property
+    def playing(self) -> bool:
+        return time.monotonic() < self._playing_until
+
+    def played_ms(self) -> float:
+        self._settle(time.monotonic(), cleared=False)
+        return len(self.heard) / 8

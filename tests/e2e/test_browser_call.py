@@ -1,0 +1,273 @@
+"""The browser test call, end to end: real server, real Chromium with a fake microphone fed from a WAV,
+the real openai SDK talking to the OpenAI double. Sign in, open /test, hear the greeting, ask to book; the
+scripted receptionist hands the turn to the supervisor, which checks availability and books."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy import select
+
+from app.db.engine import Database
+from app.db.models import Appointment, Call, CallEvent, Session
+from app.settings import load_settings
+from tests.doubles.openai_double import OpenAIDouble
+from tests.support.data import create_owner
+from tests.support.server import RunningServer, base_env, run_server
+from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+OWNER_EMAIL = "caller-test@example.com"
+
+
+def write_wav(path: Path, pcm: bytes) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(pcm)
+    return path
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[OpenAIDouble]:
+    with OpenAIDouble(api_key="test-key") as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("browser-call")
+    env = base_env(data_dir, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=double.base_url,
+                   SUPERVISOR_TIMEOUT_SECONDS="5")
+    with run_server(env) as running:
+        asyncio.run(_create_business(running.env))
+        yield running
+
+
+async def _create_business(env: dict[str, str]) -> None:
+    db = Database(load_settings(env))
+    try:
+        await create_owner(db, email=OWNER_EMAIL)
+    finally:
+        await db.dispose()
+
+
+async def _call_record(env: dict[str, str]) -> tuple[Call, list[CallEvent], list[Appointment], Session]:
+    db = Database(load_settings(env))
+    try:
+        async with db.session() as s:
+            call = (await s.scalars(select(Call).order_by(Call.started_at.desc()))).first()
+            assert call is not None
+            events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == call.id)
+                                          .order_by(CallEvent.sequence)))
+            appointments = list(await s.scalars(select(Appointment).where(Appointment.call_id == call.id)))
+            session = await s.get(Session, call.session_id)
+            assert session is not None
+            return call, events, appointments, session
+    finally:
+        await db.dispose()
+
+
+def sign_in(page: Page, base_url: str) -> None:
+    page.goto(f"{base_url}/auth/login?next=/test")
+    page.fill("#email", OWNER_EMAIL)
+    page.click("#local-sign-in button[type=submit]")
+    page.wait_for_url(f"{base_url}/test")
+
+
+def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAIDouble, tmp_path: Path) -> None:
+    double.reset()
+    day = next_open_weekday()
+    answer = f"You're all set: a haircut on {day:%A} at ten a.m. See you then, Jane."
+    double.realtime.say(GREETING).caller("Hi, I'd like to book a haircut for tomorrow at ten in the morning.").tool(
+        "getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "wants a haircut at ten"},
+        say_first="One moment.",
+    ).say_from_tool_output()
+    double.responses.for_model("gpt-4.1").function_call(
+        "check_availability", {"service": "Haircut", "date": day.isoformat()}
+    ).function_call(
+        "book_appointment",
+        {"service": "Haircut", "start": f"{day.isoformat()}T10:00", "customer_name": "Jane Doe",
+         "customer_phone": "+1 555 123 4567"},
+    ).text(answer)
+    # The fake microphone loops its file: quiet while the greeting plays, the request, then a long quiet.
+    mic = write_wav(tmp_path / "mic.wav", silence(3500) + wav_pcm(ASSETS / "book-24k.wav") + silence(40000))
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = launch(pw, mic)
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["microphone"], origin=server.url)
+            page = context.new_page()
+            sign_in(page, server.url)
+            page.click("#call-start")
+            root = page.locator("#test-call")
+
+            # The greeting's audio really plays through the page's output.
+            page.wait_for_function(
+                "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
+                timeout=10_000,
+            )
+            assert float(root.get_attribute("data-played-peak-rms") or 0) > 0.01
+            assert root.get_attribute("data-sample-rate") == "24000"
+            page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=5_000)
+
+            # The caller's request, then the supervisor's answer, spoken and captioned.
+            page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=15_000)
+            page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
+            rt = double.realtime_sessions[0]
+            assert rt.input_audio_bytes > 48 * 4000
+            assert rt.sent_of_type("error") == []  # every client event was valid GA protocol
+            config = rt.session_config
+            assert config["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+            assert config["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+            assert config["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
+            assert [t["name"] for t in config["tools"]] == [
+                "getNextResponseFromSupervisor", "end_call", "transfer_to_human"]
+            assert "Sam's Salon" in config["instructions"] and "Haircut" in config["instructions"]
+            assert "OpenAI-Beta" not in rt.headers and "openai-beta" not in {k.lower() for k in rt.headers}
+            page.screenshot(path=str(ARTIFACTS / "browser-call-answered.png"), full_page=True)
+            page.wait_for_function(
+                "() => Number(document.querySelector('#test-call').dataset.micFrames || 0) > 0", timeout=2_000
+            )
+            page.click("#call-hangup")
+            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
+        finally:
+            browser.close()
+
+    def finalised() -> Any:
+        call, events, appointments, session = asyncio.run(_call_record(server.env))
+        return (call, events, appointments, session) if call.ended_at and call.summary else None
+
+    call, events, appointments, session = wait_for(finalised, 15, "the finalised call and its summary")
+    assert call.status == "completed" and call.end_reason == "caller_hangup" and call.channel == "browser"
+    assert session.status == "completed" and session.ended_at is not None and session.token_used_at is not None
+    assert len(appointments) == 1 and appointments[0].service == "Haircut"
+    local = appointments[0].starts_at.astimezone(ZoneInfo("America/New_York"))
+    assert (local.date(), local.hour) == (day, 10)
+    assert appointments[0].customer.phone == "+15551234567" and appointments[0].customer.name == "Jane Doe"
+    assert f"Agent: {GREETING}" in call.transcript and f"Agent: {answer}" in call.transcript
+    assert "Caller: Hi, I'd like to book a haircut" in call.transcript
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    names = [e.data.get("name") for e in events if e.kind == "tool_call"]
+    assert names == ["getNextResponseFromSupervisor", "check_availability", "book_appointment"]
+    booked = next(e for e in events if e.kind == "tool_result" and e.data.get("name") == "book_appointment")
+    assert booked.data["result"]["booked"] is True
+    supervisor = [r for r in double.response_requests if r["model"] == "gpt-4.1"]
+    assert len(supervisor) == 3 and all(r["parallel_tool_calls"] is False for r in supervisor)
+    assert "book a haircut" in supervisor[0]["input"][0]["content"]
+    turn = next(t for t in call.latencies if "supervisor_ms" in t)
+    assert 0 < turn["response_ms"] < 3000 and turn["supervisor_ms"] > 0 and turn["answer_ms"] > 0
+    assert call.usage["realtime"]["audio_output"] > 0 and call.usage["supervisor"]["text_output"] > 0
+    assert call.usage["transcription"]["audio_input"] > 0 and call.usage["summary"]["model"] == "gpt-4.1-mini"
+    assert call.input_tokens > 0 and call.output_tokens > 0
+    assert call.cost_usd > 0 and call.duration_seconds > 5
+    assert call.summary is not None and call.summary.startswith("Summary: Hi, I'd like to book a haircut")
+    assert "Traceback" not in server.log()
+
+
+def launch(pw: Any, mic: Path) -> Any:
+    return pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                              args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}"])
+
+
+def test_browser_barge_in_truncates_at_what_was_played(
+    server: RunningServer, double: OpenAIDouble, tmp_path: Path
+) -> None:
+    double.reset()
+    long_greeting = ("Thanks for calling Sam's Salon. We do haircuts and colour, we are open six days a week, "
+                     "and we would love to help you look your best. How can I help you today?")
+    double.realtime.say(long_greeting).caller("Wait, sorry, actually make it the afternoon.").say("Of course.")
+    mic = write_wav(tmp_path / "mic.wav", silence(2500) + wav_pcm(ASSETS / "interrupt-24k.wav") + silence(40000))
+    with sync_playwright() as pw:
+        browser = launch(pw, mic)
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["microphone"], origin=server.url)
+            page = context.new_page()
+            sign_in(page, server.url)
+            page.click("#call-start")
+            page.wait_for_function("() => document.querySelector('#test-call').dataset.lastClearMs", timeout=15_000)
+            root = page.locator("#test-call")
+            played_at_clear = int(root.get_attribute("data-last-clear-ms") or -1)
+            item_id = root.get_attribute("data-last-clear-item")
+            rt = double.realtime_sessions[0]
+            truncate = rt.wait_for_received("conversation.item.truncate", 5.0)
+            page.wait_for_selector(".caption.agent.final:has-text('Of course.')", timeout=10_000)
+            page.screenshot(path=str(ARTIFACTS / "browser-call-barge-in.png"), full_page=True)
+            page.click("#call-hangup")
+            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
+        finally:
+            browser.close()
+    assert truncate["item_id"] == item_id
+    assert 500 < played_at_clear < len(long_greeting) * 60
+    assert abs(truncate["audio_end_ms"] - played_at_clear) <= 20  # within one frame of what was played
+    produced = sum(48 * 50 for e in rt.sent_of_type("response.output_audio.delta") if e["item_id"] == item_id)
+    assert truncate["audio_end_ms"] <= produced // 48
+    assert not [e for e in rt.sent_of_type("error") if e["error"].get("code") == "invalid_value"]
+
+
+@pytest.fixture(scope="module")
+def keyless_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with run_server(base_env(tmp_path_factory.mktemp("browser-call-keyless"))) as running:
+        asyncio.run(_create_business(running.env))
+        yield running
+
+
+def test_without_openai_the_page_says_so(keyless_server: RunningServer, tmp_path: Path) -> None:
+    mic = write_wav(tmp_path / "mic.wav", silence(1000))
+    with sync_playwright() as pw:
+        browser = launch(pw, mic)
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["microphone"], origin=keyless_server.url)
+            page = context.new_page()
+            sign_in(page, keyless_server.url)
+            assert page.locator(".notice.bad").first.is_visible()  # warned before calling
+            page.click("#call-start")
+            page.wait_for_selector("#test-call[data-state=ended]", timeout=10_000)
+            notice = page.locator("#call-notice")
+            assert "unavailable" in notice.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "browser-call-no-openai.png"), full_page=True)
+        finally:
+            browser.close()
+
+    async def session_state() -> tuple[str, str | None]:
+        db = Database(load_settings(keyless_server.env))
+        try:
+            async with db.session() as s:
+                row = (await s.scalars(select(Session))).one()
+                return row.status, row.failure_reason
+        finally:
+            await db.dispose()
+
+    status, reason = asyncio.run(session_state())
+    assert status == "failed" and reason is not None and "OPENAI_API_KEY" in reason

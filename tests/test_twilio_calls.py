@@ -1,0 +1,727 @@
+"""Phone calls end to end: the real service (granian subprocess) between the Twilio double and the OpenAI
+double, both reached only through configuration. One server and one pair of doubles serve the module."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+import wave
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import numpy as np
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from app.auth.cookies import COOKIE_NAME, SessionSigner
+from app.db.engine import Database
+from app.db.hours import zone
+from app.db.models import Appointment, Business, Call, CallEvent, Customer, Session
+from app.settings import load_settings
+from tests.doubles.openai_double import (
+    FunctionCallReply,
+    OpenAIDouble,
+    RealtimeSessionLog,
+    TextReply,
+    reply_output,
+    response_object,
+)
+from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, TwimlAnswer, caller_audio, parse_twiml
+from tests.support.data import create_owner
+from tests.support.server import ROOT, RunningServer, base_env, run_server
+
+SALON_NUMBER = "+15550001000"
+SALON_TRANSFER = "+15550001999"
+BARBER_NUMBER = "+15550002000"
+KNOWN_CALLER = "+15557770001"
+
+
+class DecidingOpenAIDouble(OpenAIDouble):
+    """The OpenAI double whose supervisor model can be told to decide from the request it is sent.
+
+    With many calls at once a shared queue of replies can't say which call gets which; a real model
+    answers each conversation on its own. `decide(body)` returns the reply, or None for the script."""
+
+    decide: Callable[[dict[str, Any]], FunctionCallReply | TextReply | None] | None = None
+
+    async def _responses_handler(self, request: web.Request) -> web.StreamResponse:
+        decide = self.decide
+        if decide is None or not self._authorized(request):
+            return await super()._responses_handler(request)
+        body = await request.json()  # aiohttp keeps the body, so the script path can still read it
+        reply = decide(body)
+        if reply is None:
+            return await super()._responses_handler(request)
+        self.response_requests.append(body)
+        return web.json_response(response_object(body, reply_output(reply)))
+
+
+@dataclass
+class World:
+    server: RunningServer
+    openai: DecidingOpenAIDouble
+    twilio: TwilioDouble
+    env: dict[str, str]
+    salon_id: UUID
+    barber_id: UUID
+    salon_owner: UUID
+    barber_owner: UUID
+
+    @property
+    def voice_url(self) -> str:
+        return self.server.url + "/twilio/voice"
+
+    @property
+    def status_url(self) -> str:
+        return self.server.url + "/twilio/status"
+
+    def database(self) -> Database:
+        return Database(load_settings(self.env))
+
+
+def next_weekday(after: date) -> date:
+    day = after + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+async def _seed(env: dict[str, str]) -> tuple[UUID, UUID, UUID, UUID]:
+    db = Database(load_settings(env))
+    try:
+        salon_owner, salon = await create_owner(db, name="Sam's Salon", phone_number=SALON_NUMBER,
+                                       transfer_number=SALON_TRANSFER, recording_enabled=True,
+                                       greeting="Thanks for calling Sam's Salon.")
+        barber_owner, barber = await create_owner(db, name="Bo's Barbers", phone_number=BARBER_NUMBER,
+                                        greeting="Bo's Barbers, hello.")
+        async with db.session() as s, s.begin():
+            jane = Customer(business_id=salon.id, name="Jane Doe", phone=KNOWN_CALLER)
+            s.add(jane)
+            await s.flush()
+            start = datetime.combine(next_weekday(date.today() + timedelta(days=3)), datetime.min.time(),
+                                     tzinfo=UTC) + timedelta(hours=15)
+            s.add(Appointment(business_id=salon.id, customer_id=jane.id, service="Colour", starts_at=start,
+                              ends_at=start + timedelta(minutes=90)))
+        return salon.id, barber.id, salon_owner.id, barber_owner.id
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    data_dir = tmp_path_factory.mktemp("twilio-e2e")
+    with DecidingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio:
+        env = base_env(
+            data_dir,
+            OPENAI_API_KEY="test-key",
+            OPENAI_BASE_URL=openai.base_url,
+            TWILIO_ACCOUNT_SID=twilio.account_sid,
+            TWILIO_AUTH_TOKEN=twilio.auth_token,
+            TWILIO_API_BASE_URL=twilio.api_base_url,
+            RECORDINGS_DIR=str(data_dir / "recordings"),
+        )
+        with run_server(env) as server:
+            env = server.env
+            seeded = asyncio.run(_seed(env))
+            twilio.status_callback_url = server.url + "/twilio/status"
+            yield World(server, openai, twilio, env, *seeded)
+            log = server.log()
+            (ROOT / "test-artifacts").mkdir(exist_ok=True)
+            (ROOT / "test-artifacts" / "twilio-server.log").write_text(log)
+            assert "Traceback" not in log, log[-5000:]
+
+
+@pytest.fixture
+def w(world: World) -> Iterator[World]:
+    world.openai.reset()
+    world.openai.decide = None
+    world.twilio.reset()
+    yield world
+
+
+async def place(w: World, to: str, from_: str) -> tuple[DoubleCall, TwimlAnswer]:
+    call, answer = await w.twilio.place_call(w.voice_url, to=to, from_=from_)
+    assert answer.status_code == 200, answer.body
+    return call, answer
+
+
+async def connect(w: World, to: str, from_: str) -> tuple[DoubleCall, MediaStream, RealtimeSessionLog]:
+    sessions_before = len(w.openai.realtime_sessions)
+    call, answer = await place(w, to, from_)
+    assert answer.stream_url == w.server.url.replace("http://", "ws://") + "/twilio/media"
+    stream = await w.twilio.open_stream(call, answer)
+    log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+    return call, stream, log
+
+
+def sent_at(log: RealtimeSessionLog, event_type: str, count: int = 1, timeout: float = 10.0) -> Any:
+    return asyncio.to_thread(log.wait_for_sent, event_type, timeout, count)
+
+
+async def call_row(w: World, call_sid: str) -> tuple[Session, Call | None, list[CallEvent]]:
+    db = w.database()
+    try:
+        async with db.session() as s:
+            session = await s.scalar(select(Session).where(Session.twilio_call_sid == call_sid))
+            assert session is not None
+            call = await s.scalar(select(Call).where(Call.session_id == session.id))
+            events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == call.id)
+                                          .order_by(CallEvent.sequence))) if call else []
+            return session, call, events
+    finally:
+        await db.dispose()
+
+
+async def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def finalised(w: World, call_sid: str, timeout: float = 10.0) -> tuple[Session, Call, list[CallEvent]]:
+    async def done() -> bool:
+        _s, call, _e = await call_row(w, call_sid)
+        return call is not None and call.ended_at is not None
+
+    await wait_until(done, timeout)
+    session, call, events = await call_row(w, call_sid)
+    assert call is not None
+    return session, call, events
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if len(samples) else 0.0
+
+
+# -- the whole call ---------------------------------------------------------------------------------------------
+async def test_booking_call_from_greeting_to_hang_up_with_recording(w: World) -> None:
+    day = next_weekday(date.today())
+    start = f"{day.isoformat()}T10:00"
+    w.openai.realtime.say("Hello, this call is recorded.")
+    w.openai.realtime.caller("Hi, I'd like to book a haircut tomorrow at ten in the morning.")
+    w.openai.realtime.tool("getNextResponseFromSupervisor",
+                           {"relevantContextFromLastUserMessage": "book a haircut tomorrow at 10am"},
+                           say_first="One moment.")
+    w.openai.realtime.say_from_tool_output()
+    w.openai.realtime.caller("That's all, thank you. Goodbye.")
+    w.openai.realtime.tool("end_call", {}, say_first="Goodbye!")
+    w.openai.responses.for_model("gpt-4.1").function_call(
+        "book_appointment", {"service": "Haircut", "start": start, "customer_name": "Ann Lee"}
+    ).text("You're booked for a haircut at ten.")
+
+    call, stream, log = await connect(w, SALON_NUMBER, "+15553334444")
+    # The greeting plays (its marks come back) and announces the recording.
+    greeting = await sent_at(log, "response.done")
+    await stream.wait_for(lambda: len(stream.marks_returned) >= 1 and not stream.playing, timeout=10)
+    created = log.received_of_type("response.create")[0]
+    assert "this call is recorded" in created["response"]["instructions"]
+    assert greeting["response"]["status"] == "completed"
+    assert log.session_config["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert log.session_config["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert "+15553334444" in log.session_config["instructions"]
+
+    await stream.speak(caller_audio("book"))
+    await sent_at(log, "response.done", count=3, timeout=15)  # filler+tool, then the supervisor's answer
+    await stream.speak(short_utterance("bye"))
+    await sent_at(log, "response.done", count=4, timeout=15)
+
+    await wait_until(lambda: bool(w.twilio.hang_ups(call.sid)), timeout=15)
+    hang_up = w.twilio.hang_ups(call.sid)[0]
+    goodbye_marks = [at for at, _name in stream.marks_returned]
+    assert goodbye_marks and hang_up.at >= max(goodbye_marks), "hung up before the goodbye had played"
+    assert stream.played_ms() == pytest.approx(len(stream.agent_audio()) / 8, abs=25)
+    frames = [r.message["event"] for r in stream.received]
+    assert frames.count("media") == frames.count("mark") > 0
+    assert all(a == "media" and b == "mark" for a, b in zip(frames[::2], frames[1::2], strict=True))
+    await asyncio.wait_for(stream.closed.wait(), 5)
+    assert not stream.protocol_errors
+
+    session, row, events = await finalised(w, call.sid)
+    assert session.status == "completed" and row.status == "completed" and row.end_reason == "goodbye"
+    assert row.channel == "twilio" and row.caller_phone == "+15553334444"
+    assert "Caller: Hi, I'd like to book a haircut" in row.transcript
+    assert "Agent: You're booked for a haircut at ten." in row.transcript
+    assert row.duration_seconds > 3 and row.cost_usd > 0 and row.input_tokens > 0
+    kinds = [e.kind for e in events]
+    assert kinds.count("tool_call") >= 3 and [e.text for e in events].count("call ended: goodbye") == 1
+
+    db = w.database()
+    try:
+        async with db.session() as s:
+            booked = (await s.scalars(select(Appointment).where(Appointment.call_id == row.id))).unique().all()
+            assert len(booked) == 1 and booked[0].business_id == w.salon_id
+            customer = await s.get(Customer, booked[0].customer_id)
+            assert customer is not None and customer.phone == "+15553334444" and customer.name == "Ann Lee"
+    finally:
+        await db.dispose()
+
+    # The recording: caller on the left, agent on the right, each where it happened.
+    async def recorded() -> bool:
+        _s, again, _e = await call_row(w, call.sid)
+        return again is not None and again.recording_path is not None
+
+    await wait_until(recorded, timeout=5)
+    _s, row, _e = await call_row(w, call.sid)
+    assert row is not None and row.recording_path
+    path = Path(row.recording_path)
+    assert path.parent.name == str(w.salon_id)
+    with wave.open(str(path)) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (2, 8000, 2)
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    left, right = frames[:, 0], frames[:, 1]
+    # Where the caller spoke the left channel is the exact audio sent; the agent was silent then.
+    sent = [r for r in stream.sent if r[1].get("event") == "media"]
+    book = caller_audio("book")
+    first_frame = base64.b64encode(book[:160]).decode()
+    speech_start = next(int(m["media"]["timestamp"]) for _t, m in sent if m["media"]["payload"] == first_frame)
+    segment = slice(speech_start * 8 + 4000, speech_start * 8 + 16000)  # well inside the spoken words
+    assert rms(left[segment]) > 1000 and rms(right[segment]) < 50
+    # The agent's audio is on the right: as much as was played, and silence on the left meanwhile.
+    agent_samples = int(np.count_nonzero(np.abs(right) > 200))
+    assert agent_samples > 8000  # over a second of agent speech
+    loud_right = np.abs(right) > 2000
+    assert rms(left[loud_right]) < 50
+
+    # The owner plays it from the call page; another owner, or nobody signed in, can't fetch it.
+    signer = SessionSigner((w.env["SESSION_SECRETS"],))
+    url = f"{w.server.url}/calls/{row.id}/recording"
+    async with (
+        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.salon_owner)}) as salon,
+        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.barber_owner)}) as barber,
+        httpx.AsyncClient(timeout=10) as anonymous,
+    ):
+        page = await salon.get(f"{w.server.url}/calls/{row.id}")
+        owner = await salon.get(url)
+        other = await barber.get(url)
+        nobody = await anonymous.get(url)
+    assert page.status_code == 200 and f"/calls/{row.id}/recording" in page.text
+    assert owner.status_code == 200 and owner.headers["content-type"].startswith("audio/")
+    assert owner.content == await asyncio.to_thread(path.read_bytes)
+    assert other.status_code == 404 and nobody.status_code in {302, 303, 401}
+
+
+# -- barge-in ---------------------------------------------------------------------------------------------------
+async def test_barge_in_clears_at_once_and_truncates_at_what_was_heard(w: World) -> None:
+    w.openai.realtime.say("Thanks for calling Sam's Salon. We are open every weekday from nine until five, "
+                          "and on Saturdays from ten until two.")
+    w.openai.realtime.caller("Wait, sorry, actually make it the afternoon.")
+    w.openai.realtime.say("Sure.")
+    call, stream, log = await connect(w, SALON_NUMBER, "+15553335555")
+    await sent_at(log, "response.output_audio.delta", count=12)  # ~600 ms of greeting produced
+    speech_event = asyncio.ensure_future(
+        asyncio.to_thread(lambda: (log.wait_for_sent("input_audio_buffer.speech_started", 10), time.monotonic()))
+    )
+    spoken = stream.say(caller_audio("interrupt"))
+    _event, speech_at = await speech_event
+    await stream.wait_for(lambda: bool(stream.clears), timeout=2)
+    # The caller hears silence from the speech event on: `clear` arrives within one 20 ms frame.
+    assert stream.clears[0] - speech_at < 0.020 + 0.010  # one frame, plus the thread wake-up of this probe
+
+    truncate = await sent_at(log, "conversation.item.truncated")
+    [request] = log.truncations
+    item_id = request["item_id"]
+    produced_ms = sum(len(base64.b64decode(e["delta"])) for e in log.sent_of_type("response.output_audio.delta")
+                      if e["item_id"] == item_id) / 8
+    assert truncate["audio_end_ms"] == request["audio_end_ms"] <= produced_ms
+    heard_ms = stream.heard_at_clear[0]  # what had played of the greeting when the clear arrived
+    assert abs(request["audio_end_ms"] - heard_ms) <= 25, (request, heard_ms)
+    assert not [e for e in log.sent_of_type("error") if e["error"].get("code") == "invalid_value"]
+    # Nothing more of the interrupted greeting plays after the clear.
+    await spoken
+    greeting_after_clear = [r for r in stream.received if r.at > stream.clears[0]
+                            and r.message.get("event") == "mark" and r.message["mark"]["name"].startswith(item_id)]
+    assert not greeting_after_clear
+
+    await stream.hang_up()
+    _session, row, events = await finalised(w, call.sid)
+    assert row.end_reason == "caller_hung_up" and not w.twilio.hang_ups(call.sid)
+    interrupted = [e for e in events if e.text == "caller interrupted"]
+    assert interrupted and interrupted[0].data["audio_end_ms"] == request["audio_end_ms"]
+
+
+# -- caller ID, DTMF, transfer ----------------------------------------------------------------------------------
+async def test_known_caller_is_greeted_by_name_and_their_appointments_are_known(w: World) -> None:
+    w.openai.realtime.say("Hi Jane.")
+    call, stream, log = await connect(w, SALON_NUMBER, KNOWN_CALLER)
+    await sent_at(log, "response.done")
+    instructions = log.received_of_type("response.create")[0]["response"]["instructions"]
+    assert "Hi Jane, welcome back!" in instructions and "this call is recorded" in instructions
+    assert "Known caller: Jane Doe" in log.session_config["instructions"]
+    assert "Colour on" in log.session_config["instructions"]
+    await stream.hang_up()
+    _session, row, _events = await finalised(w, call.sid)
+    assert row.status == "abandoned" and row.customer_id is not None
+
+
+async def test_unknown_caller_is_offered_to_become_a_customer(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    call, stream, log = await connect(w, BARBER_NUMBER, "+15553336666")
+    await sent_at(log, "response.done")
+    assert "not a customer yet" in log.session_config["instructions"]
+    assert "this call is recorded" not in log.received_of_type("response.create")[0]["response"]["instructions"]
+    await stream.hang_up()
+    await finalised(w, call.sid)
+
+
+async def test_dtmf_is_recorded_and_transfer_to_human_dials_the_business(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    w.openai.realtime.caller("Can I speak to a real person, please?")
+    w.openai.realtime.tool("transfer_to_human", {}, say_first="Connecting you now.")
+    call, stream, log = await connect(w, SALON_NUMBER, "+15553337777")
+    await sent_at(log, "response.done")
+    await stream.dtmf("5")
+    await stream.speak(caller_audio("person"))
+    await asyncio.wait_for(stream.closed.wait(), 15)
+    assert stream.ended_reason == "redirected"
+    [update] = w.twilio.updates(call.sid)
+    assert "<Dial" in update.form["Twiml"] and call.dialed == SALON_TRANSFER
+    # The short sentence played in full before the transfer.
+    assert update.at >= max(at for at, _ in stream.marks_returned)
+    assert not w.twilio.hang_ups(call.sid)
+    _session, row, events = await finalised(w, call.sid)
+    assert row.status == "transferred"
+    texts = [e.text for e in events]
+    assert "caller pressed 5" in texts and f"transferred to {SALON_TRANSFER}" in texts
+
+
+async def test_pressing_zero_asks_for_a_person(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    call, stream, log = await connect(w, SALON_NUMBER, "+15553338888")
+    await sent_at(log, "response.done")
+    await stream.dtmf("0")
+    await asyncio.wait_for(stream.closed.wait(), 10)
+    assert call.dialed == SALON_TRANSFER
+    _session, row, events = await finalised(w, call.sid)
+    assert row.status == "transferred" and "caller pressed 0" in [e.text for e in events]
+
+
+async def test_without_a_transfer_number_the_receptionist_offers_a_message(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    w.openai.realtime.caller("Can I speak to a real person, please?")
+    w.openai.realtime.tool("transfer_to_human", {}, say_first="Let me see.")
+    w.openai.realtime.say_from_tool_output()
+    call, stream, log = await connect(w, BARBER_NUMBER, "+15553339999")
+    await sent_at(log, "response.done")
+    await stream.speak(short_utterance("person"))
+    await asyncio.to_thread(log.wait_for_received, "response.create", 10, 2)  # asked to answer the tool result
+    outputs = [e["item"] for e in log.received_of_type("conversation.item.create")
+               if e["item"].get("type") == "function_call_output"]
+    assert outputs and "take a message" in outputs[0]["output"]
+    assert not w.twilio.updates(call.sid)
+    await stream.hang_up()
+    _session, row, _events = await finalised(w, call.sid)
+    assert row.status == "completed" and row.end_reason == "caller_hung_up"
+
+
+# -- calls that never got their stream ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("twilio_status", "call_status"), [("no-answer", "failed"), ("completed", "abandoned")])
+async def test_status_callback_closes_a_call_that_never_streamed(
+    w: World, twilio_status: str, call_status: str
+) -> None:
+    sessions_before = len(w.openai.realtime_sessions)
+    call, answer = await place(w, BARBER_NUMBER, "+15554440000")
+    prewarmed = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+    response = await w.twilio.post_status(w.status_url, call, twilio_status, duration=0)
+    assert response.status_code == 204
+    session, row, _events = await call_row(w, call.sid)
+    assert row is not None and row.status == call_status
+    assert row.end_reason == "twilio_" + twilio_status.replace("-", "_")
+    assert session.ended_at is not None and row.ended_at is not None
+    assert await asyncio.to_thread(prewarmed.closed.wait, 5)
+    # A stream that shows up after that is refused: the token was used up by the status callback.
+    late = await w.twilio.open_stream(call, answer)
+    await asyncio.wait_for(late.closed.wait(), 5)
+    assert late.close_code == 4409
+    assert prewarmed.input_audio_bytes == 0 and not prewarmed.received_of_type("session.update")
+    again = await w.twilio.post_status(w.status_url, call, twilio_status)
+    assert again.status_code == 204  # a repeated callback changes nothing
+
+
+# -- refusals -----------------------------------------------------------------------------------------------------
+async def test_unsigned_or_mis_signed_webhooks_are_refused(w: World) -> None:
+    call = DoubleCall(sid="CA" + "e" * 32, from_="+15554441111", to=SALON_NUMBER)
+    params = w.twilio.voice_params(call)
+    forged = await w.twilio.post_webhook(w.voice_url, params, signature=w.twilio.sign(w.voice_url + "x", params))
+    unsigned = await w.twilio.post_webhook(w.voice_url, params, signed=False)
+    tampered = await w.twilio.post_webhook(
+        w.voice_url, params | {"From": "+15550000000"}, signature=w.twilio.sign(w.voice_url, params)
+    )
+    status = await w.twilio.post_webhook(w.status_url, {"CallSid": call.sid, "CallStatus": "busy"}, signed=False)
+    assert [r.status_code for r in (forged, unsigned, tampered, status)] == [403, 403, 403, 403]
+    assert forged.json()["error"] == "invalid Twilio signature"
+    db = w.database()
+    try:
+        async with db.session() as s:
+            assert await s.scalar(select(Session).where(Session.twilio_call_sid == call.sid)) is None
+    finally:
+        await db.dispose()
+    assert "refused mis-signed Twilio webhook for /twilio/voice" in w.server.log()
+    assert "refused unsigned Twilio webhook for /twilio/status" in w.server.log()
+
+
+async def test_unknown_number_gets_a_spoken_apology_and_hang_up(w: World) -> None:
+    sessions_before = len(w.openai.realtime_sessions)
+    _call, answer = await place(w, "+15559999999", "+15554442222")
+    assert answer.says and "not set up" in answer.says[0] and answer.hangup and answer.stream_url is None
+    await asyncio.sleep(0.2)
+    assert len(w.openai.realtime_sessions) == sessions_before
+
+
+async def assert_refused(w: World, stream: MediaStream, code: int, sessions_before: int) -> None:
+    await asyncio.wait_for(stream.closed.wait(), 5)
+    assert stream.close_code == code
+    await asyncio.sleep(0.3)
+    for log in w.openai.realtime_sessions[sessions_before:]:
+        # Only the prewarmed connection may exist, and it is dropped without ever being used.
+        assert not log.received_of_type("session.update") and log.input_audio_bytes == 0
+        assert await asyncio.to_thread(log.closed.wait, 5)
+
+
+async def test_reused_token_is_refused(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    call, first, log = await connect(w, BARBER_NUMBER, "+15554443333")
+    await sent_at(log, "response.done")
+    sessions_before = len(w.openai.realtime_sessions)
+    answer = TwimlAnswer(200, "", stream_url=first.url, parameters=first.parameters)
+    second = await w.twilio.open_stream(call, answer)
+    await assert_refused(w, second, 4409, sessions_before)
+    assert len(w.openai.realtime_sessions) == sessions_before
+    await first.hang_up()
+    await finalised(w, call.sid)
+
+
+async def test_token_for_another_call_is_refused_and_the_prewarmed_connection_dropped(w: World) -> None:
+    sessions_before = len(w.openai.realtime_sessions)
+    call, answer = await place(w, BARBER_NUMBER, "+15554444444")
+    stream = await w.twilio.open_stream(call, answer, handshake=False)
+    await stream.send_connected()
+    await stream.send_start(call_sid="CA" + "f" * 32)
+    await assert_refused(w, stream, 4403, sessions_before)
+    assert len(w.openai.realtime_sessions) == sessions_before + 1  # just the prewarm, now closed
+
+
+async def test_expired_token_is_refused(w: World) -> None:
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from app.voice.tokens import TokenIssuer
+
+    secret = w.env["SESSION_SECRETS"]
+    sessions_before = len(w.openai.realtime_sessions)
+    call, answer = await place(w, BARBER_NUMBER, "+15554445555")
+    session_id, nonce = TokenIssuer((secret,)).read(answer.parameters["session"])
+
+    class LongAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 3600
+
+    stale = URLSafeTimedSerializer(secret, salt="call-connect", signer=LongAgo)
+    expired = answer.parameters | {"session": stale.dumps({"sid": str(session_id), "n": nonce})}
+    stream = await w.twilio.open_stream(call, TwimlAnswer(200, "", stream_url=answer.stream_url,
+                                                          parameters=expired))
+    await assert_refused(w, stream, 4401, sessions_before)
+
+
+async def test_handshake_garbage_and_malformed_frames_mid_call_are_ignored(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    w.openai.realtime.caller("What time do you open on Saturday?")
+    w.openai.realtime.say("Ten.")
+    sessions_before = len(w.openai.realtime_sessions)
+    call, answer = await place(w, BARBER_NUMBER, "+15554446666")
+    stream = await w.twilio.open_stream(call, answer, handshake=False)
+    await stream.send_text("this is not json")
+    await stream.send_json({"event": "media", "media": {"payload": "AAAA"}})  # media before start
+    await stream.send_connected()
+    await stream.send_start()
+    log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+    await sent_at(log, "response.done")
+    for frame in ("[1, 2]", '{"event": 5}', '{"event": "media"}', '{"event": "media", "media": {"payload": "%%"}}',
+                  '{"event": "mark", "mark": {"name": "never-sent"}}', '{"event": "dtmf", "dtmf": {"digit": "xy"}}',
+                  '{"event": "start", "start": {}}', '{"event": "connected"}', '{"event": "surprise"}'):
+        await stream.send_text(frame)
+    await stream.speak(caller_audio("hours"))
+    await sent_at(log, "response.done", count=2, timeout=15)
+    await stream.hang_up()
+    _session, row, _events = await finalised(w, call.sid)
+    assert "Caller: What time do you open on Saturday?" in row.transcript and "Agent: Ten." in row.transcript
+    assert "twilio stream" in w.server.log() and "ignored" in w.server.log()
+
+
+# -- many calls at once -------------------------------------------------------------------------------------------
+PHONE_IN_FACTS = re.compile(r"Caller's phone \(from the line\): (\+\d+)")
+
+
+def short_utterance(name: str, speech_ms: int = 1200) -> bytes:
+    """The start of a recorded line (0.3 s of silence, then speech), cut short to keep the test lean."""
+    return caller_audio(name)[: (300 + speech_ms) * 8]
+
+
+def own_transcript(log: RealtimeSessionLog) -> str:
+    """The transcript the app should have kept for this realtime session: its own turns, in order."""
+    lines = []
+    for event in list(log.sent):
+        if event["type"] == "conversation.item.input_audio_transcription.completed" and event["transcript"].strip():
+            lines.append("Caller: " + event["transcript"].strip())
+        elif event["type"] == "response.output_audio_transcript.done" and event["transcript"].strip():
+            lines.append("Agent: " + event["transcript"].strip())
+    return "\n".join(lines)
+
+
+async def test_twenty_concurrent_calls_to_two_businesses(w: World) -> None:
+    count = 20
+    day = next_weekday(date.today() + timedelta(days=1))
+    callers = [f"+1555600{k:04d}" for k in range(count)]
+    business_of = {phone: (SALON_NUMBER if k % 2 == 0 else BARBER_NUMBER) for k, phone in enumerate(callers)}
+    slot_of = {phone: f"{day.isoformat()}T{9 + k // 4:02d}:{(k // 2 % 2) * 30:02d}" for k, phone in enumerate(callers)}
+
+    def decide(body: dict[str, Any]) -> FunctionCallReply | TextReply | None:
+        if body.get("model") != "gpt-4.1":
+            return None  # the summaries of finished calls take their default reply
+        phone = PHONE_IN_FACTS.search(json.dumps(body))
+        if phone is None:
+            return TextReply("I don't know who is calling.")
+        caller = phone.group(1)
+        if any(item.get("type") == "function_call_output" for item in body.get("input", [])):
+            return TextReply(f"Booked for {caller} at {slot_of[caller][-5:]}.")
+        return FunctionCallReply("book_appointment", {"service": "Haircut", "start": slot_of[caller],
+                                                      "customer_name": f"Caller {caller[-4:]}"})
+
+    w.openai.decide = decide
+    sessions_before = len(w.openai.realtime_sessions)
+    placed = await asyncio.gather(*(w.twilio.place_call(w.voice_url, to=business_of[p], from_=p) for p in callers))
+    streams = await asyncio.gather(*(w.twilio.open_stream(call, answer) for call, answer in placed))
+    stream_of = {call.from_: stream for (call, _a), stream in zip(placed, streams, strict=True)}
+
+    def realtime_by_phone() -> dict[str, RealtimeSessionLog]:
+        found = {}
+        for log in w.openai.realtime_sessions[sessions_before:]:
+            match = PHONE_IN_FACTS.search(log.session_config.get("instructions", ""))
+            if match:
+                found[match.group(1)] = log
+        return found
+
+    # Phase 1: every call is greeted (the script is empty, so each greeting is the default "Okay.").
+    await wait_until(lambda: len(realtime_by_phone()) == count
+                     and all(log.sent_of_type("response.done") for log in realtime_by_phone().values()), timeout=20)
+    logs = realtime_by_phone()
+    await wait_until(lambda: all(s.marks_returned and not s.playing for s in streams), timeout=10)
+
+    # Phase 2: everyone asks to book at once; each supervisor books that caller's own slot.
+    for k in range(count):
+        w.openai.realtime.caller(f"Please book me in, caller number {k}.")
+    for _ in range(count):
+        w.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "book"},
+                               say_first="One moment.")
+    for _ in range(count):
+        w.openai.realtime.say_from_tool_output()
+    ask = short_utterance("book")
+    await asyncio.gather(*(s.speak(ask) for s in streams))
+    await wait_until(lambda: all(len(log.sent_of_type("response.done")) >= 3 for log in logs.values()), timeout=30)
+
+    # Phase 3: everyone says goodbye; the receptionist ends each call after its goodbye has played.
+    for k in range(count):
+        w.openai.realtime.caller(f"Thanks, goodbye from caller {k}.")
+    for _ in range(count):
+        w.openai.realtime.tool("end_call", {}, say_first="Goodbye!")
+    bye = short_utterance("bye")
+    await asyncio.gather(*(s.speak(bye) for s in streams))
+    await wait_until(lambda: all(w.twilio.hang_ups(call.sid) for call, _a in placed), timeout=30)
+    await asyncio.gather(*(asyncio.wait_for(s.closed.wait(), 10) for s in streams))
+
+    db = w.database()
+    try:
+        async with db.session() as s:
+            calls = list(await s.scalars(select(Call).where(Call.caller_phone.in_(callers))))
+            events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id.in_([c.id for c in calls]))))
+            appointments = (await s.scalars(select(Appointment).where(
+                Appointment.call_id.in_([c.id for c in calls])))).unique().all()
+            businesses = {b.id: b for b in await s.scalars(select(Business))}
+    finally:
+        await db.dispose()
+
+    assert len(calls) == count
+    for call in calls:
+        phone = call.caller_phone
+        assert phone is not None
+        (double_call, _answer), stream = next(p for p in placed if p[0].from_ == phone), stream_of[phone]
+        # Finalised once, as a completed goodbye, and hung up only after the goodbye had played.
+        assert call.status == "completed" and call.end_reason == "goodbye" and call.ended_at is not None
+        ends = [e for e in events if e.call_id == call.id and e.text.startswith("call ended")]
+        assert len(ends) == 1
+        [hang_up] = w.twilio.hang_ups(double_call.sid)
+        assert hang_up.at >= max(at for at, _ in stream.marks_returned)
+        # The transcript holds this call's own turns and nothing else.
+        assert call.transcript == own_transcript(logs[phone]), phone
+        assert f"Booked for {phone}" in call.transcript
+        # Its booking is in the business it called, for this caller, at this caller's slot.
+        [booking] = [a for a in appointments if a.call_id == call.id]
+        assert businesses[booking.business_id].phone_number == business_of[phone]
+        assert booking.business_id == call.business_id
+        assert booking.customer.phone == phone and booking.customer.business_id == booking.business_id
+        assert booking.starts_at.astimezone(zone("America/New_York")).strftime("%H:%M") == slot_of[phone][-5:]
+    per_business = {number: sum(1 for a in appointments if businesses[a.business_id].phone_number == number)
+                    for number in (SALON_NUMBER, BARBER_NUMBER)}
+    assert per_business == {SALON_NUMBER: count // 2, BARBER_NUMBER: count // 2}
+
+
+async def test_pressing_zero_without_a_transfer_number_tells_the_receptionist(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    w.openai.realtime.say("Nobody can come to the phone, but I can take a message.")
+    call, stream, log = await connect(w, BARBER_NUMBER, "+15553338889")
+    await sent_at(log, "response.done")
+    await stream.dtmf("0")
+    await asyncio.to_thread(log.wait_for_received, "response.create", 10, 2)
+    [item] = [e["item"] for e in log.received_of_type("conversation.item.create")]
+    assert item["role"] == "user" and "pressed 0" in item["content"][0]["text"]
+    await sent_at(log, "response.done", count=2)
+    assert not w.twilio.updates(call.sid)
+    await stream.hang_up()
+    _session, row, events = await finalised(w, call.sid)
+    assert "caller pressed 0" in [e.text for e in events]
+    assert "Agent: Nobody can come to the phone, but I can take a message." in row.transcript
+
+
+async def test_a_retried_voice_webhook_gets_a_fresh_token_for_the_same_session(w: World) -> None:
+    w.openai.realtime.say("Hello.")
+    call, first = await place(w, BARBER_NUMBER, "+15554447777")
+    _again, second = await w.twilio.place_call(w.voice_url, to=BARBER_NUMBER, from_="+15554447777", call_sid=call.sid)
+    assert second.parameters["session"] != first.parameters["session"]
+    stale = await w.twilio.open_stream(call, first)
+    await asyncio.wait_for(stale.closed.wait(), 5)
+    assert stale.close_code == 4403  # the first token was replaced
+    sessions_before = len(w.openai.realtime_sessions)
+    stream = await w.twilio.open_stream(call, second)
+    await wait_until(lambda: any(log.received_of_type("session.update")
+                                 for log in w.openai.realtime_sessions[sessions_before - 1:]), timeout=5)
+    await stream.hang_up()
+    _session, row, _events = await finalised(w, call.sid)
+    assert row.caller_phone == "+15554447777"
+
+
+async def test_when_openai_is_unreachable_twilio_speaks_the_apology(w: World) -> None:
+    w.openai.fail_realtime_connect = True
+    call, answer = await place(w, BARBER_NUMBER, "+15554448888")
+    stream = await w.twilio.open_stream(call, answer)
+    await asyncio.wait_for(stream.closed.wait(), 15)
+    [update] = w.twilio.updates(call.sid)
+    spoken = parse_twiml(200, update.form["Twiml"])
+    assert spoken.says and "unavailable" in spoken.says[0] and spoken.hangup
+    assert call.status == "completed" and not w.twilio.hang_ups(call.sid)
+    session, row, _events = await finalised(w, call.sid)
+    assert row.status == "failed" and row.end_reason == "openai_unavailable"
+    assert session.status == "failed" and "HTTP 500" in (session.failure_reason or "")

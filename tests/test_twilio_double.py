@@ -1,0 +1,155 @@
+"""The Twilio double's media stream behaves like Twilio: framing, pacing, marks, clear, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from app.voice.recording import decode_ulaw
+from tests.doubles.twilio_double import (
+    DoubleCall,
+    MediaStream,
+    TwilioDouble,
+    TwimlAnswer,
+    caller_audio,
+    read_ulaw_wav,
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class FakeApp:
+    """A minimal app side: keeps every frame with its arrival time and lets a test send frames back."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[float, dict[str, Any]]] = []
+        self.connection: ServerConnection | None = None
+        self.connected = asyncio.Event()
+
+    async def handler(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self.connected.set()
+        async for raw in connection:
+            self.frames.append((time.monotonic(), json.loads(raw)))
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [f for _, f in self.frames if f.get("event") == event]
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.connection is not None
+        await self.connection.send(json.dumps(message))
+
+
+@pytest.fixture
+async def app_and_stream() -> AsyncIterator[tuple[FakeApp, MediaStream]]:
+    fake = FakeApp()
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        double = TwilioDouble()
+        call = DoubleCall(sid="CA" + "a" * 32, from_="+15551230000", to="+15559870000", status="in-progress")
+        double.calls[call.sid] = call
+        answer = TwimlAnswer(200, "", stream_url=f"ws://127.0.0.1:{port}/twilio/media",
+                             parameters={"session": "tok"})
+        stream = await double.open_stream(call, answer)
+        await fake.connected.wait()
+        yield fake, stream
+        await stream.close()
+
+
+def test_asset_is_mu_law_speech() -> None:
+    audio = caller_audio("book")
+    assert len(audio) > 8000 * 3  # several seconds at 8 kHz
+    samples = decode_ulaw(audio).astype(np.float64)
+    assert np.sqrt(np.mean(samples[:2000] ** 2)) < 50  # the leading 0.3 s is silence
+    assert np.sqrt(np.mean(samples[4000:16000] ** 2)) > 1000  # then speech
+    with pytest.raises(ValueError, match="RIFF"):
+        read_ulaw_wav(__file__)
+
+
+async def test_handshake_and_paced_media_frames(app_and_stream: tuple[FakeApp, MediaStream]) -> None:
+    fake, stream = app_and_stream
+    speech = caller_audio("hours")[:1600]  # 200 ms
+    await asyncio.wait_for(stream.speak(speech), 2)
+    await asyncio.sleep(0.1)
+    connected, start = fake.frames[0][1], fake.frames[1][1]
+    assert connected == {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+    assert start["event"] == "start" and start["sequenceNumber"] == "1"
+    assert start["start"]["callSid"] == stream.call.sid
+    assert start["start"]["customParameters"] == {"session": "tok"}
+    assert start["start"]["mediaFormat"] == {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+    media = [(t, f) for t, f in fake.frames if f["event"] == "media"]
+    assert len(media) >= 10
+    assert [f["media"]["chunk"] for _, f in media[:3]] == ["1", "2", "3"]
+    assert [f["media"]["timestamp"] for _, f in media[:3]] == ["0", "20", "40"]
+    assert [f["sequenceNumber"] for _, f in media[:2]] == ["2", "3"]
+    sent = b"".join(base64.b64decode(f["media"]["payload"]) for _, f in media)
+    assert sent.find(speech) % 160 == 0 and all(len(base64.b64decode(f["media"]["payload"])) == 160 for _, f in media)
+    # Paced in real time, not bursted: ten frames span about 180 ms.
+    span = media[9][0] - media[0][0]
+    assert 0.15 < span < 0.3
+
+
+async def test_marks_come_back_when_the_audio_before_them_has_played(
+    app_and_stream: tuple[FakeApp, MediaStream],
+) -> None:
+    fake, stream = app_and_stream
+    sid = stream.stream_sid
+    sent_at = time.monotonic()
+    for i in range(5):  # 5 x 40 ms of agent audio, a mark after each
+        await fake.send({"event": "media", "streamSid": sid, "media": {"payload": b64(b"\x10" * 320)}})
+        await fake.send({"event": "mark", "streamSid": sid, "mark": {"name": f"m{i}"}})
+    await stream.wait_for(lambda: len(stream.marks_returned) == 5, timeout=2)
+    returned = [(at - sent_at, name) for at, name in stream.marks_returned]
+    assert [name for _, name in returned] == ["m0", "m1", "m2", "m3", "m4"]
+    for i, (elapsed, _) in enumerate(returned):
+        assert 0.04 * (i + 1) - 0.01 <= elapsed <= 0.04 * (i + 1) + 0.05
+    await asyncio.sleep(0.05)
+    echoed = fake.of("mark")
+    assert [m["mark"]["name"] for m in echoed] == ["m0", "m1", "m2", "m3", "m4"]
+    assert all(m["streamSid"] == sid for m in echoed)
+    assert stream.played_ms() == pytest.approx(200, abs=1)
+
+
+async def test_clear_drops_queued_audio_and_returns_pending_marks_at_once(
+    app_and_stream: tuple[FakeApp, MediaStream],
+) -> None:
+    fake, stream = app_and_stream
+    sid = stream.stream_sid
+    await fake.send({"event": "media", "streamSid": sid, "media": {"payload": b64(b"\x10" * 8000)}})
+    await fake.send({"event": "mark", "streamSid": sid, "mark": {"name": "long"}})
+    await asyncio.sleep(0.2)
+    await fake.send({"event": "clear", "streamSid": sid})
+    await stream.wait_for(lambda: bool(stream.marks_returned), timeout=1)
+    assert stream.marks_returned[0][0] - stream.clears[0] < 0.02
+    assert 180 <= stream.played_ms() <= 260  # what was heard before the clear, not the whole second
+    assert not stream.playing
+
+
+async def test_protocol_errors_are_recorded(app_and_stream: tuple[FakeApp, MediaStream]) -> None:
+    fake, stream = app_and_stream
+    await fake.send({"event": "mark", "streamSid": stream.stream_sid, "mark": {}})
+    await fake.send({"event": "media", "streamSid": "MZwrong", "media": {"payload": ""}})
+    await fake.send({"event": "media", "streamSid": stream.stream_sid, "media": {"payload": "***"}})
+    await stream.wait_for(lambda: len(stream.protocol_errors) == 3, timeout=1)
+
+
+async def test_stop_then_close_when_twilio_ends_the_stream(app_and_stream: tuple[FakeApp, MediaStream]) -> None:
+    fake, stream = app_and_stream
+    await stream.dtmf("5")
+    await stream.hang_up()
+    await asyncio.sleep(0.05)
+    assert fake.of("dtmf")[0]["dtmf"] == {"track": "inbound_track", "digit": "5"}
+    stop = fake.of("stop")[0]
+    assert stop["stop"] == {"accountSid": stream.double.account_sid, "callSid": stream.call.sid}
+    assert fake.frames[-1][1]["event"] == "stop"  # nothing after stop
+    assert stream.closed.is_set() and stream.call.status == "completed"

@@ -1,0 +1,130 @@
+"""The browser call's HTTP and WebSocket routes on the real server: who may create a session, and a
+connect token that is wrong, reused, expired or for another session is refused before any OpenAI use."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from app.auth.cookies import COOKIE_NAME, SessionSigner
+from app.db.engine import Database
+from app.settings import load_settings
+from app.voice.tokens import TokenIssuer
+from tests.doubles.openai_double import OpenAIDouble
+from tests.support.data import create_owner
+from tests.support.server import RunningServer, base_env, run_server
+
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[OpenAIDouble]:
+    with OpenAIDouble(api_key="test-key") as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> Iterator[RunningServer]:
+    env = base_env(tmp_path_factory.mktemp("voice-routes"), OPENAI_API_KEY="test-key",
+                   OPENAI_BASE_URL=double.base_url)
+    with run_server(env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def owner_client(server: RunningServer) -> Iterator[httpx.Client]:
+    async def make() -> uuid.UUID:
+        db = Database(load_settings(server.env))
+        try:
+            user, _business = await create_owner(db)
+            return user.id
+        finally:
+            await db.dispose()
+
+    user_id = asyncio.run(make())
+    with httpx.Client(base_url=server.url, cookies={COOKIE_NAME: SessionSigner((SECRET,)).sign(user_id)}) as client:
+        yield client
+
+
+def csrf_token(client: httpx.Client) -> str:
+    page = client.get("/test")
+    assert page.status_code == 200 and 'id="test-call"' in page.text
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    assert match
+    return match.group(1)
+
+
+def new_session(client: httpx.Client) -> dict[str, Any]:
+    response = client.post("/api/sessions", headers={"x-csrftoken": csrf_token(client)})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["ws_url"] == f"/ws/calls/{body['session_id']}?token={body['token']}"
+    return body
+
+
+def close_code(server: RunningServer, path: str) -> tuple[int, str]:
+    with connect(server.url.replace("http", "ws", 1) + path, open_timeout=5) as ws:
+        try:
+            ws.recv(timeout=5)
+        except ConnectionClosed:
+            pass
+        assert ws.close_code is not None
+        return ws.close_code, ws.close_reason or ""
+
+
+def nothing_billed(double: OpenAIDouble) -> None:
+    """Any prewarmed realtime socket was closed without a session.update, audio or response."""
+    deadline = time.monotonic() + 3
+    while any(not s.closed.is_set() for s in double.realtime_sessions) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for session in double.realtime_sessions:
+        assert session.closed.is_set()
+        assert [e["type"] for e in session.received] == []
+
+
+def test_signed_out_and_cross_site_requests_are_refused(server: RunningServer, owner_client: httpx.Client) -> None:
+    anonymous = httpx.post(server.url + "/api/sessions", headers={"accept": "application/json"})
+    assert anonymous.status_code in {401, 403}
+    assert owner_client.post("/api/sessions").status_code == 403  # no CSRF token
+    page = httpx.get(server.url + "/test", follow_redirects=False)
+    assert page.status_code in {302, 303, 307} and "/auth/login" in page.headers["location"]
+
+
+def test_bad_tokens_are_refused_before_openai(server: RunningServer, owner_client: httpx.Client,
+                                              double: OpenAIDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    double.reset()
+    first = new_session(owner_client)
+    second = new_session(owner_client)
+    # Garbage, and a good token presented for another session.
+    assert close_code(server, f"/ws/calls/{first['session_id']}?token=not-a-token")[0] == 4403
+    assert close_code(server, f"/ws/calls/{first['session_id']}?token={second['token']}") == (4403, "token mismatch")
+    assert close_code(server, f"/ws/calls/{uuid.uuid4()}?token=") == (4403, "token malformed")
+    # Expired: signed two minutes and more ago.
+    issuer = TokenIssuer((SECRET,))
+    signed_at = time.time() - 600
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: signed_at)
+    stale = issuer.sign(uuid.UUID(second["session_id"]), "nonce")
+    monkeypatch.undo()
+    assert close_code(server, f"/ws/calls/{second['session_id']}?token={stale}") == (4401, "token expired")
+    nothing_billed(double)
+
+
+def test_a_token_works_once(server: RunningServer, owner_client: httpx.Client, double: OpenAIDouble) -> None:
+    double.reset()
+    double.realtime.say("Hello!")
+    body = new_session(owner_client)
+    url = server.url.replace("http", "ws", 1) + body["ws_url"]
+    with connect(url, open_timeout=5) as ws:
+        message = ws.recv(timeout=5)
+        assert '"state"' in str(message)
+        ws.send('{"type":"hangup"}')
+    assert close_code(server, body["ws_url"]) == (4409, "token used")

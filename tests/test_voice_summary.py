@@ -1,0 +1,141 @@
+"""Summary jobs: kept in the database, claimed by one worker at a time, retried with backoff, and picked
+up again after a restart (including a job whose worker died mid-run)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.db.engine import Database
+from app.db.models import Call, Job, Session
+from app.settings import Settings
+from app.voice.realtime import openai_client
+from app.voice.runtime import CallRuntime
+from app.voice.summary import MAX_ATTEMPTS, SummaryWorker
+from tests.doubles.openai_double import OpenAIDouble
+from tests.support.data import create_owner
+
+pytest_plugins = ("tests.support.voice_fixtures",)
+
+
+async def ended_call(db: Database, transcript: str, **job: Any) -> tuple[Call, Job]:
+    _user, business = await create_owner(db)
+    now = datetime.now(UTC)
+    async with db.session() as s, s.begin():
+        session = Session(business_id=business.id, channel="browser", status="completed")
+        s.add(session)
+        await s.flush()
+        call = Call(session_id=session.id, business_id=business.id, started_at=now, ended_at=now,
+                    status="completed", transcript=transcript, cost_usd=0.01)
+        s.add(call)
+        await s.flush()
+        row = Job(kind="summary", payload={"call_id": str(call.id)}, run_after=job.pop("run_after", now), **job)
+        s.add(row)
+    return call, row
+
+
+def worker(settings: Settings, db: Database) -> SummaryWorker:
+    return SummaryWorker(db, settings, lambda: openai_client(settings, max_retries=0))
+
+
+async def reload(db: Database, call: Call, job: Job) -> tuple[Call, Job]:
+    async with db.session() as s:
+        c, j = await s.get(Call, call.id), await s.get(Job, job.id)
+    assert c is not None and j is not None
+    return c, j
+
+
+async def test_pending_jobs_run_at_start_up(call_settings: Settings, call_db: Database,
+                                           double: OpenAIDouble) -> None:
+    call, job = await ended_call(call_db, "Caller: I'd like a haircut on Friday.\nAgent: Booked for ten.")
+    runtime = CallRuntime(call_settings, call_db)  # a fresh process finds the job left by the last one
+    await runtime.start()
+    try:
+        for _ in range(100):
+            call, job = await reload(call_db, call, job)
+            if job.status == "done":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await runtime.stop()
+    assert job.status == "done" and call.summary == "Summary: I'd like a haircut on Friday."
+    request = double.response_requests[0]
+    assert request["model"] == "gpt-4.1-mini" and "Booked for ten" in request["input"][0]["content"]
+    assert call.usage["summary"]["text_output"] > 0 and call.cost_usd > 0.01
+
+
+async def test_one_claim_per_job_across_workers(call_settings: Settings, call_db: Database,
+                                                double: OpenAIDouble) -> None:
+    _call, job = await ended_call(call_db, "Caller: hello")
+    claims = await asyncio.gather(*(worker(call_settings, call_db).claim() for _ in range(4)))
+    won = [c for c in claims if c is not None]
+    assert len(won) == 1 and won[0].id == job.id and won[0].status == "running" and won[0].attempts == 1
+
+
+async def test_failures_retry_with_backoff_then_give_up(call_settings: Settings, call_db: Database,
+                                                        double: OpenAIDouble) -> None:
+    double.responses.for_model("gpt-4.1-mini").error(500)
+    call, job = await ended_call(call_db, "Caller: hello")
+    w = worker(call_settings, call_db)
+    assert await w.run_one() is True
+    call, job = await reload(call_db, call, job)
+    assert job.status == "pending" and job.attempts == 1 and "InternalServerError" in (job.last_error or "")
+    assert job.run_after > datetime.now(UTC)
+    assert await w.run_one() is False  # not due yet
+    # Make it due, fail it until the last attempt.
+    async with call_db.session() as s, s.begin():
+        await s.execute(update(Job).where(Job.id == job.id).values(run_after=datetime.now(UTC),
+                                                                   attempts=MAX_ATTEMPTS - 1))
+    double.responses.for_model("gpt-4.1-mini").error(500)
+    assert await w.run_one() is True
+    call, job = await reload(call_db, call, job)
+    assert job.status == "failed" and call.summary is None
+
+
+async def test_a_job_whose_worker_died_is_taken_again_after_its_lease(
+    call_settings: Settings, call_db: Database, double: OpenAIDouble
+) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    call, job = await ended_call(call_db, "Caller: is anyone there?", status="running", attempts=1, run_after=past)
+    assert await worker(call_settings, call_db).run_one() is True
+    call, job = await reload(call_db, call, job)
+    assert job.status == "done" and job.attempts == 2 and call.summary == "Summary: is anyone there?"
+
+
+async def test_a_call_without_conversation_needs_no_model(call_settings: Settings, call_db: Database,
+                                                          double: OpenAIDouble) -> None:
+    call, job = await ended_call(call_db, "")
+    assert await worker(call_settings, call_db).run_one() is True
+    call, job = await reload(call_db, call, job)
+    assert job.status == "done" and call.summary == "No conversation took place."
+    assert double.response_requests == []
+
+
+async def test_calls_orphaned_by_a_dead_process_are_ended_once(call_db: Database) -> None:
+    from app.voice.sessions import finalise_stale_calls
+
+    _user, business = await create_owner(call_db, max_call_seconds=60)
+    now = datetime.now(UTC)
+    async with call_db.session() as s, s.begin():
+        ids = []
+        for started in (now - timedelta(minutes=10), now - timedelta(seconds=30)):
+            session = Session(business_id=business.id, channel="browser", status="active")
+            s.add(session)
+            await s.flush()
+            call = Call(session_id=session.id, business_id=business.id, started_at=started)
+            s.add(call)
+            await s.flush()
+            ids.append(call.id)
+    assert await finalise_stale_calls(call_db) == 1
+    assert await finalise_stale_calls(call_db) == 0
+    async with call_db.session() as s:
+        old, live = await s.get(Call, ids[0]), await s.get(Call, ids[1])
+        jobs = list(await s.scalars(select(Job)))
+        session = await s.get(Session, old.session_id) if old else None
+    assert old is not None and (old.status, old.end_reason) == ("failed", "interrupted")
+    assert live is not None and live.ended_at is None  # may still be running somewhere
+    assert session is not None and session.status == "failed"
+    assert [j.payload["call_id"] for j in jobs] == [str(old.id)]
