@@ -238,6 +238,10 @@ async def test_booking_call_from_greeting_to_hang_up_with_recording(w: World) ->
 
     await stream.speak(caller_audio("book"))
     await sent_at(log, "response.done", count=3, timeout=15)  # filler+tool, then the supervisor's answer
+    # The caller waits for the answer to finish playing (on a busy machine playback lags generation), so the
+    # recording check below can tell the two voices apart.
+    produced_ms = sum(len(base64.b64decode(e["delta"])) for e in log.sent_of_type("response.output_audio.delta")) / 8
+    await stream.wait_for(lambda: stream.played_ms() >= produced_ms - 1, timeout=15)
     await stream.speak(short_utterance("bye"))
     await sent_at(log, "response.done", count=4, timeout=15)
 
