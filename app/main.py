@@ -94,6 +94,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_startup=on_startup,
         on_shutdown=[*on_shutdown, dispose_db],
         state=State({"settings": settings, "db": db, "signer": signer}),
+        # No public API schema: the JSON routes are internal to the pages and the call page.
+        openapi_config=None,
         debug=False,
     )
     template_config.engine_instance.engine.globals.update(

@@ -2,7 +2,8 @@
 
 No published async dialect for Turso works, so this one reuses SQLAlchemy's aiosqlite adapter:
 aiosqlite runs a DBAPI connection in a worker thread, and here that connection is a ``libsql``
-connection (wrapped so it behaves like ``sqlite3``) instead of a ``sqlite3`` one.
+connection (wrapped so it behaves like ``sqlite3``, app.db.libsql_driver) living in a child process
+(app.db.libsql_process), because the driver keeps the GIL while it waits on the network.
 
 URL convention (see :func:`normalize_database_url`, which turns configured URLs into these):
 
@@ -23,10 +24,8 @@ works afterwards.
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -40,13 +39,13 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util import await_
 
+from app.db.libsql_process import ProcessConnection
+
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import ConnectArgsType, DBAPIConnection
     from sqlalchemy.engine.url import URL
 
 __all__ = ["SQLiteDialect_libsql", "normalize_database_url"]
-
-BUSY_TIMEOUT_SECONDS = 5.0
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -89,172 +88,6 @@ def normalize_database_url(url: str, auth_token: str | None) -> tuple[str, dict[
     return sa_url, ({"auth_token": token} if token else {})
 
 
-# --- sqlite3-compatible wrappers around the libsql driver -------------------------------------------
-
-# libsql reports every failure as a bare ValueError carrying SQLite's message (locally) or a
-# Hrana error with the SQLite code (remotely). SQLAlchemy only recognises DBAPI exceptions, so
-# they are re-raised as the sqlite3 classes that the pysqlite dialect expects.
-_INTEGRITY = re.compile(r"constraint failed|SQLITE_CONSTRAINT", re.IGNORECASE)
-_PROGRAMMING = re.compile(r"Unsupported parameter type|Expected a list or tuple", re.IGNORECASE)
-
-
-def translate_error(error: Exception) -> sqlite3.Error:
-    message = str(error)
-    if _INTEGRITY.search(message):
-        return sqlite3.IntegrityError(message)
-    if _PROGRAMMING.search(message):
-        return sqlite3.ProgrammingError(message)
-    # Locking ("database is locked", SQLITE_BUSY), missing tables, syntax and transport errors:
-    # pysqlite reports these as OperationalError too.
-    return sqlite3.OperationalError(message)
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error:
-        raise
-    except Exception as error:  # libsql raises ValueError, and libsql.Error is not a sqlite3.Error
-        if isinstance(error, TypeError | AttributeError):
-            raise
-        raise translate_error(error) from error
-
-
-class LibsqlCursor:
-    """A ``libsql`` cursor with sqlite3 exception types."""
-
-    def __init__(self, connection: LibsqlConnection, cursor: Any) -> None:
-        self._connection = connection
-        self._cursor = cursor
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> LibsqlCursor:
-        with _translated():
-            self._cursor.execute(sql, tuple(parameters))
-        self._connection._after_statement()
-        return self
-
-    def executemany(self, sql: str, seq_of_parameters: Sequence[Sequence[Any]]) -> LibsqlCursor:
-        with _translated():
-            self._cursor.executemany(sql, [tuple(p) for p in seq_of_parameters])
-        self._connection._after_statement()
-        return self
-
-    def executescript(self, script: str) -> LibsqlCursor:
-        with _translated():
-            self._cursor.executescript(script)
-        return self
-
-    def fetchone(self) -> Any:
-        with _translated():
-            return self._cursor.fetchone()
-
-    def fetchmany(self, size: int | None = None) -> list[Any]:
-        with _translated():
-            return list(self._cursor.fetchmany(size) if size is not None else self._cursor.fetchmany())
-
-    def fetchall(self) -> list[Any]:
-        with _translated():
-            return list(self._cursor.fetchall())
-
-    def close(self) -> None:
-        with _translated():
-            self._cursor.close()
-
-    @property
-    def description(self) -> Any:
-        return self._cursor.description
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cursor.rowcount)
-
-    @property
-    def lastrowid(self) -> int | None:
-        return cast("int | None", self._cursor.lastrowid)
-
-    @property
-    def arraysize(self) -> int:
-        return int(self._cursor.arraysize)
-
-    @arraysize.setter
-    def arraysize(self, value: int) -> None:
-        self._cursor.arraysize = value
-
-
-class LibsqlConnection:
-    """A ``libsql`` connection shaped like ``sqlite3.Connection`` for aiosqlite and SQLAlchemy.
-
-    libsql's ``isolation_level`` is fixed at connect time (the attribute is read-only), so
-    SQLAlchemy's AUTOCOMMIT level (``isolation_level = None``) is emulated by committing after
-    every statement; any other level keeps libsql's sqlite3-style implicit ``BEGIN``.
-    """
-
-    def __init__(self, connection: Any, *, remote: bool) -> None:
-        self._conn = connection
-        self._autocommit = False
-        self.remote = remote
-
-    def cursor(self) -> LibsqlCursor:
-        with _translated():
-            return LibsqlCursor(self, self._conn.cursor())
-
-    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> LibsqlCursor:
-        return self.cursor().execute(sql, parameters)
-
-    def commit(self) -> None:
-        with _translated():
-            self._conn.commit()
-
-    def rollback(self) -> None:
-        with _translated():
-            self._conn.rollback()
-
-    def close(self) -> None:
-        with _translated():
-            self._conn.close()
-
-    @property
-    def in_transaction(self) -> bool:
-        return bool(self._conn.in_transaction)
-
-    @property
-    def isolation_level(self) -> str | None:
-        return None if self._autocommit else cast("str | None", self._conn.isolation_level)
-
-    @isolation_level.setter
-    def isolation_level(self, value: str | None) -> None:
-        # sqlite3 commits a pending transaction when the level changes; do the same so switching
-        # to AUTOCOMMIT does not strand an implicit transaction.
-        if self.in_transaction:
-            self.commit()
-        self._autocommit = value is None
-
-    def _after_statement(self) -> None:
-        if self._autocommit and self.in_transaction:
-            self.commit()
-
-    def create_function(self, *args: Any, **kwargs: Any) -> None:
-        raise sqlite3.NotSupportedError("libsql does not support user-defined functions")
-
-
-def _connect_libsql(database: str, *, remote: bool, **kwargs: Any) -> LibsqlConnection:
-    import libsql  # deferred: a compiled extension, only needed when the dialect is used
-
-    kwargs.setdefault("timeout", BUSY_TIMEOUT_SECONDS)
-    with _translated():
-        conn = libsql.connect(database, **kwargs)
-    wrapped = LibsqlConnection(conn, remote=remote)
-    if not remote:
-        # Hrana servers own these settings for remote streams (and each remote statement may run
-        # on a fresh stream), so they are only set on local files.
-        cursor = wrapped.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(float(kwargs['timeout']) * 1000)}")
-        cursor.close()
-    return wrapped
-
-
 # --- DBAPI module and dialect ---------------------------------------------------------------------
 
 
@@ -272,7 +105,8 @@ class AsyncAdapt_libsql_dbapi(AsyncAdapt_aiosqlite_dbapi):
         database: str = arg[0] if arg else kw.pop("database")
         remote = bool(kw.pop("remote", False))
         kw.pop("async_creator_fn", None)
-        connector: Callable[[], Any] = lambda: _connect_libsql(database, remote=remote, **kw)  # noqa: E731
+        # The driver keeps the GIL while it waits, so it runs in a child process (see libsql_process).
+        connector: Callable[[], Any] = lambda: ProcessConnection(database, remote=remote, **kw)  # noqa: E731
         connection = aiosqlite.Connection(connector, iter_chunk_size=64)
         # A non-daemon worker thread keeps the interpreter alive at exit (the alembic CLI hangs).
         connection._thread.daemon = True
@@ -280,16 +114,12 @@ class AsyncAdapt_libsql_dbapi(AsyncAdapt_aiosqlite_dbapi):
 
 
 class LibsqlConnectionPool(pool.AsyncAdaptedQueuePool):
-    """A queue pool that defaults to ONE connection.
+    """A small queue pool: each connection is a child process (see libsql_process), so keep few.
 
-    The ``libsql`` driver keeps the GIL while it blocks (on SQLite's busy handler locally, on
-    HTTP remotely). With two pooled connections, a writer waiting for the lock holds the GIL, so
-    the lock holder's thread cannot run its COMMIT: both stall until the busy timeout and fail
-    with "database is locked". One connection makes callers queue in asyncio instead, which is
-    also how SQLite orders writers anyway. ``pool_size``/``max_overflow`` still override this.
+    ``pool_size``/``max_overflow`` still override this.
     """
 
-    def __init__(self, creator: Any, pool_size: int = 1, max_overflow: int = 0, **kw: Any) -> None:
+    def __init__(self, creator: Any, pool_size: int = 4, max_overflow: int = 0, **kw: Any) -> None:
         super().__init__(creator, pool_size=pool_size, max_overflow=max_overflow, **kw)
 
 
@@ -313,7 +143,7 @@ class SQLiteDialect_libsql(SQLiteDialect_aiosqlite):
         return super().get_pool_class(url)
 
     def set_isolation_level(self, dbapi_connection: DBAPIConnection, level: Any) -> None:
-        driver_conn = cast(LibsqlConnection, dbapi_connection.driver_connection._conn)  # type: ignore[attr-defined]
+        driver_conn = cast(ProcessConnection, dbapi_connection.driver_connection._conn)  # type: ignore[attr-defined]
         if level != "AUTOCOMMIT" and driver_conn.remote:
             # PRAGMA read_uncommitted only matters with a shared cache, which Hrana streams never
             # use, and libsql's remote statement parser rejects it ("unsupported statement").
