@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -51,6 +52,14 @@ def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Ca
     return [start_runtime], [stop_runtime]
 
 
+def _freeze_startup_heap(_app: Litestar) -> None:
+    # Everything imported and built at start-up lives for the whole process. Moving it out of the
+    # collector's view keeps full collections short: one measured at ~120 ms on a 20-call worker, and
+    # every call's audio waits while the event loop is paused for it.
+    gc.collect()
+    gc.freeze()
+
+
 def _onboarding_redirect(request: Request, _exc: NeedsOnboarding) -> Response:
     if request.headers.get("hx-request"):
         return Response(content="", headers={"HX-Redirect": "/onboarding"})
@@ -91,7 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HTTPException: error_response,
             Exception: error_response,
         },
-        on_startup=on_startup,
+        on_startup=[*on_startup, _freeze_startup_heap],
         on_shutdown=[*on_shutdown, dispose_db],
         state=State({"settings": settings, "db": db, "signer": signer}),
         # No public API schema: the JSON routes are internal to the pages and the call page.

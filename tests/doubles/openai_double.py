@@ -68,7 +68,8 @@ Behaviour beyond the spec's letter, chosen to match the real API (documented so 
 Log helpers (additions): ``RealtimeSessionLog.wait_for_sent(type, timeout=5.0, count=1)`` /
 ``wait_for_received(...)`` block until the count-th such event exists and return it;
 ``RealtimeSessionLog.sent_of_type(type)`` / ``received_of_type(type)``; ``.truncations`` (every
-``conversation.item.truncate`` received); ``.model``, ``.headers``, ``.id``;
+``conversation.item.truncate`` received); ``.model``, ``.headers``, ``.id``; ``.sent_at`` /
+``.received_at`` (``time.monotonic()`` of each ``sent`` / ``received`` entry, index for index);
 ``OpenAIDouble.wait_for_session(index=0, timeout=5.0)``; ``OpenAIDouble.port``;
 ``RealtimeScript.pending`` / ``ModelScript.pending`` (steps not yet consumed).
 """
@@ -477,6 +478,10 @@ class RealtimeSessionLog:
     closed: threading.Event = field(default_factory=threading.Event)
     input_audio_bytes: int = 0
     truncations: list[JSON] = field(default_factory=list)
+    #: time.monotonic() of each entry of `sent` (just before it went on the wire) and of `received`
+    #: (when its frame was read), index for index
+    sent_at: list[float] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def sent_of_type(self, event_type: str) -> list[JSON]:
@@ -506,8 +511,11 @@ class RealtimeSessionLog:
             assert result is not None
             return result
 
-    def _record(self, events: list[JSON], event: JSON) -> None:
+    def _record(self, events: list[JSON], event: JSON, at: float | None = None) -> None:
         with self._changed:
+            (self.sent_at if events is self.sent else self.received_at).append(
+                time.monotonic() if at is None else at
+            )
             events.append(event)
             self._changed.notify_all()
 
@@ -827,8 +835,9 @@ class RealtimeConnection:
         if self.closing or self.ws.closed:
             return
         event = {"event_id": new_id("event"), **event}
-        self.log._record(self.log.sent, event)
         async with self._send_lock:
+            # Logged in wire order, stamped once the send lock is ours.
+            self.log._record(self.log.sent, event)
             try:
                 await self.ws.send_str(json.dumps(event))
             except ConnectionError:
@@ -899,17 +908,18 @@ class RealtimeConnection:
     # -- dispatch ---------------------------------------------------------------------------
 
     async def _dispatch(self, raw: str) -> None:
+        arrived = time.monotonic()
         try:
             event = json.loads(raw)
         except ValueError:
-            self.log._record(self.log.received, {"invalid_json": raw})
+            self.log._record(self.log.received, {"invalid_json": raw}, arrived)
             await self.emit_error(ClientError("The message is not valid JSON.", code="invalid_json"))
             return
         if not isinstance(event, dict):
-            self.log._record(self.log.received, {"invalid_json": raw})
+            self.log._record(self.log.received, {"invalid_json": raw}, arrived)
             await self.emit_error(ClientError("The message must be a JSON object.", code="invalid_json"))
             return
-        self.log._record(self.log.received, event)
+        self.log._record(self.log.received, event, arrived)
         handler = self._handlers.get(str(event.get("type")))
         try:
             if handler is None:

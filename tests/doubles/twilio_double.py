@@ -128,6 +128,9 @@ class DoubleCall:
     dialed: str | None = None
     ended_by: str | None = None
     stream: MediaStream | None = None
+    #: time.monotonic() just before the voice webhook POST was sent, and when its answer was read
+    webhook_sent_at: float | None = None
+    webhook_answered_at: float | None = None
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         """The Call resource as Twilio's JSON shows it."""
@@ -249,10 +252,17 @@ class TwilioDouble:
     async def post_webhook(
         self, url: str, params: dict[str, str], *, signature: str | None = None, signed: bool = True
     ) -> httpx.Response:
+        return (await self._post_webhook(url, params, signature=signature, signed=signed))[1]
+
+    async def _post_webhook(
+        self, url: str, params: dict[str, str], *, signature: str | None = None, signed: bool = True
+    ) -> tuple[float, httpx.Response]:
+        """The POST and the time.monotonic() just before it was sent (client set-up excluded)."""
         headers = {"X-Twilio-Signature": signature or self.sign(url, params)} if signed else {}
         headers["User-Agent"] = "TwilioProxy/1.1"
         async with httpx.AsyncClient(timeout=10) as client:
-            return await client.post(url, data=params, headers=headers)
+            at = time.monotonic()
+            return at, await client.post(url, data=params, headers=headers)
 
     def voice_params(self, call: DoubleCall) -> dict[str, str]:
         return {
@@ -270,7 +280,10 @@ class TwilioDouble:
         call = DoubleCall(sid=call_sid or sid("CA"), from_=from_, to=to)
         with self._lock:
             self.calls[call.sid] = call
-        response = await self.post_webhook(voice_url, self.voice_params(call), signature=signature, signed=signed)
+        call.webhook_sent_at, response = await self._post_webhook(
+            voice_url, self.voice_params(call), signature=signature, signed=signed
+        )
+        call.webhook_answered_at = time.monotonic()
         answer = parse_twiml(response.status_code, response.text)
         if answer.stream_url:
             call.status, call.answered = "in-progress", time.time()
@@ -457,12 +470,13 @@ class MediaStream:
     async def send_text(self, text: str) -> None:
         assert self.ws is not None
         async with self._send_lock:
+            at = time.monotonic()  # just before the frame goes on the wire
             try:
                 await self.ws.send(text)
             except ConnectionClosed:
                 return
         with contextlib.suppress(ValueError):
-            self.sent.append((time.monotonic(), json.loads(text)))
+            self.sent.append((at, json.loads(text)))
 
     def _next_sequence(self) -> str:
         self._sequence += 1
