@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -32,13 +33,22 @@ def settings(data_dir: Path) -> Settings:
     return make_settings(data_dir)
 
 
+@asynccontextmanager
+async def migrated_database(settings: Settings) -> AsyncIterator[Database]:
+    """The settings' database, migrated to head, disposed afterwards."""
+    await asyncio.to_thread(migrate.upgrade, settings)
+    database = Database(settings)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
 @pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
     """The embedded SQLite database, migrated to head."""
-    await asyncio.to_thread(migrate.upgrade, settings)
-    database = Database(settings)
-    yield database
-    await database.dispose()
+    async with migrated_database(settings) as database:
+        yield database
 
 
 @pytest.fixture(params=DB_MODES)
@@ -63,7 +73,5 @@ def db_mode_settings(request: pytest.FixtureRequest, data_dir: Path) -> Iterator
 @pytest.fixture
 async def any_db(db_mode_settings: Settings) -> AsyncIterator[Database]:
     """A migrated database in each of the three modes."""
-    await asyncio.to_thread(migrate.upgrade, db_mode_settings)
-    database = Database(db_mode_settings)
-    yield database
-    await database.dispose()
+    async with migrated_database(db_mode_settings) as database:
+        yield database

@@ -59,6 +59,14 @@ async def test_concurrent_overlapping_bookings_with_different_starts(any_db: Dat
     assert sum(await asyncio.gather(*(attempt(s) for s in starts))) == 1
 
 
+async def test_concurrent_first_saves_of_one_customer_agree_on_one_row(any_db: Database) -> None:
+    _, business = await create_owner(any_db)
+    scope = BusinessScope(any_db.session_maker, business.id)
+    saved = await asyncio.gather(*(scope.save_customer("+15557770000", name=f"Jo {i}") for i in range(10)))
+    assert len({c.id for c in saved}) == 1
+    assert (await scope.customer_by_phone("+15557770000")) is not None
+
+
 async def test_availability_excludes_booked_and_is_local(any_db: Database) -> None:
     _, business = await create_owner(any_db)
     scope = BusinessScope(any_db.session_maker, business.id)

@@ -3,51 +3,44 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.oidc import Identity
-from app.db.engine import Database
+from app.db.engine import Database, find_or_create
 from app.db.models import User
 
 
 async def user_for_google(db: Database, identity: Identity) -> User:
     """By Google subject first (emails can change), then by email, linking the subject on first sign-in."""
-    for _ in range(2):  # two first sign-ins at once: the loser of the insert race finds the winner's row
-        async with db.session() as s, s.begin():
-            user = await s.scalar(select(User).where(User.google_sub == identity.subject))
-            if user is None:
-                user = await s.scalar(select(User).where(User.email == identity.email))
-                if user is not None and user.google_sub not in (None, identity.subject):
-                    # The address now belongs to a different Google account: never merge the two.
-                    raise PermissionError("this email address is linked to another Google account")
-            if user is None:
-                user = User(email=identity.email, name=identity.name, google_sub=identity.subject)
-                s.add(user)
-            else:
-                user.google_sub = identity.subject
-                user.email = identity.email
-                if identity.name and not user.name:
-                    user.name = identity.name
-            try:
-                await s.flush()
-            except IntegrityError:
-                await s.rollback()
-                continue
-            return user
-    raise RuntimeError("could not save the user")
+
+    async def save(s: AsyncSession) -> User:
+        user = await s.scalar(select(User).where(User.google_sub == identity.subject))
+        if user is None:
+            user = await s.scalar(select(User).where(User.email == identity.email))
+            if user is not None and user.google_sub not in (None, identity.subject):
+                # The address now belongs to a different Google account: never merge the two.
+                raise PermissionError("this email address is linked to another Google account")
+        if user is None:
+            user = User(email=identity.email, name=identity.name, google_sub=identity.subject)
+            s.add(user)
+        else:
+            user.google_sub = identity.subject
+            user.email = identity.email
+            if identity.name and not user.name:
+                user.name = identity.name
+        await s.flush()
+        return user
+
+    return await find_or_create(db.session_maker, save)
 
 
 async def user_for_email(db: Database, email: str, name: str = "") -> User:
-    for _ in range(2):
-        async with db.session() as s, s.begin():
-            user = await s.scalar(select(User).where(User.email == email))
-            if user is None:
-                user = User(email=email, name=name)
-                s.add(user)
-            try:
-                await s.flush()
-            except IntegrityError:
-                await s.rollback()
-                continue
-            return user
-    raise RuntimeError("could not save the user")
+    async def save(s: AsyncSession) -> User:
+        user = await s.scalar(select(User).where(User.email == email))
+        if user is None:
+            user = User(email=email, name=name)
+            s.add(user)
+            await s.flush()
+        return user
+
+    return await find_or_create(db.session_maker, save)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
@@ -14,11 +14,14 @@ from advanced_alchemy.extensions.litestar import (
     SQLAlchemyAsyncConfig,
 )
 from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.settings import ROOT, Settings
 
 BUSY_TIMEOUT_MS = 10_000
+
+T = TypeVar("T")
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -81,3 +84,18 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def find_or_create(
+    session_maker: async_sessionmaker[AsyncSession], work: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """Run a find-or-create `work` in its own transaction. When two writers insert the same unique row at
+    once, the loser's commit fails; it runs `work` once more and finds the winner's row. A second
+    IntegrityError is a real conflict and propagates."""
+    try:
+        async with session_maker() as s, s.begin():
+            return await work(s)
+    except IntegrityError:
+        pass
+    async with session_maker() as s, s.begin():
+        return await work(s)

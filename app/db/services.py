@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
+from app.db.engine import find_or_create
 from app.db.hours import Interval, free_slots, is_open_for, zone
 from app.db.models import Appointment, AppointmentStatus, Business, Call, Customer, Message
 from app.db.phone import normalize_phone
@@ -103,27 +104,27 @@ class BusinessScope:
     ) -> Customer:
         """Find the customer by phone or create them; given fields overwrite stored ones."""
         number = normalize_phone(phone)
-        for _ in range(2):  # a concurrent insert of the same phone loses the race once, then finds the row
-            async with self._sessions() as s, s.begin():
-                customer = await s.scalar(
-                    select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
-                )
-                if customer is None:
-                    customer = Customer(business_id=self.business_id, phone=number, name=name or "")
-                    s.add(customer)
-                if name:
-                    customer.name = name
-                if email is not None:
-                    customer.email = email or None
-                if notes:
-                    customer.notes = notes
-                try:
-                    await s.flush()
-                except IntegrityError:
-                    await s.rollback()
-                    continue
-                return customer
-        raise ServiceError("could not save the customer; try again")
+
+        async def save(s: AsyncSession) -> Customer:
+            customer = await s.scalar(
+                select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
+            )
+            if customer is None:
+                customer = Customer(business_id=self.business_id, phone=number, name=name or "")
+                s.add(customer)
+            if name:
+                customer.name = name
+            if email is not None:
+                customer.email = email or None
+            if notes:
+                customer.notes = notes
+            await s.flush()
+            return customer
+
+        try:
+            return await find_or_create(self._sessions, save)
+        except IntegrityError:
+            raise ServiceError("could not save the customer; try again") from None
 
     # -- availability and booking -------------------------------------------------------------------------
     async def _busy(self, s: AsyncSession, start: datetime, end: datetime, exclude: UUID | None = None) -> list[

@@ -24,6 +24,15 @@ from app.db.services import BusinessScope, ServiceError
 log = logging.getLogger(__name__)
 
 
+
+# The caller's phone as a tool argument: the supervisor may pass what the caller said; a phone line's own
+# caller id wins (see the tools that use it).
+PHONE_PARAM: dict[str, str] = {
+    "type": "string",
+    "description": "The caller's phone number as they said it (ignored when the line already knows the caller's "
+    "number).",
+}
+
 class ToolError(ServiceError):
     """Bad arguments from the model; goes back to it as a structured error so it can ask or retry."""
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.db.models import Appointment
-from app.tools.base import Tool, ToolContext, ToolError, text_arg, uuid_arg
+from app.tools.base import PHONE_PARAM, Tool, ToolContext, ToolError, text_arg, uuid_arg
 
 MAX_SLOTS_RETURNED = 24
 
@@ -77,8 +77,6 @@ async def reschedule_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> d
 
 
 _LOCAL_TIME = "Local date-time in the business's timezone, ISO 8601, e.g. 2026-05-04T10:00"
-_PHONE = {"type": "string", "description": "The caller's phone number as they said it (ignored when the line "
-          "already knows the caller's number)."}
 
 CHECK_AVAILABILITY = Tool(
     name="check_availability",
@@ -105,7 +103,7 @@ BOOK_APPOINTMENT = Tool(
             "service": {"type": "string"},
             "start": {"type": "string", "description": _LOCAL_TIME},
             "customer_name": {"type": "string", "description": "Needed for a new customer."},
-            "customer_phone": _PHONE,
+            "customer_phone": PHONE_PARAM,
             "notes": {"type": "string"},
         },
         "required": ["service", "start"],
@@ -117,7 +115,7 @@ BOOK_APPOINTMENT = Tool(
 FIND_APPOINTMENTS = Tool(
     name="find_appointments",
     description="The caller's own upcoming appointments (identified by their phone number).",
-    parameters={"type": "object", "properties": {"phone": _PHONE}, "additionalProperties": False},
+    parameters={"type": "object", "properties": {"phone": PHONE_PARAM}, "additionalProperties": False},
     fn=find_appointments,
 )
 
@@ -126,7 +124,7 @@ CANCEL_APPOINTMENT = Tool(
     description="Cancel one of the caller's own appointments (appointment_id from find_appointments).",
     parameters={
         "type": "object",
-        "properties": {"appointment_id": {"type": "string"}, "phone": _PHONE},
+        "properties": {"appointment_id": {"type": "string"}, "phone": PHONE_PARAM},
         "required": ["appointment_id"],
         "additionalProperties": False,
     },
@@ -141,7 +139,7 @@ RESCHEDULE_APPOINTMENT = Tool(
         "properties": {
             "appointment_id": {"type": "string"},
             "new_start": {"type": "string", "description": _LOCAL_TIME},
-            "phone": _PHONE,
+            "phone": PHONE_PARAM,
         },
         "required": ["appointment_id", "new_start"],
         "additionalProperties": False,

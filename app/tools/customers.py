@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.db.models import Customer
-from app.tools.base import Tool, ToolContext, text_arg
+from app.tools.base import PHONE_PARAM, Tool, ToolContext, text_arg
 
 
 def customer_view(customer: Customer) -> dict[str, Any]:
@@ -48,13 +48,11 @@ async def take_message(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, A
     return {"saved": True, "message_id": str(message.id)}
 
 
-_PHONE = {"type": "string", "description": "The caller's phone number as they said it (ignored when the line "
-          "already knows the caller's number)."}
 
 FIND_CUSTOMER = Tool(
     name="find_customer",
     description="Look up the caller's customer record by phone number.",
-    parameters={"type": "object", "properties": {"phone": _PHONE}, "additionalProperties": False},
+    parameters={"type": "object", "properties": {"phone": PHONE_PARAM}, "additionalProperties": False},
     fn=find_customer,
 )
 
@@ -64,7 +62,7 @@ SAVE_CUSTOMER = Tool(
     parameters={
         "type": "object",
         "properties": {
-            "phone": _PHONE,
+            "phone": PHONE_PARAM,
             "name": {"type": "string"},
             "email": {"type": "string"},
             "notes": {"type": "string"},
@@ -82,7 +80,7 @@ TAKE_MESSAGE = Tool(
         "properties": {
             "message": {"type": "string", "description": "What the caller wants, in a sentence or two."},
             "name": {"type": "string"},
-            "phone": _PHONE,
+            "phone": PHONE_PARAM,
         },
         "required": ["message"],
         "additionalProperties": False,

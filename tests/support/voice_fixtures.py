@@ -3,13 +3,11 @@ database). Test modules load them with `pytest_plugins = ("tests.support.voice_f
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from app.db import migrate
 from app.db.engine import Database
 from app.settings import Settings
 from tests.doubles.openai_double import OpenAIDouble
@@ -37,7 +35,7 @@ def call_settings(data_dir: Path, call_env: dict[str, str]) -> Settings:
 
 @pytest.fixture
 async def call_db(call_settings: Settings) -> AsyncIterator[Database]:
-    await asyncio.to_thread(migrate.upgrade, call_settings)
-    database = Database(call_settings)
-    yield database
-    await database.dispose()
+    from tests.conftest import migrated_database
+
+    async with migrated_database(call_settings) as database:
+        yield database
