@@ -42,8 +42,11 @@ def worker(settings: Settings, db: Database) -> SummaryWorker:
 
 
 async def reload(db: Database, call: Call, job: Job) -> tuple[Call, Job]:
+    # The job first: pysqlite runs each SELECT in its own implicit transaction, so reading the call first
+    # could see it before the worker's commit and the job after it. The worker commits both together.
     async with db.session() as s:
-        c, j = await s.get(Call, call.id), await s.get(Job, job.id)
+        j = await s.get(Job, job.id)
+        c = await s.get(Call, call.id)
     assert c is not None and j is not None
     return c, j
 

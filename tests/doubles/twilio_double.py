@@ -384,8 +384,8 @@ class TwilioDouble:
 
     def _status_callback_soon(self, call: DoubleCall) -> None:
         url = self.status_callback_url
-        if url is None or self._loop is None:
-            return
+        if url is None or self._loop is None or self.calls.get(call.sid) is not call:
+            return  # a leg replaced by a retried webhook is not the call Twilio reports on
         duration = int((call.ended or time.time()) - (call.answered or call.created))
         asyncio.run_coroutine_threadsafe(self._post_status_quietly(url, call, duration), self._loop)
 
