@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from app.db import migrate
@@ -31,3 +33,18 @@ async def test_upgrade_then_downgrade(db_mode_settings: Settings) -> None:
     assert (await _tables(db_mode_settings)) & expected == set()
     await asyncio.to_thread(migrate.upgrade, db_mode_settings)  # and back up again
     assert await _tables(db_mode_settings) >= expected
+
+
+async def test_migrations_match_the_models(db_mode_settings: Settings) -> None:
+    """A model change without its migration (or the reverse) shows up here, not in production."""
+    await asyncio.to_thread(migrate.upgrade, db_mode_settings)
+    database = Database(db_mode_settings)
+    try:
+        async with database.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}),
+                                           UUIDv7AuditBase.metadata)
+            )
+    finally:
+        await database.dispose()
+    assert diff == []

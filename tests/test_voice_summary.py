@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from app.db.engine import Database
 from app.db.models import Call, Job, Session
@@ -115,30 +115,3 @@ async def test_a_call_without_conversation_needs_no_model(call_settings: Setting
     call, job = await reload(call_db, call, job)
     assert job.status == "done" and call.summary == "No conversation took place."
     assert double.response_requests == []
-
-
-async def test_calls_orphaned_by_a_dead_process_are_ended_once(call_db: Database) -> None:
-    from app.voice.sessions import finalise_stale_calls
-
-    _user, business = await create_owner(call_db, max_call_seconds=60)
-    now = datetime.now(UTC)
-    async with call_db.session() as s, s.begin():
-        ids = []
-        for started in (now - timedelta(minutes=10), now - timedelta(seconds=30)):
-            session = Session(business_id=business.id, channel="browser", status="active")
-            s.add(session)
-            await s.flush()
-            call = Call(session_id=session.id, business_id=business.id, started_at=started)
-            s.add(call)
-            await s.flush()
-            ids.append(call.id)
-    assert await finalise_stale_calls(call_db) == 1
-    assert await finalise_stale_calls(call_db) == 0
-    async with call_db.session() as s:
-        old, live = await s.get(Call, ids[0]), await s.get(Call, ids[1])
-        jobs = list(await s.scalars(select(Job)))
-        session = await s.get(Session, old.session_id) if old else None
-    assert old is not None and (old.status, old.end_reason) == ("failed", "interrupted")
-    assert live is not None and live.ended_at is None  # may still be running somewhere
-    assert session is not None and session.status == "failed"
-    assert [j.payload["call_id"] for j in jobs] == [str(old.id)]

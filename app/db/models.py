@@ -120,6 +120,8 @@ class Session(UUIDv7AuditBase):
         _enum_check("channel", Channel),
         _enum_check("status", SessionStatus),
         Index("ix_call_session_business_created", "business_id", "created_at"),
+        # Housekeeping closes sessions nobody connected to; open sessions are few, so the index stays small.
+        Index("ix_call_session_open_created", "created_at", sqlite_where=text("ended_at IS NULL")),
     )
 
     business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), index=True)
@@ -152,6 +154,9 @@ class Call(UUIDv7AuditBase):
         _enum_check("status", CallStatus),
         Index("ix_call_business_started", "business_id", "started_at"),
         Index("ix_call_business_caller", "business_id", "caller_phone"),
+        # Housekeeping looks for live calls whose process stopped writing; almost every call has ended, so
+        # this index stays tiny however many calls there are.
+        Index("ix_call_live_updated", "updated_at", sqlite_where=text("ended_at IS NULL")),
     )
 
     session_id: Mapped[UUID] = mapped_column(ForeignKey("call_session.id", ondelete="CASCADE"), unique=True)

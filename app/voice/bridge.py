@@ -22,7 +22,7 @@ from app.billing.pricing import from_realtime, from_transcription
 from app.db.models import CallStatus, EventKind
 from app.voice.prompts import END_CALL_TOOL, SUPERVISOR_TOOL, TRANSFER_TOOL
 from app.voice.realtime import Link, LinkUnavailable
-from app.voice.recorder import CallRecorder, Ending
+from app.voice.recorder import HEARTBEAT_SECONDS, CallRecorder, Ending
 from app.voice.supervisor import SupervisorAnswer
 from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf
 
@@ -45,6 +45,8 @@ class CallLimits:
     silence_goodbye_seconds: float = 12.0
     #: longest wait for a goodbye to finish playing before hanging up anyway
     goodbye_grace_seconds: float = 12.0
+    #: longest gap between writes of the call record (the sign of life housekeeping looks for)
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 
 class CallBridge:
@@ -111,6 +113,7 @@ class CallBridge:
 
         self._flush_task: asyncio.Task[None] | None = None
         self._flush_again = False
+        self._last_flush_request = clock()
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @property
@@ -212,6 +215,7 @@ class CallBridge:
 
     def _request_flush(self) -> None:
         """Write the finished turn in the background: the audio path never waits on the database."""
+        self._last_flush_request = self._clock()
         if self._flush_task is not None and not self._flush_task.done():
             self._flush_again = True
             return
@@ -485,9 +489,11 @@ class CallBridge:
     async def _watchdog(self) -> None:
         while True:
             await asyncio.sleep(0.1)
+            now = self._clock()
+            if now - self._last_flush_request >= self.limits.heartbeat_seconds:
+                self._request_flush()  # a long turn or a quiet line still shows the call is alive
             if self._winding_down:
                 continue
-            now = self._clock()
             if now - self._started >= self.limits.max_call_seconds:
                 self._winding_down = True
                 self.recorder.add(EventKind.SYSTEM, "maximum call length reached",

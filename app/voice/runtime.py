@@ -21,7 +21,7 @@ from app.voice.bridge import CallBridge, CallLimits
 from app.voice.prompts import CallerContext, greeting_for, session_config, supervisor_instructions
 from app.voice.realtime import LinkUnavailable, RealtimeLink, openai_client
 from app.voice.recorder import CallRecorder, Ending
-from app.voice.sessions import caller_context, finalise_stale_calls, start_call
+from app.voice.sessions import caller_context, close_unclaimed_sessions, finalise_stale_calls, start_call
 from app.voice.summary import SummaryWorker
 from app.voice.supervisor import FALLBACK, Supervisor, SupervisorAnswer
 from app.voice.tokens import TokenIssuer
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 PREWARM_TTL_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 10.0
-HOUSEKEEPING_SECONDS = 3600.0
+HOUSEKEEPING_SECONDS = 60.0
 # OpenAI ends a realtime session at 60 minutes; stop a minute earlier so the goodbye is still polite.
 MAX_REALTIME_SESSION_SECONDS = 59 * 60
 
@@ -185,11 +185,13 @@ class CallRuntime:
         self.summaries.start()
 
     async def _housekeeping(self) -> None:
-        """Calls orphaned by a process that died get ended (and summarised) — at start-up, then hourly."""
+        """Calls orphaned by a process that died get ended (and summarised), and sessions nobody connected
+        to get closed: at start-up, then every minute (two indexed look-ups that find nothing almost always)."""
         while True:
             try:
                 if await finalise_stale_calls(self.db):
                     self.summaries.poke()
+                await close_unclaimed_sessions(self.db)
             except Exception:
                 log.exception("could not end stale calls")
             await asyncio.sleep(HOUSEKEEPING_SECONDS)

@@ -16,8 +16,8 @@ from app.db.hours import zone
 from app.db.models import Business, Call, CallStatus, Job, Session, SessionStatus
 from app.db.services import BusinessScope
 from app.voice.prompts import CallerContext
-from app.voice.recorder import SUMMARY_JOB
-from app.voice.tokens import TokenIssuer
+from app.voice.recorder import HEARTBEAT_SECONDS, SUMMARY_JOB
+from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer
 
 
 async def open_session(
@@ -92,42 +92,60 @@ async def fail_unstarted_session(db: Database, session_id: UUID, reason: str) ->
         return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-STALE_GRACE = timedelta(minutes=5)
+#: A live call writes at least every HEARTBEAT_SECONDS; this long without a write means its process is gone.
+STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+#: A session nobody connected to, well after its connect token stopped working (a retried Twilio webhook
+#: renews the token within seconds, so the margin covers it).
+UNCLAIMED_AFTER = timedelta(seconds=TOKEN_MAX_AGE_SECONDS) + timedelta(minutes=10)
 
 
 async def finalise_stale_calls(db: Database, *, now: datetime | None = None) -> int:
-    """End calls left in progress by a process that died: any call older than its business's maximum length
-    plus a grace period can't be live anywhere. Each is ended once (same guard as the recorder) and gets
-    its summary job. Returns how many were ended."""
+    """End calls left in progress by a process that died (a crash, a kill, a lost machine): no write for
+    STALE_AFTER. Each ends at its last sign of life, once (same guard as the recorder), and gets its summary
+    job. Returns how many were ended."""
     now = now or datetime.now(UTC)
+    cutoff = now - STALE_AFTER
     async with db.session() as s:
         rows = (
             await s.execute(
-                select(Call.id, Call.session_id, Call.started_at, Business.max_call_seconds)
-                .join(Business, Business.id == Call.business_id)
-                .where(Call.ended_at.is_(None), Call.started_at < now - STALE_GRACE)
+                select(Call.id, Call.session_id, Call.started_at, Call.updated_at)
+                .where(Call.ended_at.is_(None), Call.updated_at < cutoff)
             )
         ).all()
     ended = 0
-    for call_id, session_id, started_at, max_seconds in rows:
-        limit = timedelta(seconds=max_seconds or 600)
-        if started_at > now - limit - STALE_GRACE:
-            continue
+    for call_id, session_id, started_at, last_seen in rows:
         async with db.session() as s, s.begin():
             result = await s.execute(
                 update(Call)
-                .where(Call.id == call_id, Call.ended_at.is_(None))
-                .values(status=CallStatus.FAILED.value, end_reason="interrupted", ended_at=now,
-                        duration_seconds=limit.total_seconds())
+                .where(Call.id == call_id, Call.ended_at.is_(None), Call.updated_at < cutoff)
+                .values(status=CallStatus.FAILED.value, end_reason="interrupted", ended_at=last_seen,
+                        duration_seconds=round(max(0.0, (last_seen - started_at).total_seconds()), 3),
+                        updated_at=now)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 continue
             await s.execute(
                 update(Session)
                 .where(Session.id == session_id)
-                .values(status=SessionStatus.FAILED.value, ended_at=now,
+                .values(status=SessionStatus.FAILED.value, ended_at=last_seen,
                         failure_reason="the service stopped while the call was in progress")
             )
             s.add(Job(kind=SUMMARY_JOB, payload={"call_id": str(call_id)}, run_after=now))
             ended += 1
     return ended
+
+
+async def close_unclaimed_sessions(db: Database, *, now: datetime | None = None) -> int:
+    """Close sessions whose caller never connected (a test page shut before the call started, a Twilio
+    call that never opened its stream and whose status callback was lost), so none shows as pending for
+    ever. Claiming the token in the same statement keeps a late socket out. Returns how many were closed."""
+    now = now or datetime.now(UTC)
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(Session)
+            .where(Session.ended_at.is_(None), Session.token_used_at.is_(None),
+                   Session.created_at < now - UNCLAIMED_AFTER)
+            .values(status=SessionStatus.FAILED.value, ended_at=now, token_used_at=now,
+                    failure_reason="the caller never connected")
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
