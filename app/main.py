@@ -29,6 +29,7 @@ from app.settings import ROOT, Settings, SettingsError, load_settings
 from app.web.errors import error_response
 from app.web.health import health
 from app.web.logs import configure_logging
+from app.web.proxy import ProxyHeadersMiddleware
 from app.web.request_id import RequestIdMiddleware
 
 # Paths with their own authentication (signatures, single-use tokens) or none by design.
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_samesite="lax",
             exclude=CSRF_EXEMPT,
         ),
-        middleware=[RequestIdMiddleware()],
+        # Outermost first, so the rate limits and anything that logs the client see it, not the proxy.
+        middleware=[ProxyHeadersMiddleware.from_settings(settings), RequestIdMiddleware()],
         exception_handlers={
             NeedsOnboarding: _onboarding_redirect,
             HTTPException: error_response,

@@ -6,6 +6,7 @@ instead of a stack trace, so an operator sees exactly what to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -82,6 +83,12 @@ class Settings:
     price_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     supervisor_timeout_seconds: int = 20
     log_level: str = "INFO"
+    # FORWARDED_ALLOW_IPS: reverse proxies whose X-Forwarded-For is believed (app.web.proxy), as validated,
+    # normalised network strings; kept as text because handlers take Settings as a dependency and Litestar's
+    # signature model rejects a union of the two ipaddress network types. `*` sets forwarded_allow_any (any
+    # peer); networks listed beside it still count as proxy hops in the chain.
+    forwarded_allow_ips: tuple[str, ...] = ()
+    forwarded_allow_any: bool = False
 
     @property
     def uses_libsql(self) -> bool:
@@ -127,6 +134,25 @@ def _session_secrets(raw: str | None, data_dir: Path) -> tuple[str, ...]:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return (path.read_text().strip(),)
+
+
+def _forwarded_allow_ips(raw: str | None) -> tuple[tuple[str, ...], bool]:
+    networks: list[str] = []
+    allow_any = False
+    for item in (raw or "").split(","):
+        entry = item.strip()
+        if not entry:
+            continue
+        if entry == "*":
+            allow_any = True
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"FORWARDED_ALLOW_IPS must be comma-separated IP addresses or networks, or *, got {entry!r}"
+            ) from None
+    return tuple(networks), allow_any
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +202,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
+    forwarded_allow_ips, forwarded_allow_any = _forwarded_allow_ips(opt("FORWARDED_ALLOW_IPS"))
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -210,4 +238,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "SUPERVISOR_TIMEOUT_SECONDS", opt("SUPERVISOR_TIMEOUT_SECONDS") or "20", low=1, high=120
         ),
         log_level=log_level,
+        forwarded_allow_ips=forwarded_allow_ips,
+        forwarded_allow_any=forwarded_allow_any,
     )

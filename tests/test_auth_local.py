@@ -54,6 +54,30 @@ def test_local_sign_in_from_loopback_creates_the_owner(server: RunningServer) ->
         assert browser.get("/calls").headers["location"].startswith("/auth/login")
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        ("X-Forwarded-For", "203.0.113.9"),
+        ("Forwarded", "for=203.0.113.9;proto=https"),
+        ("X-Real-IP", "203.0.113.9"),
+        ("X-Forwarded-Host", "receptionist.example.com"),
+    ],
+    ids=lambda header: header[0],
+)
+def test_no_local_sign_in_through_a_reverse_proxy_on_this_machine(
+    server: RunningServer, header: tuple[str, str]
+) -> None:
+    # The peer is loopback, as it is for nginx or caddy on the same host; the forwarding header says the
+    # request came from somewhere else.
+    with httpx.Client(base_url=server.url, follow_redirects=False, headers=[header]) as browser:
+        page = browser.get("/auth/login")
+        assert page.status_code == 200 and "Local sign-in" not in page.text and "not set up" in page.text
+        token = _META.search(page.text).group(1)  # type: ignore[union-attr]
+        response = browser.post("/auth/login", data={"email": "proxied@example.com", "_csrf_token": token})
+        assert response.status_code == 403 and "only works from the computer running the service" in response.text
+        assert not any(h.startswith(COOKIE_NAME + "=") for h in response.headers.get_list("set-cookie"))
+
+
 async def test_local_sign_in_refused_for_non_loopback_even_with_forwarded_header(
     settings: Settings, db: Database
 ) -> None:

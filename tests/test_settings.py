@@ -39,6 +39,8 @@ def test_defaults_are_the_embedded_database_and_local_secrets(data_dir: Path) ->
         ({"PRICE_OVERRIDES": "{not json"}, "PRICE_OVERRIDES"),
         ({"SUPERVISOR_TIMEOUT_SECONDS": "0"}, "SUPERVISOR_TIMEOUT_SECONDS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.0/8, proxy.internal"}, "FORWARDED_ALLOW_IPS"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.0/33"}, "FORWARDED_ALLOW_IPS"),
     ],
 )
 def test_wrong_values_name_the_variable(data_dir: Path, env: dict[str, str], names: str) -> None:
@@ -59,11 +61,32 @@ def test_secret_rotation_list_and_price_overrides(data_dir: Path) -> None:
     assert settings.public_ws_base_url == "wss://rcpt.example.com"
 
 
-def test_server_start_with_a_bad_value_prints_one_clear_line(data_dir: Path) -> None:
-    env = base_env(data_dir, PUBLIC_BASE_URL="not-a-url")
+def test_forwarded_allow_ips(data_dir: Path) -> None:
+    default = load_settings({"DATA_DIR": str(data_dir)})
+    assert default.forwarded_allow_ips == () and not default.forwarded_allow_any
+    listed = load_settings({"DATA_DIR": str(data_dir), "FORWARDED_ALLOW_IPS": " 127.0.0.1, 10.1.2.3/8,2001:db8::/32 "})
+    assert listed.forwarded_allow_ips == ("127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32")
+    assert not listed.forwarded_allow_any
+    star = load_settings({"DATA_DIR": str(data_dir), "FORWARDED_ALLOW_IPS": "*"})
+    assert star.forwarded_allow_any and star.forwarded_allow_ips == ()
+    both = load_settings({"DATA_DIR": str(data_dir), "FORWARDED_ALLOW_IPS": "*, 10.0.0.0/8"})
+    assert both.forwarded_allow_any and both.forwarded_allow_ips == ("10.0.0.0/8",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PUBLIC_BASE_URL", "not-a-url", "PUBLIC_BASE_URL must be an absolute http/https URL"),
+        ("FORWARDED_ALLOW_IPS", "127.0.0.1,localhost", "FORWARDED_ALLOW_IPS must be comma-separated IP addresses"),
+    ],
+)
+def test_server_start_with_a_bad_value_prints_one_clear_line(
+    data_dir: Path, name: str, value: str, message: str
+) -> None:
+    env = base_env(data_dir, **{name: value})
     proc = subprocess.run(
         [sys.executable, "-c", "import app.main"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 2
-    assert "configuration error: PUBLIC_BASE_URL must be an absolute http/https URL" in proc.stderr
+    assert f"configuration error: {message}" in proc.stderr
     assert "Traceback" not in proc.stderr

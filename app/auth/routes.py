@@ -25,6 +25,7 @@ from app.settings import Settings
 
 RATE_LIMIT = RateLimitConfig(rate_limit=("minute", 30))
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FORWARDING_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host"})
 
 
 def safe_next(raw: str | None) -> str:
@@ -35,7 +36,13 @@ def safe_next(raw: str | None) -> str:
 
 
 def is_loopback(request: Request[Any, Any, Any]) -> bool:
-    # The ASGI peer address only: X-Forwarded-For is whatever the client wants it to be.
+    """Whether the request comes from this machine itself, so local sign-in may be offered."""
+    # A reverse proxy on this machine connects from loopback on behalf of anyone on the internet. Its
+    # forwarding headers give it away; they are checked on the request itself, because app.web.proxy may
+    # already have replaced the peer address with one taken from them.
+    if any(name.lower() in _FORWARDING_HEADERS for name, _value in request.scope.get("headers", ())):
+        return False
+    # Otherwise the ASGI peer address only: X-Forwarded-For is whatever the client wants it to be.
     client = request.scope.get("client")
     if not client:
         return False
