@@ -27,6 +27,7 @@ from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import Appointment, Business, Call, CallEvent, Customer, Session
 from app.settings import load_settings
+from app.telephony import twiml
 from tests.doubles.openai_double import (
     FunctionCallReply,
     OpenAIDouble,
@@ -715,6 +716,37 @@ async def test_a_retried_voice_webhook_gets_a_fresh_token_for_the_same_session(w
     await stream.hang_up()
     _session, row, _events = await finalised(w, call.sid)
     assert row.caller_phone == "+15554447777"
+
+
+async def test_a_restart_mid_call_tells_the_caller_and_keeps_the_record(w: World) -> None:
+    """SIGTERM (a deploy, a restart) reaches the process carrying a call. granian closes the sockets before the
+    app's shutdown hook runs, so Twilio goes on to the TwiML after <Connect>: the caller hears why rather than
+    a dead line, and the process still finalises the call record before it exits."""
+    w.openai.realtime.say("Bo's Barbers, hello.")
+    env = {k: v for k, v in w.env.items() if k != "PUBLIC_BASE_URL"}
+    other = run_server(env)  # a second process on the same database: this one is restarted
+    server = await asyncio.to_thread(other.__enter__)
+    stopped = False
+    try:
+        sessions_before = len(w.openai.realtime_sessions)
+        call, answer = await w.twilio.place_call(server.url + "/twilio/voice", to=BARBER_NUMBER,
+                                                 from_="+15554446666")
+        stream = await w.twilio.open_stream(call, answer)
+        log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+        await sent_at(log, "response.done")
+        await stream.wait_for(lambda: stream.played_ms() > 0, timeout=5)
+        await asyncio.to_thread(other.__exit__, None, None, None)
+        stopped = True
+    finally:
+        if not stopped:
+            await asyncio.to_thread(other.__exit__, None, None, None)
+    assert stream.closed.is_set() and call.status == "completed"
+    assert call.said_after_stream == [twiml.CUT_OFF_APOLOGY]
+    assert not w.twilio.updates(call.sid) and not w.twilio.hang_ups(call.sid)
+    _session, row, _events = await finalised(w, call.sid, timeout=2)
+    assert (row.status, row.end_reason) == ("abandoned", "caller_disconnected")
+    assert "Agent: Bo's Barbers, hello." in row.transcript
+    assert "Traceback" not in server.log()
 
 
 async def test_when_openai_is_unreachable_twilio_speaks_the_apology(w: World) -> None:

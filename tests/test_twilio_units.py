@@ -81,6 +81,8 @@ def test_connect_stream_twiml_carries_the_token_as_a_parameter() -> None:
     answer = parse_twiml(200, body)
     assert answer.stream_url == "wss://rx.example.com/twilio/media"
     assert answer.parameters == {"session": "tok.en&<x>"}
+    # If the stream is lost, the caller hears why before Twilio ends the call.
+    assert answer.after_stream == [twiml.CUT_OFF_APOLOGY] and answer.hangup
 
 
 def test_apology_and_dial_twiml() -> None:

@@ -9,6 +9,7 @@ SESSION_PARAMETER = "session"
 
 UNKNOWN_NUMBER_APOLOGY = "Sorry, this number is not set up to take calls yet. Goodbye."
 UNAVAILABLE_APOLOGY = "Sorry, we can't take your call right now. Please try again later. Goodbye."
+CUT_OFF_APOLOGY = "Sorry, we were cut off. Please call back in a minute. Goodbye."
 
 
 def stream_url(public_ws_base_url: str) -> str:
@@ -22,6 +23,11 @@ def connect_stream(url: str, session_token: str) -> str:
     stream = connect.stream(url=url)
     stream.parameter(name=SESSION_PARAMETER, value=session_token)
     response.append(connect)
+    # Twilio goes on to the next verb when the stream's socket closes. Every planned ending replaces this
+    # document first (REST hang-up, transfer, announcement), so these only play when the service lost the
+    # call — a crash, a restart, a dropped connection — and the caller hears that instead of a dead line.
+    response.say(CUT_OFF_APOLOGY, language="en-US")
+    response.hangup()
     return str(response)
 
 

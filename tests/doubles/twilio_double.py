@@ -86,6 +86,8 @@ class TwimlAnswer:
     says: list[str] = field(default_factory=list)
     dial: str | None = None
     hangup: bool = False
+    #: what the <Say> verbs after <Connect> speak once the stream's socket closes
+    after_stream: list[str] = field(default_factory=list)
 
 
 def parse_twiml(status_code: int, body: str) -> TwimlAnswer:
@@ -107,6 +109,8 @@ def parse_twiml(status_code: int, body: str) -> TwimlAnswer:
                 answer.parameters[parameter.attrib["name"]] = parameter.attrib["value"]
         elif verb.tag == "Say":
             answer.says.append(verb.text or "")
+            if answer.stream_url:
+                answer.after_stream.append(verb.text or "")
         elif verb.tag == "Hangup":
             answer.hangup = True
         elif verb.tag == "Dial":
@@ -128,6 +132,9 @@ class DoubleCall:
     dialed: str | None = None
     ended_by: str | None = None
     stream: MediaStream | None = None
+    #: the rest of the TwiML document being carried out, and what of it the caller heard
+    after_stream: list[str] = field(default_factory=list)
+    said_after_stream: list[str] = field(default_factory=list)
     #: time.monotonic() just before the voice webhook POST was sent, and when its answer was read
     webhook_sent_at: float | None = None
     webhook_answered_at: float | None = None
@@ -315,6 +322,7 @@ class TwilioDouble:
         """Connect the media stream the TwiML asked for (and send `connected` + `start`)."""
         assert answer.stream_url, f"the TwiML has no <Stream>: {answer.body}"
         stream = MediaStream(self, call, answer.stream_url, answer.parameters)
+        call.after_stream = list(answer.after_stream)
         await stream.connect()
         if handshake:
             await stream.send_connected()
@@ -362,6 +370,7 @@ class TwilioDouble:
                 record(400)
                 return _twilio_error(400, 21220, "Call is not in-progress. Cannot redirect.")
             answer = parse_twiml(200, form["Twiml"])
+            call.after_stream = []  # the new document replaces the rest of the old one
             call.dialed = answer.dial
             if answer.hangup and not answer.dial:
                 self._end(call, "completed", "rest-twiml")
@@ -595,8 +604,10 @@ class MediaStream:
                 if queued.timer is not None:
                     queued.timer.cancel()
             if self.call.ended is None and self.call.dialed is None:
-                # <Connect> was the last verb: when the app closes the stream, the call ends.
-                self.double._end(self.call, "completed", "app-closed-stream")
+                # Twilio carries on after <Connect>: the verbs left play, then the call ends.
+                self.call.said_after_stream.extend(self.call.after_stream)
+                self.double._end(self.call, "completed", "twiml-after-stream" if self.call.after_stream
+                                 else "app-closed-stream")
                 self.double._status_callback_soon(self.call)
             self._wake()
 
