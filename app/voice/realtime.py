@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from openai.types.websocket_connection_options import WebSocketConnectionOptions
 
 from app.settings import Settings
 
@@ -54,6 +57,21 @@ def openai_client(settings: Settings, *, timeout: float = 30.0, max_retries: int
     )
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context for every realtime connect. Given none, asyncio builds a default context for each
+    TLS connection on the event loop, reading the whole CA store (20-26 ms on the project machine): every
+    call's connect would stall the audio of every live call. Built once, ideally off the loop at start-up."""
+    return ssl.create_default_context()
+
+
+def connection_options(settings: Settings) -> WebSocketConnectionOptions:
+    if not settings.openai_base_url.startswith("https:"):
+        return {}  # ws:// takes no TLS context (a local double, a plain-HTTP gateway)
+    # `ssl` goes straight through to websockets' connect; the SDK's TypedDict just doesn't list it.
+    return cast(WebSocketConnectionOptions, {"ssl": tls_context()})
+
+
 def _describe_failure(exc: BaseException) -> str:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status == 401:
@@ -87,7 +105,8 @@ class RealtimeLink:
 
     async def _connect(self, client: AsyncOpenAI) -> AsyncRealtimeConnection:
         # No on_reconnecting: a silent reconnect would lose the conversation mid-call (PROTOCOLS.md).
-        manager = client.realtime.connect(model=self._settings.realtime_model)
+        manager = client.realtime.connect(model=self._settings.realtime_model,
+                                          websocket_connection_options=connection_options(self._settings))
         async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
             return await manager.enter()
 

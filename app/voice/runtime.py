@@ -19,8 +19,9 @@ from app.settings import Settings
 from app.tools import ToolContext
 from app.voice.bridge import CallBridge, CallLimits
 from app.voice.prompts import CallerContext, greeting_for, session_config, supervisor_instructions
-from app.voice.realtime import LinkUnavailable, RealtimeLink, openai_client
+from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options, openai_client
 from app.voice.recorder import CallRecorder, Ending
+from app.voice.sdk_warmup import warm_openai_sdk
 from app.voice.sessions import caller_context, close_unclaimed_sessions, finalise_stale_calls, start_call
 from app.voice.summary import SummaryWorker
 from app.voice.supervisor import FALLBACK, Supervisor, SupervisorAnswer
@@ -181,8 +182,19 @@ class CallRuntime:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.settings.openai_api_key:
+            # Each client and the realtime TLS context reads the CA store (~20 ms apiece): do it once, here and
+            # off the loop, rather than inside the first calls' webhooks where it would stall live audio.
+            await asyncio.to_thread(self._build_clients)
+            await warm_openai_sdk()
         self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="call-housekeeping")
         self.summaries.start()
+
+    def _build_clients(self) -> None:
+        self.realtime_client()
+        self.supervisor_client()
+        self._summary_client()
+        connection_options(self.settings)  # builds the shared TLS context when OpenAI is reached over https
 
     async def _housekeeping(self) -> None:
         """Calls orphaned by a process that died get ended (and summarised), and sessions nobody connected
