@@ -168,6 +168,13 @@ def sent_at(log: RealtimeSessionLog, event_type: str, count: int = 1, timeout: f
     return asyncio.to_thread(log.wait_for_sent, event_type, timeout, count)
 
 
+async def hear_it_all(stream: MediaStream, log: RealtimeSessionLog) -> None:
+    """The caller listens to the end of everything the model has said so far, as a person would before
+    hanging up or answering: on a busy machine the relay and the playback lag the model's generation."""
+    produced_ms = sum(len(base64.b64decode(e["delta"])) for e in log.sent_of_type("response.output_audio.delta")) / 8
+    await stream.wait_for(lambda: stream.played_ms() >= produced_ms - 1, timeout=15)
+
+
 async def call_row(w: World, call_sid: str) -> tuple[Session, Call | None, list[CallEvent]]:
     db = w.database()
     try:
@@ -239,10 +246,8 @@ async def test_booking_call_from_greeting_to_hang_up_with_recording(w: World) ->
 
     await stream.speak(caller_audio("book"))
     await sent_at(log, "response.done", count=3, timeout=15)  # filler+tool, then the supervisor's answer
-    # The caller waits for the answer to finish playing (on a busy machine playback lags generation), so the
-    # recording check below can tell the two voices apart.
-    produced_ms = sum(len(base64.b64decode(e["delta"])) for e in log.sent_of_type("response.output_audio.delta")) / 8
-    await stream.wait_for(lambda: stream.played_ms() >= produced_ms - 1, timeout=15)
+    # The caller lets the answer finish, so the recording check below can tell the two voices apart.
+    await hear_it_all(stream, log)
     await stream.speak(short_utterance("bye"))
     await sent_at(log, "response.done", count=4, timeout=15)
 
@@ -561,6 +566,7 @@ async def test_handshake_garbage_and_malformed_frames_mid_call_are_ignored(w: Wo
         await stream.send_text(frame)
     await stream.speak(caller_audio("hours"))
     await sent_at(log, "response.done", count=2, timeout=15)
+    await hear_it_all(stream, log)
     await stream.hang_up()
     _session, row, _events = await finalised(w, call.sid)
     assert "Caller: What time do you open on Saturday?" in row.transcript and "Agent: Ten." in row.transcript
@@ -694,6 +700,7 @@ async def test_pressing_zero_without_a_transfer_number_tells_the_receptionist(w:
     [item] = [e["item"] for e in log.received_of_type("conversation.item.create")]
     assert item["role"] == "user" and "pressed 0" in item["content"][0]["text"]
     await sent_at(log, "response.done", count=2)
+    await hear_it_all(stream, log)
     assert not w.twilio.updates(call.sid)
     await stream.hang_up()
     _session, row, events = await finalised(w, call.sid)
@@ -734,7 +741,7 @@ async def test_a_restart_mid_call_tells_the_caller_and_keeps_the_record(w: World
         stream = await w.twilio.open_stream(call, answer)
         log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
         await sent_at(log, "response.done")
-        await stream.wait_for(lambda: stream.played_ms() > 0, timeout=5)
+        await hear_it_all(stream, log)
         await asyncio.to_thread(other.__exit__, None, None, None)
         stopped = True
     finally:

@@ -13,7 +13,7 @@ from app.settings import Settings
 from app.voice.bridge import truncation_point
 from app.voice.supervisor import FALLBACK
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.voice import ASSETS, place_call, silence, wav_pcm
+from tests.support.voice import ASSETS, place_call, silence, wait_until, wav_pcm
 
 pytest_plugins = ("tests.support.voice_fixtures",)
 
@@ -82,9 +82,9 @@ async def test_supervisor_timeout_gives_the_honest_fallback(
     output = await asyncio.to_thread(rt.wait_for_received, "conversation.item.create", 8.0)
     assert FALLBACK in output["item"]["output"]
     await asyncio.to_thread(rt.wait_for_sent, "response.done", 10.0, 3)
+    await wait_until(lambda: ("agent", FALLBACK, True) in live.transport.captions)  # the caller heard it
     live.transport.leave("hangup")
     await asyncio.wait_for(live.task, 10)
-    assert ("agent", FALLBACK, True) in live.transport.captions  # the caller heard it
     async with call_db.session() as s:
         call = await s.get(Call, live.call_id)
         events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == live.call_id)))
