@@ -233,3 +233,27 @@ async def test_browser_cannot_transfer_and_says_so(call_settings: Settings, call
     live.transport.leave("hangup")
     await finished(live)
     await assert_finalised_once(call_db, live, "completed", "caller_hangup")
+
+
+async def test_a_caller_leaving_mid_answer_still_gets_the_answer_counted(
+    call_settings: Settings, call_db: Database, double: OpenAIDouble
+) -> None:
+    long_answer = "We are open from nine until five on weekdays, and from ten until two on Saturdays. " * 4
+    double.realtime.say("Hello!").caller("When are you open?").say(long_answer)
+    live = await place_call(call_settings, call_db)
+    await greeted(double, live)
+    rt = double.realtime_sessions[0]
+    await live.transport.speak(wav_pcm(ASSETS / "book-24k.wav")[: 48 * 1200] + silence(700))
+    await asyncio.to_thread(rt.wait_for_sent, "response.output_audio.delta", 10.0,
+                            len(rt.sent_of_type("response.output_audio.delta")) + 5)
+    live.transport.leave("hangup")  # halfway through the answer
+    assert (await finished(live)).reason == "caller_hangup"
+
+    # The answer was cancelled rather than left to run, and what it cost is in the record.
+    assert rt.received_of_type("response.cancel")
+    done = rt.sent_of_type("response.done")
+    assert len(done) == 2 and done[1]["response"]["status"] == "cancelled"
+    billed = sum(d["response"]["usage"]["output_token_details"]["audio_tokens"] for d in done)
+    call = await assert_finalised_once(call_db, live, "completed", "caller_hangup")
+    assert call.usage["realtime"]["audio_output"] == billed
+    assert len(rt.received_of_type("response.create")) == 1  # the greeting; nothing more was asked after

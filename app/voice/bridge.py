@@ -32,6 +32,8 @@ UNAVAILABLE_MESSAGE = "Sorry, the receptionist is unavailable right now. Please 
 TROUBLE_MESSAGE = "Sorry, we're having technical trouble. Please call back in a few minutes."
 BENIGN_ERRORS = {"response_cancel_not_active"}
 BUSY_ERROR = "conversation_already_has_active_response"
+#: how long a call's end waits for a cancelled response's `response.done` (its usage)
+SETTLE_SECONDS = 2.0
 
 AskSupervisor = Callable[[str, str], Awaitable[SupervisorAnswer]]
 
@@ -113,6 +115,7 @@ class CallBridge:
 
         self._flush_task: asyncio.Task[None] | None = None
         self._flush_again = False
+        self._realtime_task: asyncio.Task[Any] | None = None
         self._last_flush_request = clock()
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -124,6 +127,7 @@ class CallBridge:
         """Ask the call to end; the first reason wins."""
         if self._ending is None:
             self._ending = Ending(status=status.value, reason=reason, failure=failure)
+            self._winding_down = True  # no prompts, limits or tools while the end is settled
             self._done.set()
 
     async def stop(self, reason: str = "shutdown") -> None:
@@ -152,7 +156,7 @@ class CallBridge:
         else:
             self.recorder.add(EventKind.SYSTEM, "call started", {"channel": self.transport.channel})
             self._spawn(self._caller_pump(), "caller-pump")
-            self._spawn(self._realtime_pump(), "realtime-pump")
+            self._realtime_task = self._spawn(self._realtime_pump(), "realtime-pump")
             self._spawn(self._watchdog(), "watchdog")
         try:
             await self._done.wait()
@@ -174,6 +178,7 @@ class CallBridge:
         ending = self._ending
         assert ending is not None
         current = asyncio.current_task()
+        await self._settle_response()
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
@@ -191,6 +196,17 @@ class CallBridge:
         with contextlib.suppress(Exception):
             await self.link.close()
         return ending
+
+    async def _settle_response(self) -> None:
+        """A response still being generated when the call ends (the caller hung up mid-answer) is cancelled,
+        and its `response.done` awaited briefly: OpenAI bills what it generated all the same, so its usage
+        and words belong in the record."""
+        if not self._response_active or self._realtime_task is None or self._realtime_task.done():
+            return
+        with contextlib.suppress(Exception):
+            await self._send({"type": "response.cancel"})
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await self._response_idle.wait()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(self._guard(coro, name), name=name)
@@ -385,6 +401,8 @@ class CallBridge:
             self.recorder.add(EventKind.ERROR, "realtime response failed", {"details": details})
         tools, self._pending_tools = self._pending_tools, []
         self._response_idle.set()
+        if self._ending is not None:
+            return  # the call is over: nothing more is asked of the model
         if self._create_after_done:
             self._create_after_done = False
             await self._send({"type": "response.create"})
