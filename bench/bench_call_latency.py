@@ -47,7 +47,7 @@ from tests.doubles import openai_double  # noqa: E402
 from tests.doubles.openai_double import AudioFormat, OpenAIDouble, RealtimeSessionLog  # noqa: E402
 from tests.doubles.twilio_double import MediaStream, TwilioDouble, caller_audio  # noqa: E402
 from tests.support.data import create_owner  # noqa: E402
-from tests.support.server import RunningServer, base_env, run_server  # noqa: E402
+from tests.support.server import RunningServer, phone_env, run_server  # noqa: E402
 
 BUSINESS_NUMBER = "+15550003000"
 # Every agent turn says this (~3.6 s of audio at the double's 60 ms a character): identical steps keep the
@@ -453,15 +453,7 @@ def main() -> None:
         BenchTwilioDouble() as twilio,
     ):
         data_dir = Path(tmp)
-        env = base_env(
-            data_dir,
-            OPENAI_API_KEY="test-key",
-            OPENAI_BASE_URL=openai.base_url,
-            TWILIO_ACCOUNT_SID=twilio.account_sid,
-            TWILIO_AUTH_TOKEN=twilio.auth_token,
-            TWILIO_API_BASE_URL=twilio.api_base_url,
-            RECORDINGS_DIR=str(data_dir / "recordings"),
-        )
+        env = phone_env(data_dir, openai, twilio)
         with run_server(env) as server:
             asyncio.run(seed(server.env, args.recording))
             twilio.status_callback_url = server.url + "/twilio/status"

@@ -38,7 +38,7 @@ from tests.doubles.openai_double import (
 )
 from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, TwimlAnswer, caller_audio, parse_twiml
 from tests.support.data import create_owner
-from tests.support.server import ROOT, RunningServer, base_env, run_server
+from tests.support.server import ROOT, RunningServer, phone_env, run_server
 
 SALON_NUMBER = "+15550001000"
 SALON_TRANSFER = "+15550001999"
@@ -121,15 +121,7 @@ async def _seed(env: dict[str, str]) -> tuple[UUID, UUID, UUID, UUID]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("twilio-e2e")
     with DecidingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio:
-        env = base_env(
-            data_dir,
-            OPENAI_API_KEY="test-key",
-            OPENAI_BASE_URL=openai.base_url,
-            TWILIO_ACCOUNT_SID=twilio.account_sid,
-            TWILIO_AUTH_TOKEN=twilio.auth_token,
-            TWILIO_API_BASE_URL=twilio.api_base_url,
-            RECORDINGS_DIR=str(data_dir / "recordings"),
-        )
+        env = phone_env(data_dir, openai, twilio)
         with run_server(env) as server:
             env = server.env
             seeded = asyncio.run(_seed(env))

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,6 +37,20 @@ def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def phone_env(data_dir: Path, openai: Any, twilio: Any, **extra: str) -> dict[str, str]:
+    """The service's environment for phone calls: OpenAI and Twilio reached only through their doubles."""
+    return base_env(
+        data_dir,
+        OPENAI_API_KEY=openai.api_key,
+        OPENAI_BASE_URL=openai.base_url,
+        TWILIO_ACCOUNT_SID=twilio.account_sid,
+        TWILIO_AUTH_TOKEN=twilio.auth_token,
+        TWILIO_API_BASE_URL=twilio.api_base_url,
+        RECORDINGS_DIR=str(data_dir / "recordings"),
+        **extra,
+    )
 
 
 @dataclass
