@@ -12,6 +12,7 @@ from uuid import UUID
 from litestar import Litestar
 from openai import AsyncOpenAI
 
+from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Business, Session
 from app.db.services import BusinessScope
@@ -47,7 +48,7 @@ class CallRuntime:
         self._supervisor_client: AsyncOpenAI | None = None
         self._realtime_client: AsyncOpenAI | None = None
         self._summaries_client: AsyncOpenAI | None = None
-        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._housekeeping = BackgroundLoop("call-housekeeping", self._housekeeping_pass, HOUSEKEEPING_SECONDS)
         self.summaries = SummaryWorker(db, settings, self._summary_client if settings.openai_api_key else None)
 
     def _summary_client(self) -> AsyncOpenAI:
@@ -187,7 +188,7 @@ class CallRuntime:
             # off the loop, rather than inside the first calls' webhooks where it would stall live audio.
             await asyncio.to_thread(self._build_clients)
             await warm_openai_sdk()
-        self._housekeeping_task = asyncio.create_task(self._housekeeping(), name="call-housekeeping")
+        self._housekeeping.start()
         self.summaries.start()
 
     def _build_clients(self) -> None:
@@ -196,17 +197,12 @@ class CallRuntime:
         self._summary_client()
         connection_options(self.settings)  # builds the shared TLS context when OpenAI is reached over https
 
-    async def _housekeeping(self) -> None:
+    async def _housekeeping_pass(self) -> None:
         """Calls orphaned by a process that died get ended (and summarised), and sessions nobody connected
         to get closed: at start-up, then every minute (two indexed look-ups that find nothing almost always)."""
-        while True:
-            try:
-                if await finalise_stale_calls(self.db):
-                    self.summaries.poke()
-                await close_unclaimed_sessions(self.db)
-            except Exception:
-                log.exception("could not end stale calls")
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+        if await finalise_stale_calls(self.db):
+            self.summaries.poke()
+        await close_unclaimed_sessions(self.db)
 
     async def stop(self) -> None:
         bridges = list(self.bridges)
@@ -216,15 +212,12 @@ class CallRuntime:
                     await asyncio.gather(*(b.stop("shutdown") for b in bridges), return_exceptions=True)
         for session_id in list(self._prewarmed):
             await self.drop_prewarmed(session_id)
+        await self._housekeeping.stop()
         await self.summaries.stop()
         for client in (self._realtime_client, self._supervisor_client, self._summaries_client):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.close()
-        if self._housekeeping_task is not None:
-            self._housekeeping_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._housekeeping_task
 
 
 def get_runtime(app: Litestar) -> CallRuntime:

@@ -7,8 +7,6 @@ worker died is picked up again when its lease runs out. Failures retry with back
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,6 +15,7 @@ from uuid import UUID
 from openai import AsyncOpenAI
 from sqlalchemy import and_, or_, select, update
 
+from app.background import BackgroundLoop
 from app.billing.pricing import cost_usd, from_responses
 from app.db.engine import Database
 from app.db.models import Call, Job, JobStatus
@@ -46,33 +45,22 @@ class SummaryWorker:
         self._db = db
         self._settings = settings
         self._client_factory = client_factory
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundLoop("summary-worker", self._run_due, POLL_SECONDS)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="summary-worker")
+        self._loop.start()
 
     def poke(self) -> None:
         """A call just ended: look for work now rather than at the next poll."""
-        self._wake.set()
+        self._loop.wake()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.run_one():
-                    pass
-            except Exception:
-                log.exception("summary worker pass failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_SECONDS):
-                    await self._wake.wait()
-            self._wake.clear()
+    async def _run_due(self) -> None:
+        while await self.run_one():
+            if self._loop.stopping:
+                return
 
     async def claim(self) -> Job | None:
         now = datetime.now(UTC)
