@@ -22,8 +22,9 @@ from litestar.types import ControllerRouterHandler
 from litestar_granian import GranianPlugin
 
 from app import __version__
+from app.auth.access import owner_required
 from app.auth.cookies import SessionSigner
-from app.auth.deps import NeedsOnboarding, provide_business, provide_owner
+from app.auth.deps import NeedsOnboarding, provide_business, provide_owner, provide_owner_scope
 from app.db.engine import Database
 from app.settings import ROOT, Settings, SettingsError, load_settings
 from app.web.errors import error_response
@@ -31,6 +32,7 @@ from app.web.health import health
 from app.web.logs import configure_logging
 from app.web.proxy import ProxyHeadersMiddleware
 from app.web.request_id import RequestIdMiddleware
+from app.web.security_headers import SecurityHeaders
 
 # Paths with their own authentication (signatures, single-use tokens) or none by design.
 CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/ws/"]
@@ -69,7 +71,7 @@ def _onboarding_redirect(request: Request, _exc: NeedsOnboarding) -> Response:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secret_values())
     db = Database(settings)
     signer = SessionSigner(settings.session_secrets)
     on_startup, on_shutdown = _lifecycle_hooks()
@@ -86,7 +88,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "signer": Provide(lambda: signer, sync_to_thread=False, use_cache=True),
             "owner": Provide(provide_owner),
             "business": Provide(provide_business),
+            "owner_scope": Provide(provide_owner_scope),
         },
+        # Deny by default: every route needs a signed-in owner unless app.auth.access.PUBLIC_PATHS lists it.
+        guards=[owner_required],
         plugins=[SQLAlchemyPlugin(config=db.config), HTMXPlugin(), GranianPlugin()],
         template_config=template_config,
         csrf_config=CSRFConfig(
@@ -109,6 +114,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=None,
         debug=False,
     )
+    # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s
+    # carry the headers too; it passes WebSocket scopes straight through.
+    app.asgi_handler = SecurityHeaders(app.asgi_handler)
     template_config.engine_instance.engine.globals.update(
         version=__version__, google_configured=settings.google_configured
     )

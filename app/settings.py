@@ -55,6 +55,13 @@ def _bool(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
+# Fields whose values are credentials: hidden from repr and masked in log lines.
+SECRET_FIELDS = frozenset({
+    "turso_auth_token", "openai_api_key", "twilio_auth_token", "google_client_secret", "session_secrets",
+    "polar_access_token", "polar_webhook_secret",
+})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = ROOT / "data"
@@ -90,6 +97,26 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
 
+    def __repr__(self) -> str:
+        # Settings reach logs and tracebacks (a failing dependency, a debugger's repr): secrets never do.
+        shown = []
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                text = "<hidden>" if value else repr(value)
+            else:
+                text = repr(value)
+            shown.append(f"{name}={text}")
+        return f"Settings({', '.join(shown)})"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, for the log redactor to mask wherever one turns up."""
+        values: list[str] = []
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            values.extend(value if isinstance(value, tuple) else [value] if value else [])
+        return tuple(v for v in values if len(v) >= 8)
+
     @property
     def uses_libsql(self) -> bool:
         return "libsql" in self.database_url.split(":", 1)[0]
@@ -101,6 +128,17 @@ class Settings:
     @property
     def twilio_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def public_base_is_loopback(self) -> bool:
+        """Whether PUBLIC_BASE_URL names this machine itself (localhost, 127.0.0.0/8, ::1)."""
+        host = (urlsplit(self.public_base_url).hostname or "").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def secure_cookies(self) -> bool:
