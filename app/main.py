@@ -112,6 +112,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings, "db": db, "signer": signer}),
         # No public API schema: the JSON routes are internal to the pages and the call page.
         openapi_config=None,
+        # Logging is app.web.logs' (one format with the request id, and the redacting formatter); Litestar's
+        # default config would replace the root handlers with its own, unredacted.
+        logging_config=None,
         debug=False,
     )
     # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s

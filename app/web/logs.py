@@ -60,5 +60,7 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     handler._receptionist = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "websockets", "aiosqlite", "sqlalchemy.engine"):
+    # Client libraries log request bodies (a conversation, a number dialled) at INFO or DEBUG.
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "websockets", "aiosqlite", "sqlalchemy.engine",
+                  "openai", "twilio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
