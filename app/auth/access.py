@@ -11,6 +11,7 @@ the epoch, revoking every cookie issued before it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -39,8 +40,19 @@ PUBLIC_PATHS: dict[str, str] = {
 _OWNER_STATE_KEY = "receptionist_owner"
 
 
+def _untyped(template: str) -> str:
+    # Litestar's routes spell parameters with their type (`{session_id:uuid}`); the path template it puts
+    # in the request scope leaves the type out (`{session_id}`). Compare the two untyped.
+    return _PARAM_TYPE.sub(r"{\1}", template)
+
+
+_PARAM_TYPE = re.compile(r"{(\w+):\w+}")
+_PUBLIC = frozenset(_untyped(path) for path in PUBLIC_PATHS)
+
+
 def is_public(path_template: str) -> bool:
-    return path_template in PUBLIC_PATHS
+    """Whether a route (by its `app.routes` path or the request scope's `path_template`) is public."""
+    return _untyped(path_template) in _PUBLIC
 
 
 async def load_owner(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[User, Business | None]:
