@@ -327,7 +327,12 @@ class OwnerScope(BusinessScope):
 
     # -- audit log ----------------------------------------------------------------------------------------
     async def audit_entries(self, *, limit: int, before: datetime | None = None) -> list[AuditEntry]:
-        query = select(AuditEntry).where(AuditEntry.business_id == self.business_id)
+        """The business's entries, and its owner's own from before the business existed (first sign-in)."""
+        owner_id = select(Business.owner_id).where(Business.id == self.business_id).scalar_subquery()
+        query = select(AuditEntry).where(or_(
+            AuditEntry.business_id == self.business_id,
+            and_(AuditEntry.business_id.is_(None), AuditEntry.actor_user_id == owner_id),
+        ))
         if before is not None:
             query = query.where(AuditEntry.created_at < before)
         async with self._sessions() as s:
