@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from app.db.engine import Database
 from app.main import create_app
 from app.settings import ROOT, Settings, load_settings
+from app.web.request_id import RequestIdMiddleware
 from app.web.security_headers import SecurityHeaders
 from tests.support.dashboard import sign_in
 from tests.support.data import create_owner
@@ -87,6 +88,10 @@ async def test_websocket_scopes_pass_straight_through() -> None:
     assert seen["send"] is send  # not wrapped: no per-frame work on the audio path
     await SecurityHeaders(app)({"type": "http", "path": "/", "headers": []}, receive, send)
     assert seen["send"] is not send
+    # The request-id middleware names the socket for its log lines but leaves its frames alone too.
+    ws_scope: Any = {"type": "websocket", "path": "/twilio/media", "headers": []}
+    await RequestIdMiddleware().handle(ws_scope, receive, send, app)
+    assert seen["send"] is send
 
 
 def test_settings_repr_hides_secrets(data_dir: Path) -> None:

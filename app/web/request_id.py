@@ -34,6 +34,15 @@ class RequestIdMiddleware(ASGIMiddleware):
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
 
+        if scope["type"] != "http":
+            # A WebSocket gets its id for its log lines, but its frames pass untouched: wrapping `send`
+            # would cost a call per audio frame for the whole call.
+            try:
+                await next_app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+            return
+
         started = time.perf_counter()
         status = 0
 
@@ -47,7 +56,7 @@ class RequestIdMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, send_with_id)
         finally:
-            if scope["type"] == "http" and scope["path"] != "/health":
+            if scope["path"] != "/health":
                 access_log.info(
                     "%s %s %s %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000
                 )
