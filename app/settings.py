@@ -58,7 +58,7 @@ def _bool(name: str, value: str) -> bool:
 # Fields whose values are credentials: hidden from repr and masked in log lines.
 SECRET_FIELDS = frozenset({
     "turso_auth_token", "openai_api_key", "twilio_auth_token", "google_client_secret", "session_secrets",
-    "polar_access_token", "polar_webhook_secret",
+    "polar_access_token", "polar_webhook_secret", "metrics_token", "sentry_dsn",
 })
 
 
@@ -96,6 +96,11 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # Operations (issue 10): METRICS_TOKEN opens GET /metrics to a bearer of it; SENTRY_DSN turns on error
+    # reports (scrubbed of personal data, app.error_reporting).
+    metrics_token: str | None = field(default=None, repr=False)
+    sentry_dsn: str | None = field(default=None, repr=False)
+    sentry_environment: str = "production"
 
     def __repr__(self) -> str:
         # Settings reach logs and tracebacks (a failing dependency, a debugger's repr): secrets never do.
@@ -193,6 +198,12 @@ def _forwarded_allow_ips(raw: str | None) -> tuple[tuple[str, ...], bool]:
     return tuple(networks), allow_any
 
 
+def _metrics_token(raw: str | None) -> str | None:
+    if raw is not None and len(raw) < 16:
+        raise SettingsError("METRICS_TOKEN must be at least 16 characters")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `env` (default: `.env` overlaid by the process environment)."""
     e = _read_env(env)
@@ -278,4 +289,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        metrics_token=_metrics_token(opt("METRICS_TOKEN")),
+        sentry_dsn=_http_url("SENTRY_DSN", dsn) if (dsn := opt("SENTRY_DSN")) else None,
+        sentry_environment=opt("SENTRY_ENVIRONMENT") or "production",
     )

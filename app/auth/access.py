@@ -26,6 +26,7 @@ from app.db.models import Business, User
 # Path templates (as Litestar routes them, `scope["path_template"]`) that answer without an owner, and why.
 PUBLIC_PATHS: dict[str, str] = {
     "/health": "liveness for the platform's health check; says nothing about any business",
+    "/metrics": "Prometheus scrape; the operator's METRICS_TOKEN bearer token checked (app.web.metrics)",
     "/static/{file_path:path}": "stylesheets, htmx and the call page's scripts",
     "/auth/login": "the sign-in page and local sign-in (itself limited to a loopback deployment)",
     "/auth/google": "starts Google sign-in",

@@ -33,10 +33,9 @@ class RequestIdMiddleware(ASGIMiddleware):
         rid = incoming if _VALID.match(incoming) else uuid.uuid4().hex[:16]
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
-
-        if scope["type"] != "http":
-            # A WebSocket gets its id for its log lines, but its frames pass untouched: wrapping `send`
-            # would cost a call per audio frame for the whole call.
+        if scope["type"] == "websocket":
+            # A call's socket carries 100 frames a second: wrapping its send would cost a Python call per
+            # frame for a header that only the handshake could carry. Its log lines still get the id.
             try:
                 await next_app(scope, receive, send)
             finally:
@@ -56,7 +55,7 @@ class RequestIdMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, send_with_id)
         finally:
-            if scope["path"] != "/health":
+            if scope["type"] == "http" and scope["path"] != "/health":
                 access_log.info(
                     "%s %s %s %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000
                 )
