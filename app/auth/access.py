@@ -12,6 +12,7 @@ the epoch, revoking every cookie issued before it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -51,6 +52,7 @@ _PARAM_TYPE = re.compile(r"{(\w+):\w+}")
 _PUBLIC = frozenset(_untyped(path) for path in PUBLIC_PATHS)
 
 
+@lru_cache(maxsize=512)  # one entry per route template: the check runs on every request
 def is_public(path_template: str) -> bool:
     """Whether a route (by its `app.routes` path or the request scope's `path_template`) is public."""
     return _untyped(path_template) in _PUBLIC

@@ -53,15 +53,23 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                names = {name.lower() for name, _ in headers}
-                extra = [h for h in _ALWAYS if h[0] not in names]
-                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
-                if content_type.startswith(b"text/html") and b"content-security-policy" not in names:
-                    extra.extend(_HTML)
+                has_cache_control = has_csp = False
+                html = False
+                for name, value in headers:
+                    lowered = name.lower()
+                    if lowered == b"content-type":
+                        html = value.startswith(b"text/html")
+                    elif lowered == b"cache-control":
+                        has_cache_control = True
+                    elif lowered == b"content-security-policy":
+                        has_csp = True
+                headers.extend(_ALWAYS)
+                if html and not has_csp:
+                    headers.extend(_HTML)
                 # Read at response time: routing has filled in the path template by then.
-                if b"cache-control" not in names and not is_public(scope.get("path_template", "")):
-                    extra.append(_NO_STORE)
-                message = {**message, "headers": headers + extra}  # type: ignore[typeddict-item]
+                if not has_cache_control and not is_public(scope.get("path_template", "")):
+                    headers.append(_NO_STORE)
+                message = {**message, "headers": headers}  # type: ignore[typeddict-item]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
