@@ -16,15 +16,14 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 
 from app import audit
 from app.auth.cookies import SessionSigner, cleared_session_cookie, session_cookie
 from app.auth.deps import Owner
 from app.auth.oidc import FLOW_COOKIE_NAME, FLOW_MAX_AGE_SECONDS, FlowCookie, GoogleOIDC, SignInError
-from app.auth.users import end_all_sessions, user_for_email, user_for_google
+from app.auth.users import business_id_of, end_all_sessions, user_for_email, user_for_google
 from app.db.engine import Database
-from app.db.models import Business, User
+from app.db.models import User
 from app.settings import Settings
 
 RATE_LIMIT = RateLimitConfig(rate_limit=("minute", 30))
@@ -164,9 +163,7 @@ async def google_callback(
 
 
 async def _audit_sign_in(db: Database, request: Request[Any, Any, Any], user: User, method: str) -> None:
-    async with db.session() as s:
-        business_id = await s.scalar(select(Business.id).where(Business.owner_id == user.id))
-    await audit.record(db, "sign_in", business_id=business_id, user=user, request=request,
+    await audit.record(db, "sign_in", business_id=await business_id_of(db, user.id), user=user, request=request,
                        detail={"method": method})
 
 

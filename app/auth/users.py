@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.oidc import Identity
 from app.db.engine import Database, find_or_create
-from app.db.models import User
+from app.db.models import Business, User
 
 
 async def user_for_google(db: Database, identity: Identity) -> User:
@@ -52,3 +52,9 @@ async def end_all_sessions(db: Database, user_id: UUID) -> None:
     """Bump the session epoch in one UPDATE, so two sign-outs at once can't both write the same new value."""
     async with db.session() as s, s.begin():
         await s.execute(update(User).where(User.id == user_id).values(session_epoch=User.session_epoch + 1))
+
+
+async def business_id_of(db: Database, user_id: UUID) -> UUID | None:
+    """The owner's business, if they have one yet (a first sign-in comes before onboarding)."""
+    async with db.session() as s:
+        return await s.scalar(select(Business.id).where(Business.owner_id == user_id))
