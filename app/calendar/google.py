@@ -150,8 +150,8 @@ class GoogleCalendar:
     async def revoke(self, token: str) -> None:
         async with self._oauth() as client:
             try:
-                response = await client.post(
-                    self._settings.google_oauth_revoke_url, data={"token": token}, withhold_token=True
+                response = await client.request(
+                    "POST", self._settings.google_oauth_revoke_url, data={"token": token}, withhold_token=True
                 )
             except Exception as exc:
                 raise GoogleUnavailable("Google could not be reached to revoke the grant") from exc

@@ -214,6 +214,7 @@ async def account_revoke(account_id: str, request: Request[Any, Any, Any], owner
     try:
         await runtime.google.revoke(runtime.sync.cipher.decrypt(account.refresh_token_encrypted))
     except Exception as exc:
+        log.warning("revoke failed: %r", exc)
         warning = (f"Removed here, but Google could not be told ({type(exc).__name__}); "
                    "remove the access in your Google account too.")
     runtime.google.forget(str(account.id))
