@@ -339,7 +339,7 @@ async def _resource_save(request: Request[Any, Any, Any], owner: Owner, business
                          resource_id: UUID | None) -> Any:
     data = await request.form()
     form = {k: str(v).strip() for k, v in data.items()}
-    services = [str(v) for v in data.getall("services")] if hasattr(data, "getall") else []
+    services = [str(v) for v in data.getall("services", [])]
     try:
         hours = _hours_from_form(form, "hours_") if form.get("own_hours") == "on" else None
         await _scope(db, business).save_resource(
