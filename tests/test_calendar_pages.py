@@ -45,7 +45,7 @@ async def post(client: AsyncTestClient[Litestar], token: str, path: str, data: d
 
 
 async def test_manual_booking_move_cancel_and_views(owner_client: Any, db: Database) -> None:
-    client, business, token = owner_client
+    client, _business, token = owner_client
     wed = next_wednesday()
     # A new customer booked by the owner.
     r = await post(client, token, "/calendar/appointments", {

@@ -167,8 +167,9 @@ class BusinessScope:
         *,
         now: datetime | None = None,
         resource: str | None = None,
-    ) -> tuple[dict[str, Any], Setup, dict[datetime, list[Lane]]]:
-        """Free local start times for a service on local dates first..last, each with the lanes free then."""
+    ) -> tuple[dict[str, Any], Setup, list[tuple[datetime, list[Lane]]]]:
+        """Free start times (local, in order) for a service on local dates first..last, each with the lanes
+        free then. Iterate it as pairs: on a fall-back night two keys compare equal yet are an hour apart."""
         last = last or first
         if last < first:
             raise ServiceError("the end date is before the start date")
@@ -192,8 +193,9 @@ class BusinessScope:
                     timedelta(minutes=int(service["minutes"])), busy.actual, padded_busy=busy.padded,
                     before=before, after=after, now=earliest, latest=latest, limit=500,
                 ):
-                    by_start.setdefault(start, []).append(lane)
-        return service, setup, dict(sorted(by_start.items()))
+                    # Keyed by the UTC instant: two local 01:30s on a fall-back night compare equal in one zone.
+                    by_start.setdefault(start.astimezone(UTC), []).append(lane)
+        return service, setup, [(s.astimezone(tz), lanes) for s, lanes in sorted(by_start.items())]
 
     async def availability(
         self, service_name: str, first: date, last: date | None = None, *, now: datetime | None = None,
@@ -203,7 +205,7 @@ class BusinessScope:
         service, _setup, by_start = await self.availability_by_lane(
             service_name, first, last, now=now, resource=resource
         )
-        return service, list(by_start)[:200]
+        return service, [start for start, _lanes in by_start][:200]
 
     def _check_start(self, setup: Setup, start: datetime, now: datetime | None, *, owner: bool) -> datetime:
         start = _utc(start)
