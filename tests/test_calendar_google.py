@@ -53,7 +53,9 @@ def google() -> Iterator[GoogleCalendarDouble]:
 
 @pytest.fixture
 def gsettings(data_dir: Path, google: GoogleCalendarDouble) -> Settings:
-    return make_settings(data_dir, CALENDAR_SYNC_SECONDS="3600", **google.env())
+    # Push notifications go nowhere here (port 9, discard): these tests drive syncs themselves.
+    return make_settings(data_dir, CALENDAR_SYNC_SECONDS="3600", PUBLIC_BASE_URL="http://127.0.0.1:9",
+                         **google.env())
 
 
 @pytest.fixture
@@ -320,3 +322,41 @@ async def test_a_refused_or_unverifiable_grant_stores_nothing(
     async with gdb.session() as s:
         assert await s.scalar(select(CalendarAccount)) is None
     _ = UTC
+
+
+async def test_watch_channels_are_renewed_before_expiry_and_the_periodic_pass_catches_lost_pushes(
+    app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
+) -> None:
+    client, business = app_client
+    await connect_google(client, google)
+    link = await link_calendar(client, gdb)
+    await wait_for(lambda: jobs_done(gdb))
+    first = google.live_channels(OWNER_CAL)
+    assert len(first) == 1 and first[0].address == "http://127.0.0.1:9/google/calendar/notify" and first[0].token
+    sync = runtime(client).sync
+
+    await sync.renew_channels()  # a week left: nothing to do
+    assert [c.id for c in google.live_channels(OWNER_CAL)] == [first[0].id]
+    async with gdb.session() as s, s.begin():
+        row = await s.get(CalendarLink, link.id)
+        assert row is not None
+        row.channel_expires_at = datetime.now(UTC) + timedelta(hours=1)
+    await sync.renew_channels()
+    live = google.live_channels(OWNER_CAL)
+    assert len(live) == 1 and live[0].id != first[0].id and google.channels[first[0].id].stopped
+    async with gdb.session() as s:
+        row = await s.get(CalendarLink, link.id)
+    assert row is not None and row.channel_id == live[0].id and row.channel_resource_id == live[0].resource_id
+
+    # A change whose push never arrived (the address is unreachable here) is picked up by the periodic pass.
+    sat = next_saturday()
+    missed = google.add_event(OWNER_CAL, local(sat, 11), local(sat, 12))
+    await sync.periodic()
+    runtime(client).wake()
+    await wait_for(lambda: jobs_done(gdb))
+    async with gdb.session() as s:
+        ids = {b.external_id for b in await s.scalars(select(BusyBlock).where(BusyBlock.link_id == link.id))}
+    assert missed["id"] in ids
+    scope = CalendarScope(gdb.session_maker, business.id)
+    starts = [s.strftime("%H:%M") for s in (await scope.availability("Haircut", sat))[1]]
+    assert "11:00" not in starts and "12:00" in starts
