@@ -168,9 +168,10 @@ async def calendar_view(request: Request[Any, Any, Any], owner: Owner, business:
 
 # -- appointments -------------------------------------------------------------------------------------------
 async def _booking_form(owner: Owner, business: Business, db: Database, values: dict[str, str],
-                        error: str | None = None) -> Template:
+                        error: str | None = None, *, full_page: bool = False) -> Template:
     scope = _scope(db, business)
-    return page("calendar/_booking_form.html", owner, values=values, error=error,
+    template = "calendar/booking_page.html" if full_page else "calendar/_booking_form.html"
+    return page(template, owner, values=values, error=error,
                 customers=await scope.customers_for_select(), resources=await scope.resources(),
                 services=business.services or [])
 
@@ -179,7 +180,7 @@ async def _booking_form(owner: Owner, business: Business, db: Database, values: 
 async def booking_form(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database) -> Template:
     q = request.query_params
     values = {key: str(q.get(key) or "") for key in ("date", "time", "resource", "customer_id")}
-    return await _booking_form(owner, business, db, values)
+    return await _booking_form(owner, business, db, values, full_page=not is_htmx(request))
 
 
 @post("/calendar/appointments", name="calendar:book", status_code=200)
@@ -203,7 +204,7 @@ async def book(request: Request[Any, Any, Any], owner: Owner, business: Business
         appointment = await scope.book(customer.id, form.get("service", ""), start, notes=form.get("notes", ""),
                                        resource=resource, actor="owner")
     except ServiceError as exc:
-        return await _booking_form(owner, business, db, form, exc.message)
+        return await _booking_form(owner, business, db, form, exc.message, full_page=not is_htmx(request))
     return _done(request, f"/calendar?view=day&date={appointment.starts_at.astimezone(tz).date().isoformat()}")
 
 

@@ -15,7 +15,7 @@ from app.calendar.google import GoogleCalendar
 from app.calendar.outbox import Outbox
 from app.calendar.sync import SYNC_JOB, CalendarSync
 from app.db.engine import Database
-from app.db.scheduling import CALENDAR_PUSH_JOB, on_committed_change
+from app.db.scheduling import CALENDAR_PUSH_JOB, forget_committed_change, on_committed_change
 from app.settings import Settings
 
 OUTBOX_POLL_SECONDS = 2.0
@@ -48,6 +48,7 @@ class CalendarRuntime:
         self._periodic.start()
 
     async def stop(self) -> None:
+        forget_committed_change(self.wake)
         await self._periodic.stop()
         await self._worker.stop()
 

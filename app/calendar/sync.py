@@ -28,8 +28,8 @@ from uuid import UUID, uuid4
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.calendar.crypto import TokenCipher
-from app.calendar.google import GoogleCalendar, GoogleNotFound, GoogleRefused, SyncTokenGone
+from app.calendar.crypto import TokenCipher, TokenUnreadable
+from app.calendar.google import GoogleCalendar, GoogleNotFound, GoogleRefused, GrantRevoked, SyncTokenGone
 from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import (
@@ -93,7 +93,15 @@ class CalendarSync:
 
     # -- helpers ---------------------------------------------------------------------------------------
     async def call(self, account: CalendarAccount, request: Any) -> Any:
-        return await self.google.call(str(account.id), self.cipher.decrypt(account.refresh_token_encrypted), request)
+        try:
+            refresh = self.cipher.decrypt(account.refresh_token_encrypted)
+            return await self.google.call(str(account.id), refresh, request)
+        except (GrantRevoked, TokenUnreadable) as exc:
+            # The owner has to connect again: say so on the settings page rather than only in the job log.
+            async with self.db.session() as s, s.begin():
+                await s.execute(update(CalendarAccount).where(CalendarAccount.id == account.id)
+                                .values(last_error=f"{exc} (connect the account again)"))
+            raise
 
     async def _link_and_account(self, s: AsyncSession, link_id: UUID) -> tuple[CalendarLink, CalendarAccount] | None:
         link = await s.get(CalendarLink, link_id)

@@ -231,6 +231,11 @@ def on_committed_change(callback: Callable[[], None]) -> None:
     _listeners.append(callback)
 
 
+def forget_committed_change(callback: Callable[[], None]) -> None:
+    if callback in _listeners:
+        _listeners.remove(callback)
+
+
 def changes_committed() -> None:
     for callback in list(_listeners):
         try:
