@@ -70,6 +70,8 @@ class Item:
     detail: str
     href: str | None
     obj: Appointment | BusyBlock
+    left: float = 0.0  # within the column, so a week's parallel bookings of several resources sit side by side
+    width: float = 100.0
 
 
 @dataclass(slots=True)
@@ -128,8 +130,13 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
                     continue
                 top, height = _place(a.starts_at, a.ends_at, window_start, span)
                 who = setup.resource_name(a.resource_id)
-                items.append(Item("appointment", top, height, f"{a.customer.name or a.customer.phone}",
-                                  f"{a.service}{' · ' + who if who else ''}", f"/calendar/appointments/{a.id}", a))
+                item = Item("appointment", top, height, f"{a.customer.name or a.customer.phone}",
+                            f"{a.service}{' · ' + who if who else ''}", f"/calendar/appointments/{a.id}", a)
+                if lane is None and len(lanes) > 1:
+                    index = next((i for i, ln in enumerate(lanes) if ln.key == a.lane), 0)
+                    item.width = 100 / len(lanes)
+                    item.left = index * item.width
+                items.append(item)
             for b in data.blocks:
                 if not (b.starts_at < window_end and b.ends_at > window_start):
                     continue
