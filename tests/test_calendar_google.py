@@ -360,3 +360,35 @@ async def test_watch_channels_are_renewed_before_expiry_and_the_periodic_pass_ca
     scope = CalendarScope(gdb.session_maker, business.id)
     starts = [s.strftime("%H:%M") for s in (await scope.availability("Haircut", sat))[1]]
     assert "11:00" not in starts and "12:00" in starts
+
+
+async def test_a_booking_event_moved_or_deleted_in_google_is_a_conflict_not_a_silent_change(
+    app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
+) -> None:
+    client, business = app_client
+    await connect_google(client, google)
+    link = await link_calendar(client, gdb)
+    await wait_for(lambda: jobs_done(gdb))
+    scope = CalendarScope(gdb.session_maker, business.id)
+    sat = next_saturday()
+    customer = await scope.save_customer("+15558889999", name="Dee")
+    appointment = await scope.book(customer.id, "Haircut", local(sat, 11))
+    await wait_for(lambda: jobs_done(gdb))
+    async with gdb.session() as s:
+        event_id = (await s.get(Appointment, appointment.id)).google_event_id  # type: ignore[union-attr]
+    assert event_id
+    sync = runtime(client).sync
+    google.move_event(OWNER_CAL, event_id, local(sat, 13), local(sat, 13, 30))
+    await sync.sync_link(link.id)
+    assert [c.reason for c, _a in await scope.open_conflicts()] == ["its event was moved in Google Calendar"]
+    # The booking itself is unchanged: the owner decides.
+    assert (await scope.get_appointment(appointment.id)).starts_at == local(sat, 11).astimezone(UTC)
+    google.delete_event(OWNER_CAL, event_id)
+    await sync.sync_link(link.id)
+    reasons = sorted(c.reason for c, _a in await scope.open_conflicts())
+    assert reasons == ["its event was deleted in Google Calendar", "its event was moved in Google Calendar"]
+    conflict = (await scope.open_conflicts())[0][0]
+    token = await csrf_token(client, "/calendar")
+    r = await client.post(f"/calendar/conflicts/{conflict.id}/resolve", headers={"x-csrftoken": token,
+                                                                                   "hx-request": "true"})
+    assert r.headers.get("hx-redirect") == "/calendar" and len(await scope.open_conflicts()) == 1

@@ -45,6 +45,7 @@ from app.db.models import (
     Job,
     JobStatus,
 )
+from app.db.scheduling import CALENDAR_PUSH_JOB
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -195,7 +196,7 @@ class CalendarSync:
                 seen.add(event_id)
                 ours = ((event.get("extendedProperties") or {}).get("private") or {}).get(APPOINTMENT_PROPERTY)
                 if ours:
-                    await self._check_own_event(s, business, ours, event)
+                    await self._check_own_event(s, business, link, ours, event)
                     continue
                 start = _parse_time(event.get("start"), business.timezone)
                 end = _parse_time(event.get("end"), business.timezone)
@@ -252,7 +253,7 @@ class CalendarSync:
                 s.add(CalendarConflict(business_id=block.business_id, appointment_id=appointment.id,
                                        block_id=block.id, reason="a busy event in Google Calendar overlaps it"))
 
-    async def _check_own_event(self, s: AsyncSession, business: Business, appointment_id: str,
+    async def _check_own_event(self, s: AsyncSession, business: Business, link: CalendarLink, appointment_id: str,
                                event: Mapping[str, Any]) -> None:
         try:
             appointment = await s.get(Appointment, UUID(appointment_id))
@@ -260,8 +261,16 @@ class CalendarSync:
             return
         if appointment is None or appointment.business_id != business.id:
             return
-        if appointment.status != AppointmentStatus.BOOKED.value:
-            return  # our own delete coming back
+        if appointment.status != AppointmentStatus.BOOKED.value or appointment.google_link_id != link.id:
+            return  # our own delete coming back, or the event of a calendar it has moved away from
+        pending_push = await s.scalar(
+            select(Job.id).where(
+                Job.kind == CALENDAR_PUSH_JOB, Job.status.in_((JobStatus.PENDING.value, JobStatus.RUNNING.value)),
+                Job.payload["appointment_id"].as_string() == str(appointment.id),
+            ).limit(1)
+        )
+        if pending_push is not None:
+            return  # our own change is still on its way to Google: the event is behind, not moved
         if event.get("status") == "cancelled":
             reason = "its event was deleted in Google Calendar"
         else:
