@@ -12,6 +12,7 @@ at midnight. Resource hours are intersected with the business's: the business's 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -178,8 +179,10 @@ def free_starts(
     """Local start times on local dates first..last where `duration` fits inside `opening`, at or after
     `now` (and not after `latest`), with the slot padded by before/after clear of every busy interval and
     the slot itself clear of every other booking's padded interval (buffers may share a gap)."""
-    busy_sorted = sorted(busy, key=lambda i: i.start)
-    padded_sorted = sorted(padded_busy, key=lambda i: i.start)
+    # Disjoint, sorted unions: each slot's overlap test is one bisect instead of a scan of every busy time.
+    busy_union, padded_union = _merge(busy), _merge(padded_busy)
+    busy_ends = [i.end for i in busy_union]
+    padded_ends = [i.end for i in padded_union]
     result: list[datetime] = []
     for interval in opening:
         start = interval.start
@@ -191,12 +194,18 @@ def free_starts(
                 first <= local.date() <= last
                 and start >= now
                 and (latest is None or start <= latest)
-                and not any(padded.overlaps(b) for b in busy_sorted)
-                and not any(slot.overlaps(b) for b in padded_sorted)
+                and not _hits(busy_union, busy_ends, padded)
+                and not _hits(padded_union, padded_ends, slot)
             ):
                 result.append(local)
             start += step
     return result
+
+
+def _hits(union: Sequence[Interval], ends: Sequence[datetime], probe: Interval) -> bool:
+    """Whether `probe` overlaps a disjoint sorted union (`ends` its end instants)."""
+    index = bisect_right(ends, probe.start)  # the first interval ending after the probe starts
+    return index < len(union) and union[index].start < probe.end
 
 
 def free_slots(

@@ -167,6 +167,7 @@ class BusinessScope:
         *,
         now: datetime | None = None,
         resource: str | None = None,
+        limit: int = 500,
     ) -> tuple[dict[str, Any], Setup, list[tuple[datetime, list[Lane]]]]:
         """Free start times (local, in order) for a service on local dates first..last, each with the lanes
         free then. Iterate it as pairs: on a fall-back night two keys compare equal yet are an hour apart."""
@@ -191,11 +192,14 @@ class BusinessScope:
                 for start in free_starts(
                     lane_opening(setup, lane, first, last), tz, first, last,
                     timedelta(minutes=int(service["minutes"])), busy.actual, padded_busy=busy.padded,
-                    before=before, after=after, now=earliest, latest=latest, limit=500,
+                    before=before, after=after, now=earliest, latest=latest, limit=limit,
                 ):
                     # Keyed by the UTC instant: two local 01:30s on a fall-back night compare equal in one zone.
                     by_start.setdefault(start.astimezone(UTC), []).append(lane)
-        return service, setup, [(s.astimezone(tz), lanes) for s, lanes in sorted(by_start.items())]
+        # Each lane stopped at its first `limit` starts; the union's first `limit` are still exact (a start
+        # ranks no later within its own lanes than in the union), and so are the lanes free at each.
+        ordered = sorted(by_start.items())
+        return service, setup, [(s.astimezone(tz), lanes) for s, lanes in ordered[:limit]]
 
     async def availability(
         self, service_name: str, first: date, last: date | None = None, *, now: datetime | None = None,

@@ -37,7 +37,7 @@ async def check_availability(ctx: ToolContext, args: Mapping[str, Any]) -> dict[
     last = ctx.local_date(args["end_date"], "end_date") if args.get("end_date") else first
     staff = text_arg(args, "staff", required=False) or None
     service, setup, by_start = await ctx.scope.availability_by_lane(
-        text_arg(args, "service"), first, last, now=ctx.now(), resource=staff
+        text_arg(args, "service"), first, last, now=ctx.now(), resource=staff, limit=MAX_SLOTS_RETURNED + 1
     )
     slots = [start for start, _lanes in by_start]
     result: dict[str, Any] = {
