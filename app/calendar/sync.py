@@ -195,6 +195,13 @@ class CalendarSync:
                     continue
                 seen.add(event_id)
                 ours = ((event.get("extendedProperties") or {}).get("private") or {}).get(APPOINTMENT_PROPERTY)
+                if not ours and event.get("status") == "cancelled" and event_id not in existing:
+                    # Google strips a deleted event to its id and status: find our own by its event id.
+                    ours = await s.scalar(select(Appointment.id).where(
+                        Appointment.business_id == business.id, Appointment.google_link_id == link.id,
+                        Appointment.google_event_id == event_id,
+                    ))
+                    ours = str(ours) if ours else None
                 if ours:
                     await self._check_own_event(s, business, link, ours, event)
                     continue

@@ -87,6 +87,7 @@ class Setup:
     resources: list[Resource]
     closures: list[Closure]
     rules: Rules
+    writes_to_google: bool = False  # a connected calendar receives bookings
 
     @property
     def tz(self) -> Any:
@@ -130,7 +131,12 @@ async def load_setup(s: AsyncSession, business: Business, *, closures_from: date
         query = query.where(Closure.day >= closures_from - timedelta(days=1))
     closures = list(await s.scalars(query.order_by(Closure.day)))
     rules = await s.scalar(select(BookingRules).where(BookingRules.business_id == business.id))
-    return Setup(business, resources, closures, Rules.of(rules))
+    writes = await s.scalar(
+        select(func.count(CalendarLink.id)).where(
+            CalendarLink.business_id == business.id, CalendarLink.write_bookings.is_(True)
+        )
+    )
+    return Setup(business, resources, closures, Rules.of(rules), bool(writes))
 
 
 def _matches(name: str, wanted: str) -> bool:
@@ -244,18 +250,21 @@ def changes_committed() -> None:
             log.exception("booking-change listener failed")
 
 
-async def record_change(s: AsyncSession, appointment: Appointment, change: Change, actor: Actor) -> None:
+async def record_change(
+    s: AsyncSession, appointment: Appointment, change: Change, actor: Actor, *, writes_to_google: bool | None = None
+) -> None:
     """Queue, in the booking's own transaction, what must follow a booking change: the Google Calendar
     event write (insert, patch or delete) when the business has a calendar to write to.
 
     Issue 9's caller notifications (confirmation, move, cancel) belong here too, as one more Job row, so
     they commit or roll back with the booking itself."""
-    writes = await s.scalar(
-        select(func.count(CalendarLink.id)).where(
-            CalendarLink.business_id == appointment.business_id, CalendarLink.write_bookings.is_(True)
-        )
-    )
-    if writes or appointment.google_event_id:
+    if writes_to_google is None:  # not known from the booking's setup: one look-up
+        writes_to_google = bool(await s.scalar(
+            select(func.count(CalendarLink.id)).where(
+                CalendarLink.business_id == appointment.business_id, CalendarLink.write_bookings.is_(True)
+            )
+        ))
+    if writes_to_google or appointment.google_event_id:
         s.add(
             Job(
                 kind=CALENDAR_PUSH_JOB,

@@ -300,7 +300,7 @@ class BusinessScope:
                 )
                 s.add(appointment)
                 await s.flush()
-                await record_change(s, appointment, "booked", actor)
+                await record_change(s, appointment, "booked", actor, writes_to_google=setup.writes_to_google)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         changes_committed()
@@ -405,7 +405,7 @@ class BusinessScope:
                 appointment.starts_at, appointment.ends_at = slot.start, slot.end
                 appointment.busy_from, appointment.busy_until = padded.start, padded.end
                 appointment.resource_id, appointment.lane = lane.resource_id, lane.key
-                await record_change(s, appointment, "moved", actor)
+                await record_change(s, appointment, "moved", actor, writes_to_google=setup.writes_to_google)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         changes_committed()
