@@ -345,6 +345,8 @@ async def resource_edit(resource_id: str, request: Request[Any, Any, Any], owner
 
 async def _resource_save(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
                          resource_id: UUID | None) -> Any:
+    if resource_id is not None:
+        await _scope(db, business).get_resource(resource_id)  # another business's id: 404, not a form error
     data = await request.form()
     form = {k: str(v).strip() for k, v in data.items()}
     services = [str(v) for v in data.getall("services", [])]

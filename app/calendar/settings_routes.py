@@ -180,6 +180,7 @@ async def link_update(link_id: str, request: Request[Any, Any, Any], owner: Owne
                       db: Database, settings: Settings) -> Template:
     form = await _form(request)
     scope = _scope(db, business)
+    await scope.calendar_link(parse_id(link_id))  # another business's id: 404, not a form error
     try:
         resource_id = parse_id(form["resource_id"]) if form.get("resource_id") else None
         await scope.update_calendar_link(parse_id(link_id), resource_id=resource_id,

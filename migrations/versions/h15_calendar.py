@@ -1,7 +1,7 @@
 """issue 15, the real calendar: resources, closures, booking rules, Google Calendar links and busy blocks
 
 Revision ID: h15_calendar
-Revises: 09c6928012dc
+Revises: h8b_trust
 Create Date: 2026-12-01 11:34:58
 
 Appointments gain a lane (the resource's id as text, "" without resources), and the unique guard on live
@@ -14,7 +14,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "h15_calendar"
-down_revision = "09c6928012dc"
+down_revision = "h8b_trust"  # re-chained after merging main (was 09c6928012dc)
 branch_labels = None
 depends_on = None
 
