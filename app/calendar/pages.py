@@ -64,14 +64,14 @@ def _local(day_raw: str, time_raw: str, tz: ZoneInfo) -> datetime:
 @dataclass(slots=True)
 class Item:
     kind: str  # appointment | block | google
-    top: float
-    height: float
+    top: int  # first quarter-hour row
+    height: int  # rows
     label: str
     detail: str
     href: str | None
     obj: Appointment | BusyBlock
-    left: float = 0.0  # within the column, so a week's parallel bookings of several resources sit side by side
-    width: float = 100.0
+    lane: int = 0  # 1-based sub-column in a week's day column (0: the whole width), so parallel bookings of
+    lanes: int = 1  # several resources sit side by side
 
 
 @dataclass(slots=True)
@@ -81,7 +81,8 @@ class Column:
     lane_key: str | None
     items: list[Item]
     closed_note: str | None
-    open_bands: list[tuple[float, float]]
+    open_bands: list[tuple[int, int]]
+    rows: int = 1
 
 
 def _hour_range(business: Business, resources: list[Resource]) -> tuple[int, int]:
@@ -95,10 +96,18 @@ def _hour_range(business: Business, resources: list[Resource]) -> tuple[int, int
     return (min(starts, default=8), max(ends, default=18)) if starts else (8, 18)
 
 
-def _place(start: datetime, end: datetime, day_start: datetime, span: timedelta) -> tuple[float, float]:
-    top = max(0.0, (start - day_start) / span * 100)
-    bottom = min(100.0, (end - day_start) / span * 100)
-    return top, max(1.5, bottom - top)
+QUARTER = timedelta(minutes=15)
+MAX_QUARTERS = 100  # 25 hours: the app.css grid classes go this far
+MAX_LANES = 8
+
+
+def _place(start: datetime, end: datetime, day_start: datetime, span: timedelta) -> tuple[int, int]:
+    """Grid placement in quarter-hour rows (CSS classes, since the CSP allows no style attributes): the
+    1-based first row and how many rows, clipped to the visible window."""
+    rows = min(MAX_QUARTERS, max(1, round(span / QUARTER)))
+    first = min(rows, max(1, int((start - day_start) / QUARTER) + 1))
+    last = min(rows, max(first, -(-int((end - day_start).total_seconds()) // int(QUARTER.total_seconds()))))
+    return first, max(1, last - first + 1)
 
 
 async def _view_context(scope: CalendarScope, business: Business, view: str, day: date) -> dict[str, Any]:
@@ -132,10 +141,9 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
                 who = setup.resource_name(a.resource_id)
                 item = Item("appointment", top, height, f"{a.customer.name or a.customer.phone}",
                             f"{a.service}{' · ' + who if who else ''}", f"/calendar/appointments/{a.id}", a)
-                if lane is None and len(lanes) > 1:
-                    index = next((i for i, ln in enumerate(lanes) if ln.key == a.lane), 0)
-                    item.width = 100 / len(lanes)
-                    item.left = index * item.width
+                if lane is None and 1 < len(lanes) <= MAX_LANES:
+                    item.lane = next((i for i, ln in enumerate(lanes) if ln.key == a.lane), 0) + 1
+                    item.lanes = len(lanes)
                 items.append(item)
             for b in data.blocks:
                 if not (b.starts_at < window_end and b.ends_at > window_start):
@@ -154,10 +162,12 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
                           if i.start < window_end and i.end > window_start]
             note = setup.closure_note(d, lane.resource_id if lane else None)
             title = d.strftime("%a %d %b") if lane is None else lane.name
-            columns.append(Column(title, d, lane.key if lane else None, items, note, open_bands))
+            columns.append(Column(title, d, lane.key if lane else None, items, note, open_bands,
+                                  min(MAX_QUARTERS, max(1, round(span / QUARTER)))))
     step = timedelta(days=7 if view == "week" else 1)
     return {
         "view": view, "day": day, "columns": columns, "hours": list(range(first_hour, last_hour)),
+        "lane_count": len(lanes) if 1 < len(lanes) <= MAX_LANES else 1,
         "prev_day": (day - step).isoformat(), "next_day": (day + step).isoformat(),
         "today": datetime.now(tz).date().isoformat(), "resources": setup.resources,
         "conflicts": await scope.open_conflicts(), "services": business.services or [],
