@@ -23,6 +23,12 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
 DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 DEFAULT_POLAR_API_BASE_URL = "https://api.polar.sh"
+# Issue 15, Google Calendar: the API origin (the calendar discovery document's rootUrl is replaced by it) and
+# Google's OAuth 2.0 endpoints for the calendar grant.
+DEFAULT_GOOGLE_API_BASE_URL = "https://www.googleapis.com"
+DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+DEFAULT_GOOGLE_OAUTH_TOKEN_URL = "https://oauth2.googleapis.com/token"
+DEFAULT_GOOGLE_OAUTH_REVOKE_URL = "https://oauth2.googleapis.com/revoke"
 
 
 class SettingsError(ValueError):
@@ -59,6 +65,7 @@ def _bool(name: str, value: str) -> bool:
 SECRET_FIELDS = frozenset({
     "turso_auth_token", "openai_api_key", "twilio_auth_token", "google_client_secret", "session_secrets",
     "polar_access_token", "polar_webhook_secret", "metrics_token", "sentry_dsn",
+    "calendar_token_keys",  # issue 15
 })
 
 
@@ -96,6 +103,15 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # -- issue 15: Google Calendar ---------------------------------------------------------------------
+    google_api_base_url: str = DEFAULT_GOOGLE_API_BASE_URL
+    google_oauth_authorize_url: str = DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL
+    google_oauth_token_url: str = DEFAULT_GOOGLE_OAUTH_TOKEN_URL
+    google_oauth_revoke_url: str = DEFAULT_GOOGLE_OAUTH_REVOKE_URL
+    # Fernet keys for refresh tokens at rest, newest first; empty: derived from SESSION_SECRETS.
+    calendar_token_keys: tuple[str, ...] = ()
+    calendar_sync_seconds: int = 900
+    calendar_watch_ttl_seconds: int = 7 * 24 * 3600
     # Operations (issue 10): METRICS_TOKEN opens GET /metrics to a bearer of it; SENTRY_DSN turns on error
     # reports (scrubbed of personal data, app.error_reporting).
     metrics_token: str | None = field(default=None, repr=False)
@@ -198,6 +214,21 @@ def _forwarded_allow_ips(raw: str | None) -> tuple[tuple[str, ...], bool]:
     return tuple(networks), allow_any
 
 
+def _calendar_token_keys(raw: str | None) -> tuple[str, ...]:
+    """CALENDAR_TOKEN_KEY: comma-separated Fernet keys (urlsafe base64 of 32 bytes), newest first."""
+    import base64
+    import binascii
+
+    keys = tuple(k.strip() for k in (raw or "").split(",") if k.strip())
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) != 32:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise SettingsError(
+                "CALENDAR_TOKEN_KEY must be Fernet keys (urlsafe base64 of 32 bytes), comma-separated"
+            ) from None
+    return keys
 def _metrics_token(raw: str | None) -> str | None:
     if raw is not None and len(raw) < 16:
         raise SettingsError("METRICS_TOKEN must be at least 16 characters")
@@ -252,6 +283,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
     forwarded_allow_ips, forwarded_allow_any = _forwarded_allow_ips(opt("FORWARDED_ALLOW_IPS"))
+    calendar_token_keys = _calendar_token_keys(opt("CALENDAR_TOKEN_KEY"))
 
     return Settings(
         data_dir=data_dir,
@@ -289,6 +321,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        google_api_base_url=_http_url(
+            "GOOGLE_API_BASE_URL", opt("GOOGLE_API_BASE_URL") or DEFAULT_GOOGLE_API_BASE_URL
+        ),
+        google_oauth_authorize_url=_http_url(
+            "GOOGLE_OAUTH_AUTHORIZE_URL", opt("GOOGLE_OAUTH_AUTHORIZE_URL") or DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL
+        ),
+        google_oauth_token_url=_http_url(
+            "GOOGLE_OAUTH_TOKEN_URL", opt("GOOGLE_OAUTH_TOKEN_URL") or DEFAULT_GOOGLE_OAUTH_TOKEN_URL
+        ),
+        google_oauth_revoke_url=_http_url(
+            "GOOGLE_OAUTH_REVOKE_URL", opt("GOOGLE_OAUTH_REVOKE_URL") or DEFAULT_GOOGLE_OAUTH_REVOKE_URL
+        ),
+        calendar_token_keys=calendar_token_keys,
+        calendar_sync_seconds=_int(
+            "CALENDAR_SYNC_SECONDS", opt("CALENDAR_SYNC_SECONDS") or "900", low=5, high=86400
+        ),
+        calendar_watch_ttl_seconds=_int(
+            "CALENDAR_WATCH_TTL_SECONDS", opt("CALENDAR_WATCH_TTL_SECONDS") or str(7 * 24 * 3600),
+            low=60, high=30 * 24 * 3600,
+        ),
         metrics_token=_metrics_token(opt("METRICS_TOKEN")),
         sentry_dsn=_http_url("SENTRY_DSN", dsn) if (dsn := opt("SENTRY_DSN")) else None,
         sentry_environment=opt("SENTRY_ENVIRONMENT") or "production",

@@ -37,6 +37,7 @@ PUBLIC_PATHS: dict[str, str] = {
     "/twilio/media": "Twilio media stream; the signed single-use token from the voice webhook's TwiML",
     "/ws/calls/{session_id:uuid}": "browser test call socket; the signed single-use token from POST /api/sessions",
     "/billing/polar/webhook": "Polar events; Standard Webhooks signature checked",
+    "/google/calendar/notify": "Google Calendar push; X-Goog-Channel-Token checked against the channel's secret",
 }
 
 _OWNER_STATE_KEY = "receptionist_owner"
