@@ -23,6 +23,8 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
 DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 DEFAULT_POLAR_API_BASE_URL = "https://api.polar.sh"
+DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1"
+DEFAULT_LIVE_MODEL = "gpt-live-1.1"
 
 
 class SettingsError(ValueError):
@@ -62,7 +64,7 @@ class Settings:
     turso_auth_token: str | None = None
     openai_api_key: str | None = None
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
-    realtime_model: str = "gpt-realtime"
+    realtime_model: str = DEFAULT_REALTIME_MODEL
     supervisor_model: str = "gpt-4.1"
     summary_model: str = "gpt-4.1-mini"
     transcription_model: str = "gpt-4o-mini-transcribe"
@@ -89,6 +91,9 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # Issue 12 (GPT-Live): the engine a business gets unless its owner chose one, and the Live model.
+    voice_engine_default: str = "realtime"
+    live_model: str = DEFAULT_LIVE_MODEL
 
     @property
     def uses_libsql(self) -> bool:
@@ -210,7 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         turso_auth_token=turso_token,
         openai_api_key=opt("OPENAI_API_KEY"),
         openai_base_url=_http_url("OPENAI_BASE_URL", opt("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL),
-        realtime_model=opt("REALTIME_MODEL") or "gpt-realtime",
+        realtime_model=opt("REALTIME_MODEL") or DEFAULT_REALTIME_MODEL,
         supervisor_model=opt("SUPERVISOR_MODEL") or "gpt-4.1",
         summary_model=opt("SUMMARY_MODEL") or "gpt-4.1-mini",
         transcription_model=opt("TRANSCRIPTION_MODEL") or "gpt-4o-mini-transcribe",
@@ -240,4 +245,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        voice_engine_default=_voice_engine(opt("VOICE_ENGINE_DEFAULT")),
+        live_model=opt("LIVE_MODEL") or DEFAULT_LIVE_MODEL,
     )
+
+
+# Issue 12 (GPT-Live) ---------------------------------------------------------------------------------------
+VOICE_ENGINES = ("realtime", "live")
+
+
+def _voice_engine(raw: str | None) -> str:
+    value = (raw or "realtime").lower()
+    if value not in VOICE_ENGINES:
+        raise SettingsError(f"VOICE_ENGINE_DEFAULT must be realtime or live, got {raw!r}")
+    return value
