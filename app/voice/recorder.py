@@ -131,6 +131,8 @@ class CallRecorder:
         total_in = total_out = 0
         total_cost = 0.0
         for name, source in self._sources.items():
+            if not any(source.tokens.as_dict().values()):
+                continue  # nothing counted (e.g. GPT-Live's transcripts are part of its session time)
             cost = cost_usd(source.model, source.tokens, self._price_overrides)
             usage[name] = {"model": source.model, **source.tokens.as_dict(), "cost_usd": cost}
             total_in += source.tokens.input_tokens
