@@ -185,6 +185,25 @@ async def _speak_pcmu(transport: PlaybackTransport, audio: bytes) -> None:
         await asyncio.sleep(0.02)
 
 
+async def test_silence_prompts_once_then_says_goodbye_on_live(
+    call_settings: Settings, call_db: Database, double: OpenAIDouble
+) -> None:
+    from app.voice.bridge import CallLimits
+
+    double.live.say("Hello!").say("Are you still there?").say("Goodbye for now!")
+    limits = CallLimits(silence_prompt_seconds=1.0, silence_goodbye_seconds=1.0)
+    live = await place_call(call_settings, call_db, voice_engine="live", limits=limits)
+    ending = await finished(live)
+    assert ending.reason == "silence"
+    log = await live_session(double)
+    prompts = [e["content"] for e in log.received_of_type("session.commentary.append")]
+    assert len(prompts) == 3 and "quiet" in prompts[1] and "end the call" in prompts[2]
+    assert live.transport.hung_up == ["silence"]
+    call, _events = await call_record(call_db, live)
+    assert "Agent: Goodbye for now!" in call.transcript
+    assert_protocol_clean(log)
+
+
 async def test_refused_live_session_falls_back_to_realtime_and_says_so(
     call_settings: Settings, call_db: Database, double: OpenAIDouble
 ) -> None:
