@@ -44,6 +44,7 @@ import json
 import math
 import threading
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -78,7 +79,18 @@ AUDIO_LEAD_MS = 600
 SESSION_SECONDS = 60 * 60
 REFUSED_MESSAGE = "GPT-Live is not enabled for this project."
 
-_CLIENT_EVENTS: TypeAdapter[Any] = TypeAdapter(ClientEventParam)
+def _client_event_types() -> dict[str, TypeAdapter[Any]]:
+    """One adapter per client event type, keyed by its `type` literal (the union's error for a wrong event
+    would describe every member)."""
+    adapters: dict[str, TypeAdapter[Any]] = {}
+    for member in typing.get_args(ClientEventParam):
+        literal = typing.get_type_hints(member, include_extras=False)["type"]
+        for value in typing.get_args(literal):
+            adapters[value] = TypeAdapter(member)
+    return adapters
+
+
+_CLIENT_EVENTS = _client_event_types()
 _SERVER_EVENTS: TypeAdapter[Any] = TypeAdapter(ServerEvent)
 
 
@@ -111,10 +123,14 @@ def check_server_event(event: JSON) -> None:
 
 def client_event_problem(event: JSON) -> str | None:
     """Why `event` is not a client event of the installed SDK (None when it is, exactly)."""
+    adapter = _CLIENT_EVENTS.get(str(event.get("type")))
+    if adapter is None:
+        return f"{event.get('type')!r} is not a Live client event type"
     try:
-        validated = _CLIENT_EVENTS.validate_python(event)
+        validated = adapter.validate_python(event)
     except ValidationError as exc:
-        return f"invalid {event.get('type')!r}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
+        first = exc.errors()[0]
+        return f"invalid {event.get('type')!r}: {first['msg']} at {'.'.join(str(p) for p in first['loc'])}"
     if validated != event:  # a TypedDict drops keys it does not declare
         return f"{event.get('type')!r} has keys the SDK's type does not have"
     return None
