@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -53,7 +55,7 @@ async def _seed(env: dict[str, str]) -> dict[str, UUID]:
         owners = {}
         for engine, number in (("realtime", REALTIME_NUMBER), ("live", LIVE_NUMBER)):
             owner, _biz = await create_owner(db, name=f"{engine.title()} Salon", phone_number=number,
-                                             greeting=GREETING, voice_engine=engine)
+                                             greeting=GREETING, voice_engine=engine, recording_enabled=True)
             owners[engine] = owner.id
         return owners
     finally:
@@ -191,6 +193,21 @@ async def book_by_phone(w: World, engine: str, caller: str, start: str) -> tuple
     return await record_of(w, call.sid)
 
 
+async def call_by_id(w: World, call_id: UUID) -> Call:
+    db = w.database()
+    try:
+        async with db.session() as s:
+            call = await s.get(Call, call_id)
+            assert call is not None
+            return call
+    finally:
+        await db.dispose()
+
+
+async def recorded(w: World, call_id: UUID) -> bool:
+    return (await call_by_id(w, call_id)).recording_path is not None
+
+
 def comparable(call: Call, events: list[CallEvent], booked: list[Appointment], customers: list[Customer]) -> Any:
     """What must match across engines: the call's outcome and words, the business tools the supervisor ran
     with their arguments and results, and what ended up in the calendar and the customer list."""
@@ -229,6 +246,19 @@ async def test_the_same_booking_by_phone_on_both_engines_gives_the_same_record(w
 
     rt_call, live_call = records["realtime"][0], records["live"][0]
     assert (rt_call.engine, live_call.engine) == ("realtime", "live")
+    # Recorded the same way: stereo WAV, caller left, agent right, about as long as the call.
+    for row in (rt_call, live_call):
+        await wait_until(lambda row=row: recorded(w, row.id), timeout=10)
+    wavs = {}
+    for engine in ("realtime", "live"):
+        row = await call_by_id(w, records[engine][0].id)
+        assert row.recording_path
+        with wave.open(row.recording_path) as wav:
+            assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+            frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+        wavs[engine] = frames
+        assert np.count_nonzero(np.abs(frames[:, 1]) > 200) > 8000  # over a second of agent speech
+        assert np.count_nonzero(np.abs(frames[:, 0]) > 200) > 8000  # and of the caller's
     # Cost: Realtime by tokens; Live by session seconds at the per-minute price, plus the same supervisor.
     assert set(rt_call.usage) >= {"realtime", "transcription", "supervisor"} and "live" not in rt_call.usage
     assert set(live_call.usage) >= {"live", "supervisor"} and "realtime" not in live_call.usage
@@ -251,7 +281,8 @@ async def test_a_refused_live_session_is_answered_on_realtime(w: World) -> None:
     w.openai.realtime.say(GREETING)
     call, answer = await w.twilio.place_call(w.server.url + "/twilio/voice", to=LIVE_NUMBER, from_="+15553335555")
     stream = await w.twilio.open_stream(call, answer)
-    await stream.wait_for(lambda: len(stream.marks_returned) >= 1 and not stream.playing, timeout=15)
+    await spoken(w, "realtime", 1)
+    await hear_it_all(w, stream, "realtime")
     assert len(stream.agent_audio()) > 8000  # the caller heard the greeting, from Realtime
     await stream.hang_up()
     await wait_until(lambda: record_of(w, call.sid), timeout=5)
