@@ -25,15 +25,18 @@ from app import __version__
 from app.auth.cookies import SessionSigner
 from app.auth.deps import NeedsOnboarding, provide_business, provide_owner
 from app.db.engine import Database
+from app.error_reporting import init_error_reporting
+from app.metrics import LoopLagWatcher
 from app.settings import ROOT, Settings, SettingsError, load_settings
 from app.web.errors import error_response
 from app.web.health import health
 from app.web.logs import configure_logging
+from app.web.metrics import metrics
 from app.web.proxy import ProxyHeadersMiddleware
 from app.web.request_id import RequestIdMiddleware
 
 # Paths with their own authentication (signatures, single-use tokens) or none by design.
-CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/ws/"]
+CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/metrics", "^/ws/"]
 
 
 def _route_handlers() -> list[ControllerRouterHandler]:
@@ -44,7 +47,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.voice.routes import ROUTES as voice_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
-    return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes]
+    return [health, metrics, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
@@ -70,12 +73,20 @@ def _onboarding_redirect(request: Request, _exc: NeedsOnboarding) -> Response:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    init_error_reporting(settings)
     db = Database(settings)
+    lag = LoopLagWatcher()
     signer = SessionSigner(settings.session_secrets)
     on_startup, on_shutdown = _lifecycle_hooks()
 
     async def dispose_db(_app: Litestar) -> None:
         await db.dispose()
+
+    def watch_lag(_app: Litestar) -> None:
+        lag.start()
+
+    async def stop_watching_lag(_app: Litestar) -> None:
+        await lag.stop()
 
     template_config = TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine)
     app = Litestar(
@@ -102,8 +113,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HTTPException: error_response,
             Exception: error_response,
         },
-        on_startup=[*on_startup, _freeze_startup_heap],
-        on_shutdown=[*on_shutdown, dispose_db],
+        on_startup=[*on_startup, _freeze_startup_heap, watch_lag],
+        on_shutdown=[stop_watching_lag, *on_shutdown, dispose_db],
         state=State({"settings": settings, "db": db, "signer": signer}),
         # No public API schema: the JSON routes are internal to the pages and the call page.
         openapi_config=None,

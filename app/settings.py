@@ -91,6 +91,11 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # Operations (issue 10): METRICS_TOKEN opens GET /metrics to a bearer of it; SENTRY_DSN turns on error
+    # reports (scrubbed of personal data, app.error_reporting).
+    metrics_token: str | None = field(default=None, repr=False)
+    sentry_dsn: str | None = field(default=None, repr=False)
+    sentry_environment: str = "production"
     # Issue 12 (GPT-Live): the engine a business gets unless its owner chose one, and the Live model.
     voice_engine_default: str = "realtime"
     live_model: str = DEFAULT_LIVE_MODEL
@@ -158,6 +163,12 @@ def _forwarded_allow_ips(raw: str | None) -> tuple[tuple[str, ...], bool]:
                 f"FORWARDED_ALLOW_IPS must be comma-separated IP addresses or networks, or *, got {entry!r}"
             ) from None
     return tuple(networks), allow_any
+
+
+def _metrics_token(raw: str | None) -> str | None:
+    if raw is not None and len(raw) < 16:
+        raise SettingsError("METRICS_TOKEN must be at least 16 characters")
+    return raw
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -245,6 +256,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        metrics_token=_metrics_token(opt("METRICS_TOKEN")),
+        sentry_dsn=_http_url("SENTRY_DSN", dsn) if (dsn := opt("SENTRY_DSN")) else None,
+        sentry_environment=opt("SENTRY_ENVIRONMENT") or "production",
         voice_engine_default=_voice_engine(opt("VOICE_ENGINE_DEFAULT")),
         live_model=opt("LIVE_MODEL") or DEFAULT_LIVE_MODEL,
     )
