@@ -29,6 +29,8 @@ DEFAULT_GOOGLE_API_BASE_URL = "https://www.googleapis.com"
 DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
 DEFAULT_GOOGLE_OAUTH_TOKEN_URL = "https://oauth2.googleapis.com/token"
 DEFAULT_GOOGLE_OAUTH_REVOKE_URL = "https://oauth2.googleapis.com/revoke"
+DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1"
+DEFAULT_LIVE_MODEL = "gpt-live-1.1"
 
 
 class SettingsError(ValueError):
@@ -76,7 +78,7 @@ class Settings:
     turso_auth_token: str | None = None
     openai_api_key: str | None = None
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
-    realtime_model: str = "gpt-realtime"
+    realtime_model: str = DEFAULT_REALTIME_MODEL
     supervisor_model: str = "gpt-4.1"
     summary_model: str = "gpt-4.1-mini"
     transcription_model: str = "gpt-4o-mini-transcribe"
@@ -117,6 +119,9 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     sentry_dsn: str | None = field(default=None, repr=False)
     sentry_environment: str = "production"
+    # Issue 12 (GPT-Live): the engine a business gets unless its owner chose one, and the Live model.
+    voice_engine_default: str = "realtime"
+    live_model: str = DEFAULT_LIVE_MODEL
 
     def __repr__(self) -> str:
         # Settings reach logs and tracebacks (a failing dependency, a debugger's repr): secrets never do.
@@ -291,7 +296,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         turso_auth_token=turso_token,
         openai_api_key=opt("OPENAI_API_KEY"),
         openai_base_url=_http_url("OPENAI_BASE_URL", opt("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL),
-        realtime_model=opt("REALTIME_MODEL") or "gpt-realtime",
+        realtime_model=opt("REALTIME_MODEL") or DEFAULT_REALTIME_MODEL,
         supervisor_model=opt("SUPERVISOR_MODEL") or "gpt-4.1",
         summary_model=opt("SUMMARY_MODEL") or "gpt-4.1-mini",
         transcription_model=opt("TRANSCRIPTION_MODEL") or "gpt-4o-mini-transcribe",
@@ -344,4 +349,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=_metrics_token(opt("METRICS_TOKEN")),
         sentry_dsn=_http_url("SENTRY_DSN", dsn) if (dsn := opt("SENTRY_DSN")) else None,
         sentry_environment=opt("SENTRY_ENVIRONMENT") or "production",
+        voice_engine_default=_voice_engine(opt("VOICE_ENGINE_DEFAULT")),
+        live_model=opt("LIVE_MODEL") or DEFAULT_LIVE_MODEL,
     )
+
+
+# Issue 12 (GPT-Live) ---------------------------------------------------------------------------------------
+VOICE_ENGINES = ("realtime", "live")
+
+
+def _voice_engine(raw: str | None) -> str:
+    value = (raw or "realtime").lower()
+    if value not in VOICE_ENGINES:
+        raise SettingsError(f"VOICE_ENGINE_DEFAULT must be realtime or live, got {raw!r}")
+    return value

@@ -114,6 +114,8 @@ class Business(UUIDv7AuditBase):
     # serialise concurrent bookings of one business before the overlap check reads anything.
     booking_version: Mapped[int] = mapped_column(Integer, default=0)
     plan: Mapped[str] = mapped_column(String(40), default="free")
+    # Issue 12: the owner's voice engine, "realtime" or "live"; None follows the operator's VOICE_ENGINE_DEFAULT.
+    voice_engine: Mapped[str | None] = mapped_column(String(16), default=None)
 
     owner: Mapped[User] = relationship(back_populates="business", lazy="noload")
 
@@ -186,6 +188,9 @@ class Call(UUIDv7AuditBase):
     # [{"turn": 1, "response_ms": 640, "supervisor_ms": 1200}, ...]
     latencies: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     recording_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Issue 12: the engine that answered ("realtime" or "live"); a Live call that fell back says "realtime"
+    # here and has a system event naming the reason. None on calls recorded before engines existed.
+    engine: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class CallEvent(UUIDv7AuditBase):

@@ -64,7 +64,7 @@ class CallBridge:
         greeting: str,
         limits: CallLimits,
         transfer_number: str | None = None,
-        realtime_model: str = "gpt-realtime",
+        realtime_model: str = "gpt-realtime-2.1",
         transcription_model: str = "gpt-4o-mini-transcribe",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -181,6 +181,7 @@ class CallBridge:
         assert ending is not None
         current = asyncio.current_task()
         await self._settle_response()
+        await self._settle_link()
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
@@ -209,6 +210,16 @@ class CallBridge:
             await self._send({"type": "response.cancel"})
             async with asyncio.timeout(SETTLE_SECONDS):
                 await self._response_idle.wait()
+
+    async def _settle_link(self) -> None:
+        """A link with accounting to collect at the end (GPT-Live's final usage comes with `session.closed`)
+        gets a bounded moment for it before the record is closed."""
+        settle = getattr(self.link, "settle", None)
+        if settle is None or self._realtime_task is None or self._realtime_task.done():
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await settle()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(self._guard(coro, name), name=name)

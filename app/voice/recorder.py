@@ -20,7 +20,7 @@ from uuid import UUID
 from sqlalchemy import update
 
 from app import metrics
-from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
+from app.billing.pricing import LIVE_PRICES_AS_OF, PRICES_AS_OF, TokenUsage, cost_usd, live_cost_usd
 from app.db.engine import Database
 from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
 from app.jobs import enqueue
@@ -75,6 +75,9 @@ class CallRecorder:
         self._ending: Ending | None = None
         self._on_finalised = on_finalised
         self.caller_turns = 0
+        # Issue 12: which engine answers, and a Live session's cumulative time (model, active s, standby s).
+        self.engine: str | None = None
+        self._live: tuple[str, float, float] | None = None
 
     # -- in memory ----------------------------------------------------------------------------------------
     def offset_ms(self) -> int:
@@ -103,6 +106,13 @@ class CallRecorder:
         entry = self._sources.setdefault(source, _Source(model=model))
         entry.tokens.add(tokens)
 
+    def set_engine(self, engine: str) -> None:
+        self.engine = engine
+
+    def set_live_usage(self, model: str, active_seconds: float, standby_seconds: float) -> None:
+        """A Live session's usage is cumulative (`session.usage.updated`): each report replaces the last."""
+        self._live = (model, float(active_seconds), float(standby_seconds))
+
     def add_latency(self, entry: dict[str, Any]) -> None:
         metrics.observe_latency(entry)
         for existing in self.latencies:
@@ -124,10 +134,18 @@ class CallRecorder:
         total_in = total_out = 0
         total_cost = 0.0
         for name, source in self._sources.items():
+            if not any(source.tokens.as_dict().values()):
+                continue  # nothing counted (e.g. GPT-Live's transcripts are part of its session time)
             cost = cost_usd(source.model, source.tokens, self._price_overrides)
             usage[name] = {"model": source.model, **source.tokens.as_dict(), "cost_usd": cost}
             total_in += source.tokens.input_tokens
             total_out += source.tokens.output_tokens
+            total_cost += cost
+        if self._live is not None:
+            model, active, standby = self._live
+            cost = live_cost_usd(model, active, standby, self._price_overrides)
+            usage["live"] = {"model": model, "active_seconds": active, "standby_seconds": standby,
+                             "cost_usd": cost, "prices_as_of": LIVE_PRICES_AS_OF}
             total_cost += cost
         return usage, total_in, total_out, round(total_cost, 6)
 
@@ -153,6 +171,8 @@ class CallRecorder:
             "cost_usd": cost,
             "latencies": list(self.latencies),
         }
+        if self.engine is not None:
+            values["engine"] = self.engine
         if final is not None:
             values.update(
                 status=final.status,

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from litestar import Litestar
@@ -15,13 +16,27 @@ from openai import AsyncOpenAI
 from app import metrics
 from app.background import BackgroundLoop
 from app.db.engine import Database
-from app.db.models import Business, Session
+from app.db.models import Business, EventKind, Session
 from app.db.services import BusinessScope
 from app.jobs import JobQueue
 from app.settings import Settings
 from app.tools import ToolContext
 from app.voice.bridge import CallBridge, CallLimits
-from app.voice.prompts import CallerContext, greeting_for, session_config, supervisor_instructions
+from app.voice.live import (
+    CALL_CONTROL_NOTE,
+    FallbackLink,
+    LiveLink,
+    call_control_tools,
+    live_instructions,
+    live_session_config,
+)
+from app.voice.prompts import (
+    TRANSFER_TOOL,
+    CallerContext,
+    greeting_for,
+    session_config,
+    supervisor_instructions,
+)
 from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options, openai_client
 from app.voice.recorder import CallRecorder, Ending
 from app.voice.sdk_warmup import warm_openai_sdk
@@ -150,19 +165,35 @@ class CallRuntime:
         )
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
+        engine = self.engine_for(business)
+        recorder.set_engine("realtime")
+        live: FallbackLink | None = None
+        if engine == "live":
+            link = live = self._live_link(business, caller, transport, recorder, fallback=link)
+
+        async def run_call_tool(name: str, _arguments: str) -> dict[str, Any]:
+            if name == TRANSFER_TOOL and not (business.transfer_number and transport.channel != "browser"):
+                return {"transferred": False, "message": "No one can take the call on this line: offer to take "
+                        "a message instead."}
+            assert live is not None
+            live.request_call_control(name)
+            return {"ok": True, "note": "This happens right after your reply has been said."}
 
         async def ask_supervisor(conversation: str, context: str) -> SupervisorAnswer:
             try:
                 client = self.supervisor_client()
             except LinkUnavailable:
                 return SupervisorAnswer(text=FALLBACK, ms=0, ok=False)
+            on_live = live is not None and live.engine == "live"
             supervisor = Supervisor(
                 client,
                 model=self.settings.supervisor_model,
-                instructions=supervisor_instructions(business, caller),
+                instructions=supervisor_instructions(business, caller) + (CALL_CONTROL_NOTE if on_live else ""),
                 tools=tools,
                 recorder=recorder,
                 timeout_seconds=self.settings.supervisor_timeout_seconds,
+                call_tools=call_control_tools() if on_live else (),
+                run_call_tool=run_call_tool if on_live else None,
             )
             return await supervisor.answer(conversation, context)
 
@@ -187,6 +218,38 @@ class CallRuntime:
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
         )
+
+    # -- GPT-Live (issue 12) ------------------------------------------------------------------------------
+    def engine_for(self, business: Business) -> str:
+        """The owner's choice, else the operator's default."""
+        return business.voice_engine or self.settings.voice_engine_default
+
+    def _live_link(
+        self,
+        business: Business,
+        caller: CallerContext,
+        transport: CallerTransport,
+        recorder: CallRecorder,
+        *,
+        fallback: RealtimeLink,
+    ) -> FallbackLink:
+        """A Live link for this call, with the (prewarmed) Realtime link kept ready in case Live refuses."""
+        model = self.settings.live_model
+        live = LiveLink(self.settings, self.realtime_client(), live_session_config(
+            model=model, instructions=live_instructions(business, caller), voice=business.voice or "marin",
+            audio_format=transport.audio_format,
+        )).start()
+        live.on_usage = lambda active, standby: recorder.set_live_usage(model, active, standby)
+        recorder.set_engine("live")
+
+        def fell_back(reason: str) -> None:
+            recorder.set_engine("realtime")
+            recorder.add(EventKind.SYSTEM, "GPT-Live unavailable: answered on Realtime",
+                         {"engine": "realtime", "requested_engine": "live", "reason": reason})
+
+        link = FallbackLink(live, lambda: fallback, on_fallback=fell_back)
+        link.prefetch_fallback()
+        return link
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:

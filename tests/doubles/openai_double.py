@@ -1589,6 +1589,12 @@ class OpenAIDouble:
         self.realtime_sessions: list[RealtimeSessionLog] = []
         self.response_requests: list[JSON] = []
         self.fail_realtime_connect = False
+        # GPT-Live (tests/doubles/live_double.py), on the same server: script, logs, refusal code
+        from tests.doubles.live_double import LiveScript, LiveSessionLog
+
+        self.live = LiveScript()
+        self.live_sessions: list[LiveSessionLog] = []
+        self.refuse_live: str | None = None
         self._sessions_changed = threading.Condition()
         self._connections: set[RealtimeConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1668,6 +1674,10 @@ class OpenAIDouble:
             self.realtime_sessions.clear()
         self.response_requests.clear()
         self.fail_realtime_connect = False
+        self.live.clear()
+        with self._sessions_changed:
+            self.live_sessions.clear()
+        self.refuse_live = None
 
     def wait_for_session(self, index: int = 0, timeout: float = 5.0) -> RealtimeSessionLog:
         with self._sessions_changed:
@@ -1679,6 +1689,7 @@ class OpenAIDouble:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/v1/realtime", self._realtime_handler)
         app.router.add_post("/v1/responses", self._responses_handler)
+        app.router.add_get("/v1/live/sessions", self._live_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         assert self._socket is not None
@@ -1745,6 +1756,16 @@ class OpenAIDouble:
         finally:
             self._connections.discard(connection)
         return ws
+
+    async def _live_handler(self, request: web.Request) -> web.StreamResponse:
+        from tests.doubles.live_double import serve_live
+
+        return await serve_live(self, request)
+
+    def wait_for_live_session(self, index: int = 0, timeout: float = 5.0) -> Any:
+        from tests.doubles.live_double import wait_for_live_session
+
+        return wait_for_live_session(self, index, timeout)
 
     async def _responses_handler(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
