@@ -20,6 +20,8 @@ import httpx
 import numpy as np
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.auth.cookies import COOKIE_NAME, SessionSigner
@@ -38,6 +40,7 @@ from tests.doubles.openai_double import (
 )
 from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, TwimlAnswer, caller_audio, parse_twiml
 from tests.support.data import create_owner
+from tests.support.frames import malformed_twilio_frames
 from tests.support.server import ROOT, RunningServer, phone_env, run_server
 
 SALON_NUMBER = "+15550001000"
@@ -760,3 +763,59 @@ async def test_when_openai_is_unreachable_twilio_speaks_the_apology(w: World) ->
     session, row, _events = await finalised(w, call.sid)
     assert row.status == "failed" and row.end_reason == "openai_unavailable"
     assert session.status == "failed" and "HTTP 500" in (session.failure_reason or "")
+
+
+# -- malformed frames inside live calls (issue 11) ---------------------------------------------------------------
+async def _stop_without_closing(w: World, call: DoubleCall, stream: MediaStream) -> None:
+    """The caller hangs up: `stop`, and the socket left for the service to close."""
+    w.twilio._end(call, "completed", "caller")
+    await stream.send_json({"event": "stop", "sequenceNumber": "999", "streamSid": stream.stream_sid,
+                            "stop": {"accountSid": w.twilio.account_sid, "callSid": call.sid}})
+    await asyncio.wait_for(stream.closed.wait(), 10)
+
+
+async def _call_survives(w: World, frames: list[str], *, speak: bool) -> None:
+    """One live call that gets `frames` mid-call and ends only at its `stop`, with a close frame."""
+    w.openai.reset()
+    w.openai.realtime.say("Hello.")
+    if speak:
+        w.openai.realtime.caller("What time do you open on Saturday?")
+        w.openai.realtime.say("Ten.")
+    call, stream, log = await connect(w, BARBER_NUMBER, "+15554447777")
+    await sent_at(log, "response.done")
+    for frame in frames:
+        await stream.send_text(frame.replace("MZ0", stream.stream_sid))
+    if speak:
+        await stream.speak(caller_audio("hours"))
+        await sent_at(log, "response.done", count=2, timeout=15)
+        await hear_it_all(stream, log)
+    assert not stream.closed.is_set(), "a malformed frame ended the call"
+    await _stop_without_closing(w, call, stream)
+    assert stream.close_code == 1000  # a close frame, not a reset connection
+    _session, row, events = await finalised(w, call.sid)
+    assert row.end_reason == "caller_hung_up", row.end_reason
+    assert "Agent: Hello." in row.transcript
+    assert any("malformed frames from the caller" in e.text for e in events)  # the owner sees it counted
+    if speak:
+        assert "Caller: What time do you open on Saturday?" in row.transcript and "Agent: Ten." in row.transcript
+
+
+async def test_each_frame_that_used_to_end_a_call_is_ignored_inside_a_live_call(w: World) -> None:
+    from tests.test_frames import FATAL_TWILIO
+
+    await _call_survives(w, [*FATAL_TWILIO, "x" * 100_000, '{"event":"start","start":{"mediaFormat":5}}'],
+                         speak=True)
+    assert "ignored" in w.server.log()
+
+
+@settings(max_examples=3, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@given(frames=st.lists(malformed_twilio_frames(), min_size=100, max_size=100))
+async def test_fuzzed_frames_inside_live_phone_calls_end_no_call(w: World, frames: list[str]) -> None:
+    await _call_survives(w, frames, speak=False)
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@given(frames=st.lists(malformed_twilio_frames(), min_size=500, max_size=500))
+async def test_ten_thousand_fuzzed_frames_inside_live_phone_calls_end_no_call(w: World, frames: list[str]) -> None:
+    await _call_survives(w, frames, speak=False)

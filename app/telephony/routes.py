@@ -15,12 +15,12 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Call, Channel
+from app.db.models import Call, Channel, Session
 from app.db.services import BusinessScope
 from app.settings import Settings
 from app.telephony import twiml
 from app.telephony.greeting import phone_greeting
-from app.telephony.media import HandshakeFailed, await_start
+from app.telephony.media import HandshakeFailed, StreamStart, await_start
 from app.telephony.records import (
     FINAL_STATUSES,
     business_for_number,
@@ -32,8 +32,9 @@ from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
 from app.voice.recording import StereoRecording, save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
-from app.voice.runtime import get_runtime
+from app.voice.runtime import CallRuntime, get_runtime
 from app.voice.sessions import fail_unstarted_session
+from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected, claim_session
 from app.voice.twilio_transport import TwilioTransport
 
@@ -96,7 +97,7 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         start = await await_start(socket)
     except HandshakeFailed as exc:
         log.warning("twilio stream refused: %s", exc.reason)
-        await socket.close(code=CLOSE_HANDSHAKE_FAILED, reason=exc.reason)
+        await close_socket(socket, CLOSE_HANDSHAKE_FAILED, exc.reason)
         return
     try:
         session = await claim_session(db, runtime.issuer, start.token, call_sid=start.call_sid)
@@ -107,11 +108,20 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
             await runtime.drop_prewarmed(runtime.issuer.read(start.token)[0])
         except TokenRejected:
             pass
-        await socket.close(code=_CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), reason=f"token {exc.reason}")
+        await close_socket(socket, _CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), f"token {exc.reason}")
         return
+    try:
+        await _run_stream(socket, settings, db, runtime, session, start)
+    except Exception:
+        log.exception("twilio stream for call %s failed", start.call_sid)
+        await close_socket(socket, CLOSE_INTERNAL_ERROR, "internal error")
+
+
+async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: Database, runtime: CallRuntime,
+                      session: Session, start: StreamStart) -> None:
     if session.channel != Channel.TWILIO.value:
         await runtime.drop_prewarmed(session.id)
-        await socket.close(code=CLOSE_TOKEN_INVALID, reason="token mismatch")
+        await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
         return
     business = await BusinessScope(db.session_maker, session.business_id).business()
     recording = StereoRecording() if business.recording_enabled else None
@@ -128,6 +138,8 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
     )
     log.info("call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
+    # After `stop` (or a hang-up) the socket still gets its close frame rather than a reset connection.
+    await close_socket(socket, CLOSE_NORMAL, ending.reason)
     if recording is not None:
         async with db.session() as s:
             call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))

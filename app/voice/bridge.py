@@ -189,6 +189,10 @@ class CallBridge:
         if self._flush_task is not None:
             with contextlib.suppress(BaseException):
                 await self._flush_task
+        ignored = self.transport.ignored_frames
+        if ignored:
+            self.recorder.add(EventKind.SYSTEM, f"ignored {ignored} malformed frames from the caller's side",
+                              {"ignored_frames": ignored})
         await self.recorder.finalise(CallStatus(ending.status), ending.reason, ending.failure)
         if not ending.reason.startswith("caller_"):
             with contextlib.suppress(Exception):

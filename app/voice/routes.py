@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 from uuid import UUID
@@ -18,6 +17,7 @@ from app.settings import Settings
 from app.voice.browser import BrowserTransport
 from app.voice.runtime import get_runtime
 from app.voice.sessions import open_session
+from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected, claim_session
 
 log = logging.getLogger(__name__)
@@ -59,16 +59,18 @@ async def call_socket(socket: WebSocket[Any, Any, Any], session_id: UUID, db: Da
     except TokenRejected as exc:
         # Refused before any OpenAI connection: nothing is opened, nothing is billed.
         await runtime.drop_prewarmed(session_id)
-        await socket.close(code=_CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), reason=f"token {exc.reason}")
+        await close_socket(socket, _CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), f"token {exc.reason}")
         return
-    if session.channel != Channel.BROWSER.value:
-        await socket.close(code=CLOSE_TOKEN_INVALID, reason="token mismatch")
-        return
-    ending = await runtime.run_call(session, BrowserTransport(socket))
-    log.info("browser call %s ended: %s (%s)", session_id, ending.reason, ending.status)
-    if socket.connection_state != "disconnect":
-        with contextlib.suppress(Exception):
-            await socket.close(code=1000, reason=ending.reason[:100])
+    try:
+        if session.channel != Channel.BROWSER.value:
+            await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
+            return
+        ending = await runtime.run_call(session, BrowserTransport(socket))
+        log.info("browser call %s ended: %s (%s)", session_id, ending.reason, ending.status)
+        await close_socket(socket, CLOSE_NORMAL, ending.reason)
+    except Exception:
+        log.exception("browser call %s failed", session_id)
+        await close_socket(socket, CLOSE_INTERNAL_ERROR, "internal error")
 
 
 ROUTES: list[ControllerRouterHandler] = [test_page, create_session, call_socket]

@@ -77,6 +77,11 @@ class CallerTransport(abc.ABC):
     async def hang_up(self, reason: str) -> None:
         """End the call on the caller's side (after any goodbye has played)."""
 
+    @property
+    def ignored_frames(self) -> int:
+        """Frames from the caller's side that were malformed and skipped (counted for the call record)."""
+        return 0
+
     async def transfer(self, number: str) -> bool:
         """Hand the caller to a person at `number`; False when the channel can't (the browser)."""
         return False

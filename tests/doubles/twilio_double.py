@@ -484,7 +484,7 @@ class MediaStream:
                 await self.ws.send(text)
             except ConnectionClosed:
                 return
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             self.sent.append((at, json.loads(text)))
 
     def _next_sequence(self) -> str:
