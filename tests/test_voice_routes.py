@@ -194,3 +194,35 @@ def test_fuzzed_frames_inside_live_browser_calls_end_no_call(server: RunningServ
 def test_ten_thousand_fuzzed_frames_inside_live_browser_calls_end_no_call(
         server: RunningServer, owner_client: httpx.Client, double: OpenAIDouble, frames: list[str]) -> None:
     _browser_call_survives(server, owner_client, double, list(frames))
+
+
+def test_a_phone_calls_token_on_the_browser_socket_closes_that_session(server: RunningServer,
+                                                                        owner_client: httpx.Client) -> None:
+    from app.db.models import Business, Session
+    from app.voice.lifecycle import offer_session
+
+    async def offer() -> tuple[str, str]:
+        db = Database(load_settings(server.env))
+        try:
+            async with db.session() as s:
+                business = await s.scalar(select(Business))
+            assert business is not None
+            session, token = await offer_session(db, TokenIssuer((SECRET,)), business, "twilio",
+                                                 call_sid="CA" + "9" * 32)
+            return str(session.id), token
+        finally:
+            await db.dispose()
+
+    async def status(session_id: str) -> tuple[str, str | None]:
+        db = Database(load_settings(server.env))
+        try:
+            async with db.session() as s:
+                row = await s.get(Session, uuid.UUID(session_id))
+                assert row is not None
+                return row.status, row.failure_reason
+        finally:
+            await db.dispose()
+
+    session_id, token = asyncio.run(offer())
+    assert close_code(server, f"/ws/calls/{session_id}?token={token}") == (4403, "token mismatch")
+    assert asyncio.run(status(session_id)) == ("failed", "a browser socket presented a phone call's token")

@@ -30,12 +30,12 @@ from app.telephony.records import (
 )
 from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
+from app.voice.lifecycle import claim_session, fail_unstarted
 from app.voice.recording import StereoRecording, save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
 from app.voice.runtime import CallRuntime, get_runtime
-from app.voice.sessions import fail_unstarted_session
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
-from app.voice.tokens import TokenRejected, claim_session
+from app.voice.tokens import TokenRejected
 from app.voice.twilio_transport import TwilioTransport
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
         return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
     session, token = offered
     if not settings.openai_api_key:
-        await fail_unstarted_session(db, session.id, "OpenAI is not configured on this service (OPENAI_API_KEY)")
+        await fail_unstarted(db, session.id, "OpenAI is not configured on this service (OPENAI_API_KEY)")
         return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
     runtime.prewarm(session.id)
     log.info("call %s for business %s: session %s offered", call_sid, business.id, session.id)
@@ -112,15 +112,16 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         return
     try:
         await _run_stream(socket, settings, db, runtime, session, start)
-    except Exception:
+    except Exception as exc:
         log.exception("twilio stream for call %s failed", start.call_sid)
+        await runtime.abandon(session.id, f"the call failed ({type(exc).__name__})")
         await close_socket(socket, CLOSE_INTERNAL_ERROR, "internal error")
 
 
 async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: Database, runtime: CallRuntime,
                       session: Session, start: StreamStart) -> None:
     if session.channel != Channel.TWILIO.value:
-        await runtime.drop_prewarmed(session.id)
+        await runtime.abandon(session.id, "a phone stream presented a browser call's token")
         await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
         return
     business = await BusinessScope(db.session_maker, session.business_id).business()

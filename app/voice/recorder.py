@@ -13,22 +13,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import update
-
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
 from app.db.engine import Database
-from app.db.models import Call, CallEvent, CallStatus, EventKind, Job, Session, SessionStatus
+from app.db.models import CallEvent, CallStatus, EventKind
+from app.voice import lifecycle
+from app.voice.lifecycle import HEARTBEAT_SECONDS, SUMMARY_JOB
+
+__all__ = ["HEARTBEAT_SECONDS", "SUMMARY_JOB", "CallRecorder", "Ending"]
 
 log = logging.getLogger(__name__)
 
-SUMMARY_JOB = "summary"
-#: A live call writes at least this often (a flush, even with nothing new), so a call whose row goes
-#: quiet for several of these belongs to a process that died.
-HEARTBEAT_SECONDS = 30.0
 _ROLE_LABEL = {EventKind.CALLER.value: "Caller", EventKind.AGENT.value: "Agent"}
 
 
@@ -139,10 +137,7 @@ class CallRecorder:
     async def _write_pending(self, final: Ending | None) -> bool:
         events, self._pending = self._pending, []
         usage, tokens_in, tokens_out, cost = self.usage_report()
-        now = datetime.now(UTC)
         values: dict[str, Any] = {
-            # A Core UPDATE doesn't touch the audit column; housekeeping reads it as the call's sign of life.
-            "updated_at": now,
             "transcript": self.transcript,
             "usage": usage,
             "input_tokens": tokens_in,
@@ -150,34 +145,12 @@ class CallRecorder:
             "cost_usd": cost,
             "latencies": list(self.latencies),
         }
-        if final is not None:
-            values.update(
-                status=final.status,
-                end_reason=final.reason,
-                ended_at=now,
-                duration_seconds=round((now - self.started_at).total_seconds(), 3),
-            )
         try:
-            async with self._db.session() as s, s.begin():
-                result = await s.execute(
-                    update(Call).where(Call.id == self.call_id, Call.ended_at.is_(None)).values(**values)
-                )
-                if result.rowcount != 1:  # type: ignore[attr-defined]
-                    return False  # ended elsewhere (another process or a status callback): keep theirs
-                s.add_all(events)
-                if final is not None:
-                    failed = final.status == CallStatus.FAILED.value
-                    await s.execute(
-                        update(Session)
-                        .where(Session.id == self.session_id)
-                        .values(
-                            status=SessionStatus.FAILED.value if failed else SessionStatus.COMPLETED.value,
-                            ended_at=now,
-                            failure_reason=final.failure,
-                        )
-                    )
-                    s.add(Job(kind=SUMMARY_JOB, payload={"call_id": str(self.call_id)}, run_after=now))
-            return True
+            if final is None:
+                return await lifecycle.flush_call(self._db, self.call_id, values, events)
+            return await lifecycle.finalise_call(self._db, self.call_id, self.session_id, values, events,
+                                                 status=final.status, reason=final.reason, failure=final.failure,
+                                                 started_at=self.started_at)
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.
             self._pending = events + self._pending

@@ -18,12 +18,13 @@ from app.db.models import Business, Session
 from app.db.services import BusinessScope
 from app.settings import Settings
 from app.tools import ToolContext
+from app.voice import lifecycle
 from app.voice.bridge import CallBridge, CallLimits
 from app.voice.prompts import CallerContext, greeting_for, session_config, supervisor_instructions
 from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options, openai_client
 from app.voice.recorder import CallRecorder, Ending
 from app.voice.sdk_warmup import warm_openai_sdk
-from app.voice.sessions import caller_context, close_unclaimed_sessions, finalise_stale_calls, start_call
+from app.voice.sessions import caller_context
 from app.voice.summary import SummaryWorker
 from app.voice.supervisor import FALLBACK, Supervisor, SupervisorAnswer
 from app.voice.tokens import TokenIssuer
@@ -125,13 +126,44 @@ class CallRuntime:
         """Start the session's Call record and wire its bridge (not yet running). `limits` defaults to the
         business's maximum call length with the standard silence handling."""
         link = self.take_link(session.id)
-        scope = BusinessScope(self.db.session_maker, session.business_id)
         try:
-            business = await scope.business()
-            call = await start_call(self.db, session)
-        except BaseException:
-            await link.close()
+            return await self._wire_bridge(session, transport, link, greet=greet, limits=limits)
+        except BaseException as exc:
+            # A claimed session whose call never runs is closed, with its reason, and its realtime link with it,
+            # whatever failed (the database, the caller's context, a bug): shielded, so a cancellation (the
+            # socket's handler torn down) can't skip it.
+            reason = f"the call could not start ({type(exc).__name__})"
+            await asyncio.shield(self._abandon(session.id, link, reason))
             raise
+
+    async def abandon(self, session_id: UUID, reason: str) -> None:
+        """Close a claimed session that will get no call (a channel mismatch, an error before the call was
+        built): the session ends `failed` with `reason`, its prewarmed link is closed."""
+        await asyncio.shield(self._abandon(session_id, None, reason))
+
+    async def _abandon(self, session_id: UUID, link: RealtimeLink | None, reason: str) -> None:
+        try:
+            if link is not None:
+                await link.close()
+            await self.drop_prewarmed(session_id)
+        finally:
+            try:
+                await lifecycle.fail_unstarted(self.db, session_id, reason)
+            except Exception:
+                log.exception("could not close session %s (%s)", session_id, reason)
+
+    async def _wire_bridge(
+        self,
+        session: Session,
+        transport: CallerTransport,
+        link: RealtimeLink,
+        *,
+        greet: Callable[[Business, CallerContext], str] | None,
+        limits: CallLimits | None,
+    ) -> CallBridge:
+        scope = BusinessScope(self.db.session_maker, session.business_id)
+        business = await scope.business()
+        call = await lifecycle.start_call(self.db, session)
         recorder = CallRecorder(
             self.db,
             call_id=call.id,
@@ -200,9 +232,9 @@ class CallRuntime:
     async def _housekeeping_pass(self) -> None:
         """Calls orphaned by a process that died get ended (and summarised), and sessions nobody connected
         to get closed: at start-up, then every minute (two indexed look-ups that find nothing almost always)."""
-        if await finalise_stale_calls(self.db):
+        if await lifecycle.reap_stale_calls(self.db):
             self.summaries.poke()
-        await close_unclaimed_sessions(self.db)
+        await lifecycle.close_unclaimed(self.db)
 
     async def stop(self) -> None:
         bridges = list(self.bridges)
