@@ -89,6 +89,10 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # Issue 11, calls that survive faults: a call's realtime session is rolled over to a fresh one (with the
+    # conversation restored) after this long, before OpenAI's 60-minute session limit; and how long a drain
+    # waits for live calls before moving them elsewhere.
+    realtime_session_max_seconds: int = 55 * 60
 
     @property
     def uses_libsql(self) -> bool:
@@ -240,4 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        realtime_session_max_seconds=_int(
+            "REALTIME_SESSION_MAX_SECONDS", opt("REALTIME_SESSION_MAX_SECONDS") or str(55 * 60), low=5, high=3590
+        ),
     )

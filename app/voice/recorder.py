@@ -64,6 +64,7 @@ class CallRecorder:
         self._price_overrides = price_overrides
         self._pending: list[CallEvent] = []
         self._transcript: list[str] = []
+        self.turns: list[tuple[str, str]] = []  # (EventKind value, text): what a new realtime session replays
         self._sequence = 0
         self._sources: dict[str, _Source] = {}
         self.latencies: list[dict[str, Any]] = []
@@ -92,6 +93,7 @@ class CallRecorder:
         )
         if kind.value in _ROLE_LABEL and text.strip():
             self._transcript.append(f"{_ROLE_LABEL[kind.value]}: {text.strip()}")
+            self.turns.append((kind.value, text.strip()))
             if kind is EventKind.CALLER:
                 self.caller_turns += 1
 

@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 PREWARM_TTL_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 60.0
-# OpenAI ends a realtime session at 60 minutes; stop a minute earlier so the goodbye is still polite.
-MAX_REALTIME_SESSION_SECONDS = 59 * 60
 
 
 class CallRuntime:
@@ -90,6 +88,10 @@ class CallRuntime:
         if entry is not None:
             entry[1].cancel()
             await entry[0].close()
+
+    def new_link(self) -> RealtimeLink:
+        """A fresh, connecting realtime link (a call's reconnect or roll-over)."""
+        return RealtimeLink(self.settings, self.realtime_client()).start()
 
     def take_link(self, session_id: UUID) -> RealtimeLink:
         entry = self._prewarmed.pop(session_id, None)
@@ -205,9 +207,12 @@ class CallRuntime:
                 far_field=transport.channel == "browser",
             ),
             greeting=greet(business, caller) if greet is not None else greeting_for(business),
+            # No cap at OpenAI's 60-minute session limit: the bridge rolls the call over to a fresh session.
             limits=limits or CallLimits(
-                max_call_seconds=float(min(business.max_call_seconds or 600, MAX_REALTIME_SESSION_SECONDS))
+                max_call_seconds=float(business.max_call_seconds or 600),
+                realtime_session_seconds=float(self.settings.realtime_session_max_seconds),
             ),
+            link_factory=self.new_link,
             transfer_number=business.transfer_number,
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
