@@ -40,11 +40,13 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.auth.routes import ROUTES as auth_routes
     from app.billing.routes import ROUTES as billing_routes
     from app.dashboard.routes import ROUTES as dashboard_routes
+    from app.telephony.fallback_routes import ROUTES as fallback_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
-    return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes]
+    return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *fallback_routes,
+            *billing_routes]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:

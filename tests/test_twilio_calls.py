@@ -27,7 +27,7 @@ from sqlalchemy import select
 from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.hours import zone
-from app.db.models import Appointment, Business, Call, CallEvent, Customer, Session
+from app.db.models import Appointment, Business, Call, CallEvent, Customer, Message, Session
 from app.settings import load_settings
 from app.telephony import twiml
 from tests.doubles.openai_double import (
@@ -751,19 +751,94 @@ async def test_a_restart_mid_call_tells_the_caller_and_keeps_the_record(w: World
     assert "Traceback" not in server.log()
 
 
-async def test_when_openai_is_unreachable_twilio_speaks_the_apology(w: World) -> None:
+async def test_when_openai_is_unreachable_the_call_is_forwarded_to_the_business(w: World) -> None:
     w.openai.fail_realtime_connect = True
+    w.twilio.dial_outcome = "completed"  # somebody at the salon picks up
+    call, answer = await place(w, SALON_NUMBER, "+15554448887")
+    stream = await w.twilio.open_stream(call, answer)
+    await asyncio.wait_for(stream.closed.wait(), 15)
+    [update] = w.twilio.updates(call.sid)
+    forward = parse_twiml(200, update.form["Twiml"])
+    assert forward.dial == SALON_TRANSFER and forward.dial_attributes["timeout"] == "20"
+    assert forward.dial_attributes["action"] == w.server.url + "/twilio/fallback/dial"
+    await wait_until(lambda: call.ended is not None, timeout=10)
+    assert call.dial_status == "completed" and call.recording_sid is None
+    [(url, form)] = w.twilio.fallback_posts
+    assert url.endswith("/twilio/fallback/dial") and form["DialCallStatus"] == "completed"
+    session, row, events = await finalised(w, call.sid)
+    assert (row.status, row.end_reason) == ("failed", "openai_unavailable")
+    assert "sent to the fallback: forwarded to the business" in [e.text for e in events]
+    assert session.status == "failed" and "HTTP 500" in (session.failure_reason or "")
+
+
+async def _voicemail(w: World, call: DoubleCall) -> Any:
+    await wait_until(lambda: call.recording_sid is not None and call.ended is not None, timeout=15)
+    db = w.database()
+    try:
+        async def transcribed() -> Any:
+            async with db.session() as s:
+                message = await s.scalar(select(Message).where(Message.recording_sid == call.recording_sid))
+            return message if message is not None and message.transcript_status == "done" else None
+
+        await wait_until(transcribed, timeout=30)
+        return await transcribed()
+    finally:
+        await db.dispose()
+
+
+async def test_without_a_fallback_number_the_caller_leaves_a_voicemail_for_the_inbox(w: World) -> None:
+    w.openai.fail_realtime_connect = True
+    w.openai.transcription_failures = 1  # OpenAI can't transcribe at first: the job retries later
+    w.twilio.voicemail_audio = caller_audio("book")
     call, answer = await place(w, BARBER_NUMBER, "+15554448888")
     stream = await w.twilio.open_stream(call, answer)
     await asyncio.wait_for(stream.closed.wait(), 15)
     [update] = w.twilio.updates(call.sid)
-    spoken = parse_twiml(200, update.form["Twiml"])
-    assert spoken.says and "unavailable" in spoken.says[0] and spoken.hangup
-    assert call.status == "completed" and not w.twilio.hang_ups(call.sid)
-    session, row, _events = await finalised(w, call.sid)
-    assert row.status == "failed" and row.end_reason == "openai_unavailable"
-    assert session.status == "failed" and "HTTP 500" in (session.failure_reason or "")
+    document = parse_twiml(200, update.form["Twiml"])
+    assert document.record is not None and document.dial is None
+    assert document.record["maxLength"] == "120" and document.record["recordingStatusCallbackEvent"] == "completed"
+    assert document.record["recordingStatusCallback"] == w.server.url + "/twilio/voicemail/recording"
+    message = await _voicemail(w, call)
+    assert message.body == w.openai.transcription_text and message.caller_phone == "+15554448888"
+    assert message.business_id == w.barber_id and message.audio_seconds == len(caller_audio("book")) // 8000
+    assert len(w.openai.transcription_requests) == 1  # after one refused attempt
+    stored = Path(message.audio_path)
+    stored_audio = await asyncio.to_thread(stored.read_bytes)
+    assert stored.parent.name == str(w.barber_id) and stored_audio.endswith(caller_audio("book"))
+    _session, row, events = await finalised(w, call.sid)
+    assert message.call_id == row.id and "sent to the fallback: voicemail" in [e.text for e in events]
+    assert [url.rsplit("/", 2)[-2:] for url, _f in w.twilio.fallback_posts] == [["twilio", "voicemail"],
+                                                                               ["voicemail", "recording"]]
+    # The owner sees and plays it on the call page; another owner can't fetch it.
+    signer = SessionSigner((w.env["SESSION_SECRETS"],))
+    async with (
+        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.barber_owner)}) as barber,
+        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.salon_owner)}) as salon,
+    ):
+        page = await barber.get(f"{w.server.url}/calls/{row.id}")
+        audio = await barber.get(f"{w.server.url}/messages/{message.id}/audio")
+        other = await salon.get(f"{w.server.url}/messages/{message.id}/audio")
+    assert page.status_code == 200 and w.openai.transcription_text in page.text
+    assert f"/messages/{message.id}/audio" in page.text
+    assert audio.status_code == 200 and audio.content == stored_audio and other.status_code == 404
 
+
+async def test_a_voicemail_callback_repeated_by_twilio_makes_one_message(w: World) -> None:
+    w.openai.fail_realtime_connect = True
+    w.twilio.voicemail_audio = caller_audio("bye")
+    call, answer = await place(w, BARBER_NUMBER, "+15554448889")
+    await w.twilio.open_stream(call, answer)
+    message = await _voicemail(w, call)
+    url, form = w.twilio.fallback_posts[-1]
+    assert (await w.twilio.post_webhook(url, form)).status_code == 204  # Twilio retries callbacks
+    db = w.database()
+    try:
+        async with db.session() as s:
+            count = len((await s.scalars(select(Message).where(Message.business_id == w.barber_id,
+                                                                Message.call_id == message.call_id))).all())
+    finally:
+        await db.dispose()
+    assert count == 1
 
 # -- malformed frames inside live calls (issue 11) ---------------------------------------------------------------
 async def _stop_without_closing(w: World, call: DoubleCall, stream: MediaStream) -> None:

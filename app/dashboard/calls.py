@@ -100,6 +100,7 @@ async def _call_detail_context(db: Database, business: Business, call: Call) -> 
         "session": session,
         "latencies": [row for row in (call.latencies or []) if isinstance(row, dict)],
         "has_recording": bool(call.recording_path),
+        "voicemails": await BusinessScope(db.session_maker, business.id).messages_for_call(call.id),
     }
 
 

@@ -15,10 +15,10 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Call, Channel, Session
+from app.db.models import Business, Call, Channel, Session
 from app.db.services import BusinessScope
 from app.settings import Settings
-from app.telephony import twiml
+from app.telephony import fallback, twiml
 from app.telephony.greeting import phone_greeting
 from app.telephony.media import HandshakeFailed, StreamStart, await_start
 from app.telephony.records import (
@@ -82,8 +82,10 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
         return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
     session, token = offered
     if not settings.openai_api_key:
+        # Known up front: the AI can't answer this call, so the webhook's answer is the fallback itself.
         await fail_unstarted(db, session.id, "OpenAI is not configured on this service (OPENAI_API_KEY)")
-        return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
+        return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.AI_UNAVAILABLE,
+                                              base_url=settings.public_base_url))
     runtime.prewarm(session.id)
     log.info("call %s for business %s: session %s offered", call_sid, business.id, session.id)
     return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token))
@@ -134,6 +136,7 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
         recording=recording,
         caller_id=business.phone_number,
         stream_started=start.arrived,
+        fallback=lambda reason: _fallback_for(business, reason, settings),
     )
     ending = await runtime.run_call(
         session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
@@ -146,6 +149,11 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
             call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
         if call_id is not None:
             await save_recording(db, settings.recordings_dir, business.id, call_id, recording)
+
+
+def _fallback_for(business: Business, reason: str, settings: Settings) -> tuple[str, str]:
+    document = fallback.fallback_twiml(business, reason, base_url=settings.public_base_url)
+    return document, ("forwarded to the business" if fallback.forwards(business) else "voicemail")
 
 
 @post("/twilio/status", name="twilio:status", status_code=204)

@@ -170,11 +170,11 @@ class CallBridge:
                 }
             )
         except LinkUnavailable as exc:
-            await self.transport.announce(UNAVAILABLE_MESSAGE)
+            await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
             self.end(CallStatus.FAILED, "openai_unavailable", exc.reason)
         except Exception as exc:
             log.warning("realtime set-up failed: %r", exc)
-            await self.transport.announce(UNAVAILABLE_MESSAGE)
+            await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
             self.end(CallStatus.FAILED, "openai_unavailable", f"realtime set-up failed ({type(exc).__name__})")
         else:
             self.recorder.add(EventKind.SYSTEM, "call started", {"channel": self.transport.channel})
@@ -382,6 +382,14 @@ class CallBridge:
         self._agent_audio_until = self._clock()
         self._caller_speaking = False
 
+    async def _fall_back(self, reason: str, apology: str) -> None:
+        """The AI can't answer: the channel's fallback (forward or voicemail) if it has one, else an apology."""
+        what = await self.transport.fall_back(reason)
+        if what is None:
+            await self.transport.announce(apology)
+            return
+        self.recorder.add(EventKind.SYSTEM, f"sent to the fallback: {what}", {"fallback": what, "reason": reason})
+
     async def _reconnect(self) -> bool:
         """The realtime socket dropped (or the session expired) mid-call: open a new session, restore the call
         in it and say a short resume line. False when it failed RECONNECT_ATTEMPTS times (the call has then
@@ -425,7 +433,7 @@ class CallBridge:
         self._link_ready.set()
         self.recorder.add(EventKind.ERROR, "realtime connection could not be restored",
                           {"attempts": RECONNECT_ATTEMPTS, "failures": failures})
-        await self.transport.announce(TROUBLE_MESSAGE)
+        await self._fall_back("ai_lost", TROUBLE_MESSAGE)
         self.end(CallStatus.FAILED, "realtime_lost", "the realtime connection was lost and could not be restored")
         return False
 

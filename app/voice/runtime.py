@@ -17,6 +17,8 @@ from app.db.engine import Database
 from app.db.models import Business, Session
 from app.db.services import BusinessScope
 from app.settings import Settings
+from app.telephony.rest import TwilioCalls
+from app.telephony.voicemail import VoicemailWorker
 from app.tools import ToolContext
 from app.voice import lifecycle
 from app.voice.bridge import CallBridge, CallLimits
@@ -49,6 +51,8 @@ class CallRuntime:
         self._summaries_client: AsyncOpenAI | None = None
         self._housekeeping = BackgroundLoop("call-housekeeping", self._housekeeping_pass, HOUSEKEEPING_SECONDS)
         self.summaries = SummaryWorker(db, settings, self._summary_client if settings.openai_api_key else None)
+        self.voicemails = VoicemailWorker(db, settings, self._summary_client if settings.openai_api_key else None,
+                                          TwilioCalls.from_settings(settings))
 
     def _summary_client(self) -> AsyncOpenAI:
         if self._summaries_client is None:
@@ -227,6 +231,7 @@ class CallRuntime:
             await warm_openai_sdk()
         self._housekeeping.start()
         self.summaries.start()
+        self.voicemails.start()
 
     def _build_clients(self) -> None:
         self.realtime_client()
@@ -251,6 +256,7 @@ class CallRuntime:
             await self.drop_prewarmed(session_id)
         await self._housekeeping.stop()
         await self.summaries.stop()
+        await self.voicemails.stop()
         for client in (self._realtime_client, self._supervisor_client, self._summaries_client):
             if client is not None:
                 with contextlib.suppress(Exception):

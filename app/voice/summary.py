@@ -40,12 +40,16 @@ def _backoff(attempts: int) -> timedelta:
 
 
 class SummaryWorker:
+    #: the Job kind this worker runs (a subclass runs another kind through the same claim and retry logic)
+    KIND = SUMMARY_JOB
+    NAME = "summary-worker"
+
     def __init__(self, db: Database, settings: Settings,
                  client_factory: Callable[[], AsyncOpenAI] | None = None) -> None:
         self._db = db
         self._settings = settings
         self._client_factory = client_factory
-        self._loop = BackgroundLoop("summary-worker", self._run_due, POLL_SECONDS)
+        self._loop = BackgroundLoop(self.NAME, self._run_due, POLL_SECONDS)
 
     def start(self) -> None:
         self._loop.start()
@@ -65,7 +69,7 @@ class SummaryWorker:
     async def claim(self) -> Job | None:
         now = datetime.now(UTC)
         claimable = and_(
-            Job.kind == SUMMARY_JOB,
+            Job.kind == self.KIND,
             Job.run_after <= now,
             or_(Job.status == JobStatus.PENDING.value, Job.status == JobStatus.RUNNING.value),
         )
@@ -88,9 +92,9 @@ class SummaryWorker:
         if job is None:
             return False
         try:
-            await self._summarise(UUID(str(job.payload["call_id"])), job.id)
+            await self.handle(job)
         except Exception as exc:
-            log.warning("summary job %s failed (attempt %d): %r", job.id, job.attempts, exc)
+            log.warning("%s job %s failed (attempt %d): %r", self.KIND, job.id, job.attempts, exc)
             gave_up = job.attempts >= MAX_ATTEMPTS
             async with self._db.session() as s, s.begin():
                 await s.execute(
@@ -101,6 +105,10 @@ class SummaryWorker:
                     )
                 )
         return True
+
+    async def handle(self, job: Job) -> None:
+        """Run one claimed job; raising retries it later with backoff."""
+        await self._summarise(UUID(str(job.payload["call_id"])), job.id)
 
     async def _done(self, job_id: UUID) -> None:
         async with self._db.session() as s, s.begin():

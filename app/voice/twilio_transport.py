@@ -68,6 +68,7 @@ class TwilioTransport(CallerTransport):
         caller_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         stream_started: float | None = None,
+        fallback: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self._ws = socket
         self.stream_sid = stream_sid
@@ -75,6 +76,7 @@ class TwilioTransport(CallerTransport):
         self._calls = calls
         self.recording = recording
         self._caller_id = caller_id
+        self._fallback = fallback  # reason -> (TwiML, what it does) from app.telephony.fallback
         self._clock = clock
         self._t0 = clock() if stream_started is None else stream_started  # when `start` arrived
         self._send_lock = asyncio.Lock()
@@ -293,6 +295,21 @@ class TwilioTransport(CallerTransport):
             log.warning("could not announce on call %s: %s", self.call_sid, exc)
         finally:
             self._no_handoff_pending.set()
+
+    async def fall_back(self, reason: str) -> str | None:
+        """Redirect the live call to the fallback TwiML (forward, else voicemail) through the REST API."""
+        if self._fallback is None or self._calls is None or self._handed_off or self._hung_up:
+            return None
+        document, what = self._fallback(reason)
+        self._no_handoff_pending.clear()
+        try:
+            self._handed_off = await self._calls.redirect(self.call_sid, document)
+        except TwilioUnavailable as exc:
+            log.warning("fallback of call %s failed: %s", self.call_sid, exc)
+            return None
+        finally:
+            self._no_handoff_pending.set()
+        return what if self._handed_off else None
 
     async def transfer(self, number: str) -> bool:
         if self._calls is None or self._hung_up or self._gone:

@@ -1610,6 +1610,9 @@ class OpenAIDouble:
         self.fail_realtime_connect = False
         self.refuse_connects = 0  # refuse this many of the next connects (HTTP 503), then accept again
         self.refused_connects = 0
+        self.transcription_text = "Hi, this is Ann, please call me back about my booking."
+        self.transcription_failures = 0  # the next N transcription requests answer 503
+        self.transcription_requests: list[JSON] = []
         self._sessions_changed = threading.Condition()
         self._connections: set[RealtimeConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1691,6 +1694,8 @@ class OpenAIDouble:
         self.fail_realtime_connect = False
         self.refuse_connects = 0
         self.refused_connects = 0
+        self.transcription_failures = 0
+        self.transcription_requests.clear()
 
     def wait_for_session(self, index: int = 0, timeout: float = 5.0) -> RealtimeSessionLog:
         with self._sessions_changed:
@@ -1702,6 +1707,7 @@ class OpenAIDouble:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/v1/realtime", self._realtime_handler)
         app.router.add_post("/v1/responses", self._responses_handler)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         assert self._socket is not None
@@ -1774,6 +1780,24 @@ class OpenAIDouble:
         finally:
             self._connections.discard(connection)
         return ws
+
+    async def _transcriptions_handler(self, request: web.Request) -> web.Response:
+        """`POST /v1/audio/transcriptions` (multipart: file, model): `{"text": …}`, the next scripted text."""
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        if self.transcription_failures > 0:
+            self.transcription_failures -= 1
+            return web.json_response(status_error_body(503, "The transcription service is unavailable."),
+                                     status=503)
+        form = await request.post()
+        upload, model = form.get("file"), form.get("model")
+        if not isinstance(model, str) or upload is None or not hasattr(upload, "file"):
+            return web.json_response(openai_error_body("Missing required parameter: 'file' or 'model'.",
+                                                       error_type="invalid_request_error"), status=400)
+        audio = upload.file.read()
+        self.transcription_requests.append({"model": model, "filename": upload.filename, "bytes": len(audio)})
+        return web.json_response({"text": self.transcription_text,
+                                  "usage": {"type": "duration", "seconds": max(1, len(audio) // 8000)}})
 
     async def _responses_handler(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
