@@ -33,7 +33,7 @@ from app.web.proxy import ProxyHeadersMiddleware
 from app.web.request_id import RequestIdMiddleware
 
 # Paths with their own authentication (signatures, single-use tokens) or none by design.
-CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/ws/"]
+CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/ws/", "^/ops/"]
 
 
 def _route_handlers() -> list[ControllerRouterHandler]:
@@ -43,10 +43,11 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.telephony.fallback_routes import ROUTES as fallback_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
+    from app.web.drain import ROUTES as drain_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
     return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *fallback_routes,
-            *billing_routes]
+            *drain_routes, *billing_routes]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:

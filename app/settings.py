@@ -93,6 +93,8 @@ class Settings:
     # conversation restored) after this long, before OpenAI's 60-minute session limit; and how long a drain
     # waits for live calls before moving them elsewhere.
     realtime_session_max_seconds: int = 55 * 60
+    operator_token: str | None = field(default=None, repr=False)  # opens POST /ops/drain to its bearer
+    drain_timeout_seconds: int = 60
 
     @property
     def uses_libsql(self) -> bool:
@@ -157,6 +159,12 @@ def _forwarded_allow_ips(raw: str | None) -> tuple[tuple[str, ...], bool]:
                 f"FORWARDED_ALLOW_IPS must be comma-separated IP addresses or networks, or *, got {entry!r}"
             ) from None
     return tuple(networks), allow_any
+
+
+def _operator_token(raw: str | None) -> str | None:
+    if raw is not None and len(raw) < 16:
+        raise SettingsError("OPERATOR_TOKEN must be at least 16 characters")
+    return raw
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -247,4 +255,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         realtime_session_max_seconds=_int(
             "REALTIME_SESSION_MAX_SECONDS", opt("REALTIME_SESSION_MAX_SECONDS") or str(55 * 60), low=5, high=3590
         ),
+        operator_token=_operator_token(opt("OPERATOR_TOKEN")),
+        drain_timeout_seconds=_int("DRAIN_TIMEOUT_SECONDS", opt("DRAIN_TIMEOUT_SECONDS") or "60", low=0, high=3600),
     )

@@ -894,3 +894,42 @@ async def test_fuzzed_frames_inside_live_phone_calls_end_no_call(w: World, frame
 @given(frames=st.lists(malformed_twilio_frames(), min_size=500, max_size=500))
 async def test_ten_thousand_fuzzed_frames_inside_live_phone_calls_end_no_call(w: World, frames: list[str]) -> None:
     await _call_survives(w, frames, speak=False)
+
+
+# -- planned restarts (issue 11 item 4) --------------------------------------------------------------------------
+async def test_a_drained_instance_says_so_and_a_call_cut_by_its_restart_is_a_service_restart(w: World) -> None:
+    """The deploy drains the instance first (POST /ops/drain with the operator's token): /health answers 503
+    "draining" so the load balancer moves on; a call still live when the process then stops is recorded as
+    a service restart, not as the caller's network drop."""
+    w.openai.realtime.say("Bo's Barbers, hello.")
+    token = "operator-token-0123456789"
+    env = {k: v for k, v in w.env.items() if k != "PUBLIC_BASE_URL"} | {"OPERATOR_TOKEN": token,
+                                                                       "DRAIN_TIMEOUT_SECONDS": "1"}
+    other = run_server(env)
+    server = await asyncio.to_thread(other.__enter__)
+    stopped = False
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            assert (await client.post("/ops/drain")).status_code == 401
+            assert (await client.get("/ops/drain", headers={"Authorization": "Bearer nope"})).status_code == 401
+            sessions_before = len(w.openai.realtime_sessions)
+            call, answer = await w.twilio.place_call(server.url + "/twilio/voice", to=BARBER_NUMBER,
+                                                     from_="+15554446667")
+            stream = await w.twilio.open_stream(call, answer)
+            log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+            await sent_at(log, "response.done")
+            auth = {"Authorization": f"Bearer {token}"}
+            drained = await client.post("/ops/drain", headers=auth)
+            assert drained.status_code == 202 and drained.json()["live_calls"] == 1
+            health = await client.get("/health")
+            assert health.status_code == 503 and health.json()["status"] == "draining"
+            assert (await client.get("/ops/drain", headers=auth)).json() == {"draining": True, "live_calls": 1}
+        await asyncio.to_thread(other.__exit__, None, None, None)
+        stopped = True
+    finally:
+        if not stopped:
+            await asyncio.to_thread(other.__exit__, None, None, None)
+    assert stream.closed.is_set()
+    _session, row, _events = await finalised(w, call.sid, timeout=5)
+    assert (row.status, row.end_reason) == ("failed", "service_restart")
+    assert "draining: 1 live call" in server.log() and "Traceback" not in server.log()

@@ -179,8 +179,8 @@ async def test_shutdown_finalises_live_calls(call_settings: Settings, call_db: D
     live = await place_call(call_settings, call_db)
     await greeted(double, live)
     await live.runtime.stop()
-    assert live.task.done() and live.task.result().reason == "shutdown"
-    await assert_finalised_once(call_db, live, "completed", "shutdown")
+    assert live.task.done() and live.task.result().reason == "service_restart"
+    await assert_finalised_once(call_db, live, "failed", "service_restart")
 
 
 async def test_two_endings_at_once_finalise_once(call_settings: Settings, call_db: Database,
@@ -203,7 +203,7 @@ async def test_a_cancelled_handler_still_finalises(call_settings: Settings, call
     live.task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await live.task
-    await assert_finalised_once(call_db, live, "completed", "shutdown")
+    await assert_finalised_once(call_db, live, "failed", "service_restart")
 
 
 async def test_transfer_to_a_person_ends_as_transferred(call_settings: Settings, call_db: Database,

@@ -78,10 +78,12 @@ class CallBridge:
         transcription_model: str = "gpt-4o-mini-transcribe",
         clock: Callable[[], float] = time.monotonic,
         link_factory: LinkFactory | None = None,
+        service_stopping: Callable[[], bool] | None = None,
     ) -> None:
         self.transport = transport
         self.link = link
         self._link_factory = link_factory
+        self._service_stopping = service_stopping or (lambda: False)
         self._link_ready = asyncio.Event()  # clear while a new realtime session is being opened
         self._link_ready.set()
         self._link_generation = 0
@@ -153,9 +155,9 @@ class CallBridge:
             self._winding_down = True  # no prompts, limits or tools while the end is settled
             self._done.set()
 
-    async def stop(self, reason: str = "shutdown") -> None:
+    async def stop(self, reason: str = "service_restart") -> None:
         """End the call from outside (service shutdown) and wait until it is finalised."""
-        self.end(CallStatus.COMPLETED, reason)
+        self.end(CallStatus.FAILED, reason, "the service stopped during the call")
         await self._finished.wait()
 
     async def run(self) -> Ending:
@@ -186,7 +188,7 @@ class CallBridge:
         except asyncio.CancelledError:
             # The handler itself is being cancelled (server shutdown, client task torn down): the call
             # must still be finalised, so finish in a task the cancellation can't reach, then re-raise.
-            self.end(CallStatus.COMPLETED, "shutdown")
+            self.end(CallStatus.FAILED, "service_restart", "the service stopped during the call")
             await asyncio.shield(self._finish_once())
             raise
         return await asyncio.shield(self._finish_once())
@@ -307,6 +309,11 @@ class CallBridge:
                     else:
                         self._spawn(self._ask_for_person(), "dtmf-person")
             elif isinstance(event, CallerGone):
+                if event.reason == "disconnected" and self._service_stopping():
+                    # granian closes every socket on SIGTERM before the app hears of the shutdown: a drop while
+                    # this process is draining or stopping is the restart, not the caller's network.
+                    self.end(CallStatus.FAILED, "service_restart", "the service restarted during the call")
+                    return
                 status = CallStatus.COMPLETED if self.recorder.caller_turns else CallStatus.ABANDONED
                 self.end(status, f"caller_{event.reason}")
                 return

@@ -46,6 +46,11 @@ class CallRuntime:
         self.issuer = TokenIssuer(settings.session_secrets)
         self._prewarmed: dict[UUID, tuple[RealtimeLink, asyncio.TimerHandle]] = {}
         self.bridges: set[CallBridge] = set()
+        #: set by a drain (POST /ops/drain) before a planned restart: health answers "draining" so the load
+        #: balancer sends new calls elsewhere, and a call cut when the process then stops is a service restart
+        self.draining = False
+        self._stopping = False
+        self._drain_task: asyncio.Task[int] | None = None
         self._supervisor_client: AsyncOpenAI | None = None
         self._realtime_client: AsyncOpenAI | None = None
         self._summaries_client: AsyncOpenAI | None = None
@@ -217,6 +222,7 @@ class CallRuntime:
                 realtime_session_seconds=float(self.settings.realtime_session_max_seconds),
             ),
             link_factory=self.new_link,
+            service_stopping=lambda: self.draining or self._stopping,
             transfer_number=business.transfer_number,
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
@@ -246,12 +252,33 @@ class CallRuntime:
             self.summaries.poke()
         await lifecycle.close_unclaimed(self.db)
 
+    def drain(self) -> int:
+        """Stop taking calls (health says draining) and let the live ones finish, for at most
+        DRAIN_TIMEOUT_SECONDS; returns how many are live now. Idempotent."""
+        self.draining = True
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._wait_drained(), name="drain")
+        log.warning("draining: %d live call(s)", len(self.bridges))
+        return len(self.bridges)
+
+    async def _wait_drained(self) -> int:
+        deadline = asyncio.get_running_loop().time() + self.settings.drain_timeout_seconds
+        # A few looks a second at a set every call's handler changes, for the drain's minute at most.
+        while self.bridges and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        if self.bridges:
+            log.warning("drain timed out with %d live call(s): they end when the process stops", len(self.bridges))
+        else:
+            log.warning("drained: no live calls")
+        return len(self.bridges)
+
     async def stop(self) -> None:
+        self._stopping = True
         bridges = list(self.bridges)
         if bridges:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
-                    await asyncio.gather(*(b.stop("shutdown") for b in bridges), return_exceptions=True)
+                    await asyncio.gather(*(b.stop("service_restart") for b in bridges), return_exceptions=True)
         for session_id in list(self._prewarmed):
             await self.drop_prewarmed(session_id)
         await self._housekeeping.stop()
