@@ -10,15 +10,13 @@ from litestar.response import File
 
 from app.dashboard.calls import _servable_recording
 from app.dashboard.common import parse_id
-from app.db.engine import Database
-from app.db.models import Business
-from app.db.services import BusinessScope
+from app.db.owner_queries import OwnerScope
 from app.settings import Settings
 
 
 @get("/messages/{message_id:str}/audio", name="dashboard:message-audio")
-async def message_audio(message_id: str, business: Business, db: Database, settings: Settings) -> File:
-    message = await BusinessScope(db.session_maker, business.id).get_message(parse_id(message_id))
+async def message_audio(message_id: str, owner_scope: OwnerScope, settings: Settings) -> File:
+    message = await owner_scope.get_message(parse_id(message_id))
     if not message.audio_path:
         raise NotFoundException("this message has no audio")
     path = await asyncio.to_thread(_servable_recording, message.audio_path, settings.recordings_dir)

@@ -59,7 +59,7 @@ async def recording_ready(request: Request[Any, Any, Any], settings: Settings, d
     message_id = await voicemail_received(db, call_sid=form.get("CallSid"), recording_sid=form.get("RecordingSid"),
                                           recording_url=form.get("RecordingUrl"), duration_seconds=duration)
     if message_id is not None:
-        get_runtime(request.app).voicemails.poke()
+        get_runtime(request.app).jobs.poke()
         log.info("voicemail for call %s: message %s", form.get("CallSid"), message_id)
 
 

@@ -13,7 +13,6 @@ import asyncio
 import io
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -23,14 +22,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db.engine import Database
-from app.db.models import Call, Job, JobStatus, Message, Session
+from app.db.models import Call, Job, Message, Session
+from app.jobs import JobQueue, Permanent, complete, enqueue
 from app.settings import Settings
 from app.telephony.rest import TwilioCalls
-from app.voice.summary import MAX_ATTEMPTS, SummaryWorker
 
 log = logging.getLogger(__name__)
 
 VOICEMAIL_JOB = "voicemail"
+MAX_ATTEMPTS = 6  # with the queue's backoff (5 s doubling), about five minutes of retries
 PENDING, DONE, FAILED = "pending", "done", "failed"
 
 
@@ -46,7 +46,6 @@ async def voicemail_received(db: Database, *, call_sid: str, recording_sid: str,
         existing = await s.scalar(select(Message.id).where(Message.recording_sid == recording_sid))
     if existing is not None:
         return existing
-    now = datetime.now(UTC)
     try:
         async with db.session() as s, s.begin():
             message = Message(business_id=session.business_id, call_id=call_id, caller_phone=session.caller_phone,
@@ -54,46 +53,50 @@ async def voicemail_received(db: Database, *, call_sid: str, recording_sid: str,
                               transcript_status=PENDING)
             s.add(message)
             await s.flush()
-            s.add(Job(kind=VOICEMAIL_JOB, run_after=now,
-                      payload={"message_id": str(message.id), "recording_url": recording_url}))
+            await enqueue(s, VOICEMAIL_JOB, {"message_id": str(message.id), "recording_url": recording_url},
+                          key=f"voicemail:{recording_sid}")
             return message.id
     except IntegrityError:  # the same callback, retried at once
         async with db.session() as s:
             return await s.scalar(select(Message.id).where(Message.recording_sid == recording_sid))
 
 
-class VoicemailWorker(SummaryWorker):
-    """Fetches and transcribes voicemails, through the same leased, retried Job claim as the summaries."""
-
-    KIND = VOICEMAIL_JOB
-    NAME = "voicemail-worker"
+class Voicemails:
+    """The `voicemail` job kind (on the process's one JobQueue): fetch the audio, store it, transcribe it."""
 
     def __init__(self, db: Database, settings: Settings, client_factory: Callable[[], AsyncOpenAI] | None,
                  calls: TwilioCalls | None) -> None:
-        super().__init__(db, settings, client_factory)
+        self._db = db
+        self._settings = settings
+        self._client_factory = client_factory
         self._calls = calls
 
-    async def handle(self, job: Job) -> None:
-        message_id = UUID(str(job.payload["message_id"]))
+    def register(self, jobs: JobQueue) -> None:
+        jobs.register(VOICEMAIL_JOB, self.run, max_attempts=MAX_ATTEMPTS)
+
+    async def run(self, job: Job) -> None:
+        try:
+            message_id = UUID(str(job.payload["message_id"]))
+            recording_url = str(job.payload["recording_url"])
+        except (KeyError, ValueError) as exc:
+            raise Permanent("voicemail job without a message") from exc
         async with self._db.session() as s:
             message = await s.get(Message, message_id)
         if message is None:
-            await self._done(job.id)
-            return
+            return  # deleted meanwhile: nothing to do
         try:
             path = Path(message.audio_path) if message.audio_path else None
-            if path is None or not path.exists():
-                path = await self._fetch(message, str(job.payload["recording_url"]))
+            if path is None or not await asyncio.to_thread(path.exists):
+                path = await self._fetch(message, recording_url)
             text = await self._transcribe(path)
         except Exception:
             if job.attempts >= MAX_ATTEMPTS:
-                await self._set(message_id, transcript_status=FAILED)
+                await self._set(message_id, transcript_status=FAILED)  # the audio stays playable
             raise
         async with self._db.session() as s, s.begin():
             await s.execute(update(Message).where(Message.id == message_id)
                             .values(body=text, transcript_status=DONE))
-            await s.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.DONE.value, last_error=None))
-
+            await complete(s, job)
     async def _set(self, message_id: UUID, **values: Any) -> None:
         async with self._db.session() as s, s.begin():
             await s.execute(update(Message).where(Message.id == message_id).values(**values))

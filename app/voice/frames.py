@@ -57,6 +57,7 @@ class StartInfo(msgspec.Struct, frozen=True):
 class Connected(msgspec.Struct, frozen=True, tag_field="event", tag="connected"):
     protocol: Text = ""
     version: Text = ""
+    streamSid: Text = ""  # Twilio sends none here; every frame type has one so the stream check is uniform
 
 
 class Start(msgspec.Struct, frozen=True, tag_field="event", tag="start"):

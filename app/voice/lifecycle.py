@@ -27,8 +27,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.db.engine import Database
-from app.db.models import Business, Call, CallEvent, CallStatus, Channel, Customer, Job, Session, SessionStatus
+from app.db.models import Business, Call, CallEvent, CallStatus, Channel, Customer, Session, SessionStatus
 from app.db.services import BusinessScope
+from app.jobs import enqueue
 from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer, TokenRejected
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: d
                 status=SessionStatus.FAILED.value if failed else SessionStatus.COMPLETED.value,
                 ended_at=now, failure_reason=failure)
         )
-        s.add(Job(kind=SUMMARY_JOB, payload={"call_id": str(call_id)}, run_after=now))
+        await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
     return True
 
 
@@ -288,7 +289,7 @@ async def reap_stale_calls(db: Database, *, now: datetime | None = None) -> int:
                 .values(status=SessionStatus.FAILED.value, ended_at=last_seen,
                         failure_reason="the service stopped while the call was in progress")
             )
-            s.add(Job(kind=SUMMARY_JOB, payload={"call_id": str(call_id)}, run_after=now))
+            await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
             ended += 1
     return ended
 

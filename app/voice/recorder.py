@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from app import metrics
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
 from app.db.engine import Database
 from app.db.models import CallEvent, CallStatus, EventKind
@@ -102,6 +103,7 @@ class CallRecorder:
         entry.tokens.add(tokens)
 
     def add_latency(self, entry: dict[str, Any]) -> None:
+        metrics.observe_latency(entry)
         for existing in self.latencies:
             if existing.get("turn") == entry.get("turn"):
                 existing.update(entry)
@@ -175,6 +177,8 @@ class CallRecorder:
                 if written or not self._pending:
                     break
                 await asyncio.sleep(0.2 * (attempt + 1))
-        if written and self._on_finalised is not None:
-            self._on_finalised()
+        if written:
+            metrics.calls_ended.labels(status.value, reason).inc()
+            if self._on_finalised is not None:
+                self._on_finalised()
         return written

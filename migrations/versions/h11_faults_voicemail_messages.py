@@ -1,7 +1,7 @@
 """Issue 11: voicemail messages (recording, audio file, transcript status)
 
 Revision ID: h11_faults
-Revises: 09c6928012dc
+Revises: h8b_trust
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "h11_faults"
-down_revision = "09c6928012dc"
+down_revision = "h8b_trust"  # re-chained after main (was 09c6928012dc)
 branch_labels = None
 depends_on = None
 
