@@ -429,6 +429,7 @@ class CallBridge:
             self._swap(link)
             self._switching = False
             self.reconnects += 1
+            metrics.realtime_reconnects.inc()
             gap_ms = int((self._clock() - lost_at) * 1000)
             self.recorder.add(EventKind.SYSTEM, "realtime connection restored",
                               {"gap": "ended", "gap_ms": gap_ms, "attempt": attempt})
