@@ -14,34 +14,39 @@ import hmac
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.exceptions import NotFoundException
 from litestar.types import ControllerRouterHandler
 
 from app.settings import Settings
 from app.voice.runtime import get_runtime
 
 
-def _check(request: Request[Any, Any, Any], settings: Settings) -> None:
+def _refusal(request: Request[Any, Any, Any], settings: Settings) -> Response[dict[str, object]] | None:
+    """A plain 401 for a missing or wrong token (not the owner pages' redirect to sign-in)."""
     if not settings.operator_token:
         raise NotFoundException()
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), settings.operator_token.encode()):
-        raise NotAuthorizedException(detail="operator token required")
+        return Response({"error": "operator token required"}, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})
+    return None
 
 
 @post("/ops/drain", name="ops:drain", status_code=202)
 async def start_drain(request: Request[Any, Any, Any], settings: Settings) -> Response[dict[str, object]]:
-    _check(request, settings)
+    if (refused := _refusal(request, settings)) is not None:
+        return refused
     live = get_runtime(request.app).drain()
     return Response({"status": "draining", "live_calls": live,
                      "timeout_seconds": settings.drain_timeout_seconds}, status_code=202)
 
 
 @get("/ops/drain", name="ops:drain-status")
-async def drain_status(request: Request[Any, Any, Any], settings: Settings) -> dict[str, object]:
-    _check(request, settings)
+async def drain_status(request: Request[Any, Any, Any], settings: Settings) -> Response[dict[str, object]]:
+    if (refused := _refusal(request, settings)) is not None:
+        return refused
     runtime = get_runtime(request.app)
-    return {"draining": runtime.draining, "live_calls": len(runtime.bridges)}
+    return Response({"draining": runtime.draining, "live_calls": len(runtime.bridges)})
 
 
 ROUTES: list[ControllerRouterHandler] = [start_drain, drain_status]
