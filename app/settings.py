@@ -66,7 +66,7 @@ def _bool(name: str, value: str) -> bool:
 # Fields whose values are credentials: hidden from repr and masked in log lines.
 SECRET_FIELDS = frozenset({
     "turso_auth_token", "openai_api_key", "twilio_auth_token", "google_client_secret", "session_secrets",
-    "polar_access_token", "polar_webhook_secret", "metrics_token", "sentry_dsn",
+    "polar_access_token", "polar_webhook_secret", "metrics_token", "sentry_dsn", "operator_token",
     "calendar_token_keys",  # issue 15
 })
 
@@ -114,6 +114,12 @@ class Settings:
     calendar_token_keys: tuple[str, ...] = ()
     calendar_sync_seconds: int = 900
     calendar_watch_ttl_seconds: int = 7 * 24 * 3600
+    # Issue 11, calls that survive faults: a call's realtime session is rolled over to a fresh one (with the
+    # conversation restored) after this long, before OpenAI's 60-minute session limit; and how long a drain
+    # waits for live calls before moving them elsewhere.
+    realtime_session_max_seconds: int = 55 * 60
+    operator_token: str | None = field(default=None, repr=False)  # opens POST /ops/drain to its bearer
+    drain_timeout_seconds: int = 60
     # Operations (issue 10): METRICS_TOKEN opens GET /metrics to a bearer of it; SENTRY_DSN turns on error
     # reports (scrubbed of personal data, app.error_reporting).
     metrics_token: str | None = field(default=None, repr=False)
@@ -234,9 +240,11 @@ def _calendar_token_keys(raw: str | None) -> tuple[str, ...]:
                 "CALENDAR_TOKEN_KEY must be Fernet keys (urlsafe base64 of 32 bytes), comma-separated"
             ) from None
     return keys
-def _metrics_token(raw: str | None) -> str | None:
+
+
+def _bearer_token(name: str, raw: str | None) -> str | None:
     if raw is not None and len(raw) < 16:
-        raise SettingsError("METRICS_TOKEN must be at least 16 characters")
+        raise SettingsError(f"{name} must be at least 16 characters")
     return raw
 
 
@@ -346,7 +354,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "CALENDAR_WATCH_TTL_SECONDS", opt("CALENDAR_WATCH_TTL_SECONDS") or str(7 * 24 * 3600),
             low=60, high=30 * 24 * 3600,
         ),
-        metrics_token=_metrics_token(opt("METRICS_TOKEN")),
+        realtime_session_max_seconds=_int(
+            "REALTIME_SESSION_MAX_SECONDS", opt("REALTIME_SESSION_MAX_SECONDS") or str(55 * 60), low=5, high=3590
+        ),
+        operator_token=_bearer_token("OPERATOR_TOKEN", opt("OPERATOR_TOKEN")),
+        drain_timeout_seconds=_int("DRAIN_TIMEOUT_SECONDS", opt("DRAIN_TIMEOUT_SECONDS") or "60", low=0, high=3600),
+        metrics_token=_bearer_token("METRICS_TOKEN", opt("METRICS_TOKEN")),
         sentry_dsn=_http_url("SENTRY_DSN", dsn) if (dsn := opt("SENTRY_DSN")) else None,
         sentry_environment=opt("SENTRY_ENVIRONMENT") or "production",
         voice_engine_default=_voice_engine(opt("VOICE_ENGINE_DEFAULT")),

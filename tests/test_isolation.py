@@ -37,6 +37,7 @@ from app.db.models import (
     CallEvent,
     Closure,
     Customer,
+    Message,
     Resource,
     Session,
     SessionStatus,
@@ -75,6 +76,13 @@ async def _world(db: Database, settings: Settings, business: Business, tag: str)
     async with db.session() as s, s.begin():
         s.add(Billing(business_id=business.id, period="2026-02", amount_cents=777, provider_reference=f"ref-{tag}"))
     await audit.record(db, "settings.changed", business_id=business.id, detail={"fields": [f"{tag}-audit"]})
+    voicemail = settings.recordings_dir / str(business.id) / f"voicemail-{tag}.wav"
+    voicemail.write_bytes(b"RIFF" + tag.encode())
+    async with db.session() as s, s.begin():  # a voicemail (issue 11), with its audio
+        message = Message(business_id=business.id, call_id=call.id, body=f"voicemail {tag}", audio_path=str(voicemail),
+                          recording_sid=f"RE{tag}", transcript_status="done")
+        s.add(message)
+        await s.flush()
     # Issue 15: one of each calendar row.
     calendar = CalendarScope(db.session_maker, business.id)
     resource = await calendar.save_resource(None, name=f"Staff {tag}", kind="person", services=[], weekly_hours=None)
@@ -89,8 +97,8 @@ async def _world(db: Database, settings: Settings, business: Business, tag: str)
                                     reason=f"conflict {tag}")
         s.add_all([link, conflict])
     return {"call": call.id, "session": session.id, "live_session": live_session.id, "customer": customer.id,
-            "appointment": appointment.id, "resource": resource.id, "closure": closure.id, "block": block.id,
-            "account": account.id, "link": link.id, "conflict": conflict.id}
+            "appointment": appointment.id, "message": message.id, "resource": resource.id, "closure": closure.id,
+            "block": block.id, "account": account.id, "link": link.id, "conflict": conflict.id}
 
 
 async def _snapshot(db: Database, business_id: UUID) -> list[Any]:
@@ -114,7 +122,7 @@ async def _snapshot(db: Database, business_id: UUID) -> list[Any]:
 def _fill(path: str, theirs: dict[str, UUID]) -> str:
     values = {
         "call_id": theirs["call"], "session_id": theirs["live_session"], "appointment_id": theirs["appointment"],
-        "customer_id": theirs["customer"], "file_path": "app.css",
+        "customer_id": theirs["customer"], "file_path": "app.css", "message_id": theirs["message"],
         # issue 15
         "resource_id": theirs.get("resource"), "closure_id": theirs.get("closure"), "block_id": theirs.get("block"),
         "account_id": theirs.get("account"), "link_id": theirs.get("link"), "conflict_id": theirs.get("conflict"),
@@ -147,8 +155,9 @@ def _refused(response: Any) -> bool:
 
 async def test_every_route_needs_an_owner_unless_it_is_public(settings: Settings, db: Database) -> None:
     user, _business = await create_owner(db, name="Alpha Barbers")
-    theirs = {k: UUID(int=i + 1) for i, k in enumerate(("call", "live_session", "appointment", "customer", "resource",
-                                                        "closure", "block", "account", "link", "conflict"))}
+    theirs = {k: UUID(int=i + 1) for i, k in enumerate(("call", "live_session", "appointment", "customer", "message",
+                                                        "resource", "closure", "block", "account", "link",
+                                                        "conflict"))}
     app = create_app(settings)
     routes = _routes(app)
     templates = {path for _m, path in routes}

@@ -12,6 +12,7 @@ from app.dashboard import (
     overview,
     sessions,
     settings_pages,
+    voicemail,
 )
 
 ROUTES: list[ControllerRouterHandler] = [
@@ -22,6 +23,7 @@ ROUTES: list[ControllerRouterHandler] = [
     *customers.ROUTES,
     *billing.ROUTES,
     *settings_pages.ROUTES,
+    *voicemail.ROUTES,
     *audit_page.ROUTES,
     *engine_settings.ROUTES,
 ]

@@ -264,6 +264,12 @@ class Message(UUIDv7AuditBase):
     caller_phone: Mapped[str | None] = mapped_column(String(20), default=None)
     body: Mapped[str] = mapped_column(Text)
     is_read: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Issue 11: a voicemail left when the AI could not answer: its audio (under RECORDINGS_DIR), Twilio's
+    # recording, and whether its transcript (the body) is still to come (pending), done or failed.
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    audio_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    audio_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    transcript_status: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Billing(UUIDv7AuditBase):

@@ -449,3 +449,18 @@ class BusinessScope:
             if call is None:
                 raise NotFound("call not found")
             return call
+
+    # -- voicemails (issue 11) ----------------------------------------------------------------------------
+    async def messages_for_call(self, call_id: UUID) -> list[Message]:
+        async with self._sessions() as s:
+            return list(await s.scalars(select(Message).where(Message.business_id == self.business_id,
+                                                              Message.call_id == call_id)
+                                        .order_by(Message.created_at)))
+
+    async def get_message(self, message_id: UUID) -> Message:
+        async with self._sessions() as s:
+            message = await s.scalar(select(Message).where(Message.business_id == self.business_id,
+                                                           Message.id == message_id))
+            if message is None:
+                raise NotFound("message not found")
+            return message
