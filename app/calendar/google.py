@@ -8,7 +8,7 @@
   refreshed here with authlib and kept in memory only; aiogoogle gets a token that is not about to expire.
 
 Errors become three kinds the sync code acts on: `SyncTokenGone` (410: full resync), `GoogleNotFound`
-(404/410 on one event), and `GoogleUnavailable` (anything else: the outbox retries later).
+(404/410 on one event), and `GoogleUnavailable` (anything else: the job queue retries later).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""The calendar's background work, started and stopped with the app: the outbox worker (pushes bookings to
-Google, runs syncs that notifications queued) and the periodic pass (a sync of every calendar as the safety
-net under push notifications, and watch channels renewed before they expire)."""
+"""The calendar's background work, started and stopped with the app: two kinds of the process's job queue
+(`app.jobs`: pushing a booking change to Google, and a sync a push notification asked for; both written in the
+transaction of what caused them, so they survive a crash or an unreachable Google) and the periodic pass (a
+sync of every calendar as the safety net under push notifications, and watch channels renewed before they
+expire)."""
 
 from __future__ import annotations
 
@@ -12,45 +14,50 @@ from litestar import Litestar
 
 from app.background import BackgroundLoop
 from app.calendar.google import GoogleCalendar
-from app.calendar.outbox import Outbox
 from app.calendar.sync import SYNC_JOB, CalendarSync
 from app.db.engine import Database
+from app.db.models import Job
 from app.db.scheduling import CALENDAR_PUSH_JOB, forget_committed_change, on_committed_change
+from app.jobs import JobQueue, Permanent
 from app.settings import Settings
 
-OUTBOX_POLL_SECONDS = 2.0
+# Google may be out for hours: 40 attempts at 1 s doubling up to the queue's 10-minute cap is ~6 hours.
+MAX_ATTEMPTS = 40
+BACKOFF_FIRST_SECONDS = 1.0
+
+
+def _uuid(payload: Mapping[str, Any], key: str) -> UUID:
+    try:
+        return UUID(str(payload[key]))
+    except (KeyError, ValueError) as exc:
+        raise Permanent(f"calendar job without a valid {key}") from exc
 
 
 class CalendarRuntime:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, jobs: JobQueue) -> None:
         self.google = GoogleCalendar(settings)
         self.sync = CalendarSync(settings, db, self.google)
-        self.outbox = Outbox(db, {CALENDAR_PUSH_JOB: self._push, SYNC_JOB: self._sync})
-        self._worker = BackgroundLoop("calendar-outbox", self._drain, OUTBOX_POLL_SECONDS)
+        self._jobs = jobs
+        jobs.register(CALENDAR_PUSH_JOB, self._push, max_attempts=MAX_ATTEMPTS, backoff_base=BACKOFF_FIRST_SECONDS)
+        jobs.register(SYNC_JOB, self._sync, max_attempts=MAX_ATTEMPTS, backoff_base=BACKOFF_FIRST_SECONDS)
         self._periodic = BackgroundLoop("calendar-periodic", self.sync.periodic, settings.calendar_sync_seconds)
 
-    async def _push(self, payload: Mapping[str, Any]) -> None:
-        await self.sync.push_appointment(UUID(str(payload["appointment_id"])))
+    async def _push(self, job: Job) -> None:
+        await self.sync.push_appointment(_uuid(job.payload, "appointment_id"))
 
-    async def _sync(self, payload: Mapping[str, Any]) -> None:
-        await self.sync.sync_link(UUID(str(payload["link_id"])), full=bool(payload.get("full")))
-
-    async def _drain(self) -> None:
-        while await self.outbox.run_once() and not self._worker.stopping:
-            pass
+    async def _sync(self, job: Job) -> None:
+        await self.sync.sync_link(_uuid(job.payload, "link_id"), full=bool(job.payload.get("full")))
 
     def wake(self) -> None:
-        self._worker.wake()
+        self._jobs.poke()
 
     async def start(self) -> None:
         on_committed_change(self.wake)
-        self._worker.start()
         self._periodic.start()
 
     async def stop(self) -> None:
         forget_committed_change(self.wake)
         await self._periodic.stop()
-        await self._worker.stop()
 
 
 def get_calendar(app: Litestar) -> CalendarRuntime:
@@ -58,7 +65,8 @@ def get_calendar(app: Litestar) -> CalendarRuntime:
 
 
 async def start_calendar(app: Litestar) -> None:
-    runtime = CalendarRuntime(app.state["settings"], app.state["db"])
+    # After the call runtime's start-up, which builds and starts the process's job queue.
+    runtime = CalendarRuntime(app.state["settings"], app.state["db"], app.state["jobs"])
     app.state["calendar"] = runtime
     await runtime.start()
 
