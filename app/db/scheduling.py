@@ -233,7 +233,7 @@ _listeners: list[Callable[[], None]] = []
 
 
 def on_committed_change(callback: Callable[[], None]) -> None:
-    """Run `callback` (cheap, sync) after a booking change commits: the job queue wakes on it, to push it to Google now."""
+    """Run `callback` (cheap, sync) after a booking change commits: the job queue wakes on it."""
     _listeners.append(callback)
 
 
