@@ -9,6 +9,7 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request, Response
+from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -26,6 +27,7 @@ from app.auth.cookies import SessionSigner
 from app.auth.deps import NeedsOnboarding, provide_business, provide_owner
 from app.db.engine import Database
 from app.settings import ROOT, Settings, SettingsError, load_settings
+from app.web.caching import CachingMiddleware, asset_url
 from app.web.errors import error_response
 from app.web.health import health
 from app.web.logs import configure_logging
@@ -42,9 +44,12 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.dashboard.routes import ROUTES as dashboard_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
+    from app.web.icons import ROUTES as icon_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
-    return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes]
+    return [
+        health, static, *icon_routes, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes
+    ]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
@@ -96,7 +101,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             exclude=CSRF_EXEMPT,
         ),
         # Outermost first, so the rate limits and anything that logs the client see it, not the proxy.
-        middleware=[ProxyHeadersMiddleware.from_settings(settings), RequestIdMiddleware()],
+        middleware=[ProxyHeadersMiddleware.from_settings(settings), RequestIdMiddleware(), CachingMiddleware()],
+        # Brotli where the browser takes it, gzip otherwise; audio (already dense, and ranged) and event
+        # streams (must flush each event) are left alone. HTTP only: WebSocket frames never pass through it.
+        compression_config=CompressionConfig(
+            backend="brotli", brotli_gzip_fallback=True, minimum_size=500,
+            exclude=["^/calls/[^/]+/recording", "/events$", "^/static/voices/"],
+        ),
         exception_handlers={
             NeedsOnboarding: _onboarding_redirect,
             HTTPException: error_response,
@@ -110,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     template_config.engine_instance.engine.globals.update(
-        version=__version__, google_configured=settings.google_configured
+        version=__version__, google_configured=settings.google_configured, asset=asset_url
     )
     return app
 
