@@ -257,7 +257,7 @@ class Billing(UUIDv7AuditBase):
 
 
 class Job(UUIDv7AuditBase):
-    """Work that must survive a restart (call summaries); the worker claims pending rows at start-up."""
+    """Durable background work (app.jobs): summaries, notifications, usage reports; claimed with a lease."""
 
     __tablename__ = "job"
     __table_args__ = (_enum_check("status", JobStatus), Index("ix_job_status_run_after", "status", "run_after"))

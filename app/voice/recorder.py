@@ -21,7 +21,8 @@ from sqlalchemy import update
 
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
 from app.db.engine import Database
-from app.db.models import Call, CallEvent, CallStatus, EventKind, Job, Session, SessionStatus
+from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
+from app.jobs import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class CallRecorder:
                             failure_reason=final.failure,
                         )
                     )
-                    s.add(Job(kind=SUMMARY_JOB, payload={"call_id": str(self.call_id)}, run_after=now))
+                    await enqueue(s, SUMMARY_JOB, {"call_id": str(self.call_id)}, key=f"summary:{self.call_id}")
             return True
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.

@@ -1,5 +1,5 @@
 """Process-wide call machinery, on `app.state.runtime`: prewarmed realtime links, live bridges, the
-summary worker. Started and stopped with the app; on stop every live call is finalised."""
+job worker (summaries and every other kind). Started and stopped with the app; on stop every live call is finalised."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Business, Session
 from app.db.services import BusinessScope
+from app.jobs import JobQueue
 from app.settings import Settings
 from app.tools import ToolContext
 from app.voice.bridge import CallBridge, CallLimits
@@ -24,7 +25,7 @@ from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options
 from app.voice.recorder import CallRecorder, Ending
 from app.voice.sdk_warmup import warm_openai_sdk
 from app.voice.sessions import caller_context, close_unclaimed_sessions, finalise_stale_calls, start_call
-from app.voice.summary import SummaryWorker
+from app.voice.summary import Summaries
 from app.voice.supervisor import FALLBACK, Supervisor, SupervisorAnswer
 from app.voice.tokens import TokenIssuer
 from app.voice.transport import CallerTransport
@@ -39,9 +40,11 @@ MAX_REALTIME_SESSION_SECONDS = 59 * 60
 
 
 class CallRuntime:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, jobs: JobQueue | None = None) -> None:
         self.settings = settings
         self.db = db
+        # The process's one job worker: the call summaries are one of its kinds; other rooms register theirs.
+        self.jobs = jobs or JobQueue(db)
         self.issuer = TokenIssuer(settings.session_secrets)
         self._prewarmed: dict[UUID, tuple[RealtimeLink, asyncio.TimerHandle]] = {}
         self.bridges: set[CallBridge] = set()
@@ -49,7 +52,7 @@ class CallRuntime:
         self._realtime_client: AsyncOpenAI | None = None
         self._summaries_client: AsyncOpenAI | None = None
         self._housekeeping = BackgroundLoop("call-housekeeping", self._housekeeping_pass, HOUSEKEEPING_SECONDS)
-        self.summaries = SummaryWorker(db, settings, self._summary_client if settings.openai_api_key else None)
+        Summaries(db, settings, self._summary_client if settings.openai_api_key else None).register(self.jobs)
 
     def _summary_client(self) -> AsyncOpenAI:
         if self._summaries_client is None:
@@ -139,7 +142,7 @@ class CallRuntime:
             business_id=business.id,
             started_at=call.started_at,
             price_overrides=self.settings.price_overrides,
-            on_finalised=self.summaries.poke,
+            on_finalised=self.jobs.poke,
         )
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
@@ -189,7 +192,7 @@ class CallRuntime:
             await asyncio.to_thread(self._build_clients)
             await warm_openai_sdk()
         self._housekeeping.start()
-        self.summaries.start()
+        self.jobs.start()
 
     def _build_clients(self) -> None:
         self.realtime_client()
@@ -201,7 +204,7 @@ class CallRuntime:
         """Calls orphaned by a process that died get ended (and summarised), and sessions nobody connected
         to get closed: at start-up, then every minute (two indexed look-ups that find nothing almost always)."""
         if await finalise_stale_calls(self.db):
-            self.summaries.poke()
+            self.jobs.poke()
         await close_unclaimed_sessions(self.db)
 
     async def stop(self) -> None:
@@ -213,7 +216,7 @@ class CallRuntime:
         for session_id in list(self._prewarmed):
             await self.drop_prewarmed(session_id)
         await self._housekeeping.stop()
-        await self.summaries.stop()
+        await self.jobs.stop()
         for client in (self._realtime_client, self._supervisor_client, self._summaries_client):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -227,6 +230,7 @@ def get_runtime(app: Litestar) -> CallRuntime:
 async def start_runtime(app: Litestar) -> None:
     runtime = CallRuntime(app.state.settings, app.state.db)
     app.state.runtime = runtime
+    app.state.jobs = runtime.jobs
     await runtime.start()
 
 
