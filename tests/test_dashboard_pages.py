@@ -92,23 +92,23 @@ async def test_calls_list_filters_search_and_pages(ctx: Ctx) -> None:
     await seed_call(ctx.db, ctx.business.id, started_at=base - timedelta(days=3), caller_phone="+15559998888",
                     transcript="Caller: Do you do balayage 100% natural?\nAgent: We do.")
     first = (await ctx.client.get("/calls")).text
-    assert first.count('<tr>\n        <td><a href="/calls/') == 25
+    assert first.count('<tr>\n        <td data-label="When"><a href="/calls/') == 25
     assert "+15550000029" in first and "Older" in first  # newest first
     second = (await ctx.client.get("/calls?page=2")).text
-    assert second.count('<td><a href="/calls/') == 6 and "Newer" in second and "Older" not in second
+    assert second.count('<td data-label="When"><a href="/calls/') == 6 and "Newer" in second and "Older" not in second
     failed = (await ctx.client.get("/calls", params={"status": "failed"})).text
-    assert failed.count('<td><a href="/calls/') == 10
+    assert failed.count('<td data-label="When"><a href="/calls/') == 10
     day = (await ctx.client.get("/calls", params={"from": "2026-02-26", "to": "2026-02-26"})).text
-    assert day.count('<td><a href="/calls/') == 1 and "+15559998888" in day
+    assert day.count('<td data-label="When"><a href="/calls/') == 1 and "+15559998888" in day
     found = await ctx.client.get("/calls", params={"q": "balayage natural"}, headers={
         "HX-Request": "true", "HX-Target": "calls-results"})
     assert found.text.startswith('\n<section id="calls-results"') or 'id="calls-results"' in found.text[:200]
-    assert "<html" not in found.text and found.text.count('<td><a href="/calls/') == 1
+    assert "<html" not in found.text and found.text.count('<td data-label="When"><a href="/calls/') == 1
     # LIKE wildcards in the search are literal characters.
-    assert (await ctx.client.get("/calls", params={"q": "100%"})).text.count('<td><a href="/calls/') == 1
-    assert (await ctx.client.get("/calls", params={"q": "_"})).text.count('<td><a href="/calls/') == 0
+    assert (await ctx.client.get("/calls", params={"q": "100%"})).text.count('<td data-label="When"><a href="/calls/') == 1
+    assert (await ctx.client.get("/calls", params={"q": "_"})).text.count('<td data-label="When"><a href="/calls/') == 0
     by_number = (await ctx.client.get("/calls", params={"q": "555 999 8888"})).text
-    assert by_number.count('<td><a href="/calls/') == 1
+    assert by_number.count('<td data-label="When"><a href="/calls/') == 1
     nothing = (await ctx.client.get("/calls", params={"q": "zebra"})).text
     assert "No calls match" in nothing
     bad = await ctx.client.get("/calls", params={"from": "yesterday", "status": "weird", "page": "x"})
@@ -276,7 +276,7 @@ async def test_dashboard_queries_work_on_every_database_mode(any_db: Database, d
                                      session_status=SessionStatus.ACTIVE.value, events=TOOL_EVENTS[:1])
     async with AsyncTestClient(create_app(db_mode_settings)) as client:
         sign_in(client, db_mode_settings, user.id)
-        assert (await client.get("/calls", params={"q": "50% TRIMS"})).text.count('<td><a href="/calls/') == 3
+        assert (await client.get("/calls", params={"q": "50% TRIMS"})).text.count('<td data-label="When"><a href="/calls/') == 3
         assert (await client.get("/calls", params={"q": "5_%"})).text.count('<td><a href="/calls/') == 0
         original = calls_module.CSV_BATCH
         calls_module.CSV_BATCH = 2
