@@ -49,7 +49,8 @@ async def test_test_calls_are_left_out_of_the_overview_unless_asked(settings: Se
         sign_in(client, settings, user.id)
 
         def today(text: str) -> list[str]:
-            return re.findall(r'<div class="value">([^<]+)</div>', text.split("<h2>Today</h2>")[1].split("</section>")[0])
+            block = text.split("<h2>Today</h2>")[1].split("</section>")[0]
+            return re.findall(r'<div class="value">([^<]+)</div>', block)
 
         phone_only = (await client.get("/")).text
         assert today(phone_only)[0] == "1" and today(phone_only)[2] == "$1.00"

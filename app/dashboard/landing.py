@@ -53,7 +53,8 @@ def landing_plans(settings: Settings) -> list[Plan]:
             f"{PRICES_AS_OF}). Every call's exact cost is on your dashboard.",
         ))
     if settings.polar_access_token:
-        plans.append(Plan("Pro", "Monthly plan", "Upgrade from the Billing page when you're ready; pay securely online."))
+        plans.append(Plan("Pro", "Monthly plan",
+                          "Upgrade from the Billing page when you're ready; pay securely online."))
     return plans
 
 

@@ -1,7 +1,10 @@
 """Sessions: every call attempt with its status; active ones refresh live from the flushed CallEvents.
 
-The page polls a small partial every second (htmx). Events are flushed by the call engine once per turn,
-so whichever instance serves the poll sees the same rows; polling stops when the session is over.
+The live list is re-fetched every second only while a call is live (static/pages.js; every 15 s while
+idle, and never while the tab is hidden), and keeps the rows the owner opened. Each refresh is two small
+queries, whatever the number of live calls: the live sessions with their calls, then the last few events
+of all of them at once (a window function per call, only the columns the rows show). Events are flushed
+by the call engine once per turn, so whichever instance serves the poll sees the same rows.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from uuid import UUID
 from litestar import get
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.auth.deps import Owner
 from app.dashboard.common import page, parse_id
@@ -22,6 +25,10 @@ from app.db.models import Business, Call, CallEvent, Session, SessionStatus
 LIVE_STATUSES = (SessionStatus.PENDING.value, SessionStatus.ACTIVE.value)
 LIST_LIMIT = 50
 LIVE_EVENTS = 200
+LIVE_LIST_EVENTS = 8
+LIVE_LIST_SESSIONS = 10
+EVENT_COLUMNS = (CallEvent.call_id, CallEvent.sequence, CallEvent.offset_ms, CallEvent.kind, CallEvent.text,
+                 CallEvent.data)
 
 
 async def _session_with_call(db: Database, business_id: UUID, session_id: UUID) -> tuple[Session, Call | None]:
@@ -50,17 +57,34 @@ async def _events(db: Database, business_id: UUID, call: Call | None) -> list[Ca
 
 async def _live_sessions(db: Database, business_id: UUID) -> list[dict[str, Any]]:
     async with db.session() as s:
-        rows = (
-            await s.execute(
-                select(Session, Call)
-                .outerjoin(Call, Call.session_id == Session.id)
-                .where(Session.business_id == business_id, Session.status.in_(LIVE_STATUSES))
-                .order_by(Session.created_at.desc())
-                .limit(10)
+        pairs = list(
+            (
+                await s.execute(
+                    select(Session, Call)
+                    .outerjoin(Call, Call.session_id == Session.id)
+                    .where(Session.business_id == business_id, Session.status.in_(LIVE_STATUSES))
+                    .order_by(Session.created_at.desc())
+                    .limit(LIVE_LIST_SESSIONS)
+                )
+            ).tuples()
+        )
+        call_ids = [call.id for _session, call in pairs if call is not None]
+        latest: dict[UUID, list[Any]] = {call_id: [] for call_id in call_ids}
+        if call_ids:
+            rank = func.row_number().over(partition_by=CallEvent.call_id, order_by=CallEvent.sequence.desc())
+            recent = (
+                select(*EVENT_COLUMNS, rank.label("rank"))
+                .where(CallEvent.business_id == business_id, CallEvent.call_id.in_(call_ids))
+                .subquery()
             )
-        ).tuples()
-        pairs = list(rows)
-    return [{"session": session, "call": call, "events": (await _events(db, business_id, call))[-8:]}
+            rows = await s.execute(
+                select(*(recent.c[c.key] for c in EVENT_COLUMNS))
+                .where(recent.c.rank <= LIVE_LIST_EVENTS)
+                .order_by(recent.c.call_id, recent.c.sequence)
+            )
+            for row in rows:
+                latest[row.call_id].append(row)
+    return [{"session": session, "call": call, "events": latest.get(call.id, []) if call else []}
             for session, call in pairs]
 
 
