@@ -33,6 +33,7 @@ def valid_form(**overrides: Any) -> dict[str, Any]:
         "voice": "coral",
         "max_call_minutes": "15",
         "recording_enabled": "on",
+        "recording_retention_days": "30 days",
         "hours_mon": "09:00-12:00, 13:00-17:30",
         "hours_tue": "9:00-17:00",
         "hours_wed": "", "hours_thu": "closed", "hours_fri": "22:00-02:00 overnight", "hours_sat": "", "hours_sun": "",
@@ -79,6 +80,7 @@ async def test_first_sign_in_goes_to_onboarding_which_creates_the_business(
     assert business.services == [{"name": "Check-up", "minutes": 30, "price": 60.0},
                                  {"name": "Cleaning", "minutes": 45, "price": 75.5}]
     assert (business.voice, business.max_call_seconds, business.recording_enabled) == ("coral", 900, True)
+    assert business.recording_retention_days == 30
     # Onboarding is done: going back lands on settings, and the dashboard opens.
     assert (await client.get("/onboarding")).headers["location"] == "/settings"
     assert (await client.get("/")).status_code == 200
@@ -90,6 +92,7 @@ async def test_first_sign_in_goes_to_onboarding_which_creates_the_business(
         ({"name": ""}, "name", "Enter your business"),
         ({"timezone": "Mars/Olympus"}, "timezone", "No timezone called"),
         ({"timezone": ""}, "timezone", "Choose your timezone"),
+        ({"recording_retention_days": "0"}, "recording_retention_days", "Keep recordings for 1 to 3650 days"),
         ({"phone_number": "12ab"}, "phone_number", "international format"),
         ({"transfer_number": "+442079460958"}, "transfer_number", "different number"),
         ({"voice": "darth"}, "voice", "listed voices"),

@@ -7,6 +7,7 @@ rest of the form. What people type is read by `typed_input` ("9am-5pm", "$250", 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ COMMON_TIMEZONES = all_timezones()
 MIN_CALL_MINUTES, MAX_CALL_MINUTES = 1, 60
 MIN_SERVICE_MINUTES, MAX_SERVICE_MINUTES = 5, 480
 MAX_SERVICES = 30
+MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
 DEFAULT_CALL_MINUTES = 10
 
 
@@ -101,6 +103,7 @@ def form_from_business(business: Business | None) -> BusinessForm:
             "voice": business.voice,
             "max_call_minutes": _minutes_text(business.max_call_seconds),
             "recording_enabled": "on" if business.recording_enabled else "",
+            "recording_retention_days": str(business.recording_retention_days or ""),
         },
         hours={d: hours_text((business.weekly_hours or {}).get(d)) for d in WEEKDAYS},
         services=[
@@ -178,7 +181,7 @@ def _services(form: Any, errors: dict[str, str]) -> tuple[list[ServiceRow], list
 
 def parse_business_form(form: Any) -> BusinessForm:
     keys = ("name", "timezone", "phone_number", "transfer_number", "address", "greeting", "instructions",
-            "voice", "max_call_minutes", "recording_enabled")
+            "voice", "max_call_minutes", "recording_enabled", "recording_retention_days")
     result = BusinessForm(raw={k: _text(form, k) for k in keys})
     raw, errors, values = result.raw, result.errors, result.values
 
@@ -220,6 +223,14 @@ def parse_business_form(form: Any) -> BusinessForm:
         errors["max_call_minutes"] = limit_error
 
     values["recording_enabled"] = raw["recording_enabled"] in {"on", "true", "1", "yes"}
+    keep = re.sub(r"\s*days?$", "", raw["recording_retention_days"].lower())
+    if not keep or keep in {"forever", "always", "never"}:
+        values["recording_retention_days"] = None
+    elif keep.isdigit() and MIN_RETENTION_DAYS <= int(keep) <= MAX_RETENTION_DAYS:
+        values["recording_retention_days"] = int(keep)
+    else:
+        errors["recording_retention_days"] = (
+            f"Keep recordings for {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days, or leave it empty to keep them.")
 
     for day in WEEKDAYS:
         result.hours[day] = _text(form, f"hours_{day}")

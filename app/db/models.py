@@ -110,6 +110,8 @@ class Business(UUIDv7AuditBase):
     # serialise concurrent bookings of one business before the overlap check reads anything.
     booking_version: Mapped[int] = mapped_column(Integer, default=0)
     plan: Mapped[str] = mapped_column(String(40), default="free")
+    # Issue 14 (owner pages): recordings older than this many days are deleted by housekeeping; None keeps them.
+    recording_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
 
     owner: Mapped[User] = relationship(back_populates="business", lazy="noload")
 

@@ -23,6 +23,7 @@ from app.voice.bridge import CallBridge, CallLimits
 from app.voice.prompts import CallerContext, greeting_for, session_config, supervisor_instructions
 from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options, openai_client
 from app.voice.recorder import CallRecorder, Ending
+from app.voice.retention import retention_pass
 from app.voice.sdk_warmup import warm_openai_sdk
 from app.voice.sessions import caller_context, close_unclaimed_sessions, finalise_stale_calls, start_call
 from app.voice.summary import Summaries
@@ -206,6 +207,7 @@ class CallRuntime:
         if await finalise_stale_calls(self.db):
             self.jobs.poke()
         await close_unclaimed_sessions(self.db)
+        await retention_pass(self.db, self.settings.recordings_dir)
 
     async def stop(self) -> None:
         bridges = list(self.bridges)
