@@ -27,7 +27,8 @@ async def test_old_recordings_are_deleted_and_the_call_stays(settings: Settings,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"RIFF")
         files[name] = path
-        _s, calls[name] = await seed_call(db, business.id, started_at=now - timedelta(days=age), recording_path=str(path))
+        _s, calls[name] = await seed_call(
+            db, business.id, started_at=now - timedelta(days=age), recording_path=str(path))
     outside = settings.recordings_dir.parent / "not-a-recording.wav"
     outside.write_bytes(b"keep me")
     _s, rogue = await seed_call(db, keeper.id, started_at=now - timedelta(days=90), recording_path=str(outside))
