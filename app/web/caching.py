@@ -99,8 +99,10 @@ class CachingMiddleware(ASGIMiddleware):
             if "content-encoding" in headers and not etag.startswith("W/"):
                 etag = "W/" + etag  # the same file, compressed: equivalent, not byte-identical
             headers["ETag"] = etag
-            if "vary" not in headers:
-                headers["Vary"] = "Accept-Encoding"
+            # Pages and their htmx partials share URLs: a cached partial must never come back as the page
+            # (the back button after a filtered list showed a bare results table without this).
+            vary = "Accept-Encoding" if path.startswith(STATIC_PREFIX) else "Accept-Encoding, HX-Request, HX-Target"
+            headers["Vary"] = ", ".join(v for v in (headers.get("vary"), vary) if v)
             first, start = start, None
             if if_none_match and _matches(if_none_match, etag):
                 first["status"] = 304
