@@ -263,7 +263,7 @@ async def test_billing_current_period_per_call_and_past_periods(ctx: Ctx) -> Non
     text = (await ctx.client.get("/billing")).text
     assert '<div class="value" id="period-cost">$0.50</div>' in text
     assert "1,515" in text and "2.0" in text  # tokens and minutes
-    assert text.count("<tr><td><a href=\"/calls/") == 2
+    assert text.count("<tr><td data-label=\"Call\"><a href=\"/calls/") == 2
     assert "2026-01" in text and "12.34 USD" in text and "Free" in text
 
 

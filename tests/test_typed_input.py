@@ -129,7 +129,7 @@ def test_the_whole_form_reports_every_mistake_at_once_and_keeps_what_was_typed()
     assert set(form.errors) == {"name", "timezone", "max_call_minutes", "hours_tue", "hours_wed", "service_2"}
     assert form.hours["tue"] == "17:00-09:00" and form.services[1].minutes == "ages"
     assert [target for target, _ in form.error_links()] == [
-        "name", "timezone", "max_call_minutes", "hours_tue", "hours_wed", "service_2-minutes"]
+        "name", "timezone", "hours_tue", "hours_wed", "service_2-minutes", "max_call_minutes"]
 
 
 def test_the_form_turns_what_was_typed_into_clean_values() -> None:

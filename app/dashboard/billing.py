@@ -19,6 +19,9 @@ from app.db.models import Billing, Business, Call
 from app.settings import Settings
 
 PER_CALL_LIMIT = 500
+PER_CALL_COLUMNS = (
+    Call.id, Call.started_at, Call.duration_seconds, Call.input_tokens, Call.output_tokens, Call.cost_usd
+)
 
 
 @get("/billing", name="dashboard:billing")
@@ -40,8 +43,11 @@ async def billing_page(owner: Owner, business: Business, db: Database, settings:
                 ).where(*in_period)
             )
         ).one()
+        # Only the columns the table shows: whole rows would drag every transcript and event list along.
         calls = list(
-            await s.scalars(select(Call).where(*in_period).order_by(Call.started_at.desc()).limit(PER_CALL_LIMIT))
+            (await s.execute(
+                select(*PER_CALL_COLUMNS).where(*in_period).order_by(Call.started_at.desc()).limit(PER_CALL_LIMIT)
+            )).all()
         )
         periods = list(
             await s.scalars(

@@ -33,6 +33,22 @@ MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
 DEFAULT_CALL_MINUTES = 10
 
 
+FIELD_ORDER = ("name", "timezone", "address", "phone_number", "transfer_number",
+               *(f"hours_{d}" for d in WEEKDAYS), "hours", "services")
+LATER_FIELDS = ("greeting", "instructions", "voice", "max_call_minutes", "recording_retention_days")
+
+
+def _field_order(key: str) -> tuple[int, int]:
+    """Where a field sits on the page, so the error list reads top to bottom like the form."""
+    if key in FIELD_ORDER:
+        return FIELD_ORDER.index(key), 0
+    if key.startswith("service_") and key[8:].isdigit():
+        return len(FIELD_ORDER), int(key[8:])
+    if key in LATER_FIELDS:
+        return len(FIELD_ORDER) + 1 + LATER_FIELDS.index(key), 0
+    return len(FIELD_ORDER) + 1 + len(LATER_FIELDS), 0
+
+
 @dataclass
 class ServiceRow:
     name: str = ""
@@ -59,7 +75,7 @@ class BusinessForm:
     def error_links(self) -> list[tuple[str, str]]:
         """(input id, message) for every error, in the form's order, for the list beside the Save button."""
         links = []
-        for key, message in self.errors.items():
+        for key, message in sorted(self.errors.items(), key=lambda item: _field_order(item[0])):
             if key.startswith("service_") and key[8:].isdigit():
                 row = self.services[int(key[8:]) - 1]
                 links.append((f"{key}-{row.field or 'name'}", message))

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from litestar import get
 from litestar.exceptions import NotFoundException
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from sqlalchemy import func, select
 
 from app.auth.deps import Owner
@@ -128,4 +128,11 @@ async def session_live(session_id: str, owner: Owner, business: Business, db: Da
                 live=session.status in LIVE_STATUSES)
 
 
-ROUTES = [sessions_page, sessions_live, session_detail, session_live]
+@get("/sessions/{session_id:str}/record", name="dashboard:session-record")
+async def session_record(session_id: str, business: Business, db: Database) -> Redirect:
+    """Where a finished test call's "see its record" link goes: the call when there is one, else the session."""
+    session, call = await _session_with_call(db, business.id, parse_id(session_id))
+    return Redirect(path=f"/calls/{call.id}" if call else f"/sessions/{session.id}", status_code=303)
+
+
+ROUTES = [sessions_page, sessions_live, session_detail, session_live, session_record]

@@ -136,7 +136,9 @@ class Checks:
             }""",
             AXE_TAGS,
         )
-        page.screenshot(path=str(self.folder / f"{len(self.checked) + 1:02d}-{name}.png"), full_page=True)
+        stem = self.folder / f"{len(self.checked) + 1:02d}-{name}"
+        page.screenshot(path=f"{stem}.png")  # what the owner sees first
+        page.screenshot(path=f"{stem}-full.png", full_page=True)
         assert violations == [], f"axe-core on {name} ({self.viewport}, {page.url}): {violations}"
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= VIEWPORTS[self.viewport]["width"] + 1, f"{name} scrolls sideways ({width}px)"
