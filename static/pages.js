@@ -1,5 +1,9 @@
 // Behaviour shared by the owner pages, plain JS in a static file (no inline script; CSP-friendly).
 (() => {
+  // On a phone the nav is one scrolling row: bring the current page's link into view.
+  const current = document.querySelector(".mainnav [aria-current=page]");
+  if (current && current.scrollIntoView) current.scrollIntoView({ block: "nearest", inline: "center" });
+
   // htmx keeps a snapshot of the page for the back button; typed values live in properties, not attributes,
   // so without this a filtered list came back with its results but blank filter inputs.
   document.addEventListener("htmx:beforeHistorySave", () => {

@@ -260,7 +260,7 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
 
     ids = _run(_seed(server.env, email))
     page.goto(server.url + "/")
-    expect(page.locator("svg.chart")).to_be_visible()
+    expect(page.locator("svg.chart >> visible=true")).to_be_visible()
     expect(page.locator("#tests-note")).to_contain_text("1 test call this month not counted")
     check("overview")
 
