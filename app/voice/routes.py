@@ -10,12 +10,16 @@ from uuid import UUID
 from litestar import Request, WebSocket, get, post, websocket
 from litestar.response import Template
 from litestar.types import ControllerRouterHandler
+from sqlalchemy import select
 
 from app.auth.deps import Owner
 from app.db.engine import Database
-from app.db.models import Business, Channel
+from app.db.models import Business, Call, Channel
+from app.db.services import BusinessScope
 from app.settings import Settings
 from app.voice.browser import BrowserTransport
+from app.voice.pcm_recording import PcmStereoRecording
+from app.voice.recording import save_recording
 from app.voice.runtime import get_runtime
 from app.voice.sessions import open_session
 from app.voice.tokens import TokenRejected, claim_session
@@ -64,8 +68,16 @@ async def call_socket(socket: WebSocket[Any, Any, Any], session_id: UUID, db: Da
     if session.channel != Channel.BROWSER.value:
         await socket.close(code=CLOSE_TOKEN_INVALID, reason="token mismatch")
         return
-    ending = await runtime.run_call(session, BrowserTransport(socket))
+    business = await BusinessScope(db.session_maker, session.business_id).business()
+    # Recorded like phone calls when the business records calls (the test page says so before the call).
+    recording = PcmStereoRecording() if business.recording_enabled else None
+    ending = await runtime.run_call(session, BrowserTransport(socket, recording=recording))
     log.info("browser call %s ended: %s (%s)", session_id, ending.reason, ending.status)
+    if recording is not None:
+        async with db.session() as s:
+            call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
+        if call_id is not None:
+            await save_recording(db, runtime.settings.recordings_dir, business.id, call_id, recording)
     if socket.connection_state != "disconnect":
         with contextlib.suppress(Exception):
             await socket.close(code=1000, reason=ending.reason[:100])

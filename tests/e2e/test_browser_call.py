@@ -75,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> It
 async def _create_business(env: dict[str, str]) -> None:
     db = Database(load_settings(env))
     try:
-        await create_owner(db, email=OWNER_EMAIL)
+        await create_owner(db, email=OWNER_EMAIL, recording_enabled=True)
     finally:
         await db.dispose()
 
@@ -200,6 +200,11 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
     assert call.input_tokens > 0 and call.output_tokens > 0
     assert call.cost_usd > 0 and call.duration_seconds > 5
     assert call.summary is not None and call.summary.startswith("Summary: Hi, I'd like to book a haircut")
+    # Recording is on: the test call is recorded like a phone call, caller left and agent right.
+    recorded = wait_for(lambda: asyncio.run(_call_record(server.env))[0].recording_path, 10, "the recording")
+    with wave.open(recorded) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 24000)
+        assert w.getnframes() > 24000 * 3
     assert "Traceback" not in server.log()
 
 
