@@ -37,13 +37,18 @@ sys.path.insert(0, str(ROOT))
 
 from app.auth.cookies import COOKIE_NAME, SessionSigner  # noqa: E402
 from app.db.models import Business, Call, Session  # noqa: E402
-from bench.bench_call_latency import pct, process_tree  # noqa: E402
+from bench.bench_call_latency import pct as _pct  # noqa: E402
+from bench.bench_call_latency import process_tree  # noqa: E402
 from bench.bench_dashboard import STATUSES, _transcript  # noqa: E402
 from bench.bench_load import Result, run_calls, seed, service_setup, start_process  # noqa: E402
 from tests.doubles.twilio_double import TwilioDouble  # noqa: E402
 from tests.support.server import base_env, free_port, run_server  # noqa: E402
 
 PAGES = (("live list", "/sessions/live", 1.0), ("overview", "/", 5.0))
+
+
+def pct(values: list[float], q: float) -> float:
+    return _pct(values, q) if values else float("nan")
 
 
 def seed_history(database_file: Path, calls: int) -> tuple[uuid.UUID, uuid.UUID]:
@@ -192,6 +197,8 @@ def report(phases: list[Phase], args: argparse.Namespace) -> str:
             lines.append(f"| {label} | {len(t)} | {pct(t, 50):.1f} | {pct(t, 95):.1f} |")
         lines.append(f"\npage errors: {pages.errors}; most live calls on one live-list response: "
                      f"{pages.live_rows_seen}")
+    failures = {c.error for p in phases for c in p.result.calls if c.error}
+    lines += [f"call error: {e}" for e in sorted(failures)[:5]]
     return "\n".join(lines)
 
 
