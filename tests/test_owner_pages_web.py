@@ -13,8 +13,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from app.dashboard.overview import daily_counts
+from app.dashboard.common import local_day_bounds
 from app.db.engine import Database
+from app.db.owner_queries import OwnerScope
 from app.main import create_app
 from app.settings import Settings
 from tests.support.dashboard import seed_call, sign_in
@@ -68,8 +69,10 @@ async def test_day_buckets_follow_the_business_timezone_across_a_dst_change(db: 
         stamp = datetime.strptime(local, "%Y-%m-%d %H:%M").replace(tzinfo=tz).astimezone(UTC)
         await seed_call(db, business.id, started_at=stamp)
     await seed_call(db, business.id, started_at=datetime(2026, 3, 8, 12, tzinfo=tz), caller_phone=None)
-    assert await daily_counts(db, business.id, days, tz, include_tests=False) == [1, 2, 1]
-    assert await daily_counts(db, business.id, days, tz, include_tests=True) == [1, 3, 1]
+    scope = OwnerScope(db.session_maker, business.id)
+    bounds = [local_day_bounds(d, tz) for d in days]
+    assert await scope.daily_call_counts(bounds, include_tests=False) == [1, 2, 1]
+    assert await scope.daily_call_counts(bounds, include_tests=True) == [1, 3, 1]
 
 
 async def test_static_files_are_versioned_compressed_and_cached(visitor: AsyncTestClient[Litestar]) -> None:

@@ -71,7 +71,7 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
         raise ValidationException(detail="CallSid is missing")
     business = await business_for_number(db, called)
     if business is None:
-        log.warning("call %s to %s: no business has that number", call_sid, called)
+        log.warning("call %s: no business has the number it was made to", call_sid)
         return _twiml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER_APOLOGY))
     runtime = get_runtime(request.app)
     offered = await offer_twilio_session(db, runtime.issuer, business, call_sid=call_sid,

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from sqlalchemy import update
 
+from app import metrics
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
 from app.db.engine import Database
 from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
@@ -103,6 +104,7 @@ class CallRecorder:
         entry.tokens.add(tokens)
 
     def add_latency(self, entry: dict[str, Any]) -> None:
+        metrics.observe_latency(entry)
         for existing in self.latencies:
             if existing.get("turn") == entry.get("turn"):
                 existing.update(entry)
@@ -201,6 +203,8 @@ class CallRecorder:
                 if written or not self._pending:
                     break
                 await asyncio.sleep(0.2 * (attempt + 1))
-        if written and self._on_finalised is not None:
-            self._on_finalised()
+        if written:
+            metrics.calls_ended.labels(status.value, reason).inc()
+            if self._on_finalised is not None:
+                self._on_finalised()
         return written

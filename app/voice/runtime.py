@@ -12,6 +12,7 @@ from uuid import UUID
 from litestar import Litestar
 from openai import AsyncOpenAI
 
+from app import metrics
 from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Business, Session
@@ -113,10 +114,13 @@ class CallRuntime:
         `greet` words the greeting for this caller (the phone greets known callers by name)."""
         bridge = await self.build_bridge(session, transport, greet=greet)
         self.bridges.add(bridge)
+        metrics.calls_started.labels(transport.channel).inc()
+        metrics.live_calls.inc()
         try:
             return await bridge.run()
         finally:
             self.bridges.discard(bridge)
+            metrics.live_calls.dec()
 
     async def build_bridge(
         self,

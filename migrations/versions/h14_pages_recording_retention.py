@@ -1,7 +1,7 @@
 """recording retention per business (issue 14)
 
 Revision ID: h14_pages
-Revises: 09c6928012dc
+Revises: h8b_trust
 
 Owners choose how many days call recordings are kept; NULL keeps them until deleted by hand.
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "h14_pages"
-down_revision = "09c6928012dc"
+down_revision = "h8b_trust"
 branch_labels = None
 depends_on = None
 

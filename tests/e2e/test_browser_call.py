@@ -128,6 +128,8 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
             context = browser.new_context()
             context.grant_permissions(["microphone"], origin=server.url)
             page = context.new_page()
+            blocked: list[str] = []  # the call page runs under the CSP: workers, audio, socket all allowed
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
             sign_in(page, server.url)
             page.click("#call-start")
             root = page.locator("#test-call")
@@ -169,6 +171,7 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
             record.click()
             page.wait_for_url(re.compile(r"/calls/[0-9a-f-]+$"))
             assert "Browser test call" in page.locator("main").inner_text()
+            assert blocked == []
         finally:
             browser.close()
 
