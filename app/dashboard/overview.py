@@ -53,7 +53,7 @@ async def _overview(owner: Owner, business: Business, owner_scope: OwnerScope, i
     )
     totals_today, totals_month, tests_this_month = await owner_scope.overview_totals(
         day_window, month_window, include_tests=include_tests)
-    return page(
+    response = page(
         "dashboard/overview.html",
         owner,
         today=asdict(totals_today),
@@ -66,6 +66,9 @@ async def _overview(owner: Owner, business: Business, owner_scope: OwnerScope, i
         include_tests=include_tests,
         tests_this_month=tests_this_month,
     )
+    # `/` is a public path (the landing page), so nothing would mark the owner's dashboard private on its own.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @get("/", name="dashboard:overview")

@@ -1,11 +1,15 @@
-"""HTTP caching: versioned static URLs cached for a year, everything else revalidated with ETags (304).
+"""HTTP caching: versioned static URLs cached for a year, public pages revalidated with ETags (304), owner
+pages never stored.
 
 Invariant: a URL is cached without revalidation only when it carries the content hash of the file it names
 (`asset_url` writes `?v=<hash>`), so a deploy can never leave a browser with a stale script or stylesheet;
-every other response is `no-cache` (owner pages also `private`) and answered 304 when the browser's ETag
-still matches. Only GET/HEAD responses that arrive in one body message are hashed (pages, partials, static
-files); streams (CSV export, server-sent events) and ranged audio pass through untouched. HTTP scope only:
-nothing here ever touches a WebSocket frame.
+other public responses (on `app.auth.access.PUBLIC_PATHS`: the landing page, unversioned static files) are
+`no-cache` and answered 304 when the browser's ETag still matches; owner pages are `no-store` (issue 8: never
+shown again from the cache after sign-out or to the next user of a shared computer), so they carry no ETag.
+A handler that sets its own Cache-Control keeps it (the signed-in dashboard at `/` says `no-store`).
+Only GET/HEAD responses that arrive in one body message are hashed (public pages, static files); streams
+(CSV export, server-sent events) and ranged audio pass through untouched. HTTP scope only: nothing here ever
+touches a WebSocket frame.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.auth.access import is_public
 from app.settings import ROOT
 
 STATIC_ROOT = ROOT / "static"
@@ -88,7 +93,9 @@ class CachingMiddleware(ASGIMiddleware):
             if path.startswith(STATIC_PREFIX):
                 headers["Cache-Control"] = f"public, max-age={YEAR}, immutable" if versioned else "public, no-cache"
             elif "cache-control" not in headers:
-                headers["Cache-Control"] = "private, no-cache"
+                # Read at response time: routing has filled in the path template by then.
+                public = is_public(scope.get("path_template", ""))
+                headers["Cache-Control"] = "private, no-cache" if public else "no-store"
             if "no-store" in headers.get("cache-control", ""):
                 first, start = start, None
                 await send(first)
