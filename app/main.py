@@ -9,6 +9,7 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request, Response
+from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -29,6 +30,7 @@ from app.db.engine import Database
 from app.error_reporting import init_error_reporting
 from app.metrics import LoopLagWatcher
 from app.settings import ROOT, Settings, SettingsError, load_settings
+from app.web.caching import CachingMiddleware, asset_url
 from app.web.errors import error_response
 from app.web.health import health
 from app.web.logs import configure_logging
@@ -51,10 +53,13 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
     from app.web.drain import ROUTES as drain_routes
+    from app.web.icons import ROUTES as icon_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
-    return [health, metrics, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes,
-            *fallback_routes, *drain_routes, *billing_routes, *calendar_routes]
+    return [
+        health, metrics, static, *icon_routes, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes,
+        *fallback_routes, *drain_routes, *billing_routes, *calendar_routes,
+    ]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
@@ -118,7 +123,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             exclude=CSRF_EXEMPT,
         ),
         # Outermost first, so the rate limits and anything that logs the client see it, not the proxy.
-        middleware=[ProxyHeadersMiddleware.from_settings(settings), RequestIdMiddleware()],
+        middleware=[ProxyHeadersMiddleware.from_settings(settings), RequestIdMiddleware(), CachingMiddleware()],
+        # Brotli where the browser takes it, gzip otherwise; audio (already dense, and ranged) and event
+        # streams (must flush each event) are left alone. HTTP only: WebSocket frames never pass through it.
+        compression_config=CompressionConfig(
+            backend="brotli", brotli_gzip_fallback=True, minimum_size=500,
+            exclude=["^/calls/[^/]+/recording", "/events$", "^/static/voices/"],
+        ),
         exception_handlers={
             NeedsOnboarding: _onboarding_redirect,
             HTTPException: error_response,
@@ -138,7 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # carry the headers too; it passes WebSocket scopes straight through.
     app.asgi_handler = SecurityHeaders(app.asgi_handler)
     template_config.engine_instance.engine.globals.update(
-        version=__version__, google_configured=settings.google_configured
+        version=__version__, google_configured=settings.google_configured, asset=asset_url
     )
     return app
 

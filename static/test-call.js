@@ -146,6 +146,8 @@
     setState("connecting");
     let session;
     try {
+      // The microphone first: a refused microphone must not leave a session behind waiting for a caller.
+      await audioGraph();
       const res = await fetch("/api/sessions", {
         method: "POST",
         headers: { "x-csrftoken": csrf, "content-type": "application/json" },
@@ -154,7 +156,6 @@
       });
       if (!res.ok) throw new Error("The service refused to start a call (" + res.status + ").");
       session = await res.json();
-      await audioGraph();
     } catch (err) {
       notice(err.name === "NotAllowedError" ? "Microphone access was refused." : String(err.message || err), "bad");
       teardown();
@@ -178,10 +179,19 @@
     };
     ws.onclose = (e) => {
       if (CLOSE_TEXT[e.code]) notice(CLOSE_TEXT[e.code], "bad");
+      else showRecord(session.session_id);
       root.dataset.closeCode = String(e.code);
       teardown();
       setState("ended");
     };
+  }
+
+  // When the call ends, point at its record (transcript, summary, cost, recording when turned on).
+  function showRecord(sessionId) {
+    const link = document.getElementById("call-record");
+    if (!link) return;
+    link.href = "/sessions/" + sessionId + "/record";
+    link.hidden = false;
   }
 
   function hangUp() {

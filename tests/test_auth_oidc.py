@@ -157,7 +157,7 @@ async def test_bad_id_tokens_are_refused(
     assert "Sign-in failed" in response.text and reason in response.text
     assert COOKIE_NAME not in response.cookies
     assert await _users(db) == 0
-    assert (await client.get("/")).headers["location"].startswith("/auth/login")
+    assert (await client.get("/calls")).headers["location"].startswith("/auth/login")
 
 
 async def test_state_mismatch_and_missing_flow_cookie_are_refused(

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Appointment, Billing, Business, Session, SessionStatus, User
+from app.db.models import Appointment, Billing, Business, Call, Session, SessionStatus, User
 from app.db.services import BusinessScope
 from app.main import create_app
 from app.settings import Settings
@@ -52,6 +52,10 @@ TOOL_EVENTS = [
     ("tool_result", "", {"name": "book_appointment", "error": {"code": "slot_taken", "message": "taken"}}),
     ("agent", "You're booked for 10am.", {}),
 ]
+
+
+# A call's row in the calls list: its first cell links to the call.
+ROW = '<td data-label="When"><a href="/calls/'
 
 
 async def test_empty_states_guide_a_new_owner(ctx: Ctx) -> None:
@@ -92,23 +96,23 @@ async def test_calls_list_filters_search_and_pages(ctx: Ctx) -> None:
     await seed_call(ctx.db, ctx.business.id, started_at=base - timedelta(days=3), caller_phone="+15559998888",
                     transcript="Caller: Do you do balayage 100% natural?\nAgent: We do.")
     first = (await ctx.client.get("/calls")).text
-    assert first.count('<tr>\n        <td><a href="/calls/') == 25
+    assert first.count('<tr>\n        ' + ROW) == 25
     assert "+15550000029" in first and "Older" in first  # newest first
     second = (await ctx.client.get("/calls?page=2")).text
-    assert second.count('<td><a href="/calls/') == 6 and "Newer" in second and "Older" not in second
+    assert second.count(ROW) == 6 and "Newer" in second and "Older" not in second
     failed = (await ctx.client.get("/calls", params={"status": "failed"})).text
-    assert failed.count('<td><a href="/calls/') == 10
+    assert failed.count(ROW) == 10
     day = (await ctx.client.get("/calls", params={"from": "2026-02-26", "to": "2026-02-26"})).text
-    assert day.count('<td><a href="/calls/') == 1 and "+15559998888" in day
+    assert day.count(ROW) == 1 and "+15559998888" in day
     found = await ctx.client.get("/calls", params={"q": "balayage natural"}, headers={
         "HX-Request": "true", "HX-Target": "calls-results"})
     assert found.text.startswith('\n<section id="calls-results"') or 'id="calls-results"' in found.text[:200]
-    assert "<html" not in found.text and found.text.count('<td><a href="/calls/') == 1
+    assert "<html" not in found.text and found.text.count(ROW) == 1
     # LIKE wildcards in the search are literal characters.
-    assert (await ctx.client.get("/calls", params={"q": "100%"})).text.count('<td><a href="/calls/') == 1
-    assert (await ctx.client.get("/calls", params={"q": "_"})).text.count('<td><a href="/calls/') == 0
+    assert (await ctx.client.get("/calls", params={"q": "100%"})).text.count(ROW) == 1
+    assert (await ctx.client.get("/calls", params={"q": "_"})).text.count(ROW) == 0
     by_number = (await ctx.client.get("/calls", params={"q": "555 999 8888"})).text
-    assert by_number.count('<td><a href="/calls/') == 1
+    assert by_number.count(ROW) == 1
     nothing = (await ctx.client.get("/calls", params={"q": "zebra"})).text
     assert "No calls match" in nothing
     bad = await ctx.client.get("/calls", params={"from": "yesterday", "status": "weird", "page": "x"})
@@ -169,6 +173,22 @@ async def test_call_detail_shows_conversation_tools_timings_cost_summary_and_aud
     assert f'src="/calls/{call.id}/recording"' in text
     audio = await ctx.client.get(f"/calls/{call.id}/recording")
     assert audio.status_code == 200 and audio.content == recording.read_bytes()
+    assert audio.headers["accept-ranges"] == "bytes" and audio.headers["content-disposition"].startswith("inline")
+    # Seeking: the player asks for byte ranges and gets exactly those bytes.
+    whole = recording.read_bytes()
+    for header, status, body, content_range in (
+        ("bytes=4-7", 206, whole[4:8], f"bytes 4-7/{len(whole)}"),
+        ("bytes=10-", 206, whole[10:], f"bytes 10-{len(whole) - 1}/{len(whole)}"),
+        ("bytes=-5", 206, whole[-5:], f"bytes {len(whole) - 5}-{len(whole) - 1}/{len(whole)}"),
+        ("bytes=0-99999", 206, whole, f"bytes 0-{len(whole) - 1}/{len(whole)}"),
+    ):
+        part = await ctx.client.get(f"/calls/{call.id}/recording", headers={"Range": header})
+        assert (part.status_code, part.content, part.headers["content-range"]) == (status, body, content_range)
+    beyond = await ctx.client.get(f"/calls/{call.id}/recording", headers={"Range": f"bytes={len(whole)}-"})
+    assert beyond.status_code == 416 and beyond.headers["content-range"] == f"bytes */{len(whole)}"
+    saved = await ctx.client.get(f"/calls/{call.id}/recording?download=1")
+    assert saved.headers["content-disposition"].startswith("attachment; filename=\"call-")
+    assert f'href="/calls/{call.id}/recording?download=1"' in text
     assert audio.headers["content-type"].startswith("audio/wav")
 
 
@@ -188,20 +208,25 @@ async def test_live_session_view_updates_and_stops_polling_when_done(ctx: Ctx) -
     session, call = await seed_call(ctx.db, ctx.business.id, status="in_progress",
                                     session_status=SessionStatus.ACTIVE.value, events=TOOL_EVENTS[:1])
     page = (await ctx.client.get(f"/sessions/{session.id}")).text
-    assert f'hx-get="/sessions/{session.id}/live"' in page and 'hx-trigger="every 1s"' in page
+    assert f'hx-get="/sessions/{session.id}/live"' in page and 'data-poll-ms="1000"' in page
     assert "book a haircut" in page
     await add_event(ctx.db, call, 2, "agent", "Sure — what time suits you?")
     live = (await ctx.client.get(f"/sessions/{session.id}/live", headers={"HX-Request": "true"})).text
-    assert "what time suits you?" in live and "every 1s" in live and "<html" not in live
+    assert "what time suits you?" in live and 'data-poll-ms="1000"' in live and "<html" not in live
     listing = (await ctx.client.get("/sessions/live")).text
-    assert "what time suits you?" in listing and str(session.id) in listing
+    assert "what time suits you?" in listing and str(session.id) in listing and 'data-poll-ms="1000"' in listing
+    assert f'<details class="live-session" id="live-{session.id}">' in listing  # rows the page keeps open
     async with ctx.db.session() as s, s.begin():
         row = await s.get(Session, session.id)
-        assert row is not None
-        row.status = SessionStatus.COMPLETED.value
+        call_row = await s.get(Call, call.id)
+        assert row is not None and call_row is not None
+        row.status, call_row.status = SessionStatus.COMPLETED.value, "abandoned"
     done = (await ctx.client.get(f"/sessions/{session.id}/live")).text
-    assert "every 1s" not in done and "completed" in done
-    assert "No calls right now" in (await ctx.client.get("/sessions/live")).text
+    # Polling stops; the session shows its call's outcome in the same words as the call page.
+    assert "data-poll-ms" not in done and "Hung up early" in done and "See the call’s record" in done
+    idle = (await ctx.client.get("/sessions/live")).text
+    assert "No calls right now" in idle and 'data-poll-ms="15000"' in idle
+    assert "Hung up early" in (await ctx.client.get("/sessions")).text
     assert str(session.id) in (await ctx.client.get("/sessions")).text
 
 
@@ -238,7 +263,7 @@ async def test_billing_current_period_per_call_and_past_periods(ctx: Ctx) -> Non
     text = (await ctx.client.get("/billing")).text
     assert '<div class="value" id="period-cost">$0.50</div>' in text
     assert "1,515" in text and "2.0" in text  # tokens and minutes
-    assert text.count("<tr><td><a href=\"/calls/") == 2
+    assert text.count("<tr><td data-label=\"Call\"><a href=\"/calls/") == 2
     assert "2026-01" in text and "12.34 USD" in text and "Free" in text
 
 
@@ -276,8 +301,8 @@ async def test_dashboard_queries_work_on_every_database_mode(any_db: Database, d
                                      session_status=SessionStatus.ACTIVE.value, events=TOOL_EVENTS[:1])
     async with AsyncTestClient(create_app(db_mode_settings)) as client:
         sign_in(client, db_mode_settings, user.id)
-        assert (await client.get("/calls", params={"q": "50% TRIMS"})).text.count('<td><a href="/calls/') == 3
-        assert (await client.get("/calls", params={"q": "5_%"})).text.count('<td><a href="/calls/') == 0
+        assert (await client.get("/calls", params={"q": "50% TRIMS"})).text.count(ROW) == 3
+        assert (await client.get("/calls", params={"q": "5_%"})).text.count(ROW) == 0
         original = calls_module.CSV_BATCH
         calls_module.CSV_BATCH = 2
         try:

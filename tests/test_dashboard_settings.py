@@ -31,11 +31,12 @@ def valid_form(**overrides: Any) -> dict[str, Any]:
         "greeting": "Bright Smiles, how can I help?",
         "instructions": "We don't take walk-ins.",
         "voice": "coral",
-        "max_call_seconds": "900",
+        "max_call_minutes": "15",
         "recording_enabled": "on",
+        "recording_retention_days": "30 days",
         "hours_mon": "09:00-12:00, 13:00-17:30",
         "hours_tue": "9:00-17:00",
-        "hours_wed": "", "hours_thu": "closed", "hours_fri": "22:00-02:00", "hours_sat": "", "hours_sun": "",
+        "hours_wed": "", "hours_thu": "closed", "hours_fri": "22:00-02:00 overnight", "hours_sat": "", "hours_sun": "",
         "service_name": ["Check-up", "Cleaning", ""],
         "service_minutes": ["30", "45", ""],
         "service_price": ["60", "75.5", ""],
@@ -79,6 +80,7 @@ async def test_first_sign_in_goes_to_onboarding_which_creates_the_business(
     assert business.services == [{"name": "Check-up", "minutes": 30, "price": 60.0},
                                  {"name": "Cleaning", "minutes": 45, "price": 75.5}]
     assert (business.voice, business.max_call_seconds, business.recording_enabled) == ("coral", 900, True)
+    assert business.recording_retention_days == 30
     # Onboarding is done: going back lands on settings, and the dashboard opens.
     assert (await client.get("/onboarding")).headers["location"] == "/settings"
     assert (await client.get("/")).status_code == 200
@@ -88,20 +90,28 @@ async def test_first_sign_in_goes_to_onboarding_which_creates_the_business(
     ("overrides", "field", "message"),
     [
         ({"name": ""}, "name", "Enter your business"),
-        ({"timezone": "Mars/Olympus"}, "timezone", "Choose a timezone"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "No timezone called"),
+        ({"timezone": ""}, "timezone", "Choose your timezone"),
+        ({"recording_retention_days": "0"}, "recording_retention_days", "Keep recordings for 1 to 3650 days"),
         ({"phone_number": "12ab"}, "phone_number", "international format"),
         ({"transfer_number": "+442079460958"}, "transfer_number", "different number"),
         ({"voice": "darth"}, "voice", "listed voices"),
-        ({"max_call_seconds": "30"}, "max_call_seconds", "between 60 and 3600"),
-        ({"max_call_seconds": "9999"}, "max_call_seconds", "between 60 and 3600"),
-        ({"hours_wed": "nine to five"}, "hours_wed", "Wednesday: write hours like"),
-        ({"hours_wed": "25:00-26:00"}, "hours_wed", "Wednesday"),
-        ({"hours_wed": "09:00-09:00"}, "hours", "is empty"),
-        ({"service_minutes": ["3", "45", ""]}, "services", "between 5 and 480"),
-        ({"service_minutes": ["lots", "45", ""]}, "services", "whole number"),
-        ({"service_price": ["-1", "75", ""]}, "services", "0 or more"),
-        ({"service_name": ["", "Cleaning", ""]}, "services", "Give the service a name"),
-        ({"service_name": ["Cleaning", "cleaning", ""]}, "services", "listed twice"),
+        ({"max_call_minutes": "0"}, "max_call_minutes", "between 1 and 60 minutes"),
+        ({"max_call_minutes": "2h"}, "max_call_minutes", "between 1 and 60 minutes"),
+        ({"max_call_minutes": "soon"}, "max_call_minutes", "between 1 and 60 minutes"),
+        ({"hours_wed": "nine to five"}, "hours_wed", "Wednesday: couldn&#39;t read the time"),
+        ({"hours_wed": "25:00-26:00"}, "hours_wed", "Wednesday: &#39;25:00&#39; is not a time of day"),
+        ({"hours_wed": "09:00-09:00"}, "hours_wed", "opens and closes at the same time"),
+        ({"hours_wed": "09:00-13:00, 12:00-17:00"}, "hours_wed", "09:00-13:00 and 12:00-17:00 overlap"),
+        ({"hours_wed": "17:00-09:00"}, "hours_wed", "closes before it opens"),
+        ({"hours_fri": "22:00-02:00 overnight", "hours_sat": "1am-4am"}, "hours_sat",
+         "opens before Friday&#39;s 22:00-02:00 overnight has closed"),
+        ({"service_minutes": ["3", "45", ""]}, "service_1", "between 5 and 480 minutes"),
+        ({"service_minutes": ["lots", "45", ""]}, "service_1", "Couldn&#39;t read &#39;lots&#39; as a length"),
+        ({"service_price": ["-1", "75", ""]}, "service_1", "can&#39;t be negative"),
+        ({"service_price": ["a lot", "75", ""]}, "service_1", "Couldn&#39;t read the price"),
+        ({"service_name": ["", "Cleaning", ""]}, "service_1", "Give the service a name"),
+        ({"service_name": ["Cleaning", "cleaning", ""]}, "service_2", "is listed twice"),
         ({"service_name": ["", "", ""], "service_minutes": ["", "", ""], "service_price": ["", "", ""]},
          "services", "at least one service"),
     ],
@@ -117,6 +127,8 @@ async def test_onboarding_validation_errors_inline_and_nothing_saved(
     assert "HX-Redirect" not in response.headers
     assert "<html" not in response.text and 'id="business-form"' in response.text  # the partial, for htmx
     assert message in response.text
+    # Listed beside the Save button, linked to its input.
+    assert f'href="#{ {"services": "service_1"}.get(field, field)}' in response.text
     # What was typed is kept.
     assert 'value="1 High St"' in response.text and "We don&#39;t take walk-ins." in response.text
     assert await _business(db, user) is None

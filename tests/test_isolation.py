@@ -233,7 +233,7 @@ async def test_isolation_matrix(settings: Settings, db: Database) -> None:
         # Settings have no id to swap, but claiming the other business's number must not touch it.
         response = await client.post("/settings", headers={"x-csrftoken": token, **htmx}, data={
             "name": "Alpha", "timezone": "UTC", "phone_number": "+15550000002", "voice": "marin",
-            "max_call_seconds": "600", "service_name": "Cut", "service_minutes": "30", "service_price": "10"})
+            "max_call_minutes": "10", "service_name": "Cut", "service_minutes": "30", "service_price": "10"})
         assert "Another business already uses this number" in response.text
 
         # Lists, searches, live panels, billing and exports show only the signed-in owner's rows.

@@ -107,3 +107,42 @@ async def test_items_playback_reports_and_clear() -> None:
     ]
     assert ws.closed == (1000, "goodbye")
     reader.cancel()
+
+
+async def test_a_recorded_browser_call_is_a_stereo_pcm16_wav_caller_left_agent_right(tmp_path: Any) -> None:
+    import wave
+
+    import numpy as np
+
+    from app.voice.pcm_recording import SAMPLE_RATE, PcmStereoRecording
+
+    recording = PcmStereoRecording()
+    ws = FakeSocket()
+    transport = BrowserTransport(ws, recording=recording)  # type: ignore[arg-type]
+    caller = (np.full(4800, 1000, dtype="<i2")).tobytes()  # 200 ms of the microphone
+    ws.binary(caller)
+    ws.binary(caller)
+    ws.text({"type": "hangup"})
+    await asyncio.wait_for(collect(transport), 2)
+    agent = (np.full(2400, -2000, dtype="<i2")).tobytes()  # 100 ms
+    await transport.send_audio("item-1", agent)
+    await transport.send_audio("item-1", agent)
+    path = tmp_path / "call.wav"
+    recording.write_wav(path)
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, SAMPLE_RATE)
+        frames = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert (frames[:9600, 0] == 1000).all()  # both microphone frames, back to back from 0
+    agent_samples = frames[:, 1][frames[:, 1] != 0]
+    assert len(agent_samples) == 4800 and (agent_samples == -2000).all()  # both agent chunks, in order
+
+
+async def test_a_cleared_reply_is_cut_where_playback_stopped() -> None:
+    from app.voice.pcm_recording import PcmStereoRecording
+
+    recording = PcmStereoRecording()
+    recording.add_agent(bytes(48 * 5000))  # 5 s queued at once
+    await asyncio.sleep(0.05)
+    recording.cut_agent()
+    heard = sum(len(p.payload) for p in recording.agent) / 48
+    assert 20 < heard < 1000  # what played before the barge-in, not the 5 s that were queued

@@ -26,6 +26,9 @@ from app.db.models import Business, User
 
 # Path templates (as Litestar routes them, `scope["path_template"]`) that answer without an owner, and why.
 PUBLIC_PATHS: dict[str, str] = {
+    "/": "the landing page for visitors (no per-visitor data); the handler shows the dashboard only to a "
+         "signed-in owner, through the same cookie check (app.dashboard.overview)",
+    "/favicon.ico": "the site icon browsers ask for at the root; a static file",
     "/health": "liveness for the platform's health check; says nothing about any business",
     "/metrics": "Prometheus scrape; the operator's METRICS_TOKEN bearer token checked (app.web.metrics)",
     "/static/{file_path:path}": "stylesheets, htmx and the call page's scripts",

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
-from litestar.response import File, Stream, Template
+from litestar.response import Stream, Template
 
 from app import audit
 from app.auth.deps import Owner
@@ -23,6 +23,7 @@ from app.db.engine import Database
 from app.db.models import Business, Call
 from app.db.owner_queries import OwnerScope
 from app.settings import Settings
+from app.web.ranges import ranged_file
 
 CSV_BATCH = 1000
 CSV_COLUMNS = (
@@ -86,19 +87,24 @@ def _servable_recording(recorded: str, recordings_dir: Path) -> Path | None:
 
 
 @get("/calls/{call_id:str}/recording", name="dashboard:call-recording")
-async def call_recording(call_id: str, owner_scope: OwnerScope, settings: Settings) -> File:
+async def call_recording(
+    request: Request[Any, Any, Any], call_id: str, business: Business, owner_scope: OwnerScope, settings: Settings
+) -> Response[Any]:
+    """The call's WAV, with byte ranges so the player can seek; `?download=1` saves it instead of playing."""
     call = await owner_scope.get_call(parse_id(call_id))
     if not call.recording_path:
         raise NotFoundException("this call has no recording")
     path = await asyncio.to_thread(_servable_recording, call.recording_path, settings.recordings_dir)
     if path is None:
         raise NotFoundException("this call's recording is missing")
-    return File(
-        path=path,
-        filename=f"call-{call.id}.wav",
-        media_type="audio/wav",
-        content_disposition_type="inline",
-        headers={"Cache-Control": "private, no-store"},
+    disposition = "attachment" if request.query_params.get("download") == "1" else "inline"
+    stamp = call.started_at.astimezone(business_zone(business.timezone)).strftime("%Y-%m-%d-%H%M")
+    return ranged_file(
+        path, request.headers.get("range"), media_type="audio/wav",
+        headers={
+            "Content-Disposition": f'{disposition}; filename="call-{stamp}-{str(call.id)[:8]}.wav"',
+            "Cache-Control": "private, no-store",
+        },
     )
 
 

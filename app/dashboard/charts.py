@@ -23,7 +23,9 @@ def _nice_max(value: int) -> int:
     return value
 
 
-def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 700, height: int = 220) -> Markup:
+def bar_chart(
+    bars: Sequence[Bar], *, title: str, width: int = 700, height: int = 220, css_class: str = "chart"
+) -> Markup:
     """A bar chart with 4 gridlines and labels under each bar; scales to its container via viewBox."""
     left, right, top, bottom = 36, 8, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -31,7 +33,7 @@ def bar_chart(bars: Sequence[Bar], *, title: str, width: int = 700, height: int 
     slot = plot_w / max(len(bars), 1)
     bar_w = max(slot * 0.64, 2)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'<svg class="{escape(css_class)}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
         f"<title>{escape(title)}</title>",
     ]

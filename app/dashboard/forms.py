@@ -1,7 +1,8 @@
 """The business form (onboarding and settings): parse the posted fields, validate, and keep what was typed.
 
 Validation returns every error at once, keyed by field name, so the form can show each one beside its
-input; the typed values are kept so a mistake never loses the rest of the form.
+input (and list them all above the Save button); the typed values are kept so a mistake never loses the
+rest of the form. What people type is read by `typed_input` ("9am-5pm", "$250", "1h30", "new york").
 """
 
 from __future__ import annotations
@@ -10,23 +11,42 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.db.hours import WEEKDAY_NAMES, WEEKDAYS, HoursError, validate_weekly_hours, zone
+from app.dashboard.typed_input import (
+    InputError,
+    all_timezones,
+    format_hours,
+    parse_minutes,
+    parse_price,
+    parse_timezone,
+    parse_week,
+)
+from app.db.hours import WEEKDAYS, HoursError, validate_weekly_hours
 from app.db.models import Business
 from app.db.phone import PhoneError, normalize_phone
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-COMMON_TIMEZONES = (
-    "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix", "America/Los_Angeles",
-    "America/Anchorage", "Pacific/Honolulu", "America/Toronto", "America/Vancouver", "America/Mexico_City",
-    "America/Sao_Paulo", "Europe/London", "Europe/Dublin", "Europe/Paris", "Europe/Berlin", "Europe/Madrid",
-    "Europe/Rome", "Europe/Amsterdam", "Africa/Johannesburg", "Asia/Dubai", "Asia/Kolkata", "Asia/Singapore",
-    "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland", "UTC",
-)
-MIN_CALL_SECONDS, MAX_CALL_SECONDS = 60, 3600
+COMMON_TIMEZONES = all_timezones()
+MIN_CALL_MINUTES, MAX_CALL_MINUTES = 1, 60
 MIN_SERVICE_MINUTES, MAX_SERVICE_MINUTES = 5, 480
 MAX_SERVICES = 30
-BLANK_SERVICE_ROWS = 2
-_RANGE = re.compile(r"^\s*(\d{1,2}:\d{2})\s*[-–]\s*(\d{1,2}:\d{2})\s*$")
+MIN_RETENTION_DAYS, MAX_RETENTION_DAYS = 1, 3650
+DEFAULT_CALL_MINUTES = 10
+
+
+FIELD_ORDER = ("name", "timezone", "address", "phone_number", "transfer_number",
+               *(f"hours_{d}" for d in WEEKDAYS), "hours", "services")
+LATER_FIELDS = ("greeting", "instructions", "voice", "max_call_minutes", "recording_retention_days")
+
+
+def _field_order(key: str) -> tuple[int, int]:
+    """Where a field sits on the page, so the error list reads top to bottom like the form."""
+    if key in FIELD_ORDER:
+        return FIELD_ORDER.index(key), 0
+    if key.startswith("service_") and key[8:].isdigit():
+        return len(FIELD_ORDER), int(key[8:])
+    if key in LATER_FIELDS:
+        return len(FIELD_ORDER) + 1 + LATER_FIELDS.index(key), 0
+    return len(FIELD_ORDER) + 1 + len(LATER_FIELDS), 0
 
 
 @dataclass
@@ -35,6 +55,7 @@ class ServiceRow:
     minutes: str = ""
     price: str = ""
     error: str = ""
+    field: str = ""  # which input the error is about: name, minutes or price
 
 
 @dataclass
@@ -51,24 +72,40 @@ class BusinessForm:
     def ok(self) -> bool:
         return not self.errors
 
+    def error_links(self) -> list[tuple[str, str]]:
+        """(input id, message) for every error, in the form's order, for the list beside the Save button."""
+        links = []
+        for key, message in sorted(self.errors.items(), key=lambda item: _field_order(item[0])):
+            if key.startswith("service_") and key[8:].isdigit():
+                row = self.services[int(key[8:]) - 1]
+                links.append((f"{key}-{row.field or 'name'}", message))
+            elif key == "services":
+                links.append(("service_1-name", message))
+            elif key == "hours":
+                links.append(("hours_mon", message))
+            else:
+                links.append((key, message))
+        return links
+
     def service_rows(self) -> list[ServiceRow]:
-        return [*self.services, *(ServiceRow() for _ in range(BLANK_SERVICE_ROWS))]
-
-
-def _pad(hhmm: str) -> str:
-    h, m = hhmm.split(":")
-    return f"{int(h):02d}:{m}"
+        # Always one empty row to type into; more come from "Add a service".
+        return self.services or [ServiceRow()]
 
 
 def hours_text(ranges: list[list[str]] | None) -> str:
-    return ", ".join(f"{o}-{c}" for o, c in ranges) if ranges else ""
+    return format_hours(ranges)
+
+
+def _minutes_text(seconds: int) -> str:
+    return f"{seconds / 60:g}"
 
 
 def form_from_business(business: Business | None) -> BusinessForm:
     if business is None:
+        # The timezone is left for the page's script to fill with the browser's own zone.
         return BusinessForm(
-            raw={"timezone": "America/New_York", "voice": "marin", "max_call_seconds": "600"},
-            hours={d: ("09:00-17:00" if d in WEEKDAYS[:5] else "") for d in WEEKDAYS},
+            raw={"timezone": "", "voice": "marin", "max_call_minutes": str(DEFAULT_CALL_MINUTES)},
+            hours={d: ("9am-5pm" if d in WEEKDAYS[:5] else "") for d in WEEKDAYS},
         )
     return BusinessForm(
         raw={
@@ -80,8 +117,9 @@ def form_from_business(business: Business | None) -> BusinessForm:
             "greeting": business.greeting,
             "instructions": business.instructions,
             "voice": business.voice,
-            "max_call_seconds": str(business.max_call_seconds),
+            "max_call_minutes": _minutes_text(business.max_call_seconds),
             "recording_enabled": "on" if business.recording_enabled else "",
+            "recording_retention_days": str(business.recording_retention_days or ""),
         },
         hours={d: hours_text((business.weekly_hours or {}).get(d)) for d in WEEKDAYS},
         services=[
@@ -107,36 +145,29 @@ def _phone(raw: str, key: str, errors: dict[str, str]) -> str | None:
         return None
 
 
-def _parse_hours(text: str) -> list[list[str]]:
-    if not text or text.lower() in {"closed", "-", "none"}:
-        return []
-    ranges = []
-    for part in text.split(","):
-        match = _RANGE.match(part)
-        if not match:
-            raise HoursError(f"write hours like 09:00-17:00 (got {part.strip()!r})")
-        ranges.append([_pad(match.group(1)), _pad(match.group(2))])
-    return ranges
-
-
-def _service_error(row: ServiceRow, seen: set[str]) -> str:
+def _check_service(row: ServiceRow, seen: set[str]) -> tuple[int, float] | None:
+    """The row's minutes and price, or None with `row.error` set (one error per row, on the first bad input)."""
     if not row.name or len(row.name) > 100:
-        return "Give the service a name (up to 100 characters)."
+        row.error, row.field = "Give the service a name (up to 100 characters).", "name"
+        return None
     if row.name.lower() in seen:
-        return "This service is listed twice."
+        row.error, row.field = f"“{row.name}” is listed twice.", "name"
+        return None
     try:
-        length = int(row.minutes)
-    except ValueError:
-        return "Minutes must be a whole number."
+        length = parse_minutes(row.minutes) if row.minutes else 0
+    except InputError as exc:
+        row.error, row.field = str(exc), "minutes"
+        return None
     if not MIN_SERVICE_MINUTES <= length <= MAX_SERVICE_MINUTES:
-        return f"Minutes must be between {MIN_SERVICE_MINUTES} and {MAX_SERVICE_MINUTES}."
+        row.error, row.field = (
+            f"How long it takes: between {MIN_SERVICE_MINUTES} and {MAX_SERVICE_MINUTES} minutes.", "minutes")
+        return None
     try:
-        price = float(row.price or "0")
-    except ValueError:
-        return "The price must be a number, like 25 or 19.50."
-    if not 0 <= price <= 100_000:  # also false for NaN
-        return "The price must be 0 or more."
-    return ""
+        price = parse_price(row.price)
+    except InputError as exc:
+        row.error, row.field = str(exc), "price"
+        return None
+    return length, price
 
 
 def _services(form: Any, errors: dict[str, str]) -> tuple[list[ServiceRow], list[dict[str, Any]]]:
@@ -153,13 +184,12 @@ def _services(form: Any, errors: dict[str, str]) -> tuple[list[ServiceRow], list
         if not (row.name or row.minutes or row.price):
             continue  # a blank row is just room to add one
         rows.append(row)
-        row.error = _service_error(row, seen)
-        if row.error:
-            errors["services"] = "Check the highlighted services."
+        checked = _check_service(row, seen)
+        if checked is None:
+            errors[f"service_{len(rows)}"] = f"Service {len(rows)}: {row.error}"
             continue
-        length, price = int(row.minutes), float(row.price or "0")
         seen.add(row.name.lower())
-        clean.append({"name": row.name, "minutes": length, "price": round(price, 2)})
+        clean.append({"name": row.name, "minutes": checked[0], "price": checked[1]})
     if len(clean) > MAX_SERVICES:
         errors["services"] = f"List at most {MAX_SERVICES} services."
     return rows, clean
@@ -167,7 +197,7 @@ def _services(form: Any, errors: dict[str, str]) -> tuple[list[ServiceRow], list
 
 def parse_business_form(form: Any) -> BusinessForm:
     keys = ("name", "timezone", "phone_number", "transfer_number", "address", "greeting", "instructions",
-            "voice", "max_call_seconds", "recording_enabled")
+            "voice", "max_call_minutes", "recording_enabled", "recording_retention_days")
     result = BusinessForm(raw={k: _text(form, k) for k in keys})
     raw, errors, values = result.raw, result.errors, result.values
 
@@ -178,10 +208,9 @@ def parse_business_form(form: Any) -> BusinessForm:
     values["name"] = raw["name"]
 
     try:
-        zone(raw["timezone"])
-        values["timezone"] = raw["timezone"]
-    except HoursError:
-        errors["timezone"] = "Choose a timezone such as America/New_York."
+        values["timezone"] = parse_timezone(raw["timezone"])
+    except InputError as exc:
+        errors["timezone"] = str(exc)
 
     values["phone_number"] = _phone(raw["phone_number"], "phone_number", errors)
     values["transfer_number"] = _phone(raw["transfer_number"], "transfer_number", errors)
@@ -190,7 +219,7 @@ def parse_business_form(form: Any) -> BusinessForm:
 
     for key, limit in (("address", 500), ("greeting", 1000), ("instructions", 4000)):
         if len(raw[key]) > limit:
-            errors[key] = f"Keep this under {limit} characters."
+            errors[key] = f"Keep this under {limit} characters (it has {len(raw[key])})."
         values[key] = raw[key]
     if not values["greeting"] and "name" not in errors:
         values["greeting"] = f"Thanks for calling {raw['name']}, how can I help you today?"
@@ -199,31 +228,37 @@ def parse_business_form(form: Any) -> BusinessForm:
         errors["voice"] = "Choose one of the listed voices."
     values["voice"] = raw["voice"]
 
+    limit_error = (f"The longest call is between {MIN_CALL_MINUTES} and {MAX_CALL_MINUTES} minutes "
+                   "(like 10, or 1h for an hour).")
     try:
-        seconds = int(raw["max_call_seconds"])
-        if not MIN_CALL_SECONDS <= seconds <= MAX_CALL_SECONDS:
-            raise ValueError
-        values["max_call_seconds"] = seconds
-    except ValueError:
-        errors["max_call_seconds"] = f"Enter a number of seconds between {MIN_CALL_SECONDS} and {MAX_CALL_SECONDS}."
+        minutes = parse_minutes(raw["max_call_minutes"])
+        if not MIN_CALL_MINUTES <= minutes <= MAX_CALL_MINUTES:
+            errors["max_call_minutes"] = limit_error
+        values["max_call_seconds"] = minutes * 60
+    except InputError:
+        errors["max_call_minutes"] = limit_error
 
     values["recording_enabled"] = raw["recording_enabled"] in {"on", "true", "1", "yes"}
+    keep = re.sub(r"\s*days?$", "", raw["recording_retention_days"].lower())
+    if not keep or keep in {"forever", "always", "never"}:
+        values["recording_retention_days"] = None
+    elif keep.isdigit() and MIN_RETENTION_DAYS <= int(keep) <= MAX_RETENTION_DAYS:
+        values["recording_retention_days"] = int(keep)
+    else:
+        errors["recording_retention_days"] = (
+            f"Keep recordings for {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days, or leave it empty to keep them.")
 
-    weekly: dict[str, list[list[str]]] = {}
     for day in WEEKDAYS:
-        text = _text(form, f"hours_{day}")
-        result.hours[day] = text
-        try:
-            weekly[day] = _parse_hours(text)
-        except HoursError as exc:
-            errors[f"hours_{day}"] = f"{WEEKDAY_NAMES[day]}: {exc}"
-    if not any(key.startswith("hours_") for key in errors):
+        result.hours[day] = _text(form, f"hours_{day}")
+    weekly, day_errors = parse_week(result.hours)
+    errors.update({f"hours_{day}": message for day, message in day_errors.items()})
+    if not day_errors:
         try:
             values["weekly_hours"] = validate_weekly_hours(weekly)
-        except HoursError as exc:
+        except HoursError as exc:  # the model's own rules, should the two ever drift apart
             errors["hours"] = str(exc)
 
     result.services, values["services"] = _services(form, errors)
-    if not values["services"] and "services" not in errors:
+    if not values["services"] and not any(k.startswith("service") for k in errors):
         errors["services"] = "Add at least one service so callers can book it."
     return result

@@ -1,7 +1,10 @@
 """Sessions: every call attempt with its status; active ones refresh live from the flushed CallEvents.
 
-The page polls a small partial every second (htmx). Events are flushed by the call engine once per turn,
-so whichever instance serves the poll sees the same rows; polling stops when the session is over.
+The live list is re-fetched every second only while a call is live (static/pages.js; every 15 s while
+idle, and never while the tab is hidden), and keeps the rows the owner opened. Each refresh is two small
+queries, whatever the number of live calls: the live sessions with their calls, then the last few events
+of all of them at once (a window function per call, only the columns the rows show). Events are flushed
+by the call engine once per turn, so whichever instance serves the poll sees the same rows.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import get
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
 from app.auth.deps import Owner
 from app.dashboard.common import page, parse_id
@@ -18,6 +21,8 @@ from app.db.owner_queries import LIVE_STATUSES, OwnerScope
 
 LIST_LIMIT = 50
 LIVE_EVENTS = 200
+LIVE_LIST_EVENTS = 8
+LIVE_LIST_SESSIONS = 10
 
 
 async def _events(owner_scope: OwnerScope, call: Call | None) -> list[CallEvent]:
@@ -25,9 +30,8 @@ async def _events(owner_scope: OwnerScope, call: Call | None) -> list[CallEvent]
 
 
 async def _live_sessions(owner_scope: OwnerScope) -> list[dict[str, Any]]:
-    pairs = await owner_scope.sessions_with_calls(live_only=True, limit=10)
-    return [{"session": session, "call": call, "events": (await _events(owner_scope, call))[-8:]}
-            for session, call in pairs]
+    rows = await owner_scope.live_sessions_with_events(sessions=LIVE_LIST_SESSIONS, events=LIVE_LIST_EVENTS)
+    return [{"session": session, "call": call, "events": events} for session, call, events in rows]
 
 
 @get("/sessions", name="dashboard:sessions")
@@ -57,4 +61,11 @@ async def session_live(session_id: str, owner: Owner, owner_scope: OwnerScope) -
                 live=session.status in LIVE_STATUSES)
 
 
-ROUTES = [sessions_page, sessions_live, session_detail, session_live]
+@get("/sessions/{session_id:str}/record", name="dashboard:session-record")
+async def session_record(session_id: str, owner_scope: OwnerScope) -> Redirect:
+    """Where a finished test call's "see its record" link goes: the call when there is one, else the session."""
+    session, call = await owner_scope.session_with_call(parse_id(session_id))
+    return Redirect(path=f"/calls/{call.id}" if call else f"/sessions/{session.id}", status_code=303)
+
+
+ROUTES = [sessions_page, sessions_live, session_detail, session_live, session_record]

@@ -7,6 +7,7 @@ beside its field and everything typed kept. A phone number another business alre
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
@@ -22,6 +23,7 @@ from app.db.models import Business
 from app.db.owner_queries import OwnerScope, create_business, number_taken
 from app.settings import Settings
 
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 PHONE_TAKEN = "Another business already uses this number. Check it, or contact support if it is yours."
 
 
@@ -33,9 +35,15 @@ def _form_page(
         "form": form, "mode": mode, "saved": saved, "voices": VOICES, "timezones": COMMON_TIMEZONES,
         "weekdays": [(d, WEEKDAY_NAMES[d]) for d in WEEKDAYS], "twilio_configured": settings.twilio_configured,
         "public_base_url": settings.public_base_url,
+        "public_base_is_local": _is_local(settings.public_base_url),
     }
     template = "dashboard/_business_form.html" if is_htmx(request) else f"dashboard/{mode}.html"
     return page(template, owner, **context)
+
+
+def _is_local(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in LOCAL_HOSTS or host.endswith(".localhost")
 
 
 def _done(request: Request[Any, Any, Any], path: str) -> Response[Any]:
@@ -117,4 +125,12 @@ async def _audit_changes(
                            detail={"fields": sorted(changed)})
 
 
-ROUTES = [onboarding_page, onboarding_save, settings_page, settings_save]
+@get("/settings/service-row", name="dashboard:service-row")
+async def service_row(request: Request[Any, Any, Any], owner: Owner) -> Template:
+    """One empty service row for "Add a service" (onboarding too, so it needs only a signed-in owner)."""
+    raw = request.query_params.get("index", "")
+    index = int(raw) if raw.isdigit() and 0 < int(raw) <= 1000 else 1
+    return page("dashboard/_service_row.html", owner, index=index, s=None)
+
+
+ROUTES = [onboarding_page, onboarding_save, settings_page, settings_save, service_row]

@@ -116,6 +116,8 @@ class Business(UUIDv7AuditBase):
     plan: Mapped[str] = mapped_column(String(40), default="free")
     # Issue 12: the owner's voice engine, "realtime" or "live"; None follows the operator's VOICE_ENGINE_DEFAULT.
     voice_engine: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Issue 14 (owner pages): recordings older than this many days are deleted by housekeeping; None keeps them.
+    recording_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
 
     owner: Mapped[User] = relationship(back_populates="business", lazy="noload")
 

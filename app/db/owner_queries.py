@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db.models import (
@@ -26,6 +26,7 @@ from app.db.models import (
     Business,
     Call,
     CallEvent,
+    Channel,
     Customer,
     Session,
     SessionStatus,
@@ -33,6 +34,17 @@ from app.db.models import (
 from app.db.services import BusinessScope, NotFound
 
 LIVE_STATUSES = (SessionStatus.PENDING.value, SessionStatus.ACTIVE.value)
+RECENT_CALL_COLUMNS = (Call.id, Call.started_at, Call.caller_phone, Call.channel, Call.status, Call.duration_seconds)
+LIVE_EVENT_COLUMNS = (CallEvent.call_id, CallEvent.sequence, CallEvent.offset_ms, CallEvent.kind, CallEvent.text,
+                      CallEvent.data)
+BILLING_CALL_COLUMNS = (
+    Call.id, Call.started_at, Call.duration_seconds, Call.input_tokens, Call.output_tokens, Call.cost_usd
+)
+
+
+def _counted(include_tests: bool) -> ColumnElement[bool]:
+    """Which calls the overview's figures count: browser test calls only when the owner asks for them."""
+    return true() if include_tests else Call.channel != Channel.BROWSER.value
 
 
 def like_escape(text: str) -> str:
@@ -69,6 +81,14 @@ class PeriodTotals:
     seconds: float
     input_tokens: int
     output_tokens: int
+    cost: float
+    booked: int
+
+
+@dataclass(frozen=True, slots=True)
+class OverviewFigures:
+    calls: int
+    seconds: float
     cost: float
     booked: int
 
@@ -140,28 +160,93 @@ class OwnerScope(BusinessScope):
             )
         return PeriodTotals(count, seconds, input_tokens, output_tokens, cost, booked or 0)
 
-    async def call_start_times(self, start: datetime, end: datetime) -> list[datetime]:
-        async with self._sessions() as s:
-            return list(await s.scalars(
-                select(Call.started_at).where(
-                    Call.business_id == self.business_id, Call.started_at >= start, Call.started_at < end
-                )
-            ))
+    async def overview_totals(
+        self, day: tuple[datetime, datetime], month: tuple[datetime, datetime], *, include_tests: bool
+    ) -> tuple[OverviewFigures, OverviewFigures, int]:
+        """Today's and this month's calls, seconds, cost and bookings, and this month's test calls.
 
-    async def calls_between(self, start: datetime, end: datetime, *, limit: int) -> list[Call]:
+        One windowed query with conditional sums for the calls (and one for the bookings) rather than a
+        query per figure. Browser test calls are left out unless `include_tests`."""
+        start, end = min(day[0], month[0]), max(day[1], month[1])
+        in_day = and_(Call.started_at >= day[0], Call.started_at < day[1])
+        in_month = and_(Call.started_at >= month[0], Call.started_at < month[1])
+        counted = _counted(include_tests)
+        test = Call.channel == Channel.BROWSER.value
+
+        def sums(window: ColumnElement[bool]) -> list[Any]:
+            inside = and_(window, counted)
+            return [
+                func.coalesce(func.sum(case((inside, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((inside, Call.duration_seconds), else_=0.0)), 0.0),
+                func.coalesce(func.sum(case((inside, Call.cost_usd), else_=0.0)), 0.0),
+            ]
+
         async with self._sessions() as s:
-            return list(await s.scalars(
-                select(Call)
+            row = (
+                await s.execute(
+                    select(*sums(in_day), *sums(in_month),
+                           func.coalesce(func.sum(case((and_(in_month, test), 1), else_=0)), 0))
+                    .where(Call.business_id == self.business_id, Call.started_at >= start, Call.started_at < end)
+                )
+            ).one()
+            booked_day, booked_month = (
+                await s.execute(
+                    select(
+                        func.coalesce(func.sum(case((and_(Appointment.created_at >= day[0],
+                                                          Appointment.created_at < day[1]), 1), else_=0)), 0),
+                        func.count(Appointment.id),
+                    ).where(
+                        Appointment.business_id == self.business_id,
+                        Appointment.status == AppointmentStatus.BOOKED.value,
+                        Appointment.created_at >= month[0],
+                        Appointment.created_at < month[1],
+                    )
+                )
+            ).one()
+        today = OverviewFigures(int(row[0] or 0), float(row[1] or 0), float(row[2] or 0), int(booked_day or 0))
+        this_month = OverviewFigures(int(row[3] or 0), float(row[4] or 0), float(row[5] or 0),
+                                     int(booked_month or 0))
+        return today, this_month, int(row[6] or 0)
+
+    async def daily_call_counts(self, bounds: Sequence[tuple[datetime, datetime]], *,
+                                include_tests: bool) -> list[int]:
+        """Calls per day for consecutive day windows (UTC instants from the business's local days),
+        counted by the database: a CASE over the day ends buckets each call, one row per day that had any."""
+        bucket = case(*((Call.started_at < end, index) for index, (_start, end) in enumerate(bounds)), else_=-1)
+        async with self._sessions() as s:
+            rows = (
+                await s.execute(
+                    select(bucket.label("day"), func.count(Call.id))
+                    .where(
+                        Call.business_id == self.business_id,
+                        Call.started_at >= bounds[0][0],
+                        Call.started_at < bounds[-1][1],
+                        _counted(include_tests),
+                    )
+                    .group_by("day")
+                )
+            ).tuples()
+            counts = dict(rows.all())
+        return [counts.get(index, 0) for index in range(len(bounds))]
+
+    async def calls_between(self, start: datetime, end: datetime, *, limit: int) -> list[Row[Any]]:
+        """The period's calls newest first, only the columns the billing table shows: whole rows would drag
+        every transcript and event list along."""
+        async with self._sessions() as s:
+            return list((await s.execute(
+                select(*BILLING_CALL_COLUMNS)
                 .where(Call.business_id == self.business_id, Call.started_at >= start, Call.started_at < end)
                 .order_by(Call.started_at.desc())
                 .limit(limit)
-            ))
+            )).all())
 
-    async def recent_calls(self, limit: int = 5) -> list[Call]:
+    async def recent_calls(self, limit: int = 5) -> list[Row[Any]]:
+        """The newest calls, only the columns the overview's list shows."""
         async with self._sessions() as s:
-            return list(await s.scalars(
-                select(Call).where(Call.business_id == self.business_id).order_by(Call.started_at.desc()).limit(limit)
-            ))
+            return list((await s.execute(
+                select(*RECENT_CALL_COLUMNS).where(Call.business_id == self.business_id)
+                .order_by(Call.started_at.desc()).limit(limit)
+            )).all())
 
     async def live_session_count(self) -> int:
         async with self._sessions() as s:
@@ -287,6 +372,38 @@ class OwnerScope(BusinessScope):
             query = query.where(Session.status.in_(LIVE_STATUSES))
         async with self._sessions() as s:
             return list((await s.execute(query)).tuples())
+
+    async def live_sessions_with_events(
+        self, *, sessions: int, events: int
+    ) -> list[tuple[Session, Call | None, list[Row[Any]]]]:
+        """The live sessions (newest first) with their calls and each call's last `events` events, in two
+        queries whatever the number of live calls: a window function ranks every call's events at once,
+        and only the columns the live rows show are read."""
+        async with self._sessions() as s:
+            pairs = list((await s.execute(
+                select(Session, Call)
+                .outerjoin(Call, Call.session_id == Session.id)
+                .where(Session.business_id == self.business_id, Session.status.in_(LIVE_STATUSES))
+                .order_by(Session.created_at.desc())
+                .limit(sessions)
+            )).tuples())
+            call_ids = [call.id for _session, call in pairs if call is not None]
+            latest: dict[UUID, list[Row[Any]]] = {call_id: [] for call_id in call_ids}
+            if call_ids:
+                rank = func.row_number().over(partition_by=CallEvent.call_id, order_by=CallEvent.sequence.desc())
+                recent = (
+                    select(*LIVE_EVENT_COLUMNS, rank.label("rank"))
+                    .where(CallEvent.business_id == self.business_id, CallEvent.call_id.in_(call_ids))
+                    .subquery()
+                )
+                rows = await s.execute(
+                    select(*(recent.c[c.key] for c in LIVE_EVENT_COLUMNS))
+                    .where(recent.c.rank <= events)
+                    .order_by(recent.c.call_id, recent.c.sequence)
+                )
+                for row in rows:
+                    latest[row.call_id].append(row)
+        return [(session, call, latest.get(call.id, []) if call else []) for session, call in pairs]
 
     # -- customers ----------------------------------------------------------------------------------------
     async def customers_with_calls(self, q: str, *, limit: int) -> list[tuple[Customer, int | None, datetime | None]]:

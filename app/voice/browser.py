@@ -22,6 +22,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from app.db.models import Channel
 from app.voice import frames
+from app.voice.pcm_recording import PcmStereoRecording
 from app.voice.sockets import CLOSE_NORMAL, close_socket
 from app.voice.transport import AudioIn, CallerEvent, CallerGone, CallerTransport
 
@@ -37,8 +38,9 @@ class BrowserTransport(CallerTransport):
     audio_format = {"type": "audio/pcm", "rate": 24000}
     bytes_per_ms = BYTES_PER_MS
 
-    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
+    def __init__(self, socket: WebSocket[Any, Any, Any], recording: PcmStereoRecording | None = None) -> None:
         self._ws = socket
+        self._recording = recording
         self._sent_ms: dict[str, float] = {}
         self._heard: dict[str, tuple[int, float]] = {}  # item → (ms reported, when)
         self._last_item: str | None = None
@@ -77,6 +79,8 @@ class BrowserTransport(CallerTransport):
                 if len(data) % 2 or len(data) > MAX_FRAME_BYTES:
                     self._guard.reject(f"a {len(data)}-byte audio frame")
                     continue
+                if self._recording is not None:
+                    self._recording.add_caller(data)
                 yield AudioIn(data)
                 continue
             text = message.get("text")
@@ -122,6 +126,8 @@ class BrowserTransport(CallerTransport):
         self._sent_ms[item_id] = self._sent_ms.get(item_id, 0.0) + len(chunk) / BYTES_PER_MS
         self._idle.clear()
         self._playing = True
+        if self._recording is not None:
+            self._recording.add_agent(chunk)
         async with self._send_lock:
             try:
                 await self._ws.send_bytes(chunk)
@@ -129,6 +135,8 @@ class BrowserTransport(CallerTransport):
                 self._gone = True
 
     async def clear(self) -> None:
+        if self._recording is not None:
+            self._recording.cut_agent()
         self._cleared.clear()
         await self._send_json({"type": "clear"})
         # The page answers with its exact playback position, which makes the truncation exact.

@@ -14,6 +14,7 @@ import wave
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 from uuid import UUID
 
 import numpy as np
@@ -124,8 +125,17 @@ def recording_path(recordings_dir: Path, business_id: UUID, call_id: UUID) -> Pa
     return recordings_dir / str(business_id) / f"{call_id}.wav"
 
 
+class WavRecording(Protocol):
+    """What `save_recording` needs: a phone call's StereoRecording or a browser call's PcmStereoRecording."""
+
+    @property
+    def is_empty(self) -> bool: ...
+
+    def write_wav(self, path: Path) -> None: ...
+
+
 async def save_recording(
-    db: Database, recordings_dir: Path, business_id: UUID, call_id: UUID, recording: StereoRecording
+    db: Database, recordings_dir: Path, business_id: UUID, call_id: UUID, recording: WavRecording
 ) -> Path | None:
     """Write the WAV off the event loop and point the Call at it; None when there was no audio."""
     if recording.is_empty:

@@ -9,13 +9,17 @@ from uuid import UUID
 from litestar import Request, WebSocket, get, post, websocket
 from litestar.response import Template
 from litestar.types import ControllerRouterHandler
+from sqlalchemy import select
 
 from app.auth.deps import Owner
 from app.db.engine import Database
-from app.db.models import Business, Channel
+from app.db.models import Business, Call, Channel
+from app.db.services import BusinessScope
 from app.settings import Settings
 from app.voice.browser import BrowserTransport
 from app.voice.lifecycle import claim_session, offer_session
+from app.voice.pcm_recording import PcmStereoRecording
+from app.voice.recording import save_recording
 from app.voice.runtime import get_runtime
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected
@@ -66,9 +70,17 @@ async def call_socket(socket: WebSocket[Any, Any, Any], session_id: UUID, db: Da
             await runtime.abandon(session.id, "a browser socket presented a phone call's token")
             await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
             return
-        ending = await runtime.run_call(session, BrowserTransport(socket))
+        business = await BusinessScope(db.session_maker, session.business_id).business()
+        # Recorded like phone calls when the business records calls (the test page says so before the call).
+        recording = PcmStereoRecording() if business.recording_enabled else None
+        ending = await runtime.run_call(session, BrowserTransport(socket, recording=recording))
         log.info("browser call %s ended: %s (%s)", session_id, ending.reason, ending.status)
         await close_socket(socket, CLOSE_NORMAL, ending.reason)
+        if recording is not None:
+            async with db.session() as s:
+                call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
+            if call_id is not None:
+                await save_recording(db, runtime.settings.recordings_dir, business.id, call_id, recording)
     except Exception as exc:
         log.exception("browser call %s failed", session_id)
         await runtime.abandon(session.id, f"the call failed ({type(exc).__name__})")

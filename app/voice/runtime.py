@@ -42,6 +42,7 @@ from app.voice.prompts import (
 )
 from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options, openai_client
 from app.voice.recorder import CallRecorder, Ending
+from app.voice.retention import retention_pass
 from app.voice.sdk_warmup import warm_openai_sdk
 from app.voice.sessions import caller_context
 from app.voice.summary import Summaries
@@ -320,6 +321,7 @@ class CallRuntime:
         if await lifecycle.reap_stale_calls(self.db):
             self.jobs.poke()
         await lifecycle.close_unclaimed(self.db)
+        await retention_pass(self.db, self.settings.recordings_dir)
 
     def drain(self) -> int:
         """Stop taking calls (health says draining) and let the live ones finish, for at most

@@ -5,6 +5,7 @@ scripted receptionist hands the turn to the supervisor, which checks availabilit
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import wave
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db.engine import Database
 from app.db.models import Appointment, Call, CallEvent, Session
@@ -74,7 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> It
 async def _create_business(env: dict[str, str]) -> None:
     db = Database(load_settings(env))
     try:
-        await create_owner(db, email=OWNER_EMAIL)
+        await create_owner(db, email=OWNER_EMAIL, recording_enabled=True)
     finally:
         await db.dispose()
 
@@ -162,6 +163,14 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
             )
             page.click("#call-hangup")
             page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
+            # The ended call points at its record.
+            record = page.locator("#call-record")
+            record.wait_for(state="visible", timeout=5_000)
+            session_id = root.get_attribute("data-session-id")
+            assert record.get_attribute("href") == f"/sessions/{session_id}/record"
+            record.click()
+            page.wait_for_url(re.compile(r"/calls/[0-9a-f-]+$"))
+            assert "Browser test call" in page.locator("main").inner_text()
             assert blocked == []
         finally:
             browser.close()
@@ -194,6 +203,11 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
     assert call.input_tokens > 0 and call.output_tokens > 0
     assert call.cost_usd > 0 and call.duration_seconds > 5
     assert call.summary is not None and call.summary.startswith("Summary: Hi, I'd like to book a haircut")
+    # Recording is on: the test call is recorded like a phone call, caller left and agent right.
+    recorded = wait_for(lambda: asyncio.run(_call_record(server.env))[0].recording_path, 10, "the recording")
+    with wave.open(recorded) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 24000)
+        assert w.getnframes() > 24000 * 3
     assert "Traceback" not in server.log()
 
 
@@ -274,3 +288,29 @@ def test_without_openai_the_page_says_so(keyless_server: RunningServer, tmp_path
 
     status, reason = asyncio.run(session_state())
     assert status == "failed" and reason is not None and "OPENAI_API_KEY" in reason
+
+
+async def _session_count(env: dict[str, str]) -> int:
+    db = Database(load_settings(env))
+    try:
+        async with db.session() as s:
+            return int(await s.scalar(select(func.count(Session.id))) or 0)
+    finally:
+        await db.dispose()
+
+
+def test_a_refused_microphone_leaves_no_session_behind(server: RunningServer) -> None:
+    before = asyncio.run(_session_count(server.env))
+    with sync_playwright() as pw:
+        # Without the fake consent UI and without a granted permission, Chromium refuses the microphone.
+        args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
+        try:
+            page = browser.new_context().new_page()
+            sign_in(page, server.url)
+            page.click("#call-start")
+            page.wait_for_selector("#call-notice:has-text('Microphone access was refused')", timeout=10_000)
+            assert page.locator("#test-call").get_attribute("data-state") == "ended"
+        finally:
+            browser.close()
+    assert asyncio.run(_session_count(server.env)) == before

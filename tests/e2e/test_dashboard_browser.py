@@ -120,7 +120,8 @@ def _journey(page: Any, context: Any, browser: Any, server: RunningServer, expec
     if True:
         if True:
             # Sign in with "Google" (the OIDC provider on 127.0.0.1).
-            page.goto(server.url + "/")
+            page.goto(server.url + "/")  # a visitor's landing page, then sign-in
+            page.locator("main a.button", has_text="Sign in").first.click()
             expect(page).to_have_url(re.compile(r"/auth/login"))
             page.screenshot(path=str(ARTIFACTS / "01-sign-in.png"))
             page.click("#google-sign-in")
@@ -148,7 +149,7 @@ def _journey(page: Any, context: Any, browser: Any, server: RunningServer, expec
 
             ids = _run(_seed(server.env))
             page.reload()
-            expect(page.locator("svg.chart")).to_be_visible()
+            expect(page.locator("svg.chart >> visible=true")).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "03-overview.png"), full_page=True)
 
             # Find the call by a word from its transcript (htmx live search) and open it.
