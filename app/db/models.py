@@ -110,6 +110,9 @@ class Business(UUIDv7AuditBase):
     # serialise concurrent bookings of one business before the overlap check reads anything.
     booking_version: Mapped[int] = mapped_column(Integer, default=0)
     plan: Mapped[str] = mapped_column(String(40), default="free")
+    # Issue 8 (numbers belong to the account): the Twilio IncomingPhoneNumber (PN…) behind `phone_number`,
+    # set only by picking one of the service account's numbers (app.telephony.numbers), so it can be released.
+    phone_number_sid: Mapped[str | None] = mapped_column(String(34), unique=True, default=None)
 
     owner: Mapped[User] = relationship(back_populates="business", lazy="noload")
 
@@ -146,6 +149,9 @@ class Customer(UUIDv7AuditBase):
     phone: Mapped[str] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Issue 8 (caller identity): False while the number is only what a caller said on a line that showed no
+    # caller-ID; a call from the number itself (or the owner) confirms it.
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
 
 
 class Call(UUIDv7AuditBase):
@@ -224,6 +230,9 @@ class Appointment(UUIDv7AuditBase):
     ends_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.BOOKED.value)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Issue 8 (caller identity): False when booked by a caller whose number the line didn't vouch for (withheld
+    # caller-ID), so the owner can tell a booking made "as" a number from one made by it.
+    caller_verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
 

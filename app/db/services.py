@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload
 from app.db.engine import find_or_create
 from app.db.hours import Interval, free_slots, is_open_for, zone
 from app.db.models import Appointment, AppointmentStatus, Business, Call, Customer, Message
-from app.db.phone import normalize_phone
+from app.db.phone import PhoneError, business_region, normalize_phone
 
 MAX_AVAILABILITY_DAYS = 31
 
@@ -50,6 +50,12 @@ class NotYourAppointment(ServiceError):
     code = "not_your_appointment"
 
 
+class NotVerified(ServiceError):
+    """Would read or change a person's record for a caller whose number nobody vouched for."""
+
+    code = "caller_not_verified"
+
+
 def find_service(business: Business, name: str) -> dict[str, Any]:
     wanted = name.strip().lower()
     services = business.services or []
@@ -73,6 +79,24 @@ class BusinessScope:
     def __init__(self, session_maker: async_sessionmaker[AsyncSession], business_id: UUID) -> None:
         self._sessions = session_maker
         self.business_id = business_id
+        self._region: str | None = None
+
+    async def region(self) -> str:
+        """Where numbers typed without a country code are read (the business's number's, else its
+        timezone's country); looked up once per scope."""
+        if self._region is None:
+            business = await self.business()
+            self._region = business_region(business.phone_number, business.timezone)
+        return self._region
+
+    async def _number(self, phone: str) -> str:
+        """E.164 for `phone`: as is when international, else read in the business's region."""
+        try:
+            if phone.strip().startswith(("+", "00")):
+                return normalize_phone(phone, None)
+            return normalize_phone(phone, await self.region())
+        except PhoneError as exc:
+            raise ServiceError(str(exc)) from None
 
     # -- business -----------------------------------------------------------------------------------------
     async def business(self) -> Business:
@@ -84,7 +108,7 @@ class BusinessScope:
 
     # -- customers ----------------------------------------------------------------------------------------
     async def customer_by_phone(self, phone: str) -> Customer | None:
-        number = normalize_phone(phone)
+        number = await self._number(phone)
         async with self._sessions() as s:
             return await s.scalar(
                 select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
@@ -100,18 +124,27 @@ class BusinessScope:
             return customer
 
     async def save_customer(
-        self, phone: str, *, name: str | None = None, email: str | None = None, notes: str | None = None
+        self, phone: str, *, name: str | None = None, email: str | None = None, notes: str | None = None,
+        verified: bool = True,
     ) -> Customer:
-        """Find the customer by phone or create them; given fields overwrite stored ones."""
-        number = normalize_phone(phone)
+        """Find the customer by phone or create them; given fields overwrite stored ones.
+
+        `verified=False` (the number is only what a caller said) may create a customer, never change one: an
+        existing customer raises `NotVerified`, whatever race led here."""
+        number = await self._number(phone)
 
         async def save(s: AsyncSession) -> Customer:
             customer = await s.scalar(
                 select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
             )
             if customer is None:
-                customer = Customer(business_id=self.business_id, phone=number, name=name or "")
+                customer = Customer(business_id=self.business_id, phone=number, name=name or "",
+                                    phone_verified=verified)
                 s.add(customer)
+            elif not verified:
+                raise NotVerified("this number belongs to an existing customer")
+            elif not customer.phone_verified:
+                customer.phone_verified = True  # a call from the number itself confirms it
             if name:
                 customer.name = name
             if email is not None:
@@ -197,6 +230,7 @@ class BusinessScope:
         call_id: UUID | None = None,
         notes: str = "",
         now: datetime | None = None,
+        caller_verified: bool = True,
     ) -> Appointment:
         business = await self.business()
         service = find_service(business, service_name)
@@ -215,6 +249,7 @@ class BusinessScope:
                     starts_at=slot.start,
                     ends_at=slot.end,
                     notes=notes,
+                    caller_verified=caller_verified,
                 )
                 s.add(appointment)
                 await s.flush()
@@ -234,7 +269,7 @@ class BusinessScope:
             return appointment
 
     async def upcoming_for_phone(self, phone: str, *, now: datetime | None = None) -> list[Appointment]:
-        number = normalize_phone(phone)
+        number = await self._number(phone)
         async with self._sessions() as s:
             rows = await s.scalars(
                 select(Appointment)
@@ -249,8 +284,7 @@ class BusinessScope:
             )
             return list(rows.unique())
 
-    async def _owned(self, s: AsyncSession, appointment_id: UUID, phone: str) -> Appointment:
-        number = normalize_phone(phone)
+    async def _owned(self, s: AsyncSession, appointment_id: UUID, number: str) -> Appointment:
         appointment = await s.scalar(
             select(Appointment).where(
                 Appointment.business_id == self.business_id, Appointment.id == appointment_id
@@ -266,8 +300,9 @@ class BusinessScope:
 
     async def cancel(self, appointment_id: UUID, phone: str) -> Appointment:
         """Cancel for the customer who owns the appointment (identified by their phone)."""
+        number = await self._number(phone)
         async with self._sessions() as s, s.begin():
-            appointment = await self._owned(s, appointment_id, phone)
+            appointment = await self._owned(s, appointment_id, number)
             appointment.status = AppointmentStatus.CANCELLED.value
         return appointment
 
@@ -287,10 +322,11 @@ class BusinessScope:
         self, appointment_id: UUID, phone: str, new_start: datetime, *, now: datetime | None = None
     ) -> Appointment:
         business = await self.business()
+        number = await self._number(phone)
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
-                appointment = await self._owned(s, appointment_id, phone)
+                appointment = await self._owned(s, appointment_id, number)
                 service = find_service(business, appointment.service)
                 slot = await self._check_bookable(business, service, new_start, now)
                 if await self._busy(s, slot.start, slot.end, exclude=appointment.id):
@@ -320,12 +356,13 @@ class BusinessScope:
     ) -> Message:
         if not body.strip():
             raise ServiceError("the message is empty")
+        number = await self._number(caller_phone) if caller_phone else None
         async with self._sessions() as s, s.begin():
             message = Message(
                 business_id=self.business_id,
                 call_id=call_id,
                 caller_name=caller_name,
-                caller_phone=normalize_phone(caller_phone) if caller_phone else None,
+                caller_phone=number,
                 body=body.strip(),
             )
             s.add(message)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.engine import Database
 from app.db.models import Business, Call, CallStatus, Channel, Customer, Session, SessionStatus
-from app.db.phone import PhoneError, normalize_phone
+from app.db.phone import PhoneError, normalize_phone, vouched_number
 from app.voice.sessions import open_session
 from app.voice.tokens import TokenIssuer
 
@@ -30,18 +30,15 @@ _DESCRIPTIONS = {
 
 
 def phone_or_none(raw: str | None) -> str | None:
-    """Twilio's `From` may be a number, 'anonymous', a SIP or client address: keep only real numbers."""
-    if not raw:
-        return None
-    try:
-        return normalize_phone(raw)
-    except PhoneError:
-        return None
+    """Twilio's `From` may be a number, 'anonymous', a withheld stand-in (+266696687), a SIP or client address:
+    only a real E.164 number identifies the caller."""
+    return vouched_number(raw)
 
 
 async def business_for_number(db: Database, called: str | None) -> Business | None:
-    number = phone_or_none(called)
-    if number is None:
+    try:
+        number = normalize_phone(called or "", None)
+    except PhoneError:
         return None
     async with db.session() as s:
         return await s.scalar(select(Business).where(Business.phone_number == number))
