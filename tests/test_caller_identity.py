@@ -64,8 +64,9 @@ async def test_without_caller_id_a_new_booking_and_a_message_still_work_and_are_
     business, _appointment_id = await jane_with_a_booking(db)
     withheld = ctx(db, business)
     # A new customer: created unverified, the booking marked unverified.
-    booked = await run_tool(withheld, "book_appointment", {"service": "Haircut", "start": "2026-03-02T11:00",
-                                                           "customer_name": "Ann Lee", "customer_phone": "555 222 3333"})
+    booked = await run_tool(withheld, "book_appointment", {
+        "service": "Haircut", "start": "2026-03-02T11:00", "customer_name": "Ann Lee", "customer_phone": "555 222 3333",
+    })
     assert booked["booked"] is True and "note" in booked
     # Naming an existing customer's number books, but changes nothing about them and tells nothing about them.
     as_jane = await run_tool(withheld, "book_appointment", {"service": "Haircut", "start": "2026-03-02T12:00",
