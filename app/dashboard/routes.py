@@ -2,7 +2,7 @@
 
 from litestar.types import ControllerRouterHandler
 
-from app.dashboard import appointments, billing, calls, customers, overview, sessions, settings_pages
+from app.dashboard import appointments, billing, calls, customers, number_settings, overview, sessions, settings_pages
 
 ROUTES: list[ControllerRouterHandler] = [
     *overview.ROUTES,
@@ -12,4 +12,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *customers.ROUTES,
     *billing.ROUTES,
     *settings_pages.ROUTES,
+    *number_settings.ROUTES,
 ]

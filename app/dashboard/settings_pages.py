@@ -1,13 +1,14 @@
 """Onboarding (first sign-in creates the business) and Settings (edits it): one form, inline htmx errors.
 
 Validation errors come back as 200 with the form re-rendered (htmx swaps only 2xx responses), each error
-beside its field and everything typed kept. A phone number another business already uses is a field error.
+beside its field and everything typed kept. The phone number is not typed here: it is picked from the service's
+Twilio account in its own section (app.dashboard.number_settings); a transfer number must be a valid ordinary
+line in the business's country (app.db.phone.transfer_error).
 """
 
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
@@ -16,13 +17,18 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth.deps import Owner
 from app.dashboard.common import is_htmx, page
-from app.dashboard.forms import COMMON_TIMEZONES, VOICES, BusinessForm, form_from_business, parse_business_form
+from app.dashboard.forms import (
+    COMMON_TIMEZONES,
+    VOICES,
+    BusinessForm,
+    TransferRules,
+    form_from_business,
+    parse_business_form,
+)
 from app.db.engine import Database
 from app.db.hours import WEEKDAY_NAMES, WEEKDAYS
 from app.db.models import Business
 from app.settings import Settings
-
-PHONE_TAKEN = "Another business already uses this number. Check it, or contact support if it is yours."
 
 
 def _form_page(
@@ -38,14 +44,8 @@ def _form_page(
     return page(template, owner, **context)
 
 
-async def _phone_taken(db: Database, phone: str | None, exclude: UUID | None) -> bool:
-    if not phone:
-        return False
-    async with db.session() as s:
-        query = select(Business.id).where(Business.phone_number == phone)
-        if exclude is not None:
-            query = query.where(Business.id != exclude)
-        return (await s.scalar(query)) is not None
+def _transfer_rules(settings: Settings) -> TransferRules:
+    return TransferRules(settings.transfer_allow_countries, settings.transfer_allow_international)
 
 
 def _done(request: Request[Any, Any, Any], path: str) -> Response[Any]:
@@ -65,19 +65,15 @@ async def onboarding_page(request: Request[Any, Any, Any], owner: Owner, setting
 async def onboarding_save(request: Request[Any, Any, Any], owner: Owner, db: Database, settings: Settings) -> Any:
     if owner.business is not None:
         return _done(request, "/settings")
-    form = parse_business_form(await request.form())
-    if form.ok and await _phone_taken(db, form.values["phone_number"], None):
-        form.errors["phone_number"] = PHONE_TAKEN
+    form = parse_business_form(await request.form(), transfers=_transfer_rules(settings))
     if not form.ok:
         return _form_page(request, owner, settings, form, mode="onboarding")
     try:
         async with db.session() as s, s.begin():
             s.add(Business(owner_id=owner.user.id, **form.values))
     except IntegrityError:
-        # Lost a race: either the number was just taken, or this owner's business was created in another tab.
-        if await _phone_taken(db, form.values["phone_number"], None):
-            form.errors["phone_number"] = PHONE_TAKEN
-            return _form_page(request, owner, settings, form, mode="onboarding")
+        # Lost a race: this owner's business was created in another tab. (The phone number is picked later,
+        # from the service's Twilio account, in Settings.)
         return _done(request, "/settings")
     return _done(request, "/")
 
@@ -92,23 +88,18 @@ async def settings_page(request: Request[Any, Any, Any], owner: Owner, business:
 async def settings_save(
     request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database, settings: Settings
 ) -> Any:
-    form = parse_business_form(await request.form())
-    if form.ok and await _phone_taken(db, form.values["phone_number"], business.id):
-        form.errors["phone_number"] = PHONE_TAKEN
+    form = parse_business_form(await request.form(), phone_number=business.phone_number,
+                               transfers=_transfer_rules(settings))
     if not form.ok:
         return _form_page(request, owner, settings, form, mode="settings")
-    try:
-        async with db.session() as s, s.begin():
-            row = await s.scalar(
-                select(Business).where(Business.id == business.id, Business.owner_id == owner.user.id)
-            )
-            if row is None:  # deleted meanwhile
-                return _done(request, "/onboarding")
-            for key, value in form.values.items():
-                setattr(row, key, value)
-    except IntegrityError:
-        form.errors["phone_number"] = PHONE_TAKEN
-        return _form_page(request, owner, settings, form, mode="settings")
+    async with db.session() as s, s.begin():
+        row = await s.scalar(
+            select(Business).where(Business.id == business.id, Business.owner_id == owner.user.id)
+        )
+        if row is None:  # deleted meanwhile
+            return _done(request, "/onboarding")
+        for key, value in form.values.items():
+            setattr(row, key, value)
     fresh = Owner(user=owner.user, business=row)
     if is_htmx(request):
         return _form_page(request, fresh, settings, form_from_business(row), mode="settings", saved=True)

@@ -40,6 +40,8 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.doubles.twilio_numbers import NumbersApi
+
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 FRAME_MS = 20
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
@@ -190,6 +192,8 @@ class TwilioDouble:
         #: where call-progress events go when a call ends (the number's status callback), or None
         self.status_callback_url: str | None = None
         self.status_callbacks: list[dict[str, str]] = []
+        #: the account's phone numbers (IncomingPhoneNumbers, AvailablePhoneNumbers): tests/doubles/twilio_numbers.py
+        self.numbers = NumbersApi(self)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -209,6 +213,7 @@ class TwilioDouble:
             app = web.Application()
             app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
             app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
+            self.numbers.add_routes(app)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -251,6 +256,7 @@ class TwilioDouble:
             self.rest_requests.clear()
             self.rest_failures.clear()
             self.status_callbacks.clear()
+        self.numbers.reset()
 
     # -- signing and webhooks -----------------------------------------------------------------------------
     def sign(self, url: str, params: dict[str, str]) -> str:
