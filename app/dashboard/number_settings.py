@@ -48,8 +48,8 @@ class NumberSection:
 async def _section(db: Database, settings: Settings, business: Business, **outcome: Any) -> NumberSection:
     numbers = TwilioNumbers.from_settings(settings)
     region = business_region(business.phone_number, business.timezone)
-    section = NumberSection(configured=numbers is not None, allow_purchase=settings.twilio_allow_purchase,
-                            country=timezone_region(business.timezone) or region, **outcome)
+    outcome.setdefault("country", timezone_region(business.timezone) or region)
+    section = NumberSection(configured=numbers is not None, allow_purchase=settings.twilio_allow_purchase, **outcome)
     if numbers is None:
         return section
     try:
