@@ -114,7 +114,8 @@ async def test_a_number_outside_the_account_or_held_by_another_business_is_refus
     try:
         token = await csrf_token(mine, "/settings")
         for sid in (elsewhere.sid, "PN" + "0" * 32, "not-a-sid", ""):
-            refused = await mine.post("/settings/number", data={"number_sid": sid}, headers={"x-csrftoken": token, **HX})
+            refused = await mine.post("/settings/number", data={"number_sid": sid},
+                                      headers={"x-csrftoken": token, **HX})
             assert refused.status_code == 200 and "not one of this service&#39;s Twilio numbers" in refused.text, sid
         assert (await holder_of(db, business.id)).phone_number is None
         assert elsewhere.voice_url == "" and not [u for u in twilio.numbers.updates if u.sid == elsewhere.sid]

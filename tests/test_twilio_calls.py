@@ -41,7 +41,7 @@ from tests.support.data import create_owner
 from tests.support.server import ROOT, RunningServer, phone_env, run_server
 
 SALON_NUMBER = "+15550001000"
-SALON_TRANSFER = "+15550001999"
+SALON_TRANSFER = "+12125550199"
 BARBER_NUMBER = "+15550002000"
 KNOWN_CALLER = "+15557770001"
 

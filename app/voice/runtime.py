@@ -15,6 +15,7 @@ from openai import AsyncOpenAI
 from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Business, Session
+from app.db.phone import business_region, transfer_error
 from app.db.services import BusinessScope
 from app.settings import Settings
 from app.tools import ToolContext
@@ -176,10 +177,24 @@ class CallRuntime:
             limits=limits or CallLimits(
                 max_call_seconds=float(min(business.max_call_seconds or 600, MAX_REALTIME_SESSION_SECONDS))
             ),
-            transfer_number=business.transfer_number,
+            transfer_number=self._transfer_number(business),
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
         )
+
+    def _transfer_number(self, business: Business) -> str | None:
+        """The business's transfer number if calls may still go there under today's rules (a number saved before
+        the rules, or an operator narrowing TRANSFER_ALLOW_*, must not dial out); None otherwise."""
+        number = business.transfer_number
+        if not number:
+            return None
+        problem = transfer_error(number, business_region(business.phone_number, business.timezone),
+                                 allowed_regions=self.settings.transfer_allow_countries,
+                                 allow_international=self.settings.transfer_allow_international)
+        if problem:
+            log.warning("business %s: transfers are off, its transfer number is refused: %s", business.id, problem)
+            return None
+        return number
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
