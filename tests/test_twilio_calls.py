@@ -407,8 +407,10 @@ async def test_pressing_zero_asks_for_a_person(w: World) -> None:
     call, stream, log = await connect(w, SALON_NUMBER, "+15553338888")
     await sent_at(log, "response.done")
     await stream.dtmf("0")
+    await stream.dtmf("0")  # pressed again while the transfer is under way: still one transfer
     await asyncio.wait_for(stream.closed.wait(), 10)
     assert call.dialed == SALON_TRANSFER
+    assert len(w.twilio.updates(call.sid)) == 1
     _session, row, events = await finalised(w, call.sid)
     assert row.status == "transferred" and "caller pressed 0" in [e.text for e in events]
 

@@ -114,6 +114,13 @@ class BusinessScope:
                 select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
             )
 
+    async def recent_customers(self, limit: int = 50) -> list[Customer]:
+        """The customers the owner can pretend to be on a browser test call, most recently added first."""
+        async with self._sessions() as s:
+            rows = await s.scalars(select(Customer).where(Customer.business_id == self.business_id)
+                                   .order_by(Customer.created_at.desc()).limit(limit))
+            return list(rows)
+
     async def get_customer(self, customer_id: UUID) -> Customer:
         async with self._sessions() as s:
             customer = await s.scalar(
