@@ -93,7 +93,10 @@ def normalize_phone(raw: str, region: str | None = DEFAULT_REGION) -> str:
     """The E.164 form of a number typed or spoken in `region`: '020 7946 0958' in GB -> '+442079460958',
     '(555) 123-4567' in US -> '+15551234567'; a leading + or 00 makes the region irrelevant."""
     parsed = _parse(raw, region)
-    if not phonenumbers.is_possible_number(parsed):
+    complete = phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
+    # A trunk 0 the parser had to keep (a number too short once it is stripped) means digits are missing,
+    # except where a leading 0 is part of the number itself (Italy) - and then the number is valid.
+    if not complete or (parsed.italian_leading_zero and not phonenumbers.is_valid_number(parsed)):
         raise PhoneError(f"{raw!r} is not a complete phone number; include the area code")
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
