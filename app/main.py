@@ -24,6 +24,7 @@ from litestar_granian import GranianPlugin
 from app import __version__
 from app.auth.cookies import SessionSigner
 from app.auth.deps import NeedsOnboarding, provide_business, provide_owner
+from app.cli import ReceptionistCLIPlugin
 from app.db.engine import Database
 from app.settings import ROOT, Settings, SettingsError, load_settings
 from app.web.errors import error_response
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "owner": Provide(provide_owner),
             "business": Provide(provide_business),
         },
-        plugins=[SQLAlchemyPlugin(config=db.config), HTMXPlugin(), GranianPlugin()],
+        plugins=[SQLAlchemyPlugin(config=db.config), HTMXPlugin(), GranianPlugin(), ReceptionistCLIPlugin()],
         template_config=template_config,
         csrf_config=CSRFConfig(
             secret=settings.session_secrets[0],
