@@ -9,7 +9,8 @@ Three parts, each speaking Twilio's real protocol:
   returns each mark when the audio queued before it has finished playing, and honours `clear`;
 - REST: a local server (`api_base_url`) for `POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json` with Basic
   auth, which records hang-ups and updates, ends the media stream the way Twilio does (a `stop`, then the
-  socket closes) and answers with Twilio's JSON.
+  socket closes) and answers with Twilio's JSON; the account's phone numbers (IncomingPhoneNumbers,
+  AvailablePhoneNumbers) are in tests/doubles/twilio_numbers.py, served by the same server.
 
 The REST server runs in its own thread with its own event loop, so sync and async tests can both use it;
 media streams live in the test's event loop.
