@@ -14,6 +14,7 @@ from sqlalchemy import select
 from app.db.engine import Database
 from app.db.models import Appointment, Business, Customer, Message
 from app.db.services import BusinessScope
+from app.settings import Settings
 from app.tools import ToolContext, run_tool
 from app.tools.base import NOT_VERIFIED_MESSAGE
 from tests.support.data import create_owner
@@ -118,3 +119,29 @@ async def test_a_known_caller_sees_only_their_name_and_own_appointments(db: Data
                     "+15559998888"):
         assert private not in text
     assert (await run_tool(jane, "cancel_appointment", {"appointment_id": appointment_id}))["cancelled"] is True
+
+
+async def test_the_owner_sees_unverified_numbers_in_national_format(settings: Settings, db: Database) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from app.main import create_app
+    from tests.support.dashboard import sign_in
+
+    user, business = await create_owner(db, name="London Cuts", timezone="Europe/London")
+    london_now = datetime(2026, 3, 2, 8, 0, tzinfo=ZoneInfo("Europe/London")).astimezone(UTC)
+    withheld = ToolContext(scope=BusinessScope(db.session_maker, business.id), business=business,
+                           now=lambda: london_now)
+    booked = await run_tool(withheld, "book_appointment", {"service": "Haircut", "start": "2030-03-04T10:00",
+                                                           "customer_name": "Pat", "customer_phone": "020 7946 0958"})
+    assert booked["booked"] is True
+    async with db.session() as s:
+        pat = await s.scalar(select(Customer).where(Customer.business_id == business.id))
+    assert pat is not None and pat.phone == "+442079460958"
+    async with AsyncTestClient(create_app(settings)) as client:
+        sign_in(client, settings, user.id)
+        appointments = (await client.get("/appointments")).text
+        customers = (await client.get("/customers")).text
+        detail = (await client.get(f"/customers/{pat.id}")).text
+    assert "020 7946 0958" in appointments and "number not verified" in appointments
+    assert "020 7946 0958" in customers and "not verified" in customers
+    assert "020 7946 0958" in detail
