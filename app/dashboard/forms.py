@@ -12,7 +12,14 @@ from typing import Any
 
 from app.db.hours import WEEKDAY_NAMES, WEEKDAYS, HoursError, validate_weekly_hours, zone
 from app.db.models import Business
-from app.db.phone import PhoneError, business_region, national_format, normalize_phone, transfer_error
+from app.db.phone import (
+    PhoneError,
+    ShortCode,
+    business_region,
+    national_format,
+    normalize_phone,
+    transfer_error,
+)
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 COMMON_TIMEZONES = (
@@ -112,6 +119,9 @@ def _phone(raw: str, key: str, errors: dict[str, str], region: str) -> str | Non
         return None
     try:
         return normalize_phone(raw, region)
+    except ShortCode:
+        errors[key] = "Short codes can't take transfers; use a full phone number."
+        return None
     except PhoneError:
         errors[key] = "Enter a full phone number with its area code, or in international format like +15551234567."
         return None

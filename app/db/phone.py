@@ -49,6 +49,10 @@ class PhoneError(ValueError):
     pass
 
 
+class ShortCode(PhoneError):
+    """A short code (118 118, 911): dialable, but not a phone number anyone can be called back on."""
+
+
 @lru_cache(maxsize=512)
 def timezone_region(timezone: str | None) -> str | None:
     """The ISO country of an IANA timezone (`Europe/Paris` -> FR); None for UTC and the like."""
@@ -96,6 +100,8 @@ def normalize_phone(raw: str, region: str | None = DEFAULT_REGION) -> str:
     complete = phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
     # A trunk 0 the parser had to keep (a number too short once it is stripped) means digits are missing,
     # except where a leading 0 is part of the number itself (Italy) - and then the number is valid.
+    if not complete and phonenumbers.is_valid_short_number(parsed):
+        raise ShortCode(f"{raw!r} is a short code, not a phone number")
     if not complete or (parsed.italian_leading_zero and not phonenumbers.is_valid_number(parsed)):
         raise PhoneError(f"{raw!r} is not a complete phone number; include the area code")
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
