@@ -55,6 +55,13 @@ def _bool(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
+# Fields whose values are credentials: hidden from repr and masked in log lines.
+SECRET_FIELDS = frozenset({
+    "turso_auth_token", "openai_api_key", "twilio_auth_token", "google_client_secret", "session_secrets",
+    "polar_access_token", "polar_webhook_secret", "metrics_token", "sentry_dsn",
+})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = ROOT / "data"
@@ -95,6 +102,31 @@ class Settings:
     twilio_allow_purchase: bool = False
     transfer_allow_countries: tuple[str, ...] = ()
     transfer_allow_international: bool = False
+    # Operations (issue 10): METRICS_TOKEN opens GET /metrics to a bearer of it; SENTRY_DSN turns on error
+    # reports (scrubbed of personal data, app.error_reporting).
+    metrics_token: str | None = field(default=None, repr=False)
+    sentry_dsn: str | None = field(default=None, repr=False)
+    sentry_environment: str = "production"
+
+    def __repr__(self) -> str:
+        # Settings reach logs and tracebacks (a failing dependency, a debugger's repr): secrets never do.
+        shown = []
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                text = "<hidden>" if value else repr(value)
+            else:
+                text = repr(value)
+            shown.append(f"{name}={text}")
+        return f"Settings({', '.join(shown)})"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, for the log redactor to mask wherever one turns up."""
+        values: list[str] = []
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            values.extend(value if isinstance(value, tuple) else [value] if value else [])
+        return tuple(v for v in values if len(v) >= 8)
 
     @property
     def uses_libsql(self) -> bool:
@@ -107,6 +139,17 @@ class Settings:
     @property
     def twilio_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def public_base_is_loopback(self) -> bool:
+        """Whether PUBLIC_BASE_URL names this machine itself (localhost, 127.0.0.0/8, ::1)."""
+        host = (urlsplit(self.public_base_url).hostname or "").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def secure_cookies(self) -> bool:
@@ -159,6 +202,12 @@ def _forwarded_allow_ips(raw: str | None) -> tuple[tuple[str, ...], bool]:
                 f"FORWARDED_ALLOW_IPS must be comma-separated IP addresses or networks, or *, got {entry!r}"
             ) from None
     return tuple(networks), allow_any
+
+
+def _metrics_token(raw: str | None) -> str | None:
+    if raw is not None and len(raw) < 16:
+        raise SettingsError("METRICS_TOKEN must be at least 16 characters")
+    return raw
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -254,4 +303,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         twilio_allow_purchase=_bool("TWILIO_ALLOW_PURCHASE", opt("TWILIO_ALLOW_PURCHASE") or ""),
         transfer_allow_countries=transfer_countries,
         transfer_allow_international=_bool("TRANSFER_ALLOW_INTERNATIONAL", opt("TRANSFER_ALLOW_INTERNATIONAL") or ""),
+        metrics_token=_metrics_token(opt("METRICS_TOKEN")),
+        sentry_dsn=_http_url("SENTRY_DSN", dsn) if (dsn := opt("SENTRY_DSN")) else None,
+        sentry_environment=opt("SENTRY_ENVIRONMENT") or "production",
     )

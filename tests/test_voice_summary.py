@@ -1,5 +1,5 @@
-"""Summary jobs: kept in the database, claimed by one worker at a time, retried with backoff, and picked
-up again after a restart (including a job whose worker died mid-run)."""
+"""Summary jobs (a kind of app.jobs): kept in the database, claimed by one worker at a time, retried with
+backoff, and picked up again after a restart (including a job whose worker died mid-run)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from sqlalchemy import update
 
 from app.db.engine import Database
 from app.db.models import Call, Job, Session
+from app.jobs import JobQueue
 from app.settings import Settings
 from app.voice.realtime import openai_client
 from app.voice.runtime import CallRuntime
-from app.voice.summary import MAX_ATTEMPTS, SummaryWorker
+from app.voice.summary import MAX_ATTEMPTS, Summaries
 from tests.doubles.openai_double import OpenAIDouble
 from tests.support.data import create_owner
 
@@ -37,8 +38,10 @@ async def ended_call(db: Database, transcript: str, **job: Any) -> tuple[Call, J
     return call, row
 
 
-def worker(settings: Settings, db: Database) -> SummaryWorker:
-    return SummaryWorker(db, settings, lambda: openai_client(settings, max_retries=0))
+def worker(settings: Settings, db: Database) -> JobQueue:
+    jobs = JobQueue(db)
+    Summaries(db, settings, lambda: openai_client(settings, max_retries=0)).register(jobs)
+    return jobs
 
 
 async def reload(db: Database, call: Call, job: Job) -> tuple[Call, Job]:

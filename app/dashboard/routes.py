@@ -2,7 +2,17 @@
 
 from litestar.types import ControllerRouterHandler
 
-from app.dashboard import appointments, billing, calls, customers, number_settings, overview, sessions, settings_pages
+from app.dashboard import (
+    appointments,
+    audit_page,
+    billing,
+    calls,
+    customers,
+    number_settings,
+    overview,
+    sessions,
+    settings_pages,
+)
 
 ROUTES: list[ControllerRouterHandler] = [
     *overview.ROUTES,
@@ -13,4 +23,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *billing.ROUTES,
     *settings_pages.ROUTES,
     *number_settings.ROUTES,
+    *audit_page.ROUTES,
 ]

@@ -83,6 +83,9 @@ class User(UUIDv7AuditBase):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     google_sub: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    # Issue 8 (sign-out revokes): every session cookie carries the epoch it was issued in; sign-out bumps
+    # it, so every cookie issued before, in any browser, stops working at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     business: Mapped[Business | None] = relationship(back_populates="owner", lazy="noload", uselist=False)
 
@@ -266,7 +269,7 @@ class Billing(UUIDv7AuditBase):
 
 
 class Job(UUIDv7AuditBase):
-    """Work that must survive a restart (call summaries); the worker claims pending rows at start-up."""
+    """Durable background work (app.jobs): summaries, notifications, usage reports; claimed with a lease."""
 
     __tablename__ = "job"
     __table_args__ = (_enum_check("status", JobStatus), Index("ix_job_status_run_after", "status", "run_after"))
@@ -277,3 +280,25 @@ class Job(UUIDv7AuditBase):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class AuditEntry(UUIDv7AuditBase):
+    """Issue 8: what an owner or the operator did (who, what, when, from where). Append-only: the app
+    inserts rows through `app.audit.record` and never updates or deletes one."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_business_created", "business_id", "created_at"),)
+
+    # SET NULL rather than CASCADE on the user: an account going away must not take its history with it.
+    business_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("business.id", ondelete="CASCADE"), default=None
+    )
+    actor_user_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), default=None, index=True
+    )
+    # "owner" or "operator"; `actor_label` is the email (or the operator's name) as it was at the time.
+    actor_kind: Mapped[str] = mapped_column(String(16), default="owner")
+    actor_label: Mapped[str] = mapped_column(String(320), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    client_ip: Mapped[str | None] = mapped_column(String(64), default=None)

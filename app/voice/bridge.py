@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from app import metrics
 from app.billing.pricing import from_realtime, from_transcription
 from app.db.models import CallStatus, EventKind
 from app.voice.prompts import END_CALL_TOOL, SUPERVISOR_TOOL, TRANSFER_TOOL
@@ -139,6 +140,7 @@ class CallBridge:
 
     async def run(self) -> Ending:
         await self.transport.send_state("connecting")
+        self._turn_stopped_at = self._clock()  # turn 0: the greeting's latency, from the call's start
         try:
             await self.link.wait_connected()
             await self.link.send({"type": "session.update", "session": self._session_update})
@@ -423,6 +425,7 @@ class CallBridge:
 
     def _on_error(self, error: dict[str, Any]) -> None:
         code = str(error.get("code") or "")
+        metrics.openai_errors.labels(code or "unknown").inc()
         message = str(error.get("message") or "")
         if code in BENIGN_ERRORS:
             return

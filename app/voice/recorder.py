@@ -19,9 +19,11 @@ from uuid import UUID
 
 from sqlalchemy import update
 
+from app import metrics
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
 from app.db.engine import Database
-from app.db.models import Call, CallEvent, CallStatus, EventKind, Job, Session, SessionStatus
+from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
+from app.jobs import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ class CallRecorder:
         entry.tokens.add(tokens)
 
     def add_latency(self, entry: dict[str, Any]) -> None:
+        metrics.observe_latency(entry)
         for existing in self.latencies:
             if existing.get("turn") == entry.get("turn"):
                 existing.update(entry)
@@ -176,7 +179,7 @@ class CallRecorder:
                             failure_reason=final.failure,
                         )
                     )
-                    s.add(Job(kind=SUMMARY_JOB, payload={"call_id": str(self.call_id)}, run_after=now))
+                    await enqueue(s, SUMMARY_JOB, {"call_id": str(self.call_id)}, key=f"summary:{self.call_id}")
             return True
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.
@@ -200,6 +203,8 @@ class CallRecorder:
                 if written or not self._pending:
                     break
                 await asyncio.sleep(0.2 * (attempt + 1))
-        if written and self._on_finalised is not None:
-            self._on_finalised()
+        if written:
+            metrics.calls_ended.labels(status.value, reason).inc()
+            if self._on_finalised is not None:
+                self._on_finalised()
         return written

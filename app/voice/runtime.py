@@ -1,5 +1,5 @@
 """Process-wide call machinery, on `app.state.runtime`: prewarmed realtime links, live bridges, the
-summary worker. Started and stopped with the app; on stop every live call is finalised."""
+job worker (summaries and every other kind). Started and stopped with the app; on stop every live call is finalised."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from uuid import UUID
 from litestar import Litestar
 from openai import AsyncOpenAI
 
+from app import metrics
 from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Business, Session
 from app.db.phone import business_region, transfer_error
 from app.db.services import BusinessScope
+from app.jobs import JobQueue
 from app.settings import Settings
 from app.tools import ToolContext
 from app.voice.bridge import CallBridge, CallLimits
@@ -25,7 +27,7 @@ from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options
 from app.voice.recorder import CallRecorder, Ending
 from app.voice.sdk_warmup import warm_openai_sdk
 from app.voice.sessions import caller_context, close_unclaimed_sessions, finalise_stale_calls, start_call
-from app.voice.summary import SummaryWorker
+from app.voice.summary import Summaries
 from app.voice.supervisor import FALLBACK, Supervisor, SupervisorAnswer
 from app.voice.tokens import TokenIssuer
 from app.voice.transport import CallerTransport
@@ -40,9 +42,11 @@ MAX_REALTIME_SESSION_SECONDS = 59 * 60
 
 
 class CallRuntime:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, jobs: JobQueue | None = None) -> None:
         self.settings = settings
         self.db = db
+        # The process's one job worker: the call summaries are one of its kinds; other rooms register theirs.
+        self.jobs = jobs or JobQueue(db)
         self.issuer = TokenIssuer(settings.session_secrets)
         self._prewarmed: dict[UUID, tuple[RealtimeLink, asyncio.TimerHandle]] = {}
         self.bridges: set[CallBridge] = set()
@@ -50,7 +54,7 @@ class CallRuntime:
         self._realtime_client: AsyncOpenAI | None = None
         self._summaries_client: AsyncOpenAI | None = None
         self._housekeeping = BackgroundLoop("call-housekeeping", self._housekeeping_pass, HOUSEKEEPING_SECONDS)
-        self.summaries = SummaryWorker(db, settings, self._summary_client if settings.openai_api_key else None)
+        Summaries(db, settings, self._summary_client if settings.openai_api_key else None).register(self.jobs)
 
     def _summary_client(self) -> AsyncOpenAI:
         if self._summaries_client is None:
@@ -110,10 +114,13 @@ class CallRuntime:
         `greet` words the greeting for this caller (the phone greets known callers by name)."""
         bridge = await self.build_bridge(session, transport, greet=greet)
         self.bridges.add(bridge)
+        metrics.calls_started.labels(transport.channel).inc()
+        metrics.live_calls.inc()
         try:
             return await bridge.run()
         finally:
             self.bridges.discard(bridge)
+            metrics.live_calls.dec()
 
     async def build_bridge(
         self,
@@ -140,7 +147,7 @@ class CallRuntime:
             business_id=business.id,
             started_at=call.started_at,
             price_overrides=self.settings.price_overrides,
-            on_finalised=self.summaries.poke,
+            on_finalised=self.jobs.poke,
         )
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
@@ -204,7 +211,7 @@ class CallRuntime:
             await asyncio.to_thread(self._build_clients)
             await warm_openai_sdk()
         self._housekeeping.start()
-        self.summaries.start()
+        self.jobs.start()
 
     def _build_clients(self) -> None:
         self.realtime_client()
@@ -216,7 +223,7 @@ class CallRuntime:
         """Calls orphaned by a process that died get ended (and summarised), and sessions nobody connected
         to get closed: at start-up, then every minute (two indexed look-ups that find nothing almost always)."""
         if await finalise_stale_calls(self.db):
-            self.summaries.poke()
+            self.jobs.poke()
         await close_unclaimed_sessions(self.db)
 
     async def stop(self) -> None:
@@ -228,7 +235,7 @@ class CallRuntime:
         for session_id in list(self._prewarmed):
             await self.drop_prewarmed(session_id)
         await self._housekeeping.stop()
-        await self.summaries.stop()
+        await self.jobs.stop()
         for client in (self._realtime_client, self._supervisor_client, self._summaries_client):
             if client is not None:
                 with contextlib.suppress(Exception):
@@ -242,6 +249,7 @@ def get_runtime(app: Litestar) -> CallRuntime:
 async def start_runtime(app: Litestar) -> None:
     runtime = CallRuntime(app.state.settings, app.state.db)
     app.state.runtime = runtime
+    app.state.jobs = runtime.jobs
     await runtime.start()
 
 

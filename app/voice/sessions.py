@@ -13,8 +13,9 @@ from sqlalchemy import select, update
 
 from app.db.engine import Database
 from app.db.hours import zone
-from app.db.models import Business, Call, CallStatus, Job, Session, SessionStatus
+from app.db.models import Business, Call, CallStatus, Session, SessionStatus
 from app.db.services import BusinessScope
+from app.jobs import enqueue
 from app.voice.prompts import CallerContext
 from app.voice.recorder import HEARTBEAT_SECONDS, SUMMARY_JOB
 from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer
@@ -130,7 +131,7 @@ async def finalise_stale_calls(db: Database, *, now: datetime | None = None) -> 
                 .values(status=SessionStatus.FAILED.value, ended_at=last_seen,
                         failure_reason="the service stopped while the call was in progress")
             )
-            s.add(Job(kind=SUMMARY_JOB, payload={"call_id": str(call_id)}, run_after=now))
+            await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
             ended += 1
     return ended
 

@@ -1,32 +1,27 @@
 """Call summaries, produced after the call by jobs kept in the database.
 
-A job is claimed with a lease: `status=running` and `run_after` pushed into the future, in one conditional
-UPDATE, so two workers (two processes, or one restarted) never run the same job at once, and a job whose
-worker died is picked up again when its lease runs out. Failures retry with backoff, then give up.
+A `summary` job of `app.jobs`: claimed by one worker at a time, retried with backoff, picked up again after a
+restart. The summary, its cost and the job's completion commit together.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from openai import AsyncOpenAI
-from sqlalchemy import and_, or_, select, update
 
-from app.background import BackgroundLoop
 from app.billing.pricing import cost_usd, from_responses
 from app.db.engine import Database
-from app.db.models import Call, Job, JobStatus
+from app.db.models import Call, Job
+from app.jobs import JobQueue, Permanent, complete
 from app.settings import Settings
 from app.voice.recorder import SUMMARY_JOB
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 5
-POLL_SECONDS = 2.0
 
 SUMMARY_INSTRUCTIONS = (
     "Summarise this phone call to a small business for its owner in one or two sentences: who called, what "
@@ -35,83 +30,30 @@ SUMMARY_INSTRUCTIONS = (
 )
 
 
-def _backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(600, 5 * 2 ** max(0, attempts - 1)))
+class Summaries:
+    """The `summary` job kind: one summary per finished call, its cost added to the call's."""
 
-
-class SummaryWorker:
     def __init__(self, db: Database, settings: Settings,
                  client_factory: Callable[[], AsyncOpenAI] | None = None) -> None:
         self._db = db
         self._settings = settings
         self._client_factory = client_factory
-        self._loop = BackgroundLoop("summary-worker", self._run_due, POLL_SECONDS)
 
-    def start(self) -> None:
-        self._loop.start()
+    def register(self, jobs: JobQueue) -> None:
+        jobs.register(SUMMARY_JOB, self.run, max_attempts=MAX_ATTEMPTS)
 
-    def poke(self) -> None:
-        """A call just ended: look for work now rather than at the next poll."""
-        self._loop.wake()
-
-    async def stop(self) -> None:
-        await self._loop.stop()
-
-    async def _run_due(self) -> None:
-        while await self.run_one():
-            if self._loop.stopping:
-                return
-
-    async def claim(self) -> Job | None:
-        now = datetime.now(UTC)
-        claimable = and_(
-            Job.kind == SUMMARY_JOB,
-            Job.run_after <= now,
-            or_(Job.status == JobStatus.PENDING.value, Job.status == JobStatus.RUNNING.value),
-        )
-        async with self._db.session() as s:
-            candidates = list(await s.scalars(select(Job.id).where(claimable).order_by(Job.run_after).limit(5)))
-        for job_id in candidates:
-            async with self._db.session() as s, s.begin():
-                result = await s.execute(
-                    update(Job)
-                    .where(Job.id == job_id, claimable)
-                    .values(status=JobStatus.RUNNING.value, run_after=now + LEASE, attempts=Job.attempts + 1)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    return await s.get(Job, job_id)
-        return None
-
-    async def run_one(self) -> bool:
-        """Claim and run one due job; False when there was none."""
-        job = await self.claim()
-        if job is None:
-            return False
+    async def run(self, job: Job) -> None:
         try:
-            await self._summarise(UUID(str(job.payload["call_id"])), job.id)
-        except Exception as exc:
-            log.warning("summary job %s failed (attempt %d): %r", job.id, job.attempts, exc)
-            gave_up = job.attempts >= MAX_ATTEMPTS
-            async with self._db.session() as s, s.begin():
-                await s.execute(
-                    update(Job).where(Job.id == job.id).values(
-                        status=JobStatus.FAILED.value if gave_up else JobStatus.PENDING.value,
-                        run_after=datetime.now(UTC) + _backoff(job.attempts),
-                        last_error=f"{type(exc).__name__}: {exc}"[:1000],
-                    )
-                )
-        return True
+            call_id = UUID(str(job.payload["call_id"]))
+        except (KeyError, ValueError) as exc:
+            raise Permanent("summary job without a call id") from exc
+        await self._summarise(call_id, job)
 
-    async def _done(self, job_id: UUID) -> None:
-        async with self._db.session() as s, s.begin():
-            await s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.DONE.value, last_error=None))
-
-    async def _summarise(self, call_id: UUID, job_id: UUID) -> None:
+    async def _summarise(self, call_id: UUID, job: Job) -> None:
         async with self._db.session() as s:
             call = await s.get(Call, call_id)
         if call is None:
-            await self._done(job_id)  # the call was deleted: nothing to summarise
-            return
+            return  # the call was deleted: nothing to summarise
         if not call.transcript.strip():
             summary = "No conversation took place" + (f" ({call.end_reason})." if call.end_reason else ".")
             usage_delta = None
@@ -132,7 +74,7 @@ class SummaryWorker:
         # The summary, its cost and the job's completion commit together, so a crash in between can't
         # count the summary's usage twice when the job runs again.
         async with self._db.session() as s, s.begin():
-            await s.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.DONE.value, last_error=None))
+            await complete(s, job)
             call = await s.get(Call, call_id)
             if call is None:
                 return

@@ -1,7 +1,7 @@
 """phone-line trust: the business's Twilio number sid, unverified customers and bookings
 
 Revision ID: h8a_trust
-Revises: 09c6928012dc
+Revises: h8b_trust
 
 A business's number is one of the service account's incoming numbers, kept by its sid; numbers a caller only
 said (no caller-ID on the line) are marked unverified on the customer and the booking they created.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "h8a_trust"
-down_revision = "09c6928012dc"
+down_revision = "h8b_trust"
 branch_labels = None
 depends_on = None
 
