@@ -22,6 +22,7 @@ from litestar import Litestar
 from litestar.plugins import CLIPluginProtocol
 from sqlalchemy import func, select
 
+from app import audit
 from app.auth.users import user_for_email
 from app.db.engine import Database
 from app.db.hours import HoursError, zone
@@ -33,6 +34,12 @@ from app.telephony.numbers import NumberNotInAccount, TwilioNumbers, TwilioRefus
 from app.telephony.rest import TwilioUnavailable
 
 T = TypeVar("T")
+OPERATOR_LABEL = "operator (litestar receptionist)"
+
+
+async def _audit(db: Database, action: str, business_id: UUID, **detail: Any) -> None:
+    await audit.record(db, action, business_id=business_id, actor_kind=audit.OPERATOR, actor_label=OPERATOR_LABEL,
+                       detail=detail)
 
 
 def _app() -> Litestar:
@@ -104,7 +111,8 @@ def create_business(email: str, name: str, timezone: str) -> None:
                                 greeting=f"Thanks for calling {name.strip()}, how can I help you today?")
             s.add(business)
             await s.flush()
-            return business.id
+        await _audit(db, "business.created", business.id, name=business.name, owner=email)
+        return business.id
 
     business_id = _run(work)
     click.echo(f"created business {business_id} for {email}; they finish setting it up under Settings")
@@ -149,10 +157,14 @@ def assign(email: str, number: str) -> None:
         business = await _business_of(db, email)
         if number.startswith("PN"):
             try:
-                return await number_assignments.assign(db, numbers, business.id, number)
+                done = await number_assignments.assign(db, numbers, business.id, number)
             except NumberNotInAccount:
                 raise AssignmentRefused(number_assignments.NOT_IN_ACCOUNT) from None
-        return await number_assignments.assign_by_phone(db, numbers, business.id, number)
+        else:
+            done = await number_assignments.assign_by_phone(db, numbers, business.id, number)
+        await _audit(db, "number.assigned", business.id, before=business.phone_number, after=done.number.phone_number,
+                     sid=done.number.sid, webhooks_set=done.webhook_error is None)
+        return done
 
     assignment = _run(work)
     click.echo(f"{assignment.number.phone_number} ({assignment.number.sid}) now rings {email}'s receptionist")
@@ -165,8 +177,11 @@ def assign(email: str, number: str) -> None:
 def release(email: str) -> None:
     async def work(settings: Settings, db: Database) -> tuple[str | None, str | None]:
         business = await _business_of(db, email)
-        return business.phone_number, await number_assignments.release(
-            db, TwilioNumbers.from_settings(settings), business.id)
+        problem = await number_assignments.release(db, TwilioNumbers.from_settings(settings), business.id)
+        if business.phone_number:
+            await _audit(db, "number.released", business.id, number=business.phone_number,
+                         webhooks_cleared=problem is None)
+        return business.phone_number, problem
 
     number, problem = _run(work)
     if number is None:

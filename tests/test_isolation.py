@@ -198,7 +198,8 @@ async def test_isolation_matrix(settings: Settings, db: Database) -> None:
             "name": "Alpha", "timezone": "UTC", "phone_number": "+15550000002", "voice": "marin",
             "max_call_seconds": "600", "service_name": "Cut", "service_minutes": "30", "service_price": "10"})
         async with db.session() as s:
-            assert (await s.get(Business, business_a.id)).phone_number == "+15550000001"  # type: ignore[union-attr]
+            assert (await s.get(Business, business_a.id)).phone_number != "+15550000002"  # type: ignore[union-attr]
+            assert (await s.get(Business, business_b.id)).phone_number == "+15550000002"  # type: ignore[union-attr]
 
         # Lists, searches, live panels, billing and exports show only the signed-in owner's rows.
         pages = {

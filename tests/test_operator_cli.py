@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.db import migrate
 from app.db.engine import Database
-from app.db.models import Business, User
+from app.db.models import AuditEntry, Business, User
 from app.settings import load_settings
 from tests.doubles.twilio_double import TwilioDouble
 from tests.support.server import ROOT, base_env
@@ -85,3 +85,16 @@ def test_operator_onboards_a_business_and_hands_out_only_account_numbers(tmp_pat
     assert number.voice_url == "" and number.status_callback == ""
     business = asyncio.run(business_of(env, "robin@example.com"))
     assert business is not None and business.phone_number is None
+    assert asyncio.run(audit_actions(env, business.id)) == [
+        ("business.created", "operator"), ("number.assigned", "operator"), ("number.released", "operator")]
+
+
+async def audit_actions(env: dict[str, str], business_id: object) -> list[tuple[str, str]]:
+    db = Database(load_settings(env))
+    try:
+        async with db.session() as s:
+            rows = await s.scalars(select(AuditEntry).where(AuditEntry.business_id == business_id)
+                                   .order_by(AuditEntry.created_at))
+            return [(e.action, e.actor_kind) for e in rows]
+    finally:
+        await db.dispose()

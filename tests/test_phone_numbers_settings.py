@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Business
+from app.db.models import AuditEntry, Business
 from app.main import create_app
 from app.settings import Settings
 from app.telephony.numbers import TwilioNumbers
@@ -97,6 +97,13 @@ async def test_picking_a_number_sets_its_webhooks_and_releasing_clears_them(
         assert (number.voice_url, number.status_callback) == ("", "")
         row = await holder_of(db, business.id)
         assert (row.phone_number, row.phone_number_sid) == (None, None)
+        async with db.session() as s:
+            entries = list(await s.scalars(select(AuditEntry).where(AuditEntry.business_id == business.id)
+                                           .order_by(AuditEntry.created_at)))
+        assert [(e.action, e.actor_user_id) for e in entries] == [("number.assigned", user.id),
+                                                                  ("number.released", user.id)]
+        assert entries[0].detail["after"] == "+15550123001" and entries[0].detail["webhooks_set"] is True
+        assert "Phone number assigned" in (await client.get("/audit")).text
     finally:
         await client.__aexit__(None, None, None)
 

@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.response import Template
 
+from app import audit
 from app.auth.deps import Owner
 from app.dashboard.common import is_htmx, page
 from app.db.engine import Database
@@ -120,13 +121,25 @@ async def pick_number(request: Request[Any, Any, Any], owner: Owner, business: B
         return await _after(request, owner, db, settings, business, error=exc.message)
     except (TwilioUnavailable, TwilioRefused) as exc:
         return await _after(request, owner, db, settings, business, error=f"Twilio couldn't be asked: {exc}")
+    await _audit_assigned(db, request, owner, business, assignment, bought=False)
     return await _after(request, owner, db, settings, business, **_assigned_message(assignment))
+
+
+async def _audit_assigned(db: Database, request: Request[Any, Any, Any], owner: Owner, business: Business,
+                          assignment: number_assignments.Assignment, *, bought: bool) -> None:
+    await audit.record(db, "number.assigned", business_id=business.id, user=owner.user, request=request,
+                       detail={"before": business.phone_number, "after": assignment.number.phone_number,
+                               "sid": assignment.number.sid, "bought": bought,
+                               "webhooks_set": assignment.webhook_error is None})
 
 
 @post("/settings/number/release", name="dashboard:number-release", status_code=200)
 async def release_number(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
                          settings: Settings) -> Template:
     problem = await number_assignments.release(db, TwilioNumbers.from_settings(settings), business.id)
+    if business.phone_number:
+        await audit.record(db, "number.released", business_id=business.id, user=owner.user, request=request,
+                           detail={"number": business.phone_number, "webhooks_cleared": problem is None})
     if problem:
         return await _after(request, owner, db, settings, business,
                             error=f"The number is released, but Twilio still sends its calls here: {problem}")
@@ -169,6 +182,7 @@ async def buy_number(request: Request[Any, Any, Any], owner: Owner, business: Bu
         return await _after(request, owner, db, settings, business, error=exc.message)
     except TwilioUnavailable as exc:
         return await _after(request, owner, db, settings, business, error=f"Twilio couldn't be asked: {exc}")
+    await _audit_assigned(db, request, owner, business, assignment, bought=True)
     return await _after(request, owner, db, settings, business, **_assigned_message(assignment))
 
 
