@@ -39,24 +39,30 @@ from app.web.request_id import RequestIdMiddleware
 from app.web.security_headers import SecurityHeaders
 
 # Paths with their own authentication (signatures, single-use tokens) or none by design.
-CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/metrics", "^/ws/"]
+CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/metrics", "^/ws/", "^/ops/",
+               "^/google/calendar/notify$"]
 
 
 def _route_handlers() -> list[ControllerRouterHandler]:
     from app.auth.routes import ROUTES as auth_routes
     from app.billing.routes import ROUTES as billing_routes
+    from app.calendar.routes import ROUTES as calendar_routes
     from app.dashboard.routes import ROUTES as dashboard_routes
+    from app.telephony.fallback_routes import ROUTES as fallback_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
+    from app.web.drain import ROUTES as drain_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
-    return [health, metrics, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes]
+    return [health, metrics, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes,
+            *fallback_routes, *drain_routes, *billing_routes, *calendar_routes]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
+    from app.calendar.runtime import start_calendar, stop_calendar
     from app.voice.runtime import start_runtime, stop_runtime
 
-    return [start_runtime], [stop_runtime]
+    return [start_runtime, start_calendar], [stop_calendar, stop_runtime]
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:

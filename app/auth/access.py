@@ -37,6 +37,12 @@ PUBLIC_PATHS: dict[str, str] = {
     "/twilio/media": "Twilio media stream; the signed single-use token from the voice webhook's TwiML",
     "/ws/calls/{session_id:uuid}": "browser test call socket; the signed single-use token from POST /api/sessions",
     "/billing/polar/webhook": "Polar events; Standard Webhooks signature checked",
+    "/google/calendar/notify": "Google Calendar push; X-Goog-Channel-Token checked against the channel's secret",
+    # Issue 11: the fallback's Twilio callbacks, and the operator's drain.
+    "/twilio/fallback/dial": "Twilio <Dial action> of the fallback forward; X-Twilio-Signature checked",
+    "/twilio/voicemail": "Twilio <Record action> of a voicemail; X-Twilio-Signature checked",
+    "/twilio/voicemail/recording": "Twilio recording status callback; X-Twilio-Signature checked",
+    "/ops/drain": "the operator's drain before a restart; OPERATOR_TOKEN bearer token checked (app.web.drain)",
 }
 
 _OWNER_STATE_KEY = "receptionist_owner"

@@ -67,6 +67,7 @@ async def _call_detail_context(owner_scope: OwnerScope, call: Call) -> dict[str,
         "session": await owner_scope.find_session(call.session_id),
         "latencies": [row for row in (call.latencies or []) if isinstance(row, dict)],
         "has_recording": bool(call.recording_path),
+        "voicemails": await owner_scope.messages_for_call(call.id),
     }
 
 

@@ -8,10 +8,12 @@ from app.dashboard import (
     billing,
     calls,
     customers,
+    engine_settings,
     number_settings,
     overview,
     sessions,
     settings_pages,
+    voicemail,
 )
 
 ROUTES: list[ControllerRouterHandler] = [
@@ -23,5 +25,7 @@ ROUTES: list[ControllerRouterHandler] = [
     *billing.ROUTES,
     *settings_pages.ROUTES,
     *number_settings.ROUTES,
+    *voicemail.ROUTES,
     *audit_page.ROUTES,
+    *engine_settings.ROUTES,
 ]

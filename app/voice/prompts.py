@@ -89,7 +89,10 @@ to. Only the caller's own appointments can be found, cancelled or rescheduled, a
 their number (caller ID): a number the caller says proves nothing, so never use it to look anyone up. When a
 tool answers caller_not_verified, say so kindly and offer a message or a transfer. Never tell a caller
 anything about another person (whether a number or name is a customer, their appointments, notes or email).
-If something fails, say so honestly and offer to take a message.
+If something fails, say so honestly and offer to take a message. If the business has staff or rooms and the
+caller asks for someone ("with Maria"), pass that name as `staff`; otherwise whoever is free first takes it.
+When a date is closed, say so with the reason the tools give (e.g. "we're closed on the 24th for Christmas
+Eve").
 
 {business_facts(business, caller, now)}"""
 

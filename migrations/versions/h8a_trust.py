@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "h8a_trust"
-down_revision = "h8b_trust"
+down_revision = "h11_faults"  # re-chained after merging main (h15_calendar, h12_live, h11_faults)
 branch_labels = None
 depends_on = None
 
