@@ -1,7 +1,7 @@
 """phone-line trust: the business's Twilio number sid, unverified customers and bookings
 
 Revision ID: h8a_trust
-Revises: h8b_trust
+Revises: h11_faults
 
 A business's number is one of the service account's incoming numbers, kept by its sid; numbers a caller only
 said (no caller-ID on the line) are marked unverified on the customer and the booking they created.
