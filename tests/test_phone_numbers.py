@@ -4,9 +4,12 @@ identify nobody; transfers go only to ordinary lines in the business's country u
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 
 from app.db.engine import Database
+from app.db.models import Business
 from app.db.phone import (
     PhoneError,
     business_region,
@@ -18,7 +21,9 @@ from app.db.phone import (
 )
 from app.db.services import BusinessScope
 from app.settings import SettingsError, load_settings
+from app.telephony.fallback import fallback_twiml
 from app.telephony.records import phone_or_none
+from app.telephony.transfers import usable_transfer_number
 from app.tools import ToolContext, run_tool
 from app.voice.sessions import caller_context
 from tests.support.data import create_owner
@@ -98,6 +103,23 @@ def test_the_operator_can_allow_more_transfer_countries() -> None:
     assert settings.transfer_allow_countries == ("CA", "GB") and not settings.transfer_allow_international
     with pytest.raises(SettingsError, match="TRANSFER_ALLOW_COUNTRIES"):
         load_settings({"TRANSFER_ALLOW_COUNTRIES": "Canada"})
+
+
+def test_a_saved_transfer_number_the_rules_now_refuse_dials_out_by_no_path() -> None:
+    """A number saved before the rules (or before the operator narrowed TRANSFER_ALLOW_*) is not dialled by the
+    receptionist's transfer nor by the fallback forward: the fallback records a voicemail instead."""
+    business = Business(id=uuid4(), name="Sam's", timezone="America/New_York", phone_number="+12125550100",
+                        transfer_number="+442079460958")
+    settings = load_settings({})
+    assert usable_transfer_number(business, settings) is None
+    document = fallback_twiml(business, "ai_unavailable", base_url="https://x.example",
+                              forward_to=usable_transfer_number(business, settings))
+    assert "<Record" in document and "<Dial" not in document and "+442079460958" not in document
+    wider = load_settings({"TRANSFER_ALLOW_COUNTRIES": "GB"})
+    assert usable_transfer_number(business, wider) == "+442079460958"
+    document = fallback_twiml(business, "ai_unavailable", base_url="https://x.example",
+                              forward_to=usable_transfer_number(business, wider))
+    assert "<Dial" in document and "+442079460958" in document
 
 
 @pytest.mark.parametrize(("timezone", "number", "typed", "from_line"), [

@@ -17,11 +17,11 @@ from app import metrics
 from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Business, EventKind, Session
-from app.db.phone import business_region, transfer_error
 from app.db.services import BusinessScope
 from app.jobs import JobQueue
 from app.settings import Settings
 from app.telephony.rest import TwilioCalls
+from app.telephony.transfers import usable_transfer_number
 from app.telephony.voicemail import Voicemails
 from app.tools import ToolContext
 from app.voice import lifecycle
@@ -209,7 +209,7 @@ class CallRuntime:
         )
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
-        transfer_number = self._transfer_number(business)
+        transfer_number = usable_transfer_number(business, self.settings)
         engine = self.engine_for(business)
         recorder.set_engine("realtime")
         live: FallbackLink | None = None
@@ -267,20 +267,6 @@ class CallRuntime:
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
         )
-
-    def _transfer_number(self, business: Business) -> str | None:
-        """The business's transfer number if calls may still go there under today's rules (a number saved before
-        the rules, or an operator narrowing TRANSFER_ALLOW_*, must not dial out); None otherwise."""
-        number = business.transfer_number
-        if not number:
-            return None
-        problem = transfer_error(number, business_region(business.phone_number, business.timezone),
-                                 allowed_regions=self.settings.transfer_allow_countries,
-                                 allow_international=self.settings.transfer_allow_international)
-        if problem:
-            log.warning("business %s: transfers are off, its transfer number is refused: %s", business.id, problem)
-            return None
-        return number
 
     # -- GPT-Live (issue 12) ------------------------------------------------------------------------------
     def engine_for(self, business: Business) -> str:
