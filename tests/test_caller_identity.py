@@ -131,7 +131,7 @@ async def test_the_owner_sees_unverified_numbers_in_national_format(settings: Se
     london_now = datetime(2026, 3, 2, 8, 0, tzinfo=ZoneInfo("Europe/London")).astimezone(UTC)
     withheld = ToolContext(scope=BusinessScope(db.session_maker, business.id), business=business,
                            now=lambda: london_now)
-    booked = await run_tool(withheld, "book_appointment", {"service": "Haircut", "start": "2030-03-04T10:00",
+    booked = await run_tool(withheld, "book_appointment", {"service": "Haircut", "start": "2026-03-04T10:00",
                                                            "customer_name": "Pat", "customer_phone": "020 7946 0958"})
     assert booked["booked"] is True
     async with db.session() as s:
