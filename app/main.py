@@ -26,6 +26,7 @@ from app import __version__
 from app.auth.access import owner_required
 from app.auth.cookies import SessionSigner
 from app.auth.deps import NeedsOnboarding, provide_business, provide_owner, provide_owner_scope
+from app.cli import ReceptionistCLIPlugin
 from app.db.engine import Database
 from app.error_reporting import init_error_reporting
 from app.metrics import LoopLagWatcher
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         # Deny by default: every route needs a signed-in owner unless app.auth.access.PUBLIC_PATHS lists it.
         guards=[owner_required],
-        plugins=[SQLAlchemyPlugin(config=db.config), HTMXPlugin(), GranianPlugin()],
+        plugins=[SQLAlchemyPlugin(config=db.config), HTMXPlugin(), GranianPlugin(), ReceptionistCLIPlugin()],
         template_config=template_config,
         csrf_config=CSRFConfig(
             secret=settings.session_secrets[0],

@@ -105,6 +105,12 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # Issue 8 (phone-line trust): TWILIO_ALLOW_PURCHASE lets owners buy a new number on the service's Twilio
+    # account; TRANSFER_ALLOW_COUNTRIES (ISO codes) / TRANSFER_ALLOW_INTERNATIONAL widen where transfers may
+    # dial beyond the business's own country.
+    twilio_allow_purchase: bool = False
+    transfer_allow_countries: tuple[str, ...] = ()
+    transfer_allow_international: bool = False
     # -- issue 15: Google Calendar ---------------------------------------------------------------------
     google_api_base_url: str = DEFAULT_GOOGLE_API_BASE_URL
     google_oauth_authorize_url: str = DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL
@@ -298,6 +304,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     forwarded_allow_ips, forwarded_allow_any = _forwarded_allow_ips(opt("FORWARDED_ALLOW_IPS"))
     calendar_token_keys = _calendar_token_keys(opt("CALENDAR_TOKEN_KEY"))
 
+    transfer_countries = tuple(c.strip().upper() for c in (opt("TRANSFER_ALLOW_COUNTRIES") or "").split(",")
+                               if c.strip())
+    if any(len(c) != 2 or not c.isalpha() for c in transfer_countries):
+        raise SettingsError("TRANSFER_ALLOW_COUNTRIES must be comma-separated two-letter country codes, like CA,GB")
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -334,6 +345,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        twilio_allow_purchase=_bool("TWILIO_ALLOW_PURCHASE", opt("TWILIO_ALLOW_PURCHASE") or ""),
+        transfer_allow_countries=transfer_countries,
+        transfer_allow_international=_bool("TRANSFER_ALLOW_INTERNATIONAL", opt("TRANSFER_ALLOW_INTERNATIONAL") or ""),
         google_api_base_url=_http_url(
             "GOOGLE_API_BASE_URL", opt("GOOGLE_API_BASE_URL") or DEFAULT_GOOGLE_API_BASE_URL
         ),

@@ -148,13 +148,20 @@
     try {
       // The microphone first: a refused microphone must not leave a session behind waiting for a caller.
       await audioGraph();
+      // Who the receptionist takes the caller for (issue 8): a customer, a new number, or a withheld one.
+      const callerEl = document.getElementById("test-caller");
+      const phoneEl = document.getElementById("test-caller-phone");
       const res = await fetch("/api/sessions", {
         method: "POST",
         headers: { "x-csrftoken": csrf, "content-type": "application/json" },
-        body: "{}",
+        body: JSON.stringify({ caller: callerEl ? callerEl.value : "withheld", phone: phoneEl ? phoneEl.value : "" }),
         credentials: "same-origin",
       });
-      if (!res.ok) throw new Error("The service refused to start a call (" + res.status + ").");
+      if (!res.ok) {
+        let detail = "";
+        try { detail = (await res.json()).error || ""; } catch (_e) { /* not JSON */ }
+        throw new Error(detail || "The service refused to start a call (" + res.status + ").");
+      }
       session = await res.json();
     } catch (err) {
       notice(err.name === "NotAllowedError" ? "Microphone access was refused." : String(err.message || err), "bad");

@@ -16,6 +16,7 @@ from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import Appointment, BusyBlock, Closure, Customer, Resource
+from app.db.services import ServiceError
 from app.main import create_app
 from app.settings import Settings
 from tests.support.dashboard import csrf_token, sign_in
@@ -148,6 +149,17 @@ async def test_customers_new_and_edit(owner_client: Any, db: Database) -> None:
     assert r.status_code == 303
     async with db.session() as s:
         assert (await s.get(Customer, jo.id)).notes == "VIP"  # type: ignore[union-attr]
+
+
+async def test_an_owner_typed_customer_number_is_read_in_the_business_region(db: Database) -> None:
+    # Issue 8: a London business's owner types a number the way it is written there; it is stored as E.164,
+    # not read as a North American number (and a number incomplete there is refused with the reason).
+    _user, london = await create_owner(db, name="London Cuts", timezone="Europe/London")
+    scope = CalendarScope(db.session_maker, london.id)
+    customer = await scope.create_or_update_customer(None, name="Ada", phone="020 7946 0958", email="", notes="")
+    assert customer.phone == "+442079460958"
+    with pytest.raises(ServiceError, match="area code"):
+        await scope.create_or_update_customer(None, name="Bo", phone="020 7946", email="", notes="")
 
 
 async def test_another_business_rows_are_not_found(owner_client: Any, db: Database) -> None:

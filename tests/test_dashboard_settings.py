@@ -25,8 +25,7 @@ def valid_form(**overrides: Any) -> dict[str, Any]:
     form: dict[str, Any] = {
         "name": "Bright Smiles Dental",
         "timezone": "Europe/London",
-        "phone_number": "+44 20 7946 0958",
-        "transfer_number": "+442079460999",
+        "transfer_number": "020 7946 0999",
         "address": "1 High St",
         "greeting": "Bright Smiles, how can I help?",
         "instructions": "We don't take walk-ins.",
@@ -72,8 +71,9 @@ async def test_first_sign_in_goes_to_onboarding_which_creates_the_business(
     assert response.status_code == 200 and response.headers["HX-Redirect"] == "/"
     business = await _business(db, user)
     assert business is not None
+    # A London business's national number is stored in E.164; its own number is picked later, in Settings.
     assert (business.name, business.timezone, business.phone_number, business.transfer_number) == (
-        "Bright Smiles Dental", "Europe/London", "+442079460958", "+442079460999")
+        "Bright Smiles Dental", "Europe/London", None, "+442079460999")
     assert business.weekly_hours == {
         "mon": [["09:00", "12:00"], ["13:00", "17:30"]], "tue": [["09:00", "17:00"]], "wed": [], "thu": [],
         "fri": [["22:00", "02:00"]], "sat": [], "sun": []}
@@ -93,8 +93,11 @@ async def test_first_sign_in_goes_to_onboarding_which_creates_the_business(
         ({"timezone": "Mars/Olympus"}, "timezone", "No timezone called"),
         ({"timezone": ""}, "timezone", "Choose your timezone"),
         ({"recording_retention_days": "0"}, "recording_retention_days", "Keep recordings for 1 to 3650 days"),
-        ({"phone_number": "12ab"}, "phone_number", "international format"),
-        ({"transfer_number": "+442079460958"}, "transfer_number", "different number"),
+        ({"transfer_number": "12ab"}, "transfer_number", "international format"),
+        ({"transfer_number": "0906 123 4567"}, "transfer_number", "premium-rate number"),
+        ({"transfer_number": "+1 212 555 0199"}, "transfer_number",
+         "Transfers can only go to numbers in United Kingdom; this number is in United States"),
+        ({"transfer_number": "118 118"}, "transfer_number", "Short codes"),
         ({"voice": "darth"}, "voice", "listed voices"),
         ({"max_call_minutes": "0"}, "max_call_minutes", "between 1 and 60 minutes"),
         ({"max_call_minutes": "2h"}, "max_call_minutes", "between 1 and 60 minutes"),
@@ -146,37 +149,39 @@ async def test_plain_form_post_without_htmx_still_works(
     assert await _business(db, user) is not None
 
 
-async def test_duplicate_phone_number_is_a_field_error_not_a_500(
+async def test_a_typed_phone_number_is_ignored_numbers_come_from_the_account(
     newcomer: tuple[AsyncTestClient[Litestar], User], db: Database
 ) -> None:
     client, user = newcomer
     await create_owner(db, phone_number="+442079460958")
     token = await csrf_token(client, "/onboarding")
-    response = await client.post("/onboarding", data=valid_form(), headers={"x-csrftoken": token, **HX})
-    assert response.status_code == 200 and "Another business already uses this number" in response.text
-    assert await _business(db, user) is None
+    response = await client.post("/onboarding", data=valid_form(phone_number="+442079460958"),
+                                 headers={"x-csrftoken": token, **HX})
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == "/"
+    business = await _business(db, user)
+    assert business is not None and business.phone_number is None
 
 
 async def test_settings_edit_saves_and_reports_errors_inline(settings: Settings, db: Database) -> None:
-    user, business = await create_owner(db, phone_number="+15550001111")
+    user, business = await create_owner(db, phone_number="+15550001111", transfer_number="+12125550199")
     await create_owner(db, phone_number="+15550002222")
     async with AsyncTestClient(create_app(settings)) as client:
         sign_in(client, settings, user.id)
         page = (await client.get("/settings")).text
         assert 'value="Sam&#39;s Salon"' in page and 'value="09:00-17:00"' in page and 'value="Haircut"' in page
+        assert "(555) 000-1111" in page and 'value="(212) 555-0199"' in page  # national format for the owner
         token = await csrf_token(client, "/settings")
-        taken = await client.post("/settings", data=valid_form(phone_number="+1 555 000 2222"),
+        # The business's number is American, so its numbers are read in the US whatever the timezone.
+        same_as_line = await client.post("/settings", data=valid_form(transfer_number="555-000-1111"),
+                                         headers={"x-csrftoken": token, **HX})
+        assert "different number" in same_as_line.text
+        typed = await client.post("/settings", data=valid_form(phone_number="+1 555 000 2222", name="Sam's Salon & Spa",
+                                                               transfer_number="(212) 555-0100"),
                                   headers={"x-csrftoken": token, **HX})
-        assert "Another business already uses this number" in taken.text
-        same = await client.post("/settings", data=valid_form(phone_number="+15550001111", name="Sam's Salon & Spa"),
-                                 headers={"x-csrftoken": token, **HX})
-        assert same.status_code == 200 and "Saved." in same.text and "Sam&#39;s Salon &amp; Spa" in same.text
+        assert typed.status_code == 200 and "Saved." in typed.text and "Sam&#39;s Salon &amp; Spa" in typed.text
         async with db.session() as s:
             row = await s.get(Business, business.id)
             assert row is not None and row.name == "Sam's Salon & Spa" and row.phone_number == "+15550001111"
+            assert row.transfer_number == "+12125550100"
             assert row.voice == "coral" and row.timezone == "Europe/London"
             assert await s.scalar(select(func.count(Business.id))) == 2
-        cleared = await client.post("/settings", data=valid_form(phone_number=""), headers={"x-csrftoken": token, **HX})
-        assert "Saved." in cleared.text
-        async with db.session() as s:
-            assert (await s.get(Business, business.id)).phone_number is None  # type: ignore[union-attr]

@@ -124,6 +124,8 @@ async def test_structured_errors_for_bad_requests(db: Database) -> None:
     assert (await run_tool(browser, "check_availability", {"service": "Massage", "date": "2026-03-02"}))[
         "error"]["code"] == "invalid"
     assert (await run_tool(browser, "cancel_appointment", {"appointment_id": "x", "phone": "5551234567"}))[
+        "error"]["code"] == "caller_not_verified"
+    assert (await run_tool(ctx_for(db, a, "+15551234567"), "cancel_appointment", {"appointment_id": "x"}))[
         "error"]["code"] == "invalid_arguments"
 
 
@@ -131,9 +133,9 @@ async def test_customers_and_messages(db: Database) -> None:
     a, b = await two_businesses(db)
     ctx = ctx_for(db, a)
     saved = await run_tool(ctx, "save_customer", {"phone": "(555) 123-4567", "name": "Jane", "email": "j@x.org"})
-    assert saved["customer"]["phone"] == "+15551234567"
-    found = await run_tool(ctx, "find_customer", {"phone": "+1 555 123 4567"})
-    assert found["found"] and found["customer"]["name"] == "Jane"
+    assert saved == {"saved": True, "name": "Jane", "verified": False}
+    found = await run_tool(ctx_for(db, a, "+15551234567"), "find_customer", {})
+    assert found == {"found": True, "name": "Jane", "upcoming_appointments": []}
     msg = await run_tool(ctx, "take_message", {"message": "Please call me back about colour.", "name": "Jane",
                                                "phone": "5551234567"})
     assert msg["saved"] is True

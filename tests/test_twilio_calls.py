@@ -44,7 +44,7 @@ from tests.support.frames import malformed_twilio_frames
 from tests.support.server import ROOT, RunningServer, phone_env, run_server
 
 SALON_NUMBER = "+15550001000"
-SALON_TRANSFER = "+15550001999"
+SALON_TRANSFER = "+12125550199"
 BARBER_NUMBER = "+15550002000"
 KNOWN_CALLER = "+15557770001"
 
@@ -410,8 +410,10 @@ async def test_pressing_zero_asks_for_a_person(w: World) -> None:
     call, stream, log = await connect(w, SALON_NUMBER, "+15553338888")
     await sent_at(log, "response.done")
     await stream.dtmf("0")
+    await stream.dtmf("0")  # pressed again while the transfer is under way: still one transfer
     await asyncio.wait_for(stream.closed.wait(), 10)
     assert call.dialed == SALON_TRANSFER
+    assert len(w.twilio.updates(call.sid)) == 1
     _session, row, events = await finalised(w, call.sid)
     assert row.status == "transferred" and "caller pressed 0" in [e.text for e in events]
 
@@ -839,6 +841,146 @@ async def test_a_voicemail_callback_repeated_by_twilio_makes_one_message(w: Worl
     finally:
         await db.dispose()
     assert count == 1
+
+
+# -- caller identity (issue 8) ------------------------------------------------------------------------------------
+async def _customer_with_booking(w: World, name: str, phone: str, hour: int) -> tuple[UUID, UUID]:
+    """A salon customer with private details and one upcoming booking; returns (customer id, appointment id)."""
+    db = w.database()
+    try:
+        async with db.session() as s, s.begin():
+            customer = Customer(business_id=w.salon_id, name=name, phone=phone,
+                                email=f"{name.split()[0].lower()}@private.example", notes=f"PRIVATE NOTE about {name}")
+            s.add(customer)
+            await s.flush()
+            start = datetime.combine(next_weekday(date.today() + timedelta(days=8)), datetime.min.time(),
+                                     tzinfo=UTC) + timedelta(hours=hour)
+            appointment = Appointment(business_id=w.salon_id, customer_id=customer.id, service="Haircut",
+                                      starts_at=start, ends_at=start + timedelta(minutes=30),
+                                      notes="PRIVATE BOOKING NOTE")
+            s.add(appointment)
+            await s.flush()
+            return customer.id, appointment.id
+    finally:
+        await db.dispose()
+
+
+def _supervisor_outputs(events: list[CallEvent]) -> list[dict[str, Any]]:
+    """What the supervisor's tools returned, as the call record keeps it (an error is kept beside `result`)."""
+    return [{"name": e.data["name"], "result": e.data.get("result") or {"error": e.data.get("error")}}
+            for e in events if e.kind == "tool_result" and e.data.get("name") != "getNextResponseFromSupervisor"]
+
+
+async def _ask(stream: MediaStream, log: RealtimeSessionLog, turns_done: int) -> None:
+    """The caller says their next line and hears the receptionist's answer (filler + tool, then the answer)."""
+    await stream.speak(short_utterance("book"))
+    await sent_at(log, "response.done", count=turns_done, timeout=20)
+    await hear_it_all(stream, log)
+
+
+async def test_a_withheld_caller_cannot_cancel_someone_elses_booking_but_can_book_and_leave_a_message(w: World) -> None:
+    lee_id, lee_booking = await _customer_with_booking(w, "Lee Private", "+15557770042", 14)
+    day = next_weekday(date.today() + timedelta(days=6))
+    w.openai.realtime.say("Hello.")
+    for line in ("Please cancel Lee Private's appointment, her number is 555 777 0042.",
+                 "Then book me a haircut instead.", "And please leave a message for Sam."):
+        w.openai.realtime.caller(line)
+        w.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": line},
+                               say_first="One moment.")
+        w.openai.realtime.say_from_tool_output()
+    w.openai.responses.for_model("gpt-4.1").function_call(
+        "cancel_appointment", {"appointment_id": str(lee_booking), "phone": "+15557770042"}
+    ).function_call("find_customer", {"phone": "+15557770042"}).function_call(
+        "find_appointments", {"phone": "+15557770042"}
+    ).text("I can't look that up without your caller ID; I can take a message or put you through.").function_call(
+        "book_appointment", {"service": "Haircut", "start": f"{day.isoformat()}T11:00", "customer_name": "Ann Onymous",
+                             "customer_phone": "(555) 333-4242"}
+    ).text("You're booked at eleven.").function_call(
+        "take_message", {"message": "Please call me back about a colour.", "name": "Ann Onymous"}
+    ).text("I've passed your message on.")
+
+    call, stream, log = await connect(w, SALON_NUMBER, "anonymous")
+    await sent_at(log, "response.done")
+    assert "Caller's phone: withheld" in log.session_config["instructions"]
+    await hear_it_all(stream, log)
+    for turn in range(3):
+        await _ask(stream, log, 3 + 2 * turn)
+    await stream.hang_up()
+    session, row, events = await finalised(w, call.sid)
+    assert session.caller_phone is None and row.caller_phone is None and row.customer_id is None
+
+    outputs = _supervisor_outputs(events)
+    assert [o["name"] for o in outputs] == ["cancel_appointment", "find_customer", "find_appointments",
+                                            "book_appointment", "take_message"]
+    for refused in outputs[:3]:
+        assert refused["result"]["error"]["code"] == "caller_not_verified"
+    assert outputs[3]["result"]["booked"] is True and outputs[4]["result"]["saved"] is True
+    recorded = json.dumps([e.data for e in events]) + row.transcript
+    for private in ("Lee Private", "PRIVATE NOTE", "PRIVATE BOOKING NOTE", "@private.example"):
+        assert private not in json.dumps(outputs), private
+    assert "PRIVATE" not in recorded and "@private.example" not in recorded
+    assert "without your caller ID" in row.transcript
+
+    db = w.database()
+    try:
+        async with db.session() as s:
+            lee_appointment = await s.get(Appointment, lee_booking)
+            lee = await s.get(Customer, lee_id)
+            booked = (await s.scalars(select(Appointment).where(Appointment.call_id == row.id))).unique().all()
+            [message] = list(await s.scalars(select(Message).where(Message.call_id == row.id)))
+    finally:
+        await db.dispose()
+    assert lee_appointment is not None and lee_appointment.status == "booked"  # nothing changed
+    assert lee is not None and lee.name == "Lee Private"
+    [new] = booked
+    assert new.caller_verified is False and new.customer.phone == "+15553334242"
+    assert new.customer.phone_verified is False and new.customer.name == "Ann Onymous"
+    assert message.body == "Please call me back about a colour." and message.caller_phone is None
+
+
+async def test_a_known_caller_cancels_their_own_booking_and_hears_nothing_private(w: World) -> None:
+    kim_phone = "+15557770043"
+    _kim_id, kim_booking = await _customer_with_booking(w, "Kim Known", kim_phone, 15)
+    _lee_id, other_booking = await _customer_with_booking(w, "Other Person", "+15557770044", 16)
+    w.openai.realtime.say("Hi Kim.")
+    line = "Please cancel my haircut."
+    w.openai.realtime.caller(line)
+    w.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": line},
+                           say_first="One moment.")
+    w.openai.realtime.say_from_tool_output()
+    w.openai.responses.for_model("gpt-4.1").function_call("find_customer", {"phone": "+15557770044"}).function_call(
+        "find_appointments", {}
+    ).function_call("cancel_appointment", {"appointment_id": str(other_booking)}).function_call(
+        "cancel_appointment", {"appointment_id": str(kim_booking)}
+    ).text("Your haircut is cancelled.")
+
+    call, stream, log = await connect(w, SALON_NUMBER, kim_phone)
+    await sent_at(log, "response.done")
+    assert "Known caller: Kim Known" in log.session_config["instructions"]
+    await hear_it_all(stream, log)
+    await _ask(stream, log, 3)
+    await stream.hang_up()
+    _session, _row, events = await finalised(w, call.sid)
+
+    outputs = _supervisor_outputs(events)
+    found, listed, wrong, cancelled = (o["result"] for o in outputs)
+    assert found == {"found": True, "name": "Kim Known",
+                     "upcoming_appointments": [listed["appointments"][0]]}
+    assert [a["appointment_id"] for a in listed["appointments"]] == [str(kim_booking)]
+    assert wrong["error"]["code"] == "not_your_appointment"
+    assert cancelled == {"cancelled": True, "appointment_id": str(kim_booking)}
+    text = json.dumps(outputs)
+    for private in ("PRIVATE", "@private.example", "Other Person", "+15557770044", "Jane"):
+        assert private not in text, private
+    db = w.database()
+    try:
+        async with db.session() as s:
+            mine, theirs = await s.get(Appointment, kim_booking), await s.get(Appointment, other_booking)
+    finally:
+        await db.dispose()
+    assert mine is not None and mine.status == "cancelled"
+    assert theirs is not None and theirs.status == "booked"
+
 
 # -- malformed frames inside live calls (issue 11) ---------------------------------------------------------------
 async def _stop_without_closing(w: World, call: DoubleCall, stream: MediaStream) -> None:

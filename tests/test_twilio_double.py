@@ -1,4 +1,5 @@
-"""The Twilio double's media stream behaves like Twilio: framing, pacing, marks, clear, stop."""
+"""The Twilio double behaves like Twilio: the media stream's framing, pacing, marks, clear, stop; the phone-number
+REST API's pages and errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -153,3 +155,51 @@ async def test_stop_then_close_when_twilio_ends_the_stream(app_and_stream: tuple
     assert stop["stop"] == {"accountSid": stream.double.account_sid, "callSid": stream.call.sid}
     assert fake.frames[-1][1]["event"] == "stop"  # nothing after stop
     assert stream.closed.is_set() and stream.call.status == "completed"
+
+
+# -- phone numbers (IncomingPhoneNumbers, AvailablePhoneNumbers) ---------------------------------------------------
+def test_numbers_api_pages_and_errors_as_twilio_does() -> None:
+    with TwilioDouble() as twilio:
+        for k in range(3):
+            twilio.numbers.own(f"+1555013{k:04d}")
+        twilio.numbers.offer("+14155550111")
+        base = f"{twilio.api_base_url}/2010-04-01/Accounts/{twilio.account_sid}"
+        auth = (twilio.account_sid, twilio.auth_token)
+        first = httpx.get(f"{base}/IncomingPhoneNumbers.json", params={"PageSize": 2}, auth=auth).json()
+        assert set(first) == {"incoming_phone_numbers", "end", "first_page_uri", "next_page_uri", "page", "page_size",
+                              "previous_page_uri", "start", "uri"}
+        assert (first["page"], first["page_size"], first["start"], first["end"]) == (0, 2, 0, 1)
+        assert first["previous_page_uri"] is None and "PageToken=PA" in first["next_page_uri"]
+        second = httpx.get(twilio.api_base_url + first["next_page_uri"], auth=auth).json()
+        assert (second["page"], second["start"], second["next_page_uri"]) == (1, 2, None)
+        assert [n["phone_number"] for n in first["incoming_phone_numbers"] + second["incoming_phone_numbers"]] == [
+            "+15550130000", "+15550130001", "+15550130002"]
+        resource = first["incoming_phone_numbers"][0]
+        assert resource["sid"].startswith("PN") and len(resource["sid"]) == 34
+        assert resource["uri"] == (
+            f"/2010-04-01/Accounts/{twilio.account_sid}/IncomingPhoneNumbers/{resource['sid']}.json")
+        assert resource["voice_method"] == "POST" and resource["capabilities"]["voice"] is True
+
+        def error(response: httpx.Response) -> tuple[int, int]:
+            body = response.json()
+            assert set(body) == {"code", "message", "more_info", "status"}
+            return response.status_code, body["code"]
+
+        assert error(httpx.get(f"{base}/IncomingPhoneNumbers.json", auth=(twilio.account_sid, "wrong"))) == (401, 20003)
+        missing = f"{base}/IncomingPhoneNumbers/PN{'0' * 32}.json"
+        assert error(httpx.get(missing, auth=auth)) == (404, 20404)
+        assert error(httpx.post(missing, data={"VoiceUrl": "https://x.test/v"}, auth=auth)) == (404, 20404)
+        bad_url = httpx.post(f"{base}/IncomingPhoneNumbers/{resource['sid']}.json", data={"VoiceUrl": "ftp://x"},
+                             auth=auth)
+        assert error(bad_url) == (400, 21502)
+        assert error(httpx.post(f"{base}/IncomingPhoneNumbers.json", data={"PhoneNumber": "+13105550000"},
+                                auth=auth)) == (400, 21422)
+        assert error(httpx.post(f"{base}/IncomingPhoneNumbers.json", data={"AreaCode": "999"}, auth=auth)) == (
+            400, 21452)
+        found = httpx.get(f"{base}/AvailablePhoneNumbers/US/Local.json", params={"AreaCode": "415"}, auth=auth).json()
+        assert [n["phone_number"] for n in found["available_phone_numbers"]] == ["+14155550111"]
+        assert found["available_phone_numbers"][0]["iso_country"] == "US"
+        bought = httpx.post(f"{base}/IncomingPhoneNumbers.json", data={"AreaCode": "415"}, auth=auth)
+        assert bought.status_code == 201 and bought.json()["phone_number"] == "+14155550111"
+        assert httpx.get(f"{base}/AvailablePhoneNumbers/US/Local.json", auth=auth).json()[
+            "available_phone_numbers"] == []

@@ -212,11 +212,11 @@ async def test_transfer_to_a_person_ends_as_transferred(call_settings: Settings,
         "transfer_to_human", {}, say_first="Of course, transferring you now."
     )
     transport = PlaybackTransport(channel="twilio", can_transfer=True)
-    live = await place_call(call_settings, call_db, transport=transport, transfer_number="+15550001111")
+    live = await place_call(call_settings, call_db, transport=transport, transfer_number="+12125550111")
     await greeted(double, live)
     await transport.speak(wav_pcm(ASSETS / "person-24k.wav") + silence(700))
     assert (await finished(live)).reason == "transferred"
-    assert transport.transfers == ["+15550001111"]
+    assert transport.transfers == ["+12125550111"]
     await assert_finalised_once(call_db, live, "transferred", "transferred")
 
 
@@ -225,14 +225,14 @@ async def test_browser_cannot_transfer_and_says_so(call_settings: Settings, call
     double.realtime.say("Hello!").caller("Can I speak to a real person, please?").tool(
         "transfer_to_human", {}
     ).say_from_tool_output()
-    live = await place_call(call_settings, call_db, transfer_number="+15550001111")
+    live = await place_call(call_settings, call_db, transfer_number="+12125550111")
     await greeted(double, live)
     await live.transport.speak(wav_pcm(ASSETS / "person-24k.wav") + silence(700))
     rt = double.realtime_sessions[0]
     output = await asyncio.to_thread(rt.wait_for_received, "conversation.item.create", 8.0)
     assert '"transferred": false' in output["item"]["output"] and "browser" in output["item"]["output"]
     await asyncio.to_thread(rt.wait_for_sent, "response.created", 5.0, 3)  # the model explains
-    assert live.transport.transfers == ["+15550001111"]  # asked, and the browser said no
+    assert live.transport.transfers == ["+12125550111"]  # asked, and the browser said no
     live.transport.leave("hangup")
     await finished(live)
     await assert_finalised_once(call_db, live, "completed", "caller_hangup")

@@ -14,6 +14,7 @@ from litestar.response import Template
 
 from app.auth.deps import Owner
 from app.db.hours import HoursError, zone
+from app.db.phone import business_region, national_format
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,11 @@ class Formatter:
     """Display helpers bound to the business's timezone, handed to templates as `fmt`."""
 
     tz: ZoneInfo
+    #: the business's phone region (issue 8): numbers in it are shown nationally, others internationally
+    region: str = "US"
+
+    def phone(self, number: str | None) -> str:
+        return national_format(number, self.region)
 
     def local(self, value: datetime | None) -> datetime | None:
         return value.astimezone(self.tz) if value else None
@@ -74,9 +80,10 @@ def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 def page(template: str, owner: Owner, status: int = 200, **context: Any) -> Template:
     tz = business_zone(owner.business.timezone) if owner.business else ZoneInfo("UTC")
+    region = business_region(owner.business.phone_number, owner.business.timezone) if owner.business else "US"
     return Template(
         template_name=template,
-        context={"owner": owner, "business": owner.business, "fmt": Formatter(tz), **context},
+        context={"owner": owner, "business": owner.business, "fmt": Formatter(tz, region), **context},
         status_code=status,
         # Explicit: handlers that may also redirect are annotated `Any`, and Litestar would default to JSON.
         media_type=MediaType.HTML,

@@ -22,7 +22,14 @@ from app.dashboard.typed_input import (
 )
 from app.db.hours import WEEKDAYS, HoursError, validate_weekly_hours
 from app.db.models import Business
-from app.db.phone import PhoneError, normalize_phone
+from app.db.phone import (
+    PhoneError,
+    ShortCode,
+    business_region,
+    national_format,
+    normalize_phone,
+    transfer_error,
+)
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 COMMON_TIMEZONES = all_timezones()
@@ -100,6 +107,14 @@ def _minutes_text(seconds: int) -> str:
     return f"{seconds / 60:g}"
 
 
+@dataclass(frozen=True)
+class TransferRules:
+    """Where the operator lets transfers go beyond the business's own country (issue 8)."""
+
+    allow_countries: tuple[str, ...] = ()
+    allow_international: bool = False
+
+
 def form_from_business(business: Business | None) -> BusinessForm:
     if business is None:
         # The timezone is left for the page's script to fill with the browser's own zone.
@@ -107,12 +122,14 @@ def form_from_business(business: Business | None) -> BusinessForm:
             raw={"timezone": "", "voice": "marin", "max_call_minutes": str(DEFAULT_CALL_MINUTES)},
             hours={d: ("9am-5pm" if d in WEEKDAYS[:5] else "") for d in WEEKDAYS},
         )
+    region = business_region(business.phone_number, business.timezone)
     return BusinessForm(
         raw={
             "name": business.name,
             "timezone": business.timezone,
-            "phone_number": business.phone_number or "",
-            "transfer_number": business.transfer_number or "",
+            # The number is picked from the service's Twilio account in its own section (app.telephony.numbers).
+            "phone_number": national_format(business.phone_number, region),
+            "transfer_number": national_format(business.transfer_number, region),
             "address": business.address,
             "greeting": business.greeting,
             "instructions": business.instructions,
@@ -135,13 +152,16 @@ def _text(form: Any, key: str) -> str:
     return str(value).strip() if value is not None else ""
 
 
-def _phone(raw: str, key: str, errors: dict[str, str]) -> str | None:
+def _phone(raw: str, key: str, errors: dict[str, str], region: str) -> str | None:
     if not raw:
         return None
     try:
-        return normalize_phone(raw)
+        return normalize_phone(raw, region)
+    except ShortCode:
+        errors[key] = "Short codes can't take transfers; use a full phone number."
+        return None
     except PhoneError:
-        errors[key] = "Use the international format, like +15551234567."
+        errors[key] = "Enter a full phone number with its area code, or in international format like +15551234567."
         return None
 
 
@@ -195,8 +215,12 @@ def _services(form: Any, errors: dict[str, str]) -> tuple[list[ServiceRow], list
     return rows, clean
 
 
-def parse_business_form(form: Any) -> BusinessForm:
-    keys = ("name", "timezone", "phone_number", "transfer_number", "address", "greeting", "instructions",
+def parse_business_form(
+    form: Any, *, phone_number: str | None = None, transfers: TransferRules | None = None
+) -> BusinessForm:
+    """`phone_number` is the business's own number (not a form field: it comes from the Twilio account);
+    numbers typed without a country code are read in its country, else the chosen timezone's."""
+    keys = ("name", "timezone", "transfer_number", "address", "greeting", "instructions",
             "voice", "max_call_minutes", "recording_enabled", "recording_retention_days")
     result = BusinessForm(raw={k: _text(form, k) for k in keys})
     raw, errors, values = result.raw, result.errors, result.values
@@ -212,10 +236,17 @@ def parse_business_form(form: Any) -> BusinessForm:
     except InputError as exc:
         errors["timezone"] = str(exc)
 
-    values["phone_number"] = _phone(raw["phone_number"], "phone_number", errors)
-    values["transfer_number"] = _phone(raw["transfer_number"], "transfer_number", errors)
-    if values["phone_number"] and values["phone_number"] == values["transfer_number"]:
+    region = business_region(phone_number, values.get("timezone"))
+    raw["phone_number"] = national_format(phone_number, region)  # shown, never read back
+    values["transfer_number"] = _phone(raw["transfer_number"], "transfer_number", errors, region)
+    if phone_number and phone_number == values["transfer_number"]:
         errors["transfer_number"] = "Transfers must go to a different number than the one the receptionist answers."
+    elif values["transfer_number"]:
+        rules = transfers or TransferRules()
+        problem = transfer_error(values["transfer_number"], region, allowed_regions=rules.allow_countries,
+                                 allow_international=rules.allow_international)
+        if problem:
+            errors["transfer_number"] = problem
 
     for key, limit in (("address", 500), ("greeting", 1000), ("instructions", 4000)):
         if len(raw[key]) > limit:

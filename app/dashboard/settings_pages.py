@@ -1,7 +1,9 @@
 """Onboarding (first sign-in creates the business) and Settings (edits it): one form, inline htmx errors.
 
 Validation errors come back as 200 with the form re-rendered (htmx swaps only 2xx responses), each error
-beside its field and everything typed kept. A phone number another business already uses is a field error.
+beside its field and everything typed kept. The phone number is not typed here: it is picked from the service's
+Twilio account in its own section (app.dashboard.number_settings); a transfer number must be a valid ordinary
+line in the business's country (app.db.phone.transfer_error).
 """
 
 from __future__ import annotations
@@ -16,15 +18,21 @@ from sqlalchemy.exc import IntegrityError
 from app import audit
 from app.auth.deps import Owner
 from app.dashboard.common import is_htmx, page
-from app.dashboard.forms import COMMON_TIMEZONES, VOICES, BusinessForm, form_from_business, parse_business_form
+from app.dashboard.forms import (
+    COMMON_TIMEZONES,
+    VOICES,
+    BusinessForm,
+    TransferRules,
+    form_from_business,
+    parse_business_form,
+)
 from app.db.engine import Database
 from app.db.hours import WEEKDAY_NAMES, WEEKDAYS
 from app.db.models import Business
-from app.db.owner_queries import OwnerScope, create_business, number_taken
+from app.db.owner_queries import OwnerScope, create_business
 from app.settings import Settings
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
-PHONE_TAKEN = "Another business already uses this number. Check it, or contact support if it is yours."
 
 
 def _form_page(
@@ -46,6 +54,10 @@ def _is_local(url: str) -> bool:
     return host in LOCAL_HOSTS or host.endswith(".localhost")
 
 
+def _transfer_rules(settings: Settings) -> TransferRules:
+    return TransferRules(settings.transfer_allow_countries, settings.transfer_allow_international)
+
+
 def _done(request: Request[Any, Any, Any], path: str) -> Response[Any]:
     if is_htmx(request):
         return Response(content="", status_code=200, headers={"HX-Redirect": path})
@@ -63,18 +75,14 @@ async def onboarding_page(request: Request[Any, Any, Any], owner: Owner, setting
 async def onboarding_save(request: Request[Any, Any, Any], owner: Owner, db: Database, settings: Settings) -> Any:
     if owner.business is not None:
         return _done(request, "/settings")
-    form = parse_business_form(await request.form())
-    if form.ok and await number_taken(db.session_maker, form.values["phone_number"]):
-        form.errors["phone_number"] = PHONE_TAKEN
+    form = parse_business_form(await request.form(), transfers=_transfer_rules(settings))
     if not form.ok:
         return _form_page(request, owner, settings, form, mode="onboarding")
     try:
         created = await create_business(db.session_maker, owner.user.id, form.values)
     except IntegrityError:
-        # Lost a race: either the number was just taken, or this owner's business was created in another tab.
-        if await number_taken(db.session_maker, form.values["phone_number"]):
-            form.errors["phone_number"] = PHONE_TAKEN
-            return _form_page(request, owner, settings, form, mode="onboarding")
+        # Lost a race: this owner's business was created in another tab. (The phone number is picked later,
+        # from the service's Twilio account, in Settings.)
         return _done(request, "/settings")
     await audit.record(db, "business.created", business_id=created.id, user=owner.user, request=request,
                        detail={"name": created.name, "phone_number": created.phone_number})
@@ -91,16 +99,12 @@ async def settings_page(request: Request[Any, Any, Any], owner: Owner, business:
 async def settings_save(
     request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope, db: Database, settings: Settings
 ) -> Any:
-    form = parse_business_form(await request.form())
-    if form.ok and await owner_scope.number_taken_elsewhere(form.values["phone_number"]):
-        form.errors["phone_number"] = PHONE_TAKEN
+    current = await owner_scope.business()
+    form = parse_business_form(await request.form(), phone_number=current.phone_number,
+                               transfers=_transfer_rules(settings))
     if not form.ok:
         return _form_page(request, owner, settings, form, mode="settings")
-    try:
-        saved = await owner_scope.update_business(form.values)
-    except IntegrityError:
-        form.errors["phone_number"] = PHONE_TAKEN
-        return _form_page(request, owner, settings, form, mode="settings")
+    saved = await owner_scope.update_business(form.values)
     if saved is None:  # deleted meanwhile
         return _done(request, "/onboarding")
     row, changed = saved

@@ -31,7 +31,6 @@ from app.db.models import (
     Resource,
     ResourceKind,
 )
-from app.db.phone import PhoneError, normalize_phone
 from app.db.services import BusinessScope, NotFound, ServiceError
 
 
@@ -227,10 +226,7 @@ class CalendarScope(BusinessScope):
     # -- customers (owner-managed) ----------------------------------------------------------------------
     async def create_or_update_customer(self, customer_id: UUID | None, *, name: str, phone: str,
                                         email: str, notes: str) -> Customer:
-        try:
-            number = normalize_phone(phone)
-        except PhoneError as exc:
-            raise ServiceError(str(exc)) from None
+        number = await self._number(phone)  # read in the business's region, like every number it stores
         if len(name) > 200 or len(email) > 320:
             raise ServiceError("name or email is too long")
         if email and "@" not in email:

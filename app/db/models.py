@@ -114,6 +114,9 @@ class Business(UUIDv7AuditBase):
     # serialise concurrent bookings of one business before the overlap check reads anything.
     booking_version: Mapped[int] = mapped_column(Integer, default=0)
     plan: Mapped[str] = mapped_column(String(40), default="free")
+    # Issue 8 (numbers belong to the account): the Twilio IncomingPhoneNumber (PN…) behind `phone_number`,
+    # set only by picking one of the service account's numbers (app.telephony.numbers), so it can be released.
+    phone_number_sid: Mapped[str | None] = mapped_column(String(34), unique=True, default=None)
     # Issue 12: the owner's voice engine, "realtime" or "live"; None follows the operator's VOICE_ENGINE_DEFAULT.
     voice_engine: Mapped[str | None] = mapped_column(String(16), default=None)
     # Issue 14 (owner pages): recordings older than this many days are deleted by housekeeping; None keeps them.
@@ -154,6 +157,9 @@ class Customer(UUIDv7AuditBase):
     phone: Mapped[str] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Issue 8 (caller identity): False while the number is only what a caller said on a line that showed no
+    # caller-ID; a call from the number itself (or the owner) confirms it.
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
 
 
 class Call(UUIDv7AuditBase):
@@ -237,6 +243,9 @@ class Appointment(UUIDv7AuditBase):
     ends_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.BOOKED.value)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Issue 8 (caller identity): False when booked by a caller whose number the line didn't vouch for (withheld
+    # caller-ID), so the owner can tell a booking made "as" a number from one made by it.
+    caller_verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
     # -- issue 15 (the real calendar): who does it, the padded time it holds, its Google Calendar event.
     resource_id: Mapped[UUID | None] = mapped_column(
         ForeignKey("resource.id", ondelete="SET NULL"), default=None, index=True

@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload
 from app.db.engine import find_or_create
 from app.db.hours import Interval, free_starts
 from app.db.models import Appointment, AppointmentStatus, Business, Call, Customer, Message
-from app.db.phone import normalize_phone
+from app.db.phone import PhoneError, business_region, normalize_phone
 from app.db.scheduling import (
     Actor,
     Lane,
@@ -67,6 +67,12 @@ class NotYourAppointment(ServiceError):
     code = "not_your_appointment"
 
 
+class NotVerified(ServiceError):
+    """Would read or change a person's record for a caller whose number nobody vouched for."""
+
+    code = "caller_not_verified"
+
+
 def find_service(business: Business, name: str) -> dict[str, Any]:
     wanted = name.strip().lower()
     services = business.services or []
@@ -90,6 +96,24 @@ class BusinessScope:
     def __init__(self, session_maker: async_sessionmaker[AsyncSession], business_id: UUID) -> None:
         self._sessions = session_maker
         self.business_id = business_id
+        self._region: str | None = None
+
+    async def region(self) -> str:
+        """Where numbers typed without a country code are read (the business's number's, else its
+        timezone's country); looked up once per scope."""
+        if self._region is None:
+            business = await self.business()
+            self._region = business_region(business.phone_number, business.timezone)
+        return self._region
+
+    async def _number(self, phone: str) -> str:
+        """E.164 for `phone`: as is when international, else read in the business's region."""
+        try:
+            if phone.strip().startswith(("+", "00")):
+                return normalize_phone(phone, None)
+            return normalize_phone(phone, await self.region())
+        except PhoneError as exc:
+            raise ServiceError(str(exc)) from None
 
     # -- business -----------------------------------------------------------------------------------------
     async def business(self) -> Business:
@@ -101,11 +125,18 @@ class BusinessScope:
 
     # -- customers ----------------------------------------------------------------------------------------
     async def customer_by_phone(self, phone: str) -> Customer | None:
-        number = normalize_phone(phone)
+        number = await self._number(phone)
         async with self._sessions() as s:
             return await s.scalar(
                 select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
             )
+
+    async def recent_customers(self, limit: int = 50) -> list[Customer]:
+        """The customers the owner can pretend to be on a browser test call, most recently added first."""
+        async with self._sessions() as s:
+            rows = await s.scalars(select(Customer).where(Customer.business_id == self.business_id)
+                                   .order_by(Customer.created_at.desc()).limit(limit))
+            return list(rows)
 
     async def get_customer(self, customer_id: UUID) -> Customer:
         async with self._sessions() as s:
@@ -117,18 +148,27 @@ class BusinessScope:
             return customer
 
     async def save_customer(
-        self, phone: str, *, name: str | None = None, email: str | None = None, notes: str | None = None
+        self, phone: str, *, name: str | None = None, email: str | None = None, notes: str | None = None,
+        verified: bool = True,
     ) -> Customer:
-        """Find the customer by phone or create them; given fields overwrite stored ones."""
-        number = normalize_phone(phone)
+        """Find the customer by phone or create them; given fields overwrite stored ones.
+
+        `verified=False` (the number is only what a caller said) may create a customer, never change one: an
+        existing customer raises `NotVerified`, whatever race led here."""
+        number = await self._number(phone)
 
         async def save(s: AsyncSession) -> Customer:
             customer = await s.scalar(
                 select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
             )
             if customer is None:
-                customer = Customer(business_id=self.business_id, phone=number, name=name or "")
+                customer = Customer(business_id=self.business_id, phone=number, name=name or "",
+                                    phone_verified=verified)
                 s.add(customer)
+            elif not verified:
+                raise NotVerified("this number belongs to an existing customer")
+            elif not customer.phone_verified:
+                customer.phone_verified = True  # a call from the number itself confirms it
             if name:
                 customer.name = name
             if email is not None:
@@ -272,6 +312,7 @@ class BusinessScope:
         now: datetime | None = None,
         resource: str | None = None,
         actor: Actor = "caller",
+        caller_verified: bool = True,
     ) -> Appointment:
         setup = await self.setup()
         service = find_service(setup.business, service_name)
@@ -297,6 +338,7 @@ class BusinessScope:
                     resource_id=lane.resource_id,
                     lane=lane.key,
                     notes=notes,
+                    caller_verified=caller_verified,
                 )
                 s.add(appointment)
                 await s.flush()
@@ -318,7 +360,7 @@ class BusinessScope:
             return appointment
 
     async def upcoming_for_phone(self, phone: str, *, now: datetime | None = None) -> list[Appointment]:
-        number = normalize_phone(phone)
+        number = await self._number(phone)
         async with self._sessions() as s:
             rows = await s.scalars(
                 select(Appointment)
@@ -333,8 +375,7 @@ class BusinessScope:
             )
             return list(rows.unique())
 
-    async def _owned(self, s: AsyncSession, appointment_id: UUID, phone: str) -> Appointment:
-        number = normalize_phone(phone)
+    async def _owned(self, s: AsyncSession, appointment_id: UUID, number: str) -> Appointment:
         appointment = await s.scalar(
             select(Appointment).where(
                 Appointment.business_id == self.business_id, Appointment.id == appointment_id
@@ -350,8 +391,9 @@ class BusinessScope:
 
     async def cancel(self, appointment_id: UUID, phone: str) -> Appointment:
         """Cancel for the customer who owns the appointment (identified by their phone)."""
+        number = await self._number(phone)
         async with self._sessions() as s, s.begin():
-            appointment = await self._owned(s, appointment_id, phone)
+            appointment = await self._owned(s, appointment_id, number)
             appointment.status = AppointmentStatus.CANCELLED.value
             await record_change(s, appointment, "cancelled", "caller")
         changes_committed()
@@ -379,10 +421,11 @@ class BusinessScope:
         """Move a booking (the caller's own, found by phone; or any, for the owner with phone None). It keeps
         its resource unless another is named; the new time obeys the same rules as a new booking."""
         setup = await self.setup()
+        number = await self._number(phone) if phone is not None else None
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
-                if phone is None:
+                if number is None:
                     appointment = await s.scalar(
                         select(Appointment).where(
                             Appointment.business_id == self.business_id, Appointment.id == appointment_id
@@ -393,7 +436,7 @@ class BusinessScope:
                     if appointment.status != AppointmentStatus.BOOKED.value:
                         raise ServiceError("that appointment is already cancelled")
                 else:
-                    appointment = await self._owned(s, appointment_id, phone)
+                    appointment = await self._owned(s, appointment_id, number)
                 service = find_service(setup.business, appointment.service)
                 wanted = resource or (setup.resource_name(appointment.resource_id) or None)
                 lanes = self._lanes(setup, service["name"], wanted)
@@ -431,12 +474,13 @@ class BusinessScope:
     ) -> Message:
         if not body.strip():
             raise ServiceError("the message is empty")
+        number = await self._number(caller_phone) if caller_phone else None
         async with self._sessions() as s, s.begin():
             message = Message(
                 business_id=self.business_id,
                 call_id=call_id,
                 caller_name=caller_name,
-                caller_phone=normalize_phone(caller_phone) if caller_phone else None,
+                caller_phone=number,
                 body=body.strip(),
             )
             s.add(message)

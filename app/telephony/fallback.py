@@ -1,7 +1,8 @@
 """What a phone call gets when the AI receptionist can't (or mustn't) answer it: one decision, one TwiML.
 
-`fallback_twiml(business, reason, base_url=…)` forwards the caller to the business's transfer number when it
-has one (ringing for FORWARD_TIMEOUT_SECONDS), and otherwise — or when nobody picks up — records a voicemail.
+`fallback_twiml(business, reason, base_url=…, forward_to=…)` forwards the caller to `forward_to` (the
+business's transfer number as app.telephony.transfers allows it today) when there is one (ringing for
+FORWARD_TIMEOUT_SECONDS), and otherwise — or when nobody picks up — records a voicemail.
 The voicemail's recording callback turns it into a Message in the owner's inbox (app.telephony.voicemail).
 It serves every "don't answer with the AI" path: OpenAI unreachable at call start, a realtime session that
 could not be restored mid-call, and (later) after-hours settings and plan limits.
@@ -52,19 +53,15 @@ def _url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
-def forwards(business: Business) -> bool:
-    return bool(business.transfer_number)
-
-
-def fallback_twiml(business: Business, reason: FallbackReason | str, *, base_url: str) -> str:
-    """The TwiML for a call the AI doesn't answer: forward, else voicemail."""
+def fallback_twiml(business: Business, reason: FallbackReason | str, *, base_url: str, forward_to: str | None) -> str:
+    """The TwiML for a call the AI doesn't answer: forward to `forward_to`, else voicemail."""
     reason = FallbackReason(reason)
-    if forwards(business):
+    if forward_to:
         response = VoiceResponse()
         response.say(_FORWARD_LINE.get(reason, FORWARD_DEFAULT), language="en-US")
         dial = Dial(answer_on_bridge=True, timeout=FORWARD_TIMEOUT_SECONDS, caller_id=business.phone_number,
                     action=_url(base_url, DIAL_DONE_PATH), method="POST")
-        dial.number(business.transfer_number)
+        dial.number(forward_to)
         response.append(dial)
         return str(response)
     return voicemail_twiml(business, reason, base_url=base_url)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.db.engine import Database
 from app.db.models import Business, Session
-from app.db.phone import PhoneError, normalize_phone
+from app.db.phone import PhoneError, normalize_phone, vouched_number
 from app.voice.lifecycle import finalise_without_stream, offer_twilio_session
 
 __all__ = ["FINAL_STATUSES", "business_for_number", "finalise_without_stream", "offer_twilio_session",
@@ -23,18 +23,15 @@ FINAL_STATUSES = {"completed", "busy", "no-answer", "canceled", "failed"}
 
 
 def phone_or_none(raw: str | None) -> str | None:
-    """Twilio's `From` may be a number, 'anonymous', a SIP or client address: keep only real numbers."""
-    if not raw:
-        return None
-    try:
-        return normalize_phone(raw)
-    except PhoneError:
-        return None
+    """Twilio's `From` may be a number, 'anonymous', a withheld stand-in (+266696687), a SIP or client address:
+    only a real E.164 number identifies the caller."""
+    return vouched_number(raw)
 
 
 async def business_for_number(db: Database, called: str | None) -> Business | None:
-    number = phone_or_none(called)
-    if number is None:
+    try:
+        number = normalize_phone(called or "", None)
+    except PhoneError:
         return None
     async with db.session() as s:
         return await s.scalar(select(Business).where(Business.phone_number == number))

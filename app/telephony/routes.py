@@ -30,6 +30,7 @@ from app.telephony.records import (
 )
 from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
+from app.telephony.transfers import usable_transfer_number
 from app.voice.lifecycle import claim_session, fail_unstarted
 from app.voice.recording import StereoRecording, save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
@@ -85,7 +86,8 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
         # Known up front: the AI can't answer this call, so the webhook's answer is the fallback itself.
         await fail_unstarted(db, session.id, "OpenAI is not configured on this service (OPENAI_API_KEY)")
         return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.AI_UNAVAILABLE,
-                                              base_url=settings.public_base_url))
+                                              base_url=settings.public_base_url,
+                                              forward_to=usable_transfer_number(business, settings)))
     runtime.prewarm(session.id)
     log.info("call %s for business %s: session %s offered", call_sid, business.id, session.id)
     return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token))
@@ -152,8 +154,9 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
 
 
 def _fallback_for(business: Business, reason: str, settings: Settings) -> tuple[str, str]:
-    document = fallback.fallback_twiml(business, reason, base_url=settings.public_base_url)
-    return document, ("forwarded to the business" if fallback.forwards(business) else "voicemail")
+    forward_to = usable_transfer_number(business, settings)
+    document = fallback.fallback_twiml(business, reason, base_url=settings.public_base_url, forward_to=forward_to)
+    return document, ("forwarded to the business" if forward_to else "voicemail")
 
 
 @post("/twilio/status", name="twilio:status", status_code=204)

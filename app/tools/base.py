@@ -1,7 +1,10 @@
 """What every business tool shares: the call's context, the tool shape, and structured errors.
 
 A tool is a JSON schema the model sees plus an async function over `BusinessScope`. The scope fixes the
-business, and the caller's phone (when the channel knows it) fixes whose appointments can be touched, so no
+business, and the number the channel vouches for (`ToolContext.caller_phone`: Twilio's `From` when it is a
+real number, or the test caller the owner picked on /test) fixes whose records can be read or changed. A
+number the caller merely *says* never identifies anyone: it is good for a new booking or a message (stored as
+unverified), and every identity-bound tool refuses without a vouched number (`CallerNotVerified`), so no
 argument the model invents can reach another business or another caller.
 """
 
@@ -18,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from app.db.hours import zone
 from app.db.models import Business
-from app.db.phone import PhoneError, normalize_phone
-from app.db.services import BusinessScope, ServiceError
+from app.db.phone import PhoneError, business_region, normalize_phone
+from app.db.services import BusinessScope, NotVerified, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,25 @@ PHONE_PARAM: dict[str, str] = {
     "number).",
 }
 
+#: What the supervisor is told when a tool needs a caller-ID the line did not give; it can say this as is.
+NOT_VERIFIED_MESSAGE = (
+    "The line shows no caller ID, so this caller's records can't be looked up or changed. Tell them: \"I can't "
+    "look that up without your caller ID; I can take a message or put you through.\" A new booking still works "
+    "with the number they give."
+)
+
+
 class ToolError(ServiceError):
     """Bad arguments from the model; goes back to it as a structured error so it can ask or retry."""
 
     code = "invalid_arguments"
+
+
+class CallerNotVerified(NotVerified):
+    """An identity-bound tool on a line with no vouched number (withheld, SIP, browser without a test caller)."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_VERIFIED_MESSAGE)
 
 
 @dataclass(slots=True)
@@ -44,7 +62,8 @@ class ToolContext:
     scope: BusinessScope
     business: Business
     call_id: UUID | None = None
-    #: E.164 number the channel vouches for (Twilio `From`); None for browser calls.
+    #: E.164 number the channel vouches for (Twilio `From` when a real number; the owner's chosen test caller
+    #: on /test); None when nobody is identified (withheld number, SIP or client address).
     caller_phone: str | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -52,14 +71,29 @@ class ToolContext:
     def tz(self) -> ZoneInfo:
         return zone(self.business.timezone)
 
+    @property
+    def verified(self) -> bool:
+        return self.caller_phone is not None
+
+    def vouched_phone(self) -> str:
+        """The caller's own number for identity-bound tools; refuses when the line vouches for none."""
+        if self.caller_phone is None:
+            raise CallerNotVerified()
+        return self.caller_phone
+
     def phone_for(self, given: str | None) -> str:
-        """The phone that identifies the caller: the channel's own number wins over anything said."""
+        """A number to book under or call back on: the channel's own number wins over anything said; without
+        one, what the caller said, read in the business's region (unverified: see `verified`)."""
         if self.caller_phone:
             return self.caller_phone
         if not given:
             raise ToolError("the caller's phone number is needed; ask the caller for it")
         try:
-            return normalize_phone(given)
+            text = given.strip()
+            region = None if text.startswith(("+", "00")) else business_region(
+                self.business.phone_number, self.business.timezone
+            )
+            return normalize_phone(text, region)
         except PhoneError as exc:
             raise ToolError(str(exc)) from None
 

@@ -1,4 +1,10 @@
-"""Availability, booking, and the caller's own appointments (find, cancel, reschedule)."""
+"""Availability, booking, and the caller's own appointments (find, cancel, reschedule).
+
+Finding, cancelling and rescheduling act only for the number the line vouches for. Booking works for anyone:
+without a vouched number it books under the number the caller gives, marked unverified, and changes nothing
+stored about whoever that number belongs to. What comes back about an appointment is only what the caller
+needs to hear: the service, its times and its id (to cancel or move it) - never notes or another person's
+name."""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.db.models import Appointment
+from app.db.services import NotVerified
 from app.tools.base import PHONE_PARAM, Tool, ToolContext, ToolError, text_arg, uuid_arg
 
 MAX_SLOTS_RETURNED = 24
@@ -19,7 +26,6 @@ def appointment_view(ctx: ToolContext, appointment: Appointment, with_: str = ""
         "start": ctx.iso(appointment.starts_at),
         "end": ctx.iso(appointment.ends_at),
         "status": appointment.status,
-        "customer_name": appointment.customer.name if appointment.customer else "",
     }
     if with_:
         view["with"] = with_  # issue 15: the staff member or room that takes it
@@ -71,10 +77,23 @@ async def book_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[st
     phone = ctx.phone_for(args.get("customer_phone"))
     start = ctx.local_datetime(args.get("start"))
     name = text_arg(args, "customer_name", required=False)
-    existing = await ctx.scope.customer_by_phone(phone)
-    if existing is None and not name:
-        raise ToolError("customer_name is required for a new customer; ask the caller for their name")
-    customer = existing if existing and not name else await ctx.scope.save_customer(phone, name=name or None)
+    if ctx.verified:
+        existing = await ctx.scope.customer_by_phone(phone)
+        if existing is None and not name:
+            raise ToolError("customer_name is required for a new customer; ask the caller for their name")
+        customer = existing if existing and not name else await ctx.scope.save_customer(phone, name=name or None)
+    else:
+        # Asked the same way whoever the number belongs to, so the answer never tells whether it is a customer.
+        if not name:
+            raise ToolError("customer_name is required; ask the caller for their name")
+        customer = await ctx.scope.customer_by_phone(phone)
+        if customer is None:
+            try:
+                customer = await ctx.scope.save_customer(phone, name=name, verified=False)
+            except NotVerified:  # created by another call a moment ago
+                customer = await ctx.scope.customer_by_phone(phone)
+        if customer is None:
+            raise ToolError("could not book; try again")
     appointment = await ctx.scope.book(
         customer.id,
         text_arg(args, "service"),
@@ -83,24 +102,30 @@ async def book_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[st
         notes=text_arg(args, "notes", required=False),
         now=ctx.now(),
         resource=text_arg(args, "staff", required=False) or None,
+        caller_verified=ctx.verified,
     )
-    return {"booked": True, "appointment": appointment_view(ctx, appointment, await _with(ctx, appointment))}
+    result: dict[str, Any] = {"booked": True,
+                              "appointment": appointment_view(ctx, appointment, await _with(ctx, appointment))}
+    if not ctx.verified:
+        result["note"] = ("Booked under the number the caller gave. Without caller ID they can't change or cancel "
+                          "it by phone later; the business can.")
+    return result
 
 
 async def find_appointments(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
-    phone = ctx.phone_for(args.get("phone"))
+    phone = ctx.vouched_phone()
     rows = await ctx.scope.upcoming_for_phone(phone, now=ctx.now())
     return {"appointments": [appointment_view(ctx, a) for a in rows]}
 
 
 async def cancel_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
-    phone = ctx.phone_for(args.get("phone"))
+    phone = ctx.vouched_phone()
     appointment = await ctx.scope.cancel(uuid_arg(args, "appointment_id"), phone)
     return {"cancelled": True, "appointment_id": str(appointment.id)}
 
 
 async def reschedule_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
-    phone = ctx.phone_for(args.get("phone"))
+    phone = ctx.vouched_phone()
     appointment = await ctx.scope.reschedule(
         uuid_arg(args, "appointment_id"), phone, ctx.local_datetime(args.get("new_start"), "new_start"),
         now=ctx.now(), resource=text_arg(args, "staff", required=False) or None,
@@ -148,19 +173,21 @@ BOOK_APPOINTMENT = Tool(
     fn=book_appointment,
 )
 
+_OWN = " Only for the number the line shows (caller ID); refuses when the caller's number is withheld."
+
 FIND_APPOINTMENTS = Tool(
     name="find_appointments",
-    description="The caller's own upcoming appointments (identified by their phone number).",
-    parameters={"type": "object", "properties": {"phone": PHONE_PARAM}, "additionalProperties": False},
+    description="The caller's own upcoming appointments." + _OWN,
+    parameters={"type": "object", "properties": {}, "additionalProperties": False},
     fn=find_appointments,
 )
 
 CANCEL_APPOINTMENT = Tool(
     name="cancel_appointment",
-    description="Cancel one of the caller's own appointments (appointment_id from find_appointments).",
+    description="Cancel one of the caller's own appointments (appointment_id from find_appointments)." + _OWN,
     parameters={
         "type": "object",
-        "properties": {"appointment_id": {"type": "string"}, "phone": PHONE_PARAM},
+        "properties": {"appointment_id": {"type": "string"}},
         "required": ["appointment_id"],
         "additionalProperties": False,
     },
@@ -169,13 +196,12 @@ CANCEL_APPOINTMENT = Tool(
 
 RESCHEDULE_APPOINTMENT = Tool(
     name="reschedule_appointment",
-    description="Move one of the caller's own appointments to a new free start time.",
+    description="Move one of the caller's own appointments to a new free start time." + _OWN,
     parameters={
         "type": "object",
         "properties": {
             "appointment_id": {"type": "string"},
             "new_start": {"type": "string", "description": _LOCAL_TIME},
-            "phone": PHONE_PARAM,
             "staff": _STAFF,
         },
         "required": ["appointment_id", "new_start"],

@@ -100,6 +100,8 @@ class CallBridge:
         self._greeting = greeting
         self.limits = limits
         self._transfer_number = transfer_number
+        # Issue 8: one transfer request per call, however often the model or the keypad asks (toll cost).
+        self._transfer_requested = False
         self._realtime_model = realtime_model
         self._transcription_model = transcription_model
         self._clock = clock
@@ -698,7 +700,13 @@ class CallBridge:
 
     async def _transfer(self, call_id: str | None) -> None:
         number = self._transfer_number
+        if number and self._transfer_requested:
+            if call_id is not None:
+                await self._tool_output(call_id, {"transferred": False, "message": "A transfer was already tried on "
+                                                  "this call; it can't be tried again. Offer to take a message."})
+            return
         if number:
+            self._transfer_requested = True
             await self.transport.wait_played(5.0)
             if await self.transport.transfer(number):
                 self.recorder.add(EventKind.SYSTEM, f"transferred to {number}", {"number": number})

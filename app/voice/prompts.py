@@ -47,7 +47,9 @@ def business_facts(business: Business, caller: CallerContext, now: datetime | No
     if caller.phone:
         lines.append(f"Caller's phone (from the line): {caller.phone}")
     else:
-        lines.append("Caller's phone: unknown (browser call) - ask for it before booking or finding appointments")
+        lines.append("Caller's phone: withheld - the line doesn't identify this caller, so nobody's records can be "
+                     "looked up, cancelled or rescheduled for them; they can book something new (ask for their "
+                     "name and number), leave a message, or be put through")
     if caller.name:
         lines.append(f"Known caller: {caller.name}")
     elif caller.phone:
@@ -83,10 +85,14 @@ no lists or markdown. Times you say are local times in words (e.g. "ten a.m. on 
 
 Rules: never call a tool with made-up arguments - if something is missing (service, day, time, the caller's
 name or phone number) ask the caller for it. Only book a time the tools showed as free and the caller agreed
-to. Only the caller's own appointments can be found, cancelled or rescheduled. If something fails, say so
-honestly and offer to take a message. If the business has staff or rooms and the caller asks for someone
-("with Maria"), pass that name as `staff`; otherwise whoever is free first takes it. When a date is closed,
-say so with the reason the tools give (e.g. "we're closed on the 24th for Christmas Eve").
+to. Only the caller's own appointments can be found, cancelled or rescheduled, and only when the line shows
+their number (caller ID): a number the caller says proves nothing, so never use it to look anyone up. When a
+tool answers caller_not_verified, say so kindly and offer a message or a transfer. Never tell a caller
+anything about another person (whether a number or name is a customer, their appointments, notes or email).
+If something fails, say so honestly and offer to take a message. If the business has staff or rooms and the
+caller asks for someone ("with Maria"), pass that name as `staff`; otherwise whoever is free first takes it.
+When a date is closed, say so with the reason the tools give (e.g. "we're closed on the 24th for Christmas
+Eve").
 
 {business_facts(business, caller, now)}"""
 

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Request, WebSocket, get, post, websocket
+from litestar.exceptions import LitestarException, ValidationException
 from litestar.response import Template
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
@@ -14,7 +15,8 @@ from sqlalchemy import select
 from app.auth.deps import Owner
 from app.db.engine import Database
 from app.db.models import Business, Call, Channel
-from app.db.services import BusinessScope
+from app.db.phone import PhoneError, business_region, national_format, normalize_phone
+from app.db.services import BusinessScope, NotFound
 from app.settings import Settings
 from app.voice.browser import BrowserTransport
 from app.voice.lifecycle import claim_session, offer_session
@@ -34,17 +36,51 @@ _CLOSE_CODES = {"expired": CLOSE_TOKEN_EXPIRED, "used": CLOSE_TOKEN_USED}
 
 
 @get("/test", name="voice:test")
-async def test_page(owner: Owner, business: Business, settings: Settings) -> Template:
+async def test_page(owner: Owner, business: Business, settings: Settings, db: Database) -> Template:
+    region = business_region(business.phone_number, business.timezone)
+    customers = await BusinessScope(db.session_maker, business.id).recent_customers()
     return Template(
         template_name="test.html",
-        context={"owner": owner, "business": business, "openai_configured": bool(settings.openai_api_key)},
+        context={"owner": owner, "business": business, "openai_configured": bool(settings.openai_api_key),
+                 "test_customers": [{"id": c.id, "name": c.name, "shown": national_format(c.phone, region)}
+                                    for c in customers]},
     )
+
+
+async def test_caller_phone(db: Database, business: Business, body: Any) -> str | None:
+    """The number a browser test call stands in for, as the owner picked it on /test: a customer's, a new
+    caller's, or none (a withheld number). The tools then vouch for it as a phone line vouches for `From`."""
+    choice = body.get("caller", "withheld") if isinstance(body, dict) else "withheld"
+    if choice in ("withheld", "", None):
+        return None
+    scope = BusinessScope(db.session_maker, business.id)
+    if isinstance(choice, str) and choice.startswith("customer:"):
+        try:
+            return (await scope.get_customer(UUID(choice.removeprefix("customer:")))).phone
+        except (ValueError, NotFound):
+            raise ValidationException(detail="That customer isn't one of yours; pick another.") from None
+    if choice == "new":
+        phone = body.get("phone") if isinstance(body.get("phone"), str) else ""
+        if not phone.strip():
+            raise ValidationException(detail="Type the new caller's phone number, or choose another caller.")
+        try:
+            return normalize_phone(phone, None if phone.strip().startswith("+") else
+                                   business_region(business.phone_number, business.timezone))
+        except PhoneError as exc:
+            raise ValidationException(detail=f"The new caller's number: {exc}") from None
+    raise ValidationException(detail="Choose who the test caller is.")
 
 
 @post("/api/sessions", name="voice:create-session", status_code=201)
 async def create_session(request: Request[Any, Any, Any], business: Business, db: Database) -> dict[str, str]:
     runtime = get_runtime(request.app)
-    session, token = await offer_session(db, runtime.issuer, business, Channel.BROWSER.value)
+    try:
+        body = await request.json()
+    except (ValueError, LitestarException):  # an empty or non-JSON body: the default caller
+        body = {}
+    caller_phone = await test_caller_phone(db, business, body)
+    session, token = await offer_session(db, runtime.issuer, business, Channel.BROWSER.value,
+                                         caller_phone=caller_phone)
     runtime.prewarm(session.id)
     return {
         "session_id": str(session.id),

@@ -21,6 +21,7 @@ from app.db.services import BusinessScope
 from app.jobs import JobQueue
 from app.settings import Settings
 from app.telephony.rest import TwilioCalls
+from app.telephony.transfers import usable_transfer_number
 from app.telephony.voicemail import Voicemails
 from app.tools import ToolContext
 from app.voice import lifecycle
@@ -209,6 +210,7 @@ class CallRuntime:
         )
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
+        transfer_number = usable_transfer_number(business, self.settings)
         engine = self.engine_for(business)
         recorder.set_engine("realtime")
         live: FallbackLink | None = None
@@ -216,7 +218,7 @@ class CallRuntime:
             link = live = self._live_link(business, caller, transport, recorder, fallback=link)
 
         async def run_call_tool(name: str, _arguments: str) -> dict[str, Any]:
-            if name == TRANSFER_TOOL and not (business.transfer_number and transport.channel != "browser"):
+            if name == TRANSFER_TOOL and not (transfer_number and transport.channel != "browser"):
                 return {"transferred": False, "message": "No one can take the call on this line: offer to take "
                         "a message instead."}
             assert live is not None
@@ -262,7 +264,7 @@ class CallRuntime:
             ),
             link_factory=self.new_link,
             service_stopping=lambda: self.draining or self._stopping,
-            transfer_number=business.transfer_number,
+            transfer_number=transfer_number,
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
         )

@@ -9,7 +9,8 @@ Three parts, each speaking Twilio's real protocol:
   returns each mark when the audio queued before it has finished playing, and honours `clear`;
 - REST: a local server (`api_base_url`) for `POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json` with Basic
   auth, which records hang-ups and updates, ends the media stream the way Twilio does (a `stop`, then the
-  socket closes) and answers with Twilio's JSON.
+  socket closes) and answers with Twilio's JSON; the account's phone numbers (IncomingPhoneNumbers,
+  AvailablePhoneNumbers) are in tests/doubles/twilio_numbers.py, served by the same server.
 
 The REST server runs in its own thread with its own event loop, so sync and async tests can both use it;
 media streams live in the test's event loop.
@@ -39,6 +40,8 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from tests.doubles.twilio_numbers import NumbersApi
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 FRAME_MS = 20
@@ -206,6 +209,8 @@ class TwilioDouble:
         #: where call-progress events go when a call ends (the number's status callback), or None
         self.status_callback_url: str | None = None
         self.status_callbacks: list[dict[str, str]] = []
+        #: the account's phone numbers (IncomingPhoneNumbers, AvailablePhoneNumbers): tests/doubles/twilio_numbers.py
+        self.numbers = NumbersApi(self)
         #: how a <Dial>ed person answers (Twilio's DialCallStatus), and what a caller says to <Record>
         self.dial_outcome = "no-answer"
         self.voicemail_audio: bytes = b""
@@ -230,6 +235,7 @@ class TwilioDouble:
             app = web.Application()
             app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
             app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
+            self.numbers.add_routes(app)
             app.router.add_get("/2010-04-01/Accounts/{account}/Recordings/{recording}.wav", self._fetch_recording)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
@@ -277,6 +283,7 @@ class TwilioDouble:
             self.fallback_posts.clear()
         self.dial_outcome = "no-answer"
         self.voicemail_audio = b""
+        self.numbers.reset()
 
     # -- signing and webhooks -----------------------------------------------------------------------------
     def sign(self, url: str, params: dict[str, str]) -> str:
