@@ -163,7 +163,7 @@ async def test_transfer_chosen_by_the_supervisor_hands_the_call_over_after_its_w
     double.responses.for_model("gpt-4.1").function_call("transfer_to_human", {}).text("Connecting you now.")
     transport = PlaybackTransport(channel="twilio", can_transfer=True, audio_format={"type": "audio/pcmu"},
                                   bytes_per_ms=8)
-    live = await place_call(call_settings, call_db, transport=transport, transfer_number="+15550001111",
+    live = await place_call(call_settings, call_db, transport=transport, transfer_number="+12125550111",
                             voice_engine="live")
     log = await greeted(double, live)
     assert log.received[0]["session"]["audio"]["format"] == {"type": "audio/pcmu", "rate": 8000}
@@ -171,7 +171,7 @@ async def test_transfer_chosen_by_the_supervisor_hands_the_call_over_after_its_w
 
     await _speak_pcmu(transport, speech_like_tone(1200, PCMU) + bytes([0xFF]) * 8 * 700)  # words, then quiet
     assert (await finished(live)).reason == "transferred"
-    assert transport.transfers == ["+15550001111"]
+    assert transport.transfers == ["+12125550111"]
     call, _events = await call_record(call_db, live)
     assert "Agent: Connecting you now." in call.transcript and call.engine == "live"
     assert_protocol_clean(log)
