@@ -7,6 +7,7 @@ read snapshot from earlier work (that ordering is what makes concurrent bookings
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -20,6 +21,7 @@ from app.db.engine import find_or_create
 from app.db.hours import Interval, free_slots, is_open_for, zone
 from app.db.models import Appointment, AppointmentStatus, Business, Call, Customer, Message
 from app.db.phone import normalize_phone
+from app.inbox.outbox import appointment_event
 
 MAX_AVAILABILITY_DAYS = 31
 
@@ -61,6 +63,18 @@ def find_service(business: Business, name: str) -> dict[str, Any]:
         return matches[0]
     offered = ", ".join(s["name"] for s in services) or "none"
     raise ServiceError(f"no service called {name!r}; services offered: {offered}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    """A booking's customer not yet known: saved in the booking's own transaction, so a refused booking (slot
+    taken, outside hours, in the past) leaves no customer behind."""
+
+    phone: str
+    name: str
+
+
+URGENCIES = ("low", "normal", "urgent")
 
 
 def _utc(value: datetime) -> datetime:
@@ -190,7 +204,7 @@ class BusinessScope:
 
     async def book(
         self,
-        customer_id: UUID,
+        customer_id: UUID | NewCustomer,
         service_name: str,
         start: datetime,
         *,
@@ -201,12 +215,15 @@ class BusinessScope:
         business = await self.business()
         service = find_service(business, service_name)
         slot = await self._check_bookable(business, service, start, now)
-        await self.get_customer(customer_id)
+        if not isinstance(customer_id, NewCustomer):
+            await self.get_customer(customer_id)
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
                 if await self._busy(s, slot.start, slot.end):
                     raise SlotTaken("that time is already booked")
+                if isinstance(customer_id, NewCustomer):
+                    customer_id = await self._customer_in(s, customer_id)
                 appointment = Appointment(
                     business_id=self.business_id,
                     customer_id=customer_id,
@@ -218,9 +235,25 @@ class BusinessScope:
                 )
                 s.add(appointment)
                 await s.flush()
+                await appointment_event(s, appointment, "booked", call_id=call_id, now=now)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         return await self.get_appointment(appointment.id)
+
+    async def _customer_in(self, s: AsyncSession, draft: NewCustomer) -> UUID:
+        """Find or add the customer inside an open booking transaction (the write lock is already held, so no
+        other booking of this business can insert the same number meanwhile)."""
+        number = normalize_phone(draft.phone)
+        customer = await s.scalar(
+            select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
+        )
+        if customer is None:
+            customer = Customer(business_id=self.business_id, phone=number, name=draft.name)
+            s.add(customer)
+        elif draft.name:
+            customer.name = draft.name
+        await s.flush()
+        return customer.id
 
     async def get_appointment(self, appointment_id: UUID) -> Appointment:
         async with self._sessions() as s:
@@ -264,11 +297,12 @@ class BusinessScope:
             raise ServiceError("that appointment is already cancelled")
         return appointment
 
-    async def cancel(self, appointment_id: UUID, phone: str) -> Appointment:
+    async def cancel(self, appointment_id: UUID, phone: str, *, call_id: UUID | None = None) -> Appointment:
         """Cancel for the customer who owns the appointment (identified by their phone)."""
         async with self._sessions() as s, s.begin():
             appointment = await self._owned(s, appointment_id, phone)
             appointment.status = AppointmentStatus.CANCELLED.value
+            await appointment_event(s, appointment, "cancelled", call_id=call_id)
         return appointment
 
     async def cancel_by_owner(self, appointment_id: UUID) -> Appointment:
@@ -280,11 +314,14 @@ class BusinessScope:
             )
             if appointment is None:
                 raise NotFound("appointment not found")
-            appointment.status = AppointmentStatus.CANCELLED.value
+            if appointment.status != AppointmentStatus.CANCELLED.value:
+                appointment.status = AppointmentStatus.CANCELLED.value
+                await appointment_event(s, appointment, "cancelled", by_owner=True)
         return appointment
 
     async def reschedule(
-        self, appointment_id: UUID, phone: str, new_start: datetime, *, now: datetime | None = None
+        self, appointment_id: UUID, phone: str, new_start: datetime, *, now: datetime | None = None,
+        call_id: UUID | None = None,
     ) -> Appointment:
         business = await self.business()
         try:
@@ -296,6 +333,7 @@ class BusinessScope:
                 if await self._busy(s, slot.start, slot.end, exclude=appointment.id):
                     raise SlotTaken("that time is already booked")
                 appointment.starts_at, appointment.ends_at = slot.start, slot.end
+                await appointment_event(s, appointment, "rescheduled", call_id=call_id, now=now)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         return await self.get_appointment(appointment_id)
@@ -316,20 +354,48 @@ class BusinessScope:
 
     # -- messages -----------------------------------------------------------------------------------------
     async def take_message(
-        self, body: str, *, caller_name: str = "", caller_phone: str | None = None, call_id: UUID | None = None
+        self, body: str, *, caller_name: str = "", caller_phone: str | None = None, call_id: UUID | None = None,
+        urgency: str = "normal", callback_requested: bool = False,
     ) -> Message:
+        """Save the message; a caller with a known number becomes (or is found as) a customer, so their
+        messages, calls and bookings meet on one page. A stored name is never overwritten by a message's."""
         if not body.strip():
             raise ServiceError("the message is empty")
-        async with self._sessions() as s, s.begin():
+        if urgency not in URGENCIES:
+            raise ServiceError(f"urgency must be one of {', '.join(URGENCIES)}")
+        number = normalize_phone(caller_phone) if caller_phone else None
+
+        async def save(s: AsyncSession) -> Message:
+            customer_id = None
+            if number:
+                customer = await s.scalar(
+                    select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
+                )
+                if customer is None and caller_name:
+                    customer = Customer(business_id=self.business_id, phone=number, name=caller_name)
+                    s.add(customer)
+                    await s.flush()
+                elif customer is not None and not customer.name and caller_name:
+                    customer.name = caller_name
+                customer_id = customer.id if customer is not None else None
             message = Message(
                 business_id=self.business_id,
                 call_id=call_id,
+                customer_id=customer_id,
                 caller_name=caller_name,
-                caller_phone=normalize_phone(caller_phone) if caller_phone else None,
+                caller_phone=number,
                 body=body.strip(),
+                urgency=urgency,
+                callback_requested=callback_requested,
             )
             s.add(message)
-        return message
+            await s.flush()
+            return message
+
+        try:
+            return await find_or_create(self._sessions, save)
+        except IntegrityError:
+            raise ServiceError("could not save the message; try again") from None
 
     # -- calls --------------------------------------------------------------------------------------------
     async def get_call(self, call_id: UUID) -> Call:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.db.models import Appointment
+from app.db.services import NewCustomer
 from app.tools.base import PHONE_PARAM, Tool, ToolContext, ToolError, text_arg, uuid_arg
 
 MAX_SLOTS_RETURNED = 24
@@ -43,9 +44,10 @@ async def book_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[st
     existing = await ctx.scope.customer_by_phone(phone)
     if existing is None and not name:
         raise ToolError("customer_name is required for a new customer; ask the caller for their name")
-    customer = existing if existing and not name else await ctx.scope.save_customer(phone, name=name or None)
+    # A new customer (or a new name) is saved by the booking itself, only once every check has passed.
+    customer = existing.id if existing and not name else NewCustomer(phone, name)
     appointment = await ctx.scope.book(
-        customer.id,
+        customer,
         text_arg(args, "service"),
         start,
         call_id=ctx.call_id,
@@ -63,7 +65,7 @@ async def find_appointments(ctx: ToolContext, args: Mapping[str, Any]) -> dict[s
 
 async def cancel_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     phone = ctx.phone_for(args.get("phone"))
-    appointment = await ctx.scope.cancel(uuid_arg(args, "appointment_id"), phone)
+    appointment = await ctx.scope.cancel(uuid_arg(args, "appointment_id"), phone, call_id=ctx.call_id)
     return {"cancelled": True, "appointment_id": str(appointment.id)}
 
 
@@ -71,7 +73,7 @@ async def reschedule_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> d
     phone = ctx.phone_for(args.get("phone"))
     appointment = await ctx.scope.reschedule(
         uuid_arg(args, "appointment_id"), phone, ctx.local_datetime(args.get("new_start"), "new_start"),
-        now=ctx.now(),
+        now=ctx.now(), call_id=ctx.call_id,
     )
     return {"rescheduled": True, "appointment": appointment_view(ctx, appointment)}
 
