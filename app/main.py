@@ -40,17 +40,20 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.auth.routes import ROUTES as auth_routes
     from app.billing.routes import ROUTES as billing_routes
     from app.dashboard.routes import ROUTES as dashboard_routes
+    from app.telephony.message_status import ROUTES as message_status_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
-    return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes]
+    return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes,
+            *message_status_routes]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
+    from app.inbox.runtime import start_inbox
     from app.voice.runtime import start_runtime, stop_runtime
 
-    return [start_runtime], [stop_runtime]
+    return [start_runtime, start_inbox], [stop_runtime]
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:

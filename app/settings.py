@@ -89,6 +89,14 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # issue 9 (owner's inbox): the SMTP server for owner notifications (smtp://user:pass@host:587 with STARTTLS
+    # when offered, smtps://… for TLS from the start) and the From address of those emails.
+    smtp_url: str | None = None
+    smtp_from: str = ""
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_url and self.smtp_from)
 
     @property
     def uses_libsql(self) -> bool:
@@ -204,6 +212,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     forwarded_allow_ips, forwarded_allow_any = _forwarded_allow_ips(opt("FORWARDED_ALLOW_IPS"))
 
+    smtp_url, smtp_from = opt("SMTP_URL"), opt("SMTP_FROM") or ""
+    if smtp_url:
+        parts = urlsplit(smtp_url)
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise SettingsError("SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465")
+        try:
+            parts.port  # noqa: B018 - a non-numeric port raises here
+        except ValueError:
+            raise SettingsError("SMTP_URL has a port that is not a number") from None
+        if not smtp_from:
+            raise SettingsError("SMTP_FROM (the notification emails' From address) is required with SMTP_URL")
+    if smtp_from and "@" not in smtp_from:
+        raise SettingsError(f"SMTP_FROM must be an email address, got {smtp_from!r}")
+
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -240,4 +262,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        smtp_url=smtp_url,
+        smtp_from=smtp_from,
     )

@@ -332,6 +332,8 @@ class Notification(UUIDv7AuditBase):
         _enum_check("status", NotificationStatus),
         Index("ix_notification_business_created", "business_id", "created_at"),
         Index("ix_notification_call", "call_id"),
+        # Twilio's status callbacks find their text by its Message SID.
+        Index("ix_notification_provider_id", "provider_id"),
     )
 
     business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"))

@@ -76,6 +76,7 @@ def upgrade() -> None:
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.create_index('ix_notification_business_created', ['business_id', 'created_at'], unique=False)
         batch_op.create_index('ix_notification_call', ['call_id'], unique=False)
+        batch_op.create_index('ix_notification_provider_id', ['provider_id'], unique=False)
 
     with op.batch_alter_table('call', schema=None) as batch_op:
         batch_op.add_column(sa.Column('outcomes', sa.JSON(), nullable=False, server_default='[]'))
@@ -114,6 +115,7 @@ def downgrade() -> None:
         batch_op.drop_column('outcomes')
 
     with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_index('ix_notification_provider_id')
         batch_op.drop_index('ix_notification_call')
         batch_op.drop_index('ix_notification_business_created')
 
