@@ -2,7 +2,17 @@
 
 from litestar.types import ControllerRouterHandler
 
-from app.dashboard import appointments, billing, calls, customers, overview, sessions, settings_pages
+from app.dashboard import (
+    appointments,
+    billing,
+    calls,
+    customers,
+    messages,
+    notification_settings,
+    overview,
+    sessions,
+    settings_pages,
+)
 
 ROUTES: list[ControllerRouterHandler] = [
     *overview.ROUTES,
@@ -12,4 +22,6 @@ ROUTES: list[ControllerRouterHandler] = [
     *customers.ROUTES,
     *billing.ROUTES,
     *settings_pages.ROUTES,
+    *messages.ROUTES,
+    *notification_settings.ROUTES,
 ]
