@@ -112,6 +112,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=None,
         debug=False,
     )
+    from app.dashboard.outcome_words import FILTERS as inbox_filters
+
+    template_config.engine_instance.engine.filters.update(inbox_filters)
     template_config.engine_instance.engine.globals.update(
         version=__version__, google_configured=settings.google_configured
     )

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 
 from app.dashboard.common import local_day_bounds
+from app.db.inbox import outcome_condition
 from app.db.models import Call, CallStatus
+from app.inbox.outcomes import LABELS as OUTCOME_LABELS
 
 PAGE_SIZE = 25
 MAX_QUERY_LENGTH = 200
@@ -28,6 +30,9 @@ class CallFilter:
     q: str = ""
     page: int = 1
     errors: dict[str, str] = field(default_factory=dict)
+    # issue 9: an outcome code (see app.inbox.outcomes) and "needs follow-up only"
+    outcome: str = ""
+    follow_up: bool = False
 
     def query_string(self, *, page: int | None = None) -> str:
         from urllib.parse import urlencode
@@ -41,6 +46,10 @@ class CallFilter:
             params["to"] = self.date_to.isoformat()
         if self.q:
             params["q"] = self.q
+        if self.outcome:
+            params["outcome"] = self.outcome
+        if self.follow_up:
+            params["follow_up"] = "1"
         if page and page > 1:
             params["page"] = str(page)
         return urlencode(params)
@@ -73,7 +82,13 @@ def parse_filter(params: Mapping[str, Any]) -> CallFilter:
         page_number = max(1, min(int(str(params.get("page") or "1")), 100_000))
     except ValueError:
         page_number = 1
-    return CallFilter(status=status, date_from=date_from, date_to=date_to, q=q, page=page_number, errors=errors)
+    outcome = str(params.get("outcome") or "").strip()
+    if outcome and outcome not in OUTCOME_LABELS:
+        errors["outcome"] = "unknown outcome"
+        outcome = ""
+    follow_up = str(params.get("follow_up") or "") in {"1", "on", "true"}
+    return CallFilter(status=status, date_from=date_from, date_to=date_to, q=q, page=page_number, errors=errors,
+                      outcome=outcome, follow_up=follow_up)
 
 
 def like_escape(text: str) -> str:
@@ -104,4 +119,8 @@ def filtered_calls(business_id: UUID, f: CallFilter, tz: ZoneInfo) -> Select[tup
         query = query.where(Call.started_at < local_day_bounds(f.date_to, tz)[1])
     if f.q:
         query = query.where(search_condition(f.q))
+    if f.outcome:
+        query = query.where(outcome_condition(f.outcome))
+    if f.follow_up:
+        query = query.where(Call.needs_follow_up.is_(True))
     return query

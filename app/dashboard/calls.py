@@ -20,18 +20,23 @@ from app.auth.deps import Owner
 from app.dashboard.call_queries import PAGE_SIZE, STATUSES, CallFilter, filtered_calls, parse_filter
 from app.dashboard.common import business_zone, is_htmx, page, parse_id
 from app.db.engine import Database
+from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, Call, CallEvent, Customer, Session
 from app.db.services import BusinessScope
+from app.inbox.outcomes import LABELS as OUTCOME_LABELS
+from app.inbox.outcomes import end_reason_words
+from app.inbox.outcomes import labels as outcome_labels
 from app.settings import Settings
 
 CSV_BATCH = 1000
 CSV_COLUMNS = (
     "started_at", "caller_phone", "customer", "status", "channel", "duration_seconds", "end_reason",
-    "input_tokens", "output_tokens", "cost_usd", "summary", "call_id",
+    "input_tokens", "output_tokens", "cost_usd", "summary", "call_id", "outcomes", "needs_follow_up",
 )
 _CSV_SOURCE = (
     Call.id, Call.started_at, Call.caller_phone, Call.customer_id, Call.status, Call.channel, Call.duration_seconds,
-    Call.end_reason, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.summary,
+    Call.end_reason, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.summary, Call.outcomes,
+    Call.needs_follow_up,
 )
 _FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"^\+?\d+(\.\d+)?$")
@@ -49,7 +54,7 @@ async def calls_page(request: Request[Any, Any, Any], owner: Owner, business: Bu
     )
     async with db.session() as s:
         rows = list(await s.scalars(query))
-        has_any = f.q or f.status or f.date_from or f.date_to or rows or await s.scalar(
+        has_any = f.q or f.status or f.date_from or f.date_to or f.outcome or f.follow_up or rows or await s.scalar(
             select(Call.id).where(Call.business_id == business.id).limit(1)
         )
     context = {
@@ -57,6 +62,7 @@ async def calls_page(request: Request[Any, Any, Any], owner: Owner, business: Bu
         "has_next": len(rows) > PAGE_SIZE,
         "filter": f,
         "statuses": STATUSES,
+        "outcome_labels": OUTCOME_LABELS,
         "has_any_call": bool(has_any),
     }
     if is_htmx(request, "calls-results"):
@@ -100,6 +106,8 @@ async def _call_detail_context(db: Database, business: Business, call: Call) -> 
         "session": session,
         "latencies": [row for row in (call.latencies or []) if isinstance(row, dict)],
         "has_recording": bool(call.recording_path),
+        "messages": await InboxScope(db.session_maker, business.id).messages_for_call(call.id),
+        "notifications": await InboxScope(db.session_maker, business.id).notifications_for_call(call.id),
     }
 
 
@@ -178,8 +186,9 @@ async def _csv_rows(db: Database, business: Business, f: CallFilter) -> AsyncIte
             writer.writerow([
                 _cell(c.started_at.astimezone(tz).isoformat(timespec="seconds")),
                 _cell(c.caller_phone), _cell(names.get(c.customer_id, "")), _cell(c.status), _cell(c.channel),
-                f"{c.duration_seconds:.1f}", _cell(c.end_reason), c.input_tokens, c.output_tokens,
-                f"{c.cost_usd:.6f}", _cell(c.summary), str(c.id),
+                f"{c.duration_seconds:.1f}", _cell(end_reason_words(c.end_reason)), c.input_tokens, c.output_tokens,
+                f"{c.cost_usd:.6f}", _cell(c.summary), str(c.id), _cell("; ".join(outcome_labels(c.outcomes or []))),
+                "yes" if c.needs_follow_up else "no",
             ])
         yield buffer.getvalue()
         if len(calls) < CSV_BATCH:

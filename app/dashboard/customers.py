@@ -12,6 +12,7 @@ from app.auth.deps import Owner
 from app.dashboard.call_queries import like_escape
 from app.dashboard.common import page, parse_id
 from app.db.engine import Database
+from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, Call, Customer
 from app.db.services import BusinessScope
 
@@ -62,7 +63,9 @@ async def customer_detail(customer_id: str, owner: Owner, business: Business, db
                 .limit(100)
             )
         )
-    return page("dashboard/customers/detail.html", owner, customer=customer, appointments=appointments, calls=calls)
+    messages = await InboxScope(db.session_maker, business.id).messages(state="all", customer_id=customer.id)
+    return page("dashboard/customers/detail.html", owner, customer=customer, appointments=appointments, calls=calls,
+                messages=messages)
 
 
 ROUTES = [customers_page, customer_detail]

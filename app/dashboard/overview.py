@@ -14,6 +14,7 @@ from app.auth.deps import Owner
 from app.dashboard.charts import Bar, bar_chart
 from app.dashboard.common import business_zone, local_day_bounds, page
 from app.db.engine import Database
+from app.db.inbox import InboxScope
 from app.db.models import Appointment, AppointmentStatus, Business, Call, Session, SessionStatus
 
 CHART_DAYS = 14
@@ -92,6 +93,7 @@ async def overview(owner: Owner, business: Business, db: Database) -> Template:
         chart_total=sum(counts),
         live_count=live or 0,
         recent=recent,
+        attention=await InboxScope(db.session_maker, business.id).attention(day_start, day_end),
     )
 
 
