@@ -171,13 +171,12 @@ async def _csv_rows(db: Database, business: Business, f: CallFilter) -> AsyncIte
             customer_ids = {c.customer_id for c in calls if c.customer_id}
             names: dict[Any, str] = {}
             if customer_ids:
-                names = dict(
-                    (await s.execute(
-                        select(Customer.id, Customer.name).where(
-                            Customer.business_id == business.id, Customer.id.in_(customer_ids)
-                        )
-                    )).tuples()
+                found = await s.execute(
+                    select(Customer.id, Customer.name).where(
+                        Customer.business_id == business.id, Customer.id.in_(customer_ids)
+                    )
                 )
+                names = {customer_id: name for customer_id, name in found.all()}
         if not calls:
             return
         buffer.seek(0)
