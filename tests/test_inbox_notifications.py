@@ -363,3 +363,31 @@ async def test_a_refused_booking_saves_no_customer(idb: Database) -> None:
     assert booked.get("booked"), booked
     customer = await scope.customer_by_phone(CALLER)
     assert customer is not None and customer.name == "Ann Lee"
+
+
+async def test_the_daily_digest_goes_at_the_local_time_once_and_queues_the_next(
+    idb: Database, inbox_settings: Settings, smtp: SmtpServer
+) -> None:
+    _user, business = await salon(idb, digest_enabled=True, digest_time="18:00", on_follow_up=False)
+    clock = Clock(datetime(2027, 3, 13, 12, 0, tzinfo=UTC))  # Saturday, EST
+    jobs = JobQueue(idb)
+    notifier = Notifier(idb, inbox_settings, clock=clock)
+    notifier.register(jobs)
+    await notifier.schedule_all_digests()
+    await notifier.schedule_all_digests()  # a second start-up queues nothing more
+    async with idb.session() as s:
+        [saturday] = list(await s.scalars(select(Job).where(Job.kind == "digest")))
+    assert saturday.run_after == datetime(2027, 3, 13, 23, 0, tzinfo=UTC)  # 18:00 EST
+    await finish_with_message(idb, business)
+    clock.now = saturday.run_after
+    await notifier.digest(await claim(idb, saturday.id))
+    await drain(jobs)
+    [email] = smtp.to("sam@salon.example")
+    assert email["Subject"].startswith("[Sam's Salon] Your day: ")
+    assert "1 unread message, 1 call to follow up" in body_of(email) and "Wants a refund" in body_of(email)
+    async with idb.session() as s:
+        digests = list(await s.scalars(select(Job).where(Job.kind == "digest").order_by(Job.run_after)))
+    assert [j.run_after for j in digests] == [saturday.run_after, datetime(2027, 3, 14, 22, 0, tzinfo=UTC)]
+    await notifier.digest(await claim(idb, saturday.id))  # run again: the same day is not sent twice
+    await drain(jobs)
+    assert len(smtp.to("sam@salon.example")) == 1

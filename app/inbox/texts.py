@@ -83,6 +83,10 @@ class Text:
     body: str
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _summary_line(ctx: Context, fallback: str) -> str:
     if ctx.call is not None and ctx.call.summary:
         return ctx.call.summary.strip()
@@ -130,9 +134,9 @@ def _owner_parts(ctx: Context) -> tuple[str, str, str]:
         return headline, summary, todo
     if n.event == "digest":
         d = ctx.digest
-        headline = f"Your day: {d.get('calls', 0)} calls, {d.get('bookings', 0)} new bookings"
-        summary = (f"{d.get('unread', 0)} unread messages, {d.get('follow_ups', 0)} calls to follow up, "
-                   f"{d.get('cancellations', 0)} cancellations.")
+        headline = f"Your day: {_n(d.get('calls', 0), 'call')}, {_n(d.get('bookings', 0), 'new booking')}"
+        summary = (f"{_n(d.get('unread', 0), 'unread message')}, {_n(d.get('follow_ups', 0), 'call')} to follow up, "
+                   f"{_n(d.get('cancellations', 0), 'cancellation')}.")
         todo = "Read your messages." if d.get("unread") else "Nothing waiting."
         return headline, summary, todo
     if n.event == "test":
