@@ -50,10 +50,10 @@ def _route_handlers() -> list[ControllerRouterHandler]:
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
-    from app.inbox.runtime import start_inbox
+    from app.inbox.runtime import start_inbox, stop_inbox
     from app.voice.runtime import start_runtime, stop_runtime
 
-    return [start_runtime, start_inbox], [stop_runtime]
+    return [start_runtime, start_inbox], [stop_inbox, stop_runtime]
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:
