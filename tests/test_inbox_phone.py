@@ -127,9 +127,10 @@ async def one(env: dict[str, str], query: Any) -> Any:
 
 
 async def call_for(env: dict[str, str], call_sid: str) -> Call | None:
+    """The call once it has ended and been settled (its outcomes derived, by the job its ending queued)."""
     rows = await one(env, select(Call).join(Session, Session.id == Call.session_id)
                      .where(Session.twilio_call_sid == call_sid, Call.ended_at.is_not(None)))
-    return rows[0] if rows else None
+    return rows[0] if rows and rows[0].outcomes else None
 
 
 def script_message_call(openai: OpenAIDouble, name: str = "Ann Lee") -> None:

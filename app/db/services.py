@@ -21,7 +21,7 @@ from app.db.engine import find_or_create
 from app.db.hours import Interval, free_slots, is_open_for, zone
 from app.db.models import Appointment, AppointmentStatus, Business, Call, Customer, Message
 from app.db.phone import normalize_phone
-from app.inbox.outbox import appointment_event
+from app.inbox.outbox import EventContext, appointment_event, event_context
 
 MAX_AVAILABILITY_DAYS = 31
 
@@ -217,6 +217,7 @@ class BusinessScope:
         slot = await self._check_bookable(business, service, start, now)
         if not isinstance(customer_id, NewCustomer):
             await self.get_customer(customer_id)
+        context = await self._event_context(call_id)
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
@@ -235,10 +236,14 @@ class BusinessScope:
                 )
                 s.add(appointment)
                 await s.flush()
-                await appointment_event(s, appointment, "booked", call_id=call_id, now=now)
+                await appointment_event(s, appointment, "booked", call_id=call_id, now=now, context=context)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         return await self.get_appointment(appointment.id)
+
+    async def _event_context(self, call_id: UUID | None) -> EventContext | None:
+        async with self._sessions() as s:
+            return await event_context(s, self.business_id, call_id)
 
     async def _customer_in(self, s: AsyncSession, draft: NewCustomer) -> UUID:
         """Find or add the customer inside an open booking transaction (the write lock is already held, so no
@@ -324,6 +329,7 @@ class BusinessScope:
         call_id: UUID | None = None,
     ) -> Appointment:
         business = await self.business()
+        context = await self._event_context(call_id)
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
@@ -333,7 +339,7 @@ class BusinessScope:
                 if await self._busy(s, slot.start, slot.end, exclude=appointment.id):
                     raise SlotTaken("that time is already booked")
                 appointment.starts_at, appointment.ends_at = slot.start, slot.end
-                await appointment_event(s, appointment, "rescheduled", call_id=call_id, now=now)
+                await appointment_event(s, appointment, "rescheduled", call_id=call_id, now=now, context=context)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         return await self.get_appointment(appointment_id)

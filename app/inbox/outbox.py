@@ -8,6 +8,7 @@ event (a retried webhook, a second finalisation attempt) inserts neither twice. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -113,7 +114,8 @@ async def notify_call(s: AsyncSession, call: Call, outcome: Outcome, customer_id
     business = await s.get(Business, call.business_id)
     if business is None:
         return
-    for channel, recipient in await owner_targets(s, business, prefs):
+    targets = await owner_targets(s, business, prefs)  # every read before the first write
+    for channel, recipient in targets:
         await add_notification(
             s, business_id=business.id, key=f"{event}:{call.id}:{channel}", event=event, channel=channel,
             recipient=recipient, call_id=call.id, customer_id=customer_id,
@@ -142,6 +144,27 @@ def _appointment_details(appointment: Appointment, customer: Customer) -> dict[s
     }
 
 
+@dataclass(slots=True)
+class EventContext:
+    """What an appointment event needs to know about the business, read before the booking transaction takes
+    the write lock (bookings of one business run one at a time; reads inside would lengthen every wait)."""
+
+    business: Business
+    prefs: NotificationSettings
+    targets: list[tuple[str, str]]
+    call: Call | None
+
+
+async def event_context(s: AsyncSession, business_id: UUID, call_id: UUID | None) -> EventContext | None:
+    business = await s.get(Business, business_id)
+    if business is None:
+        return None
+    prefs = await preferences(s, business_id)
+    targets = await owner_targets(s, business, prefs) if prefs.on_bookings else []
+    call = await s.get(Call, call_id) if call_id is not None else None
+    return EventContext(business, prefs, targets, call)
+
+
 async def appointment_event(
     s: AsyncSession,
     appointment: Appointment,
@@ -150,27 +173,35 @@ async def appointment_event(
     call_id: UUID | None = None,
     by_owner: bool = False,
     now: datetime | None = None,
+    context: EventContext | None = None,
 ) -> None:
     """`kind`: booked | rescheduled | cancelled. Tells the owner (unless they did it), confirms to the caller by
-    SMS when the business turned confirmations on, and schedules the day-before reminder."""
+    SMS when the business turned confirmations on, and schedules the day-before reminder. With `context`
+    (read beforehand) the only statements here are the customer (usually already in the session) and the
+    outbox inserts."""
     now = now or datetime.now(UTC)
-    business = await s.get(Business, appointment.business_id)
+    ctx = context or await event_context(s, appointment.business_id, call_id)
     customer = await s.get(Customer, appointment.customer_id)
-    if business is None or customer is None:
+    if ctx is None or customer is None:
         return
-    prefs = await preferences(s, business.id)
+    business, prefs = ctx.business, ctx.prefs
     stamp = appointment.starts_at.astimezone(UTC).isoformat()
     details = _appointment_details(appointment, customer)
     if prefs.on_bookings and not by_owner:
-        for channel, recipient in await owner_targets(s, business, prefs):
+        for channel, recipient in ctx.targets:
             await add_notification(
                 s, business_id=business.id, key=f"{kind}:{appointment.id}:{stamp}:{channel}", event=kind,
                 channel=channel, recipient=recipient, call_id=call_id, appointment_id=appointment.id,
                 customer_id=customer.id, details=details,
             )
-    if not business.phone_number or customer.sms_opted_out_at is not None:
+    wants_texts = prefs.confirmations_enabled or (prefs.reminders_enabled and kind in {"booked", "rescheduled"})
+    if not wants_texts or not business.phone_number or customer.sms_opted_out_at is not None:
         return
-    phone = await vouched_phone(s, business.id, customer, call_id)
+    call = ctx.call
+    if call is not None and call.channel == Channel.TWILIO.value and call.caller_phone == customer.phone:
+        phone: str | None = customer.phone
+    else:
+        phone = await vouched_phone(s, business.id, customer, None)
     if phone is None:
         return
     if prefs.confirmations_enabled:

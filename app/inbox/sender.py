@@ -46,6 +46,7 @@ from app.inbox.outbox import (
     schedule_digest,
     vouched_phone,
 )
+from app.inbox.outcomes import SETTLE_JOB, settle_call
 from app.inbox.schedule import reminder_due
 from app.inbox.texts import Context, compose
 from app.jobs import JobQueue, Permanent, complete, job_id_for
@@ -95,6 +96,19 @@ class Notifier:
         jobs.register(NOTIFY_JOB, self.send, max_attempts=MAX_ATTEMPTS, backoff_base=BACKOFF_BASE)
         jobs.register(REMINDER_JOB, self.remind, max_attempts=5)
         jobs.register(DIGEST_JOB, self.digest, max_attempts=5)
+        jobs.register(SETTLE_JOB, self.settle, max_attempts=8)
+
+    async def settle(self, job: Job) -> None:
+        """A call just ended: its outcomes, customer link and the owner's notifications, with the job's
+        completion in the same transaction."""
+        try:
+            call_id = UUID(str(job.payload["call_id"]))
+        except (KeyError, ValueError) as exc:
+            raise Permanent("settle job without a call id") from exc
+        async with self._db.session() as s, s.begin():
+            await settle_call(s, call_id)
+            await complete(s, job)
+        self._poke()
 
     def _poke(self) -> None:
         if self._jobs is not None:

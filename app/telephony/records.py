@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db.engine import Database
 from app.db.models import Business, Call, CallStatus, Channel, Customer, Session, SessionStatus
 from app.db.phone import PhoneError, normalize_phone
-from app.inbox.outcomes import settle_call
+from app.inbox.outcomes import enqueue_settle
 from app.voice.sessions import open_session
 from app.voice.tokens import TokenIssuer
 
@@ -132,5 +132,5 @@ async def finalise_without_stream(
             call.started_at = max(session.created_at, now - timedelta(seconds=duration))
         s.add(call)
         await s.flush()
-        await settle_call(s, call.id)  # issue 9: outcomes and owner notifications, with the ending
+        await enqueue_settle(s, call.id)  # issue 9: outcomes and owner notifications, with the ending
         return session.id, call.id

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
 from app.db.engine import Database
 from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
-from app.inbox.outcomes import settle_call
+from app.inbox.outcomes import enqueue_settle
 from app.jobs import enqueue
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class CallRecorder:
                         )
                     )
                     await enqueue(s, SUMMARY_JOB, {"call_id": str(self.call_id)}, key=f"summary:{self.call_id}")
-                    await settle_call(s, self.call_id)  # outcomes, customer link, owner notifications
+                    await enqueue_settle(s, self.call_id)  # outcomes, customer link, owner notifications
             return True
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.

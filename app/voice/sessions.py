@@ -15,7 +15,7 @@ from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import Business, Call, CallStatus, Session, SessionStatus
 from app.db.services import BusinessScope
-from app.inbox.outcomes import settle_call
+from app.inbox.outcomes import enqueue_settle
 from app.jobs import enqueue
 from app.voice.prompts import CallerContext
 from app.voice.recorder import HEARTBEAT_SECONDS, SUMMARY_JOB
@@ -133,7 +133,7 @@ async def finalise_stale_calls(db: Database, *, now: datetime | None = None) -> 
                         failure_reason="the service stopped while the call was in progress")
             )
             await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
-            await settle_call(s, call_id)  # issue 9: outcomes and owner notifications, with the ending
+            await enqueue_settle(s, call_id)  # issue 9: outcomes and owner notifications, with the ending
             ended += 1
     return ended
 
