@@ -60,6 +60,9 @@ BACKOFF_BASE = 2.0
 CALL_WAIT = timedelta(minutes=20)
 SUMMARY_WAIT = timedelta(seconds=60)
 WAIT_STEP = timedelta(seconds=2)
+#: while the call is still going on, look again this rarely: the call's settling wakes the job when it ends
+# (every-2-seconds re-checks of a booking's notification during 20 live calls held up their writes).
+CALL_WAIT_STEP = timedelta(seconds=30)
 OWNER_EVENTS_WITH_SUMMARY = {"follow_up", "call_failed", "booked", "rescheduled", "cancelled"}
 
 
@@ -107,6 +110,13 @@ class Notifier:
             raise Permanent("settle job without a call id") from exc
         async with self._db.session() as s, s.begin():
             await settle_call(s, call_id)
+            # Notifications queued during the call (a booking) were told to wait for its end: it has come.
+            keys = list(await s.scalars(select(Notification.key).where(
+                Notification.call_id == call_id, Notification.status == NotificationStatus.PENDING.value)))
+            if keys:
+                await s.execute(update(Job).where(
+                    Job.id.in_([job_id_for(f"notify:{k}") for k in keys]), Job.status == JobStatus.PENDING.value
+                ).values(run_after=self._clock()))
             await complete(s, job)
         self._poke()
 
@@ -157,7 +167,8 @@ class Notifier:
                 await complete(s, job)  # already sent (or settled) by an earlier run: never twice
                 return
             if await self._waits_for_summary(s, n, now):
-                await defer(s, job, now + WAIT_STEP)
+                live = n.call_id is not None and (await s.get(Call, n.call_id)).ended_at is None  # type: ignore[union-attr]
+                await defer(s, job, now + (CALL_WAIT_STEP if live else WAIT_STEP))
                 return
             ctx = await self._context(s, n)
             if ctx is None:
