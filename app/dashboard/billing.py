@@ -10,54 +10,34 @@ from datetime import UTC, datetime, timedelta
 
 from litestar import get
 from litestar.response import Template
-from sqlalchemy import func, select
 
 from app.auth.deps import Owner
 from app.dashboard.common import business_zone, local_day_bounds, page
-from app.db.engine import Database
-from app.db.models import Billing, Business, Call
+from app.db.models import Business
+from app.db.owner_queries import OwnerScope
 from app.settings import Settings
 
 PER_CALL_LIMIT = 500
 
 
 @get("/billing", name="dashboard:billing")
-async def billing_page(owner: Owner, business: Business, db: Database, settings: Settings) -> Template:
+async def billing_page(owner: Owner, business: Business, owner_scope: OwnerScope, settings: Settings) -> Template:
     tz = business_zone(business.timezone)
     first = datetime.now(UTC).astimezone(tz).date().replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
     start, end = local_day_bounds(first, tz)[0], local_day_bounds(following, tz)[0]
-    in_period = (Call.business_id == business.id, Call.started_at >= start, Call.started_at < end)
-    async with db.session() as s:
-        count, seconds, input_tokens, output_tokens, cost = (
-            await s.execute(
-                select(
-                    func.count(Call.id),
-                    func.coalesce(func.sum(Call.duration_seconds), 0.0),
-                    func.coalesce(func.sum(Call.input_tokens), 0),
-                    func.coalesce(func.sum(Call.output_tokens), 0),
-                    func.coalesce(func.sum(Call.cost_usd), 0.0),
-                ).where(*in_period)
-            )
-        ).one()
-        calls = list(
-            await s.scalars(select(Call).where(*in_period).order_by(Call.started_at.desc()).limit(PER_CALL_LIMIT))
-        )
-        periods = list(
-            await s.scalars(
-                select(Billing).where(Billing.business_id == business.id).order_by(Billing.period.desc()).limit(36)
-            )
-        )
+    totals = await owner_scope.totals(start, end)
+    calls = await owner_scope.calls_between(start, end, limit=PER_CALL_LIMIT)
     return page(
         "dashboard/billing.html",
         owner,
         period_label=f"{first:%B %Y}",
         period_from=first.isoformat(),
-        totals={"calls": count, "seconds": seconds, "input_tokens": input_tokens,
-                "output_tokens": output_tokens, "cost": cost},
+        totals={"calls": totals.calls, "seconds": totals.seconds, "input_tokens": totals.input_tokens,
+                "output_tokens": totals.output_tokens, "cost": totals.cost},
         calls=calls,
-        truncated=count > len(calls),
-        periods=periods,
+        truncated=totals.calls > len(calls),
+        periods=await owner_scope.billing_periods(36),
         checkout=bool(settings.polar_access_token),
     )
 

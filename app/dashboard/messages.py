@@ -9,24 +9,19 @@ from litestar.response import Redirect, Template
 
 from app.auth.deps import Owner
 from app.dashboard.common import is_htmx, page, parse_id
-from app.db.engine import Database
-from app.db.inbox import MESSAGE_STATES, InboxScope
-from app.db.models import Business
+from app.db.inbox import MESSAGE_STATES
+from app.db.owner_queries import OwnerScope
 
 #: the htmx event that tells the nav (and anything else listening) the unread count changed
 INBOX_CHANGED = "inbox-changed"
 
 
-def _scope(db: Database, business: Business) -> InboxScope:
-    return InboxScope(db.session_maker, business.id)
-
-
 @get("/messages", name="dashboard:messages")
-async def messages_page(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database) -> Template:
+async def messages_page(request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope) -> Template:
     state = str(request.query_params.get("state") or "unread")
     state = state if state in MESSAGE_STATES else "unread"
     q = str(request.query_params.get("q") or "").strip()[:200]
-    scope = _scope(db, business)
+    scope = owner_scope.inbox
     context = {"rows": await scope.messages(state=state, q=q), "state": state, "q": q, "states": MESSAGE_STATES,
                "unread": await scope.unread_count()}
     if is_htmx(request, "messages-results"):
@@ -35,15 +30,15 @@ async def messages_page(request: Request[Any, Any, Any], owner: Owner, business:
 
 
 @get("/messages/count", name="dashboard:messages-count")
-async def messages_count(business: Business, db: Database) -> Response[str]:
-    count = await _scope(db, business).unread_count()
+async def messages_count(owner_scope: OwnerScope) -> Response[str]:
+    count = await owner_scope.inbox.unread_count()
     body = f'<span class="count" aria-label="{count} unread">{count}</span>' if count else ""
     return Response(content=body, media_type="text/html", headers={"Cache-Control": "private, no-store"})
 
 
-async def _set(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database, message_id: str,
+async def _set(request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope, message_id: str,
                handled: bool) -> Any:
-    row = await _scope(db, business).set_handled(parse_id(message_id), owner.user.id, handled)
+    row = await owner_scope.inbox.set_handled(parse_id(message_id), owner.user.id, handled)
     if is_htmx(request):
         response = page("dashboard/messages/_row.html", owner, row=row)
         response.headers["HX-Trigger"] = INBOX_CHANGED
@@ -52,15 +47,15 @@ async def _set(request: Request[Any, Any, Any], owner: Owner, business: Business
 
 
 @post("/messages/{message_id:str}/handled", name="dashboard:message-handled", status_code=200)
-async def message_handled(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
+async def message_handled(request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope,
                           message_id: str) -> Any:
-    return await _set(request, owner, business, db, message_id, True)
+    return await _set(request, owner, owner_scope, message_id, True)
 
 
 @post("/messages/{message_id:str}/unread", name="dashboard:message-unread", status_code=200)
-async def message_unread(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
+async def message_unread(request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope,
                          message_id: str) -> Any:
-    return await _set(request, owner, business, db, message_id, False)
+    return await _set(request, owner, owner_scope, message_id, False)
 
 
 ROUTES = [messages_page, messages_count, message_handled, message_unread]

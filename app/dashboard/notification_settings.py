@@ -16,15 +16,16 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.response import Template
-from sqlalchemy import select
 
+from app import audit
 from app.auth.deps import Owner
 from app.dashboard.common import is_htmx, page
 from app.db.engine import Database
 from app.db.inbox import InboxScope
 from app.db.models import Business, Notification, NotificationChannel, NotificationSettings, NotificationStatus
+from app.db.owner_queries import OwnerScope
 from app.db.phone import PhoneError, normalize_phone
-from app.inbox.outbox import DEFAULTS, add_notification, owner_targets, schedule_digest
+from app.inbox.outbox import DEFAULTS
 from app.inbox.schedule import TimeOfDayError, parse_time_of_day
 from app.settings import Settings
 
@@ -83,27 +84,23 @@ def _section(request: Request[Any, Any, Any], owner: Owner, settings: Settings, 
 
 
 @get("/settings/notifications", name="dashboard:notification-settings")
-async def notification_settings(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
+async def notification_settings(request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope,
                                 settings: Settings) -> Template:
-    prefs = await InboxScope(db.session_maker, business.id).preferences()
+    prefs = await owner_scope.inbox.preferences()
     return _section(request, owner, settings, form_from(prefs))
 
 
 @post("/settings/notifications", name="dashboard:notification-settings-save", status_code=200)
 async def notification_settings_save(request: Request[Any, Any, Any], owner: Owner, business: Business,
-                                     db: Database, settings: Settings) -> Template:
+                                     owner_scope: OwnerScope, db: Database, settings: Settings) -> Template:
     form = parse_form(await request.form())
     if not form.ok:
         return _section(request, owner, settings, form)
-    async with db.session() as s, s.begin():
-        prefs = await s.scalar(select(NotificationSettings).where(NotificationSettings.business_id == business.id))
-        if prefs is None:
-            prefs = NotificationSettings(business_id=business.id, **DEFAULTS)
-            s.add(prefs)
-        for key, value in form.values.items():
-            setattr(prefs, key, value)
-        await s.flush()
-        await schedule_digest(s, business, prefs, datetime.now(UTC))
+    prefs, changed = await owner_scope.inbox.save_preferences(form.values, datetime.now(UTC))
+    if changed:
+        # Field names only: the addresses themselves stay out of the log.
+        await audit.record(db, "notifications.changed", business_id=business.id, user=owner.user, request=request,
+                           detail={"fields": sorted(changed)})
     _poke(request)
     return _section(request, owner, settings, form_from(prefs), saved=True)
 
@@ -115,40 +112,30 @@ def _poke(request: Request[Any, Any, Any]) -> None:
 
 
 @post("/settings/notifications/test", name="dashboard:notification-test", status_code=200)
-async def notification_test(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
-                            settings: Settings) -> Template:
+async def notification_test(request: Request[Any, Any, Any], owner: Owner, business: Business,
+                            owner_scope: OwnerScope, settings: Settings) -> Template:
     data = await request.form()
     channel = str(data.get("channel") or "")
-    prefs = await InboxScope(db.session_maker, business.id).preferences()
+    inbox = owner_scope.inbox
+    prefs = await inbox.preferences()
     form = form_from(prefs)
     if channel not in {c.value for c in NotificationChannel}:
         return _section(request, owner, settings, form, test={"channel": channel, "outcome": "failed",
                                                               "text": "Unknown channel."})
     key = f"test:{business.id}:{channel}:{uuid.uuid4()}"
-    async with db.session() as s, s.begin():
-        # The test goes where a real notification would, even when that channel is turned off for now.
-        recipient = next((r for c, r in await owner_targets(s, business, _all_on(prefs)) if c == channel), None)
-        if recipient is None:
-            return _section(request, owner, settings, form, test={
-                "channel": channel, "outcome": "failed",
-                "text": "No address to send to: enter one above and save first."})
-        await add_notification(s, business_id=business.id, key=key, event="test", channel=channel,
-                               recipient=recipient)
+    if await inbox.queue_test(channel, prefs, key) is None:
+        return _section(request, owner, settings, form, test={
+            "channel": channel, "outcome": "failed",
+            "text": "No address to send to: enter one above and save first."})
     _poke(request)
-    notification = await _wait_settled(db, key)
+    notification = await _wait_settled(inbox, key)
     return _section(request, owner, settings, form, test=_report(channel, notification))
 
 
-def _all_on(prefs: NotificationSettings) -> NotificationSettings:
-    return NotificationSettings(business_id=prefs.business_id, **{
-        **{k: getattr(prefs, k) for k in DEFAULTS}, "email_enabled": True, "sms_enabled": True})
-
-
-async def _wait_settled(db: Database, key: str) -> Notification | None:
+async def _wait_settled(inbox: InboxScope, key: str) -> Notification | None:
     deadline = time.monotonic() + TEST_WAIT_SECONDS
     while True:
-        async with db.session() as s:
-            n = await s.scalar(select(Notification).where(Notification.key == key))
+        n = await inbox.notification_by_key(key)
         if n is None or n.status != NotificationStatus.PENDING.value or n.attempts > 0:
             return n
         if time.monotonic() > deadline:

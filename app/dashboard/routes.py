@@ -4,14 +4,17 @@ from litestar.types import ControllerRouterHandler
 
 from app.dashboard import (
     appointments,
+    audit_page,
     billing,
     calls,
     customers,
+    engine_settings,
     messages,
     notification_settings,
     overview,
     sessions,
     settings_pages,
+    voicemail,
 )
 
 ROUTES: list[ControllerRouterHandler] = [
@@ -24,4 +27,7 @@ ROUTES: list[ControllerRouterHandler] = [
     *settings_pages.ROUTES,
     *messages.ROUTES,
     *notification_settings.ROUTES,
+    *voicemail.ROUTES,
+    *audit_page.ROUTES,
+    *engine_settings.ROUTES,
 ]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db.models import (
     Appointment,
     AppointmentStatus,
+    Business,
     Call,
     CallStatus,
     Message,
@@ -22,7 +23,7 @@ from app.db.models import (
     User,
 )
 from app.db.services import NotFound
-from app.inbox.outbox import DEFAULTS
+from app.inbox.outbox import DEFAULTS, add_notification, owner_targets, schedule_digest
 from app.inbox.outcomes import TRANSFER_FAILED
 
 MESSAGE_STATES = ("unread", "handled", "all")
@@ -162,3 +163,46 @@ class InboxScope:
             row = await s.scalar(select(NotificationSettings).where(
                 NotificationSettings.business_id == self.business_id))
         return row if row is not None else NotificationSettings(business_id=self.business_id, **DEFAULTS)
+
+    async def save_preferences(self, values: dict[str, Any], now: datetime) -> tuple[NotificationSettings, list[str]]:
+        """Store the business's notification settings (creating its row on first save) and re-plan its digest;
+        returns the row and the names of the fields that changed."""
+        async with self._sessions() as s, s.begin():
+            business = await s.get(Business, self.business_id)
+            if business is None:
+                raise NotFound("business not found")
+            prefs = await s.scalar(select(NotificationSettings).where(
+                NotificationSettings.business_id == self.business_id))
+            if prefs is None:
+                prefs = NotificationSettings(business_id=self.business_id, **DEFAULTS)
+                s.add(prefs)
+                before = dict(DEFAULTS)
+            else:
+                before = {k: getattr(prefs, k) for k in DEFAULTS}
+            changed = [k for k, v in values.items() if before.get(k) != v]
+            for key, value in values.items():
+                setattr(prefs, key, value)
+            await s.flush()
+            await schedule_digest(s, business, prefs, now)
+        return prefs, changed
+
+    async def queue_test(self, channel: str, prefs: NotificationSettings, key: str) -> str | None:
+        """Queue a test notification on `channel` to where a real one would go, even when that channel is turned
+        off for now; returns its recipient, or None when there is no address to send to."""
+        everything_on = NotificationSettings(business_id=self.business_id, **{
+            **{k: getattr(prefs, k) for k in DEFAULTS}, "email_enabled": True, "sms_enabled": True})
+        async with self._sessions() as s, s.begin():
+            business = await s.get(Business, self.business_id)
+            if business is None:
+                raise NotFound("business not found")
+            recipient = next((r for c, r in await owner_targets(s, business, everything_on) if c == channel), None)
+            if recipient is None:
+                return None
+            await add_notification(s, business_id=self.business_id, key=key, event="test", channel=channel,
+                                   recipient=recipient)
+        return recipient
+
+    async def notification_by_key(self, key: str) -> Notification | None:
+        async with self._sessions() as s:
+            return await s.scalar(select(Notification).where(
+                Notification.business_id == self.business_id, Notification.key == key))

@@ -86,7 +86,7 @@ def run_server(env: Mapping[str, str], *, port: int | None = None, workers: int 
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60  # a loaded machine (many test servers at once) starts slowly
+        deadline = time.monotonic() + 90  # a loaded machine starts a worker slowly
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{log_path.read_text(errors='replace')}")
