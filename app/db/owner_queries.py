@@ -235,11 +235,12 @@ class OwnerScope(BusinessScope):
                 customer_ids = {r.customer_id for r in rows if getattr(r, "customer_id", None)}
                 names: dict[UUID, str] = {}
                 if customer_ids:
+                    # .all(): a Result has .keys() (its column names), so dict() would take it for a mapping.
                     names = dict((await s.execute(
                         select(Customer.id, Customer.name).where(
                             Customer.business_id == self.business_id, Customer.id.in_(customer_ids)
                         )
-                    )).tuples())
+                    )).tuples().all())
             if not rows:
                 return
             yield rows, names
