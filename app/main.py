@@ -51,6 +51,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.calendar.routes import ROUTES as calendar_routes
     from app.dashboard.routes import ROUTES as dashboard_routes
     from app.telephony.fallback_routes import ROUTES as fallback_routes
+    from app.telephony.message_status import ROUTES as message_status_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
     from app.web.drain import ROUTES as drain_routes
@@ -59,15 +60,16 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
     return [
         health, metrics, static, *icon_routes, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes,
-        *fallback_routes, *drain_routes, *billing_routes, *calendar_routes,
+        *fallback_routes, *drain_routes, *billing_routes, *calendar_routes, *message_status_routes,
     ]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
     from app.calendar.runtime import start_calendar, stop_calendar
+    from app.inbox.runtime import start_inbox, stop_inbox
     from app.voice.runtime import start_runtime, stop_runtime
 
-    return [start_runtime, start_calendar], [stop_calendar, stop_runtime]
+    return [start_runtime, start_calendar, start_inbox], [stop_inbox, stop_calendar, stop_runtime]
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:
@@ -146,6 +148,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    from app.dashboard.outcome_words import FILTERS as inbox_filters
+
+    template_config.engine_instance.engine.filters.update(inbox_filters)
     # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s
     # carry the headers too; it passes WebSocket scopes straight through.
     app.asgi_handler = SecurityHeaders(app.asgi_handler)

@@ -68,6 +68,7 @@ SECRET_FIELDS = frozenset({
     "turso_auth_token", "openai_api_key", "twilio_auth_token", "google_client_secret", "session_secrets",
     "polar_access_token", "polar_webhook_secret", "metrics_token", "sentry_dsn", "operator_token",
     "calendar_token_keys",  # issue 15
+    "smtp_url",  # issue 9: carries the SMTP password
 })
 
 
@@ -111,6 +112,14 @@ class Settings:
     twilio_allow_purchase: bool = False
     transfer_allow_countries: tuple[str, ...] = ()
     transfer_allow_international: bool = False
+    # issue 9 (owner's inbox): the SMTP server for owner notifications (smtp://user:pass@host:587 with STARTTLS
+    # when offered, smtps://… for TLS from the start) and the From address of those emails.
+    smtp_url: str | None = None
+    smtp_from: str = ""
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_url and self.smtp_from)
     # -- issue 15: Google Calendar ---------------------------------------------------------------------
     google_api_base_url: str = DEFAULT_GOOGLE_API_BASE_URL
     google_oauth_authorize_url: str = DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL
@@ -308,6 +317,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                if c.strip())
     if any(len(c) != 2 or not c.isalpha() for c in transfer_countries):
         raise SettingsError("TRANSFER_ALLOW_COUNTRIES must be comma-separated two-letter country codes, like CA,GB")
+    smtp_url, smtp_from = opt("SMTP_URL"), opt("SMTP_FROM") or ""
+    if smtp_url:
+        parts = urlsplit(smtp_url)
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise SettingsError("SMTP_URL must look like smtp://user:password@host:587 or smtps://host:465")
+        try:
+            parts.port  # noqa: B018 - a non-numeric port raises here
+        except ValueError:
+            raise SettingsError("SMTP_URL has a port that is not a number") from None
+        if not smtp_from:
+            raise SettingsError("SMTP_FROM (the notification emails' From address) is required with SMTP_URL")
+    if smtp_from and "@" not in smtp_from:
+        raise SettingsError(f"SMTP_FROM must be an email address, got {smtp_from!r}")
 
     return Settings(
         data_dir=data_dir,
@@ -348,6 +370,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         twilio_allow_purchase=_bool("TWILIO_ALLOW_PURCHASE", opt("TWILIO_ALLOW_PURCHASE") or ""),
         transfer_allow_countries=transfer_countries,
         transfer_allow_international=_bool("TRANSFER_ALLOW_INTERNATIONAL", opt("TRANSFER_ALLOW_INTERNATIONAL") or ""),
+        smtp_url=smtp_url,
+        smtp_from=smtp_from,
         google_api_base_url=_http_url(
             "GOOGLE_API_BASE_URL", opt("GOOGLE_API_BASE_URL") or DEFAULT_GOOGLE_API_BASE_URL
         ),

@@ -165,7 +165,8 @@ async def test_call_detail_shows_conversation_tools_timings_cost_summary_and_aud
     assert "Hi, can I book a haircut for tomorrow?" in text and "You&#39;re booked for 10am." in text
     assert text.index("Let me check") < text.index("check_availability") < text.index("booked for 10am")
     assert "<details class=\"tool tool_call\"" in text and '"service": "Haircut"' in text
-    assert "book_appointment</code> failed" in text and "slot_taken" in text
+    # Plain words in view, the tool's own name and raw result one click away (issue 9).
+    assert "Booking: did not work" in text and "slot_taken" in text and "<code>book_appointment</code>" in text
     assert "00:01" in text  # event offsets as mm:ss
     assert "640 ms" in text and "1200 ms" in text and "410 ms" in text
     assert "$0.42" in text and "1,200" in text

@@ -38,6 +38,8 @@ from app.db.models import (
     Closure,
     Customer,
     Message,
+    Notification,
+    NotificationSettings,
     Resource,
     Session,
     SessionStatus,
@@ -50,7 +52,8 @@ from tests.support.data import create_owner
 
 THEIR_TEXT = ("staff bravo", "closed bravo", "block bravo", "conflict bravo", "bravo@example.com",  # issue 15
               "bravo dental", "secret bravo", "summary bravo", "live bravo", "in progress bravo", "customer bravo",
-              "bravo-audit")
+              "bravo-audit",
+              "message bravo", "bravo-notify@example.com", "notice bravo")  # issue 9
 
 
 async def _world(db: Database, settings: Settings, business: Business, tag: str) -> dict[str, UUID]:
@@ -83,6 +86,13 @@ async def _world(db: Database, settings: Settings, business: Business, tag: str)
                           recording_sid=f"RE{tag}", transcript_status="done")
         s.add(message)
         await s.flush()
+    async with db.session() as s, s.begin():  # issue 9: a taken message, notification settings, a notification
+        s.add(Message(business_id=business.id, call_id=call.id, customer_id=customer.id, body=f"message {tag}",
+                      caller_name=f"Caller {tag}", caller_phone="+15557770000", urgency="urgent"))
+        s.add(NotificationSettings(business_id=business.id, email_to=f"{tag}-notify@example.com"))
+        s.add(Notification(business_id=business.id, key=f"follow_up:{tag}:email", event="follow_up",
+                           channel="email", recipient=f"{tag}-notify@example.com", call_id=call.id,
+                           subject=f"notice {tag}", body=f"notice {tag}", last_error=f"notice {tag}"))
     # Issue 15: one of each calendar row.
     calendar = CalendarScope(db.session_maker, business.id)
     resource = await calendar.save_resource(None, name=f"Staff {tag}", kind="person", services=[], weekly_hours=None)
@@ -101,17 +111,23 @@ async def _world(db: Database, settings: Settings, business: Business, tag: str)
             "block": block.id, "account": account.id, "link": link.id, "conflict": conflict.id}
 
 
+_DELIVERY = ("status", "attempts", "sent_at", "provider_id", "subject", "body")
+
+
 async def _snapshot(db: Database, business_id: UUID) -> list[Any]:
     async with db.session() as s:
         out: list[Any] = []
         for model in (Business, Session, Call, CallEvent, Customer, Appointment, Billing, AuditEntry, Resource,
-                      Closure, BusyBlock, BookingRules, CalendarAccount, CalendarLink, CalendarConflict):
+                      Closure, BusyBlock, BookingRules, CalendarAccount, CalendarLink, CalendarConflict,
+                      Message, Notification, NotificationSettings):
             key = model.id if model is Business else model.business_id
             rows = await s.scalars(select(model).where(key == business_id).order_by(model.id))
             out.extend(
                 (model.__tablename__, {c.name: getattr(r, c.name) for c in model.__table__.columns
                                        # last_error: the calendar's background sync notes its unusable token
-                                       if c.name not in ("updated_at", "sa_orm_sentinel", "last_error")})
+                                       if c.name not in ("updated_at", "sa_orm_sentinel", "last_error")
+                                       # issue 9: the app's own job worker sends the outbox meanwhile
+                                       and not (model is Notification and c.name in _DELIVERY)})
                 for r in rows.unique()
             )
         return out

@@ -203,3 +203,67 @@ def test_numbers_api_pages_and_errors_as_twilio_does() -> None:
         assert bought.status_code == 201 and bought.json()["phone_number"] == "+14155550111"
         assert httpx.get(f"{base}/AvailablePhoneNumbers/US/Local.json", auth=auth).json()[
             "available_phone_numbers"] == []
+# -- Messaging (issue 9) ----------------------------------------------------------------------------------------
+async def test_messages_api_speaks_twilios_json_errors_and_status_callbacks() -> None:
+    import httpx
+    from aiohttp import web
+    from twilio.base.exceptions import TwilioRestException
+    from twilio.rest import Client
+
+    from app.telephony.rest import OriginRewritingHttpClient
+    from tests.doubles.twilio_double import TwilioDouble
+
+    callbacks: list[dict[str, str]] = []
+    signatures: list[bool] = []
+
+    with TwilioDouble() as double:
+        double.sms_numbers = {"+15550001000"}
+
+        async def status(request: web.Request) -> web.Response:
+            form = {k: str(v) for k, v in (await request.post()).items()}
+            signatures.append(double.validator.validate(str(request.url), form,
+                                                        request.headers["X-Twilio-Signature"]))
+            callbacks.append(form)
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/status", status)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        callback_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/status"  # type: ignore[union-attr]
+        try:
+            client = Client(double.account_sid, double.auth_token,
+                            http_client=OriginRewritingHttpClient(double.api_base_url))
+            message = await client.messages.create_async(to="+15553334444", from_="+15550001000", body="Hello",
+                                                         status_callback=callback_url)
+            assert message.sid.startswith("SM") and message.status == "queued" and message.to == "+15553334444"
+            fetched = await client.messages(message.sid).fetch_async()
+            assert fetched.body == "Hello" and fetched.from_ == "+15550001000"
+            for _ in range(100):
+                if len(callbacks) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert [c["MessageStatus"] for c in callbacks] == ["sent", "delivered"] and all(signatures)
+            assert callbacks[0]["MessageSid"] == message.sid
+
+            double.opted_out.add("+15553335555")
+            cases = [({"to": "+15553335555"}, 400, 21610), ({"from_": "+15550009999"}, 400, 21606),
+                     ({"to": "12"}, 400, 21211), ({"body": "x" * 1601}, 400, 21617)]
+            for override, status_code, code in cases:
+                fields = {"to": "+15553334444", "from_": "+15550001000", "body": "Hi", **override}
+                with pytest.raises(TwilioRestException) as refused:
+                    await client.messages.create_async(**fields)
+                assert (refused.value.status, refused.value.code) == (status_code, code)
+            double.message_failures = [503]
+            with pytest.raises(TwilioRestException) as unavailable:
+                await client.messages.create_async(to="+15553334444", from_="+15550001000", body="Hi")
+            assert unavailable.value.status == 503
+            async with httpx.AsyncClient() as raw:
+                unauthorised = await raw.post(f"{double.api_base_url}/2010-04-01/Accounts/{double.account_sid}/"
+                                              "Messages.json", data={"To": "+15553334444"})
+            assert unauthorised.status_code == 401 and unauthorised.json()["code"] == 20003
+            assert len(double.messages) == 1
+        finally:
+            await runner.cleanup()

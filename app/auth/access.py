@@ -46,6 +46,8 @@ PUBLIC_PATHS: dict[str, str] = {
     "/twilio/voicemail": "Twilio <Record action> of a voicemail; X-Twilio-Signature checked",
     "/twilio/voicemail/recording": "Twilio recording status callback; X-Twilio-Signature checked",
     "/ops/drain": "the operator's drain before a restart; OPERATOR_TOKEN bearer token checked (app.web.drain)",
+    # Issue 9: delivery reports for the texts the inbox sends.
+    "/twilio/messages/status": "Twilio message status callback; X-Twilio-Signature checked",
 }
 
 _OWNER_STATE_KEY = "receptionist_owner"

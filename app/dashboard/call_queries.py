@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from app.dashboard.common import local_day_bounds
 from app.db.models import CallStatus
 from app.db.owner_queries import CallQuery
+from app.inbox.outcomes import LABELS as OUTCOME_LABELS
 
 PAGE_SIZE = 25
 MAX_QUERY_LENGTH = 200
@@ -25,6 +26,9 @@ class CallFilter:
     q: str = ""
     page: int = 1
     errors: dict[str, str] = field(default_factory=dict)
+    # issue 9: an outcome code (see app.inbox.outcomes) and "needs follow-up only"
+    outcome: str = ""
+    follow_up: bool = False
 
     def query_string(self, *, page: int | None = None) -> str:
         from urllib.parse import urlencode
@@ -38,6 +42,10 @@ class CallFilter:
             params["to"] = self.date_to.isoformat()
         if self.q:
             params["q"] = self.q
+        if self.outcome:
+            params["outcome"] = self.outcome
+        if self.follow_up:
+            params["follow_up"] = "1"
         if page and page > 1:
             params["page"] = str(page)
         return urlencode(params)
@@ -70,7 +78,13 @@ def parse_filter(params: Mapping[str, Any]) -> CallFilter:
         page_number = max(1, min(int(str(params.get("page") or "1")), 100_000))
     except ValueError:
         page_number = 1
-    return CallFilter(status=status, date_from=date_from, date_to=date_to, q=q, page=page_number, errors=errors)
+    outcome = str(params.get("outcome") or "").strip()
+    if outcome and outcome not in OUTCOME_LABELS:
+        errors["outcome"] = "unknown outcome"
+        outcome = ""
+    follow_up = str(params.get("follow_up") or "") in {"1", "on", "true"}
+    return CallFilter(status=status, date_from=date_from, date_to=date_to, q=q, page=page_number, errors=errors,
+                      outcome=outcome, follow_up=follow_up)
 
 
 def to_query(f: CallFilter, tz: ZoneInfo) -> CallQuery:
@@ -80,4 +94,6 @@ def to_query(f: CallFilter, tz: ZoneInfo) -> CallQuery:
         since=local_day_bounds(f.date_from, tz)[0] if f.date_from else None,
         until=local_day_bounds(f.date_to, tz)[1] if f.date_to else None,
         q=f.q,
+        outcome=f.outcome,
+        follow_up=f.follow_up,
     )

@@ -22,17 +22,21 @@ from app.dashboard.common import business_zone, is_htmx, page, parse_id
 from app.db.engine import Database
 from app.db.models import Business, Call
 from app.db.owner_queries import OwnerScope
+from app.inbox.outcomes import LABELS as OUTCOME_LABELS
+from app.inbox.outcomes import end_reason_words
+from app.inbox.outcomes import labels as outcome_labels
 from app.settings import Settings
 from app.web.ranges import ranged_file
 
 CSV_BATCH = 1000
 CSV_COLUMNS = (
     "started_at", "caller_phone", "customer", "status", "channel", "duration_seconds", "end_reason",
-    "input_tokens", "output_tokens", "cost_usd", "summary", "call_id",
+    "input_tokens", "output_tokens", "cost_usd", "summary", "call_id", "outcomes", "needs_follow_up",
 )
 _CSV_SOURCE = (
     Call.caller_phone, Call.customer_id, Call.status, Call.channel, Call.duration_seconds,
-    Call.end_reason, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.summary,
+    Call.end_reason, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.summary, Call.outcomes,
+    Call.needs_follow_up,
 )
 _FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"^\+?\d+(\.\d+)?$")
@@ -46,12 +50,14 @@ async def calls_page(
     query = to_query(f, business_zone(business.timezone))
     # One extra row says whether a next page exists, without counting them all.
     rows = await owner_scope.list_calls(query, offset=(f.page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
-    has_any = f.q or f.status or f.date_from or f.date_to or rows or await owner_scope.has_any_call()
+    has_any = (f.q or f.status or f.date_from or f.date_to or f.outcome or f.follow_up or rows
+               or await owner_scope.has_any_call())
     context = {
         "calls": rows[:PAGE_SIZE],
         "has_next": len(rows) > PAGE_SIZE,
         "filter": f,
         "statuses": STATUSES,
+        "outcome_labels": OUTCOME_LABELS,
         "has_any_call": bool(has_any),
     }
     if is_htmx(request, "calls-results"):
@@ -68,7 +74,9 @@ async def _call_detail_context(owner_scope: OwnerScope, call: Call) -> dict[str,
         "session": await owner_scope.find_session(call.session_id),
         "latencies": [row for row in (call.latencies or []) if isinstance(row, dict)],
         "has_recording": bool(call.recording_path),
-        "voicemails": await owner_scope.messages_for_call(call.id),
+        # Voicemails have their own section (with the audio player) below.
+        "messages": [m for m in await owner_scope.inbox.messages_for_call(call.id) if not m.audio_path],
+        "notifications": await owner_scope.inbox.notifications_for_call(call.id),
     }
 
 
@@ -129,8 +137,9 @@ async def _csv_rows(owner_scope: OwnerScope, business: Business, f: CallFilter) 
             writer.writerow([
                 _cell(c.started_at.astimezone(tz).isoformat(timespec="seconds")),
                 _cell(c.caller_phone), _cell(names.get(c.customer_id, "")), _cell(c.status), _cell(c.channel),
-                f"{c.duration_seconds:.1f}", _cell(c.end_reason), c.input_tokens, c.output_tokens,
-                f"{c.cost_usd:.6f}", _cell(c.summary), str(c.id),
+                f"{c.duration_seconds:.1f}", _cell(end_reason_words(c.end_reason)), c.input_tokens, c.output_tokens,
+                f"{c.cost_usd:.6f}", _cell(c.summary), str(c.id), _cell("; ".join(outcome_labels(c.outcomes or []))),
+                "yes" if c.needs_follow_up else "no",
             ])
         yield buffer.getvalue()
 

@@ -25,7 +25,9 @@ async def customers_page(request: Request[Any, Any, Any], owner: Owner, owner_sc
 async def customer_detail(customer_id: str, owner: Owner, owner_scope: OwnerScope) -> Template:
     customer = await owner_scope.get_customer(parse_id(customer_id))
     appointments, calls = await owner_scope.customer_history(customer.id, limit=100)
-    return page("dashboard/customers/detail.html", owner, customer=customer, appointments=appointments, calls=calls)
+    messages = await owner_scope.inbox.messages(state="all", customer_id=customer.id)
+    return page("dashboard/customers/detail.html", owner, customer=customer, appointments=appointments, calls=calls,
+                messages=messages)
 
 
 ROUTES = [customers_page, customer_detail]

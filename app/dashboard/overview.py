@@ -65,6 +65,7 @@ async def _overview(owner: Owner, business: Business, owner_scope: OwnerScope, i
         recent=await owner_scope.recent_calls(5),
         include_tests=include_tests,
         tests_this_month=tests_this_month,
+        attention=await owner_scope.inbox.attention(*day_window),
     )
     # `/` is a public path (the landing page), so nothing would mark the owner's dashboard private on its own.
     response.headers["Cache-Control"] = "no-store"

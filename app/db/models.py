@@ -160,6 +160,8 @@ class Customer(UUIDv7AuditBase):
     # Issue 8 (caller identity): False while the number is only what a caller said on a line that showed no
     # caller-ID; a call from the number itself (or the owner) confirms it.
     phone_verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
+    # issue 9 (owner's inbox): the number replied STOP to the business's texts (Twilio error 21610); never text again.
+    sms_opted_out_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
 class Call(UUIDv7AuditBase):
@@ -196,6 +198,10 @@ class Call(UUIDv7AuditBase):
     # [{"turn": 1, "response_ms": 640, "supervisor_ms": 1200}, ...]
     latencies: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     recording_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    # issue 9 (owner's inbox): what happened on the call, derived once at finalisation (app.inbox.outcomes):
+    # ["booked", "message_taken", ...], and whether the owner has to act on it.
+    outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    needs_follow_up: Mapped[bool] = mapped_column(Boolean, default=False)
     # Issue 12: the engine that answered ("realtime" or "live"); a Live call that fell back says "realtime"
     # here and has a system event naming the reason. None on calls recorded before engines existed.
     engine: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -275,6 +281,17 @@ class Message(UUIDv7AuditBase):
     caller_phone: Mapped[str | None] = mapped_column(String(20), default=None)
     body: Mapped[str] = mapped_column(Text)
     is_read: Mapped[bool] = mapped_column(Boolean, default=False)
+    # issue 9 (owner's inbox): unread until handled (`is_read` mirrors it); who handled it and when; the
+    # customer the caller is (by number); how urgent; whether they asked to be called back.
+    customer_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("customer.id", ondelete="SET NULL"), default=None, index=True
+    )
+    urgency: Mapped[str] = mapped_column(String(16), default="normal")
+    callback_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    handled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    handled_by_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), default=None
+    )
     # Issue 11: a voicemail left when the AI could not answer: its audio (under RECORDINGS_DIR), Twilio's
     # recording, and whether its transcript (the body) is still to come (pending), done or failed.
     recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
@@ -312,6 +329,77 @@ class Job(UUIDv7AuditBase):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
+# -- issue 9: the owner's inbox (notification settings and the notification outbox) ------------------------------
+class NotificationChannel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"  # waiting to be sent (or retrying: see attempts and last_error)
+    SENT = "sent"  # accepted by the SMTP server / Twilio
+    DELIVERED = "delivered"  # Twilio's status callback says it reached the phone
+    FAILED = "failed"  # given up, or refused for good; last_error says why
+    SKIPPED = "skipped"  # not sent on purpose (recipient opted out, channel turned off since)
+
+
+class NotificationSettings(UUIDv7AuditBase):
+    """What a business wants to be told, and how; one row per business (absent: the defaults below)."""
+
+    __tablename__ = "notification_settings"
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), unique=True)
+    email_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: empty: the owner's sign-in address
+    email_to: Mapped[str] = mapped_column(String(320), default="")
+    sms_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    sms_to: Mapped[str] = mapped_column(String(20), default="")
+    on_follow_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    on_bookings: Mapped[bool] = mapped_column(Boolean, default=True)
+    on_failures: Mapped[bool] = mapped_column(Boolean, default=True)
+    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    digest_time: Mapped[str] = mapped_column(String(5), default="18:00")  # local HH:MM
+    confirmations_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reminders_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reminder_time: Mapped[str] = mapped_column(String(5), default="18:00")  # local HH:MM, the day before
+
+
+class Notification(UUIDv7AuditBase):
+    """One message to one recipient on one channel: a durable outbox row, created in the transaction of the
+    event that caused it (`key` = event and channel, so an event notifies once), sent by a `notify` job."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        _enum_check("channel", NotificationChannel),
+        _enum_check("status", NotificationStatus),
+        Index("ix_notification_business_created", "business_id", "created_at"),
+        Index("ix_notification_call", "call_id"),
+        # Twilio's status callbacks find their text by its Message SID.
+        Index("ix_notification_provider_id", "provider_id"),
+    )
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    #: follow_up, call_failed, booked, rescheduled, cancelled, confirm_*, reminder, digest, test
+    event: Mapped[str] = mapped_column(String(32))
+    audience: Mapped[str] = mapped_column(String(16), default="owner")  # owner | caller
+    channel: Mapped[str] = mapped_column(String(8))
+    recipient: Mapped[str] = mapped_column(String(320))
+    call_id: Mapped[UUID | None] = mapped_column(ForeignKey("call.id", ondelete="SET NULL"), default=None)
+    appointment_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("appointment.id", ondelete="SET NULL"), default=None
+    )
+    customer_id: Mapped[UUID | None] = mapped_column(ForeignKey("customer.id", ondelete="SET NULL"), default=None)
+    #: event details frozen when it happened (the appointment's time at booking, the digest's day)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    #: Twilio's Message SID, or the email's Message-ID
+    provider_id: Mapped[str | None] = mapped_column(String(200), default=None)
 # -- issue 15: the real calendar (resources, closures, rules, Google Calendar) ---------------------------
 
 

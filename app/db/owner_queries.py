@@ -18,6 +18,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Row, Select, and_, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db.inbox import InboxScope, outcome_condition
 from app.db.models import (
     Appointment,
     AppointmentStatus,
@@ -73,6 +74,9 @@ class CallQuery:
     since: datetime | None = None
     until: datetime | None = None
     q: str = ""
+    # issue 9: an outcome code (app.inbox.outcomes) and "needs follow-up only"
+    outcome: str = ""
+    follow_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,11 @@ async def create_business(session_maker: async_sessionmaker[AsyncSession], owner
 
 
 class OwnerScope(BusinessScope):
+    @property
+    def inbox(self) -> InboxScope:
+        """Issue 9's queries (messages, notifications, the attention list), on the same business."""
+        return InboxScope(self._sessions, self.business_id)
+
     # -- business -----------------------------------------------------------------------------------------
     async def update_business(self, values: dict[str, Any]) -> tuple[Business, dict[str, tuple[Any, Any]]] | None:
         """Apply `values`; the row and what changed (field -> (before, after)), or None if it is gone."""
@@ -274,6 +283,10 @@ class OwnerScope(BusinessScope):
             query = query.where(Call.started_at < f.until)
         if f.q:
             query = query.where(search_condition(f.q))
+        if f.outcome:
+            query = query.where(outcome_condition(f.outcome))
+        if f.follow_up:
+            query = query.where(Call.needs_follow_up.is_(True))
         return query
 
     async def list_calls(self, f: CallQuery, *, offset: int, limit: int) -> list[Call]:
@@ -307,11 +320,12 @@ class OwnerScope(BusinessScope):
                 customer_ids = {r.customer_id for r in rows if getattr(r, "customer_id", None)}
                 names: dict[UUID, str] = {}
                 if customer_ids:
+                    # .all(): a Result has .keys() (its column names), so dict() would take it for a mapping.
                     names = dict((await s.execute(
                         select(Customer.id, Customer.name).where(
                             Customer.business_id == self.business_id, Customer.id.in_(customer_ids)
                         )
-                    )).tuples())
+                    )).tuples().all())
             if not rows:
                 return
             yield rows, names

@@ -37,12 +37,15 @@ from app.db.models import (
     JobStatus,
     Resource,
 )
+from app.inbox.outbox import EventContext, appointment_event
 
 log = logging.getLogger(__name__)
 
 CALENDAR_PUSH_JOB = "calendar.push"
 Change = Literal["booked", "moved", "cancelled"]
 Actor = Literal["caller", "owner"]
+#: the inbox's name for each change (its notification keys and texts say "rescheduled")
+_NOTIFIED_AS: dict[str, str] = {"booked": "booked", "moved": "rescheduled", "cancelled": "cancelled"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,13 +254,14 @@ def changes_committed() -> None:
 
 
 async def record_change(
-    s: AsyncSession, appointment: Appointment, change: Change, actor: Actor, *, writes_to_google: bool | None = None
+    s: AsyncSession, appointment: Appointment, change: Change, actor: Actor, *, writes_to_google: bool | None = None,
+    call_id: UUID | None = None, now: datetime | None = None, context: EventContext | None = None,
 ) -> None:
     """Queue, in the booking's own transaction, what must follow a booking change: the Google Calendar
-    event write (insert, patch or delete) when the business has a calendar to write to.
-
-    Issue 9's caller notifications (confirmation, move, cancel) belong here too, as one more Job row, so
-    they commit or roll back with the booking itself."""
+    event write (insert, patch or delete) when the business has a calendar to write to, and issue 9's
+    notifications (the owner told unless they made the change, the caller's confirmation and reminder), so
+    they commit or roll back with the booking itself, whoever made it (a caller's tool or the owner's
+    calendar). `context` is what the notifications read about the business, read before the booking lock."""
     if writes_to_google is None:  # not known from the booking's setup: one look-up
         writes_to_google = bool(await s.scalar(
             select(func.count(CalendarLink.id)).where(
@@ -273,6 +277,8 @@ async def record_change(
                 run_after=datetime.now(UTC),
             )
         )
+    await appointment_event(s, appointment, _NOTIFIED_AS[change], call_id=call_id, by_owner=actor == "owner",
+                            now=now, context=context)
 
 
 def slot_for(start: datetime, minutes: int, before: timedelta, after: timedelta) -> tuple[Interval, Interval]:

@@ -7,6 +7,7 @@ read snapshot from earlier work (that ordering is what makes concurrent bookings
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -35,6 +36,7 @@ from app.db.scheduling import (
     record_change,
     slot_for,
 )
+from app.inbox.outbox import EventContext, event_context
 
 MAX_AVAILABILITY_DAYS = 31
 # Busy look-ups around a slot reach this far past its padding, so a neighbour's own buffers are seen.
@@ -84,6 +86,19 @@ def find_service(business: Business, name: str) -> dict[str, Any]:
         return matches[0]
     offered = ", ".join(s["name"] for s in services) or "none"
     raise ServiceError(f"no service called {name!r}; services offered: {offered}")
+
+
+@dataclass(frozen=True, slots=True)
+class NewCustomer:
+    """A booking's customer not yet known: saved in the booking's own transaction, so a refused booking (slot
+    taken, outside hours, in the past) leaves no customer behind."""
+
+    phone: str
+    name: str
+    verified: bool = True  # False: only what a caller said on a line without caller ID (issue 8)
+
+
+URGENCIES = ("low", "normal", "urgent")
 
 
 def _utc(value: datetime) -> datetime:
@@ -303,7 +318,7 @@ class BusinessScope:
 
     async def book(
         self,
-        customer_id: UUID,
+        customer_id: UUID | NewCustomer,
         service_name: str,
         start: datetime,
         *,
@@ -321,11 +336,18 @@ class BusinessScope:
         before, after = setup.rules.buffers(service["name"])
         slot, padded = slot_for(start, int(service["minutes"]), before, after)
         lanes = self._open_lanes(setup, lanes, slot)
-        await self.get_customer(customer_id)
+        if not isinstance(customer_id, NewCustomer):
+            await self.get_customer(customer_id)
+            number = None
+        else:
+            number = await self._number(customer_id.phone)  # read in the business's region
+        context = await self._event_context(call_id)
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
                 lane = await self._free_lane(s, lanes, slot, padded)
+                if isinstance(customer_id, NewCustomer):
+                    customer_id = await self._customer_in(s, customer_id, number)
                 appointment = Appointment(
                     business_id=self.business_id,
                     customer_id=customer_id,
@@ -342,11 +364,33 @@ class BusinessScope:
                 )
                 s.add(appointment)
                 await s.flush()
-                await record_change(s, appointment, "booked", actor, writes_to_google=setup.writes_to_google)
+                await record_change(s, appointment, "booked", actor, writes_to_google=setup.writes_to_google,
+                                    call_id=call_id, now=now, context=context)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         changes_committed()
         return await self.get_appointment(appointment.id)
+
+    async def _event_context(self, call_id: UUID | None) -> EventContext | None:
+        async with self._sessions() as s:
+            return await event_context(s, self.business_id, call_id)
+
+    async def _customer_in(self, s: AsyncSession, draft: NewCustomer, number: str | None) -> UUID:
+        """Find or add the customer inside an open booking transaction (the write lock is already held, so no
+        other booking of this business can insert the same number meanwhile). An unverified caller's booking
+        changes nothing about an existing customer."""
+        number = number or draft.phone
+        customer = await s.scalar(
+            select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
+        )
+        if customer is None:
+            customer = Customer(business_id=self.business_id, phone=number, name=draft.name,
+                                phone_verified=draft.verified)
+            s.add(customer)
+        elif draft.name and draft.verified:
+            customer.name = draft.name
+        await s.flush()
+        return customer.id
 
     async def get_appointment(self, appointment_id: UUID) -> Appointment:
         async with self._sessions() as s:
@@ -389,13 +433,13 @@ class BusinessScope:
             raise ServiceError("that appointment is already cancelled")
         return appointment
 
-    async def cancel(self, appointment_id: UUID, phone: str) -> Appointment:
+    async def cancel(self, appointment_id: UUID, phone: str, *, call_id: UUID | None = None) -> Appointment:
         """Cancel for the customer who owns the appointment (identified by their phone)."""
         number = await self._number(phone)
         async with self._sessions() as s, s.begin():
             appointment = await self._owned(s, appointment_id, number)
             appointment.status = AppointmentStatus.CANCELLED.value
-            await record_change(s, appointment, "cancelled", "caller")
+            await record_change(s, appointment, "cancelled", "caller", call_id=call_id)
         changes_committed()
         return appointment
 
@@ -416,12 +460,13 @@ class BusinessScope:
 
     async def reschedule(
         self, appointment_id: UUID, phone: str | None, new_start: datetime, *, now: datetime | None = None,
-        resource: str | None = None, actor: Actor = "caller",
+        resource: str | None = None, actor: Actor = "caller", call_id: UUID | None = None,
     ) -> Appointment:
         """Move a booking (the caller's own, found by phone; or any, for the owner with phone None). It keeps
         its resource unless another is named; the new time obeys the same rules as a new booking."""
         setup = await self.setup()
         number = await self._number(phone) if phone is not None else None
+        context = await self._event_context(call_id)
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
@@ -448,7 +493,8 @@ class BusinessScope:
                 appointment.starts_at, appointment.ends_at = slot.start, slot.end
                 appointment.busy_from, appointment.busy_until = padded.start, padded.end
                 appointment.resource_id, appointment.lane = lane.resource_id, lane.key
-                await record_change(s, appointment, "moved", actor, writes_to_google=setup.writes_to_google)
+                await record_change(s, appointment, "moved", actor, writes_to_google=setup.writes_to_google,
+                                    call_id=call_id, now=now, context=context)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
         changes_committed()
@@ -470,21 +516,48 @@ class BusinessScope:
 
     # -- messages -----------------------------------------------------------------------------------------
     async def take_message(
-        self, body: str, *, caller_name: str = "", caller_phone: str | None = None, call_id: UUID | None = None
+        self, body: str, *, caller_name: str = "", caller_phone: str | None = None, call_id: UUID | None = None,
+        urgency: str = "normal", callback_requested: bool = False,
     ) -> Message:
+        """Save the message; a caller with a known number becomes (or is found as) a customer, so their
+        messages, calls and bookings meet on one page. A stored name is never overwritten by a message's."""
         if not body.strip():
             raise ServiceError("the message is empty")
+        if urgency not in URGENCIES:
+            raise ServiceError(f"urgency must be one of {', '.join(URGENCIES)}")
         number = await self._number(caller_phone) if caller_phone else None
-        async with self._sessions() as s, s.begin():
+
+        async def save(s: AsyncSession) -> Message:
+            customer_id = None
+            if number:
+                customer = await s.scalar(
+                    select(Customer).where(Customer.business_id == self.business_id, Customer.phone == number)
+                )
+                if customer is None and caller_name:
+                    customer = Customer(business_id=self.business_id, phone=number, name=caller_name)
+                    s.add(customer)
+                    await s.flush()
+                elif customer is not None and not customer.name and caller_name:
+                    customer.name = caller_name
+                customer_id = customer.id if customer is not None else None
             message = Message(
                 business_id=self.business_id,
                 call_id=call_id,
+                customer_id=customer_id,
                 caller_name=caller_name,
                 caller_phone=number,
                 body=body.strip(),
+                urgency=urgency,
+                callback_requested=callback_requested,
             )
             s.add(message)
-        return message
+            await s.flush()
+            return message
+
+        try:
+            return await find_or_create(self._sessions, save)
+        except IntegrityError:
+            raise ServiceError("could not save the message; try again") from None
 
     # -- calls --------------------------------------------------------------------------------------------
     async def get_call(self, call_id: UUID) -> Call:

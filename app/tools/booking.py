@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from app.db.models import Appointment
-from app.db.services import NotVerified
+from app.db.services import NewCustomer
 from app.tools.base import PHONE_PARAM, Tool, ToolContext, ToolError, text_arg, uuid_arg
 
 MAX_SLOTS_RETURNED = 24
@@ -77,25 +78,20 @@ async def book_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[st
     phone = ctx.phone_for(args.get("customer_phone"))
     start = ctx.local_datetime(args.get("start"))
     name = text_arg(args, "customer_name", required=False)
+    existing = await ctx.scope.customer_by_phone(phone)
     if ctx.verified:
-        existing = await ctx.scope.customer_by_phone(phone)
         if existing is None and not name:
             raise ToolError("customer_name is required for a new customer; ask the caller for their name")
-        customer = existing if existing and not name else await ctx.scope.save_customer(phone, name=name or None)
+        # A new customer (or a new name) is saved by the booking itself, only once every check has passed.
+        customer: UUID | NewCustomer = existing.id if existing and not name else NewCustomer(phone, name or "")
     else:
-        # Asked the same way whoever the number belongs to, so the answer never tells whether it is a customer.
+        # Asked the same way whoever the number belongs to, so the answer never tells whether it is a customer;
+        # an existing customer is booked as is (an unverified caller renames nobody).
         if not name:
             raise ToolError("customer_name is required; ask the caller for their name")
-        customer = await ctx.scope.customer_by_phone(phone)
-        if customer is None:
-            try:
-                customer = await ctx.scope.save_customer(phone, name=name, verified=False)
-            except NotVerified:  # created by another call a moment ago
-                customer = await ctx.scope.customer_by_phone(phone)
-        if customer is None:
-            raise ToolError("could not book; try again")
+        customer = existing.id if existing else NewCustomer(phone, name, verified=False)
     appointment = await ctx.scope.book(
-        customer.id,
+        customer,
         text_arg(args, "service"),
         start,
         call_id=ctx.call_id,
@@ -120,7 +116,7 @@ async def find_appointments(ctx: ToolContext, args: Mapping[str, Any]) -> dict[s
 
 async def cancel_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     phone = ctx.vouched_phone()
-    appointment = await ctx.scope.cancel(uuid_arg(args, "appointment_id"), phone)
+    appointment = await ctx.scope.cancel(uuid_arg(args, "appointment_id"), phone, call_id=ctx.call_id)
     return {"cancelled": True, "appointment_id": str(appointment.id)}
 
 
@@ -128,7 +124,7 @@ async def reschedule_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> d
     phone = ctx.vouched_phone()
     appointment = await ctx.scope.reschedule(
         uuid_arg(args, "appointment_id"), phone, ctx.local_datetime(args.get("new_start"), "new_start"),
-        now=ctx.now(), resource=text_arg(args, "staff", required=False) or None,
+        now=ctx.now(), resource=text_arg(args, "staff", required=False) or None, call_id=ctx.call_id,
     )
     return {"rescheduled": True, "appointment": appointment_view(ctx, appointment, await _with(ctx, appointment))}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.db.services import NotVerified
+from app.db.services import URGENCIES, NotVerified
 from app.tools.base import PHONE_PARAM, CallerNotVerified, Tool, ToolContext, text_arg
 from app.tools.booking import appointment_view
 
@@ -45,11 +45,14 @@ async def save_customer(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, 
 async def take_message(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     given_phone = text_arg(args, "phone", required=False)
     phone = ctx.phone_for(given_phone) if (ctx.caller_phone or given_phone) else None
+    urgency = text_arg(args, "urgency", required=False) or "normal"
     message = await ctx.scope.take_message(
         text_arg(args, "message"),
         caller_name=text_arg(args, "name", required=False),
         caller_phone=phone,
         call_id=ctx.call_id,
+        urgency=urgency if urgency in URGENCIES else "normal",
+        callback_requested=args.get("callback_requested") is True,
     )
     return {"saved": True, "message_id": str(message.id)}
 
@@ -88,6 +91,9 @@ TAKE_MESSAGE = Tool(
             "message": {"type": "string", "description": "What the caller wants, in a sentence or two."},
             "name": {"type": "string"},
             "phone": PHONE_PARAM,
+            "urgency": {"type": "string", "enum": list(URGENCIES),
+                        "description": "urgent only when the caller says it can't wait."},
+            "callback_requested": {"type": "boolean", "description": "The caller asked to be called back."},
         },
         "required": ["message"],
         "additionalProperties": False,

@@ -11,7 +11,8 @@ callback, a call and housekeeping) can never both apply the same transition.
     reap_stale (housekeeping: a call whose process died ends at its last sign of life)
 
 Invariants: a Session ends exactly once (`ended_at` is only ever set where it is NULL); a Call row is ended
-exactly once (`Call.ended_at IS NULL` in every ending UPDATE), and its summary job is enqueued in the same
+exactly once (`Call.ended_at IS NULL` in every ending UPDATE), and its summary job and its settling job
+(issue 9: outcomes, customer link, owner notifications; `app.inbox.outcomes`) are enqueued in the same
 transaction as its ending.
 """
 
@@ -29,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db.engine import Database
 from app.db.models import Business, Call, CallEvent, CallStatus, Channel, Customer, Session, SessionStatus
 from app.db.services import BusinessScope
+from app.inbox.outcomes import enqueue_settle
 from app.jobs import enqueue
 from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer, TokenRejected
 
@@ -194,6 +196,7 @@ async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: d
                 ended_at=now, failure_reason=failure)
         )
         await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
+        await enqueue_settle(s, call_id)
     return True
 
 
@@ -209,6 +212,7 @@ async def fail_unstarted(db: Database, session_id: UUID, reason: str) -> bool:
                     token_used_at=now)
         )
         changed = _ended(result)
+        ending = list(await s.scalars(select(Call.id).where(Call.session_id == session_id, Call.ended_at.is_(None))))
         calls = await s.execute(
             update(Call).where(Call.session_id == session_id, Call.ended_at.is_(None)).values(
                 status=CallStatus.FAILED.value, end_reason="setup_failed", ended_at=now, duration_seconds=0.0,
@@ -216,6 +220,8 @@ async def fail_unstarted(db: Database, session_id: UUID, reason: str) -> bool:
         )
         if calls.rowcount:  # type: ignore[attr-defined]
             changed = True
+            for call_id in ending:  # a failed call is news for the owner (issue 9)
+                await enqueue_settle(s, call_id)
     return changed
 
 
@@ -260,6 +266,7 @@ async def finalise_without_stream(db: Database, call_sid: str, twilio_status: st
             call.started_at = max(session.created_at, now - timedelta(seconds=duration))
         s.add(call)
         await s.flush()
+        await enqueue_settle(s, call.id)
         return session.id, call.id
 
 
@@ -290,6 +297,7 @@ async def reap_stale_calls(db: Database, *, now: datetime | None = None) -> int:
                         failure_reason="the service stopped while the call was in progress")
             )
             await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
+            await enqueue_settle(s, call_id)
             ended += 1
     return ended
 

@@ -11,6 +11,11 @@ Three parts, each speaking Twilio's real protocol:
   auth, which records hang-ups and updates, ends the media stream the way Twilio does (a `stop`, then the
   socket closes) and answers with Twilio's JSON; the account's phone numbers (IncomingPhoneNumbers,
   AvailablePhoneNumbers) are in tests/doubles/twilio_numbers.py, served by the same server.
+- Messaging: `POST …/Messages.json` (`To`, `From`, `Body`, `StatusCallback`) answers 201 with the Message
+  resource (`SM…` sid, status `queued`), refuses what Twilio refuses (21604 no To, 21602 no Body, 21211 bad To,
+  21606 a From that is not one of `sms_numbers`, 21617 a Body over 1,600 characters, 21610 a recipient in
+  `opted_out`), answers 5xx from `message_failures`, then POSTs signed status callbacks (`sent`, then
+  `delivered`, or `undelivered` with ErrorCode for numbers in `undeliverable`). `GET …/Messages/{sid}.json`.
 
 The REST server runs in its own thread with its own event loop, so sync and async tests can both use it;
 media streams live in the test's event loop.
@@ -23,6 +28,7 @@ import base64
 import binascii
 import contextlib
 import json
+import re
 import secrets
 import struct
 import threading
@@ -191,6 +197,9 @@ class RestRequest:
         return self.form.get("Status") == "completed"
 
 
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
 def _twilio_error(status: int, code: int, message: str) -> web.Response:
     body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
             "status": status}
@@ -211,6 +220,18 @@ class TwilioDouble:
         self.status_callbacks: list[dict[str, str]] = []
         #: the account's phone numbers (IncomingPhoneNumbers, AvailablePhoneNumbers): tests/doubles/twilio_numbers.py
         self.numbers = NumbersApi(self)
+        # Messaging
+        self.messages: list[dict[str, Any]] = []
+        #: every POST to Messages.json, accepted or not: (form, status code)
+        self.message_requests: list[tuple[dict[str, str], int]] = []
+        #: numbers the account may send from (None: any E.164 number, as on an account with many numbers)
+        self.sms_numbers: set[str] | None = None
+        #: recipients that replied STOP (error 21610) and recipients the carrier will not deliver to (30003)
+        self.opted_out: set[str] = set()
+        self.undeliverable: set[str] = set()
+        #: status codes the next Messages.json requests answer with (e.g. [503, 500]); consumed in order
+        self.message_failures: list[int] = []
+        self.message_callbacks: list[dict[str, str]] = []
         #: how a <Dial>ed person answers (Twilio's DialCallStatus), and what a caller says to <Record>
         self.dial_outcome = "no-answer"
         self.voicemail_audio: bytes = b""
@@ -236,6 +257,8 @@ class TwilioDouble:
             app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
             app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
             self.numbers.add_routes(app)
+            app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
+            app.router.add_get("/2010-04-01/Accounts/{account}/Messages/{message}.json", self._fetch_message)
             app.router.add_get("/2010-04-01/Accounts/{account}/Recordings/{recording}.wav", self._fetch_recording)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
@@ -261,11 +284,20 @@ class TwilioDouble:
             return
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._cancel_callbacks(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
         self._loop.close()
         self._loop = None
+
+    async def _cancel_callbacks(self) -> None:
+        """Status callbacks still on their way when the double stops are dropped, as a stopped Twilio would."""
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
     def __enter__(self) -> TwilioDouble:
         return self.start()
@@ -279,6 +311,12 @@ class TwilioDouble:
             self.rest_requests.clear()
             self.rest_failures.clear()
             self.status_callbacks.clear()
+            self.messages.clear()
+            self.message_requests.clear()
+            self.message_failures.clear()
+            self.message_callbacks.clear()
+            self.opted_out.clear()
+            self.undeliverable.clear()
             self.recordings.clear()
             self.fallback_posts.clear()
         self.dial_outcome = "no-answer"
@@ -512,6 +550,88 @@ class TwilioDouble:
     async def _post_status_quietly(self, url: str, call: DoubleCall, duration: int) -> None:
         with contextlib.suppress(httpx.HTTPError):
             await self.post_status(url, call, "completed", duration=duration)
+
+    # -- Messaging ----------------------------------------------------------------------------------------
+    def _message_resource(self, message: dict[str, Any]) -> dict[str, Any]:
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Messages/{message['sid']}.json"
+        now = format_datetime(datetime.now(UTC), usegmt=True)
+        return {
+            "account_sid": self.account_sid, "api_version": "2010-04-01", "body": message["body"],
+            "date_created": message["date_created"], "date_sent": None, "date_updated": now,
+            "direction": "outbound-api", "error_code": message.get("error_code"),
+            "error_message": None, "from": message["from"], "messaging_service_sid": None,
+            "num_media": "0", "num_segments": str(max(1, (len(message["body"]) + 152) // 153)),
+            "price": None, "price_unit": "USD", "sid": message["sid"], "status": message["status"],
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")}, "to": message["to"], "uri": uri,
+        }
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+
+        def answer(response: web.Response) -> web.Response:
+            with self._lock:
+                self.message_requests.append((form, response.status))
+            return response
+
+        if not self._authorised(request) or request.match_info["account"] != self.account_sid:
+            return answer(_twilio_error(401, 20003, "Authenticate"))
+        if self.message_failures:
+            status = self.message_failures.pop(0)
+            return answer(_twilio_error(status, 20500, "An internal server error has occurred"))
+        to, from_, body = form.get("To", ""), form.get("From", ""), form.get("Body", "")
+        if not to:
+            return answer(_twilio_error(400, 21604, "A 'To' phone number is required."))
+        if not body:
+            return answer(_twilio_error(400, 21602, "Message body is required."))
+        if not _E164.match(to):
+            return answer(_twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number."))
+        if not _E164.match(from_) or (self.sms_numbers is not None and from_ not in self.sms_numbers):
+            return answer(_twilio_error(400, 21606, "The From phone number " + from_ +
+                                        " is not a valid, SMS-capable inbound phone number or short code for your "
+                                        "account."))
+        if len(body) > 1600:
+            return answer(_twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit."))
+        if to in self.opted_out:
+            return answer(_twilio_error(400, 21610, "Attempt to send to unsubscribed recipient"))
+        message = {"sid": sid("SM"), "to": to, "from": from_, "body": body, "status": "queued",
+                   "date_created": format_datetime(datetime.now(UTC), usegmt=True),
+                   "status_callback": form.get("StatusCallback"), "at": time.monotonic()}
+        with self._lock:
+            self.messages.append(message)
+        if message["status_callback"]:
+            asyncio.get_running_loop().create_task(self._message_progress(message))
+        return answer(web.json_response(self._message_resource(message), status=201))
+
+    async def _message_progress(self, message: dict[str, Any]) -> None:
+        """Twilio's status callbacks: sent, then delivered (or undelivered, 30003, for `undeliverable`)."""
+        steps = ["sent", "undelivered" if message["to"] in self.undeliverable else "delivered"]
+        for status in steps:
+            await asyncio.sleep(0.05)
+            message["status"] = status
+            params = {
+                "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "From": message["from"],
+                "MessageSid": message["sid"], "MessageStatus": status, "SmsSid": message["sid"],
+                "SmsStatus": status, "To": message["to"],
+            }
+            if status == "undelivered":
+                message["error_code"] = 30003
+                params["ErrorCode"] = "30003"
+            with self._lock:
+                self.message_callbacks.append(params)
+            with contextlib.suppress(httpx.HTTPError):
+                await self.post_webhook(message["status_callback"], params)
+
+    async def _fetch_message(self, request: web.Request) -> web.Response:
+        if not self._authorised(request) or request.match_info["account"] != self.account_sid:
+            return _twilio_error(401, 20003, "Authenticate")
+        found = next((m for m in self.messages if m["sid"] == request.match_info["message"]), None)
+        if found is None:
+            return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        return web.json_response(self._message_resource(found))
+
+    def texts_to(self, number: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.messages if m["to"] == number]
 
     # -- what tests read ----------------------------------------------------------------------------------
     def hang_ups(self, call_sid: str) -> list[RestRequest]:

@@ -17,6 +17,8 @@ from sqlalchemy import select
 
 from app.db.engine import Database
 from app.db.models import Business, Call, SessionStatus
+from app.db.services import BusinessScope
+from app.inbox.outcomes import settle_call
 from app.settings import load_settings
 from tests.doubles.oidc import mock_google
 from tests.support.dashboard import add_event, seed_call
@@ -77,7 +79,23 @@ async def _seed(env: dict[str, str]) -> dict[str, Any]:
             db, business.id, status="in_progress", session_status=SessionStatus.ACTIVE.value,
             caller_phone="+15556667777", transcript="", events=[("caller", "Hello, is anyone there?", {})],
         )
-        return {"wanted": wanted.id, "live_session": live_session.id, "live_call": live_call.id}
+        # The inbox (issue 9): two messages left on calls (one urgent), and a call that was cut off.
+        scope = BusinessScope(db.session_maker, business.id)
+        for name, phone, body, urgency in (("Ann Lee", "+15553330001", "Please call me about a refund.", "normal"),
+                                           ("Bo Chan", "+15553330002", "My appointment is today, running late!",
+                                            "urgent")):
+            _s, with_message = await seed_call(db, business.id, started_at=now - timedelta(minutes=30),
+                                               caller_phone=phone)
+            await scope.take_message(body, caller_name=name, caller_phone=phone, call_id=with_message.id,
+                                     urgency=urgency)
+            async with db.session() as s, s.begin():
+                await settle_call(s, with_message.id)
+        _s, cut_off = await seed_call(db, business.id, started_at=now - timedelta(minutes=10), status="failed",
+                                      end_reason="interrupted", caller_phone="+15553330003")
+        async with db.session() as s, s.begin():
+            await settle_call(s, cut_off.id)
+        return {"wanted": wanted.id, "live_session": live_session.id, "live_call": live_call.id,
+                "cut_off": cut_off.id}
     finally:
         await db.dispose()
 
@@ -154,7 +172,7 @@ def _journey(page: Any, context: Any, browser: Any, server: RunningServer, expec
 
             # Find the call by a word from its transcript (htmx live search) and open it.
             page.click("nav >> text=Calls")
-            expect(page.locator("#calls-results tbody tr")).to_have_count(7)
+            expect(page.locator("#calls-results tbody tr")).to_have_count(10)
             page.fill("#q", "balayage")
             expect(page.locator("#calls-results tbody tr")).to_have_count(1)
             expect(page).to_have_url(re.compile(r"q=balayage"))
@@ -180,11 +198,38 @@ def _journey(page: Any, context: Any, browser: Any, server: RunningServer, expec
             expect(page.locator("#live-sessions")).to_contain_text("What can I book for you today?", timeout=5_000)
             page.screenshot(path=str(ARTIFACTS / "07-sessions.png"), full_page=True)
 
+            # The inbox: what needs attention first, then the messages page, marking one handled.
+            page.goto(server.url + "/")
+            attention = page.locator("#attention")
+            expect(attention).to_contain_text("2 unread messages")
+            expect(attention).to_contain_text("My appointment is today, running late!")
+            expect(attention).to_contain_text("Calls that failed or were cut off today")
+            expect(attention).to_contain_text("cut off (the service stopped)")
+            expect(page.locator("#nav-unread")).to_have_text("2")
+            page.screenshot(path=str(ARTIFACTS / "08-attention.png"), full_page=True)
+            page.click("#nav-messages")
+            expect(page).to_have_url(server.url + "/messages")
+            rows = page.locator("#messages-results article.message")
+            expect(rows).to_have_count(2)
+            expect(rows.first).to_contain_text("Bo Chan")  # urgent first
+            expect(rows.first.locator("a.tel")).to_have_attribute("href", "tel:+15553330002")
+            ann = page.locator("article.message", has_text="Ann Lee")
+            ann.locator("button", has_text="Mark handled").click()
+            expect(ann).to_contain_text("Handled by Robin Owner")
+            expect(page.locator("#nav-unread")).to_have_text("1")  # the nav count follows without a reload
+            page.screenshot(path=str(ARTIFACTS / "09-messages.png"), full_page=True)
+            page.select_option("#state", "handled")
+            expect(page).to_have_url(re.compile(r"state=handled"))
+            expect(page.locator("#messages-results article.message")).to_have_count(1)
+            expect(page.locator("#messages-results")).to_contain_text("Ann Lee")
+            page.goto(server.url + "/")
+            expect(page.locator("#attention")).to_contain_text("1 unread message")
+
             # Phone width: the same pages stay readable.
             phone = browser.new_context(viewport={"width": 390, "height": 844}, storage_state=context.storage_state())
             mobile = phone.new_page()
-            for name, path in (("08-phone-overview", "/"), ("09-phone-call", f"/calls/{ids['wanted']}"),
-                               ("10-phone-settings", "/settings")):
+            for name, path in (("10-phone-overview", "/"), ("11-phone-call", f"/calls/{ids['wanted']}"),
+                               ("12-phone-settings", "/settings"), ("13-phone-messages", "/messages")):
                 mobile.goto(server.url + path)
                 width = mobile.evaluate("document.documentElement.scrollWidth")
                 assert width <= 400, f"{path} scrolls sideways at phone width ({width}px)"

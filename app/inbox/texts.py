@@ -1,0 +1,185 @@
+"""The words of every notification: a two-line summary, who called, what to do, and a link to the call.
+
+Composed when the notification is sent (not when it is queued), so an owner's email carries the call's
+summary written after the call, and a caller's text the business's current name and number. Times are the
+business's local wall clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.db.models import Appointment, Business, Call, Customer, Message, Notification
+from app.inbox.outcomes import CALLBACK_REQUESTED, TRANSFER_FAILED, end_reason_words, labels
+
+OWNER_SMS_MAX = 600
+
+
+def format_phone(phone: str) -> str:
+    # E.164 as stored: unambiguous in any country, and phones and mail apps make it a link.
+    return phone
+
+
+@dataclass(slots=True)
+class Context:
+    notification: Notification
+    business: Business
+    base_url: str
+    call: Call | None = None
+    customer: Customer | None = None
+    appointment: Appointment | None = None
+    messages: list[Message] = field(default_factory=list)
+    digest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> Any:
+        from app.inbox.outbox import business_tz
+
+        return business_tz(self.business)
+
+    def caller_name(self) -> str:
+        details = self.notification.details or {}
+        for name in (self.customer.name if self.customer else "",
+                     *(m.caller_name for m in self.messages), details.get("customer_name", "")):
+            if name:
+                return str(name)
+        return ""
+
+    def caller_phone(self) -> str:
+        details = self.notification.details or {}
+        for phone in (self.customer.phone if self.customer else None, self.call.caller_phone if self.call else None,
+                      *(m.caller_phone for m in self.messages), details.get("customer_phone")):
+            if phone:
+                return str(phone)
+        return ""
+
+    def who(self) -> str:
+        name, phone = self.caller_name(), self.caller_phone()
+        if name and phone:
+            return f"{name} ({format_phone(phone)})"
+        return name or (format_phone(phone) if phone else "A caller")
+
+    def local(self, iso: str | None) -> str:
+        if not iso:
+            return ""
+        return datetime.fromisoformat(iso).astimezone(self.tz).strftime("%a %d %b at %H:%M")
+
+    def link(self) -> str:
+        n = self.notification
+        if n.call_id:
+            return f"{self.base_url}/calls/{n.call_id}"
+        if n.event == "digest":
+            return f"{self.base_url}/"
+        if n.appointment_id:
+            return f"{self.base_url}/appointments"
+        return f"{self.base_url}/messages"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    subject: str
+    body: str
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _summary_line(ctx: Context, fallback: str) -> str:
+    if ctx.call is not None and ctx.call.summary:
+        return ctx.call.summary.strip()
+    if ctx.messages:
+        return "“" + ctx.messages[0].body.strip() + "”"
+    return fallback
+
+
+def _owner_parts(ctx: Context) -> tuple[str, str, str]:
+    """(headline, summary, what to do) for the owner."""
+    n = ctx.notification
+    details = n.details or {}
+    outcomes = set(details.get("outcomes") or (ctx.call.outcomes if ctx.call else []) or [])
+    who = ctx.who()
+    phone = ctx.caller_phone()
+    call_back = f"Call {ctx.caller_name() or 'them'} back on {format_phone(phone)}." if phone else (
+        "They left no number: see the call for details.")
+    if n.event == "follow_up":
+        urgent = any(m.urgency == "urgent" for m in ctx.messages)
+        if ctx.messages:
+            headline = f"{'URGENT: ' if urgent else ''}{who} left a message"
+        elif TRANSFER_FAILED in outcomes:
+            headline = f"{who} asked for a person, but nobody could be reached"
+        elif CALLBACK_REQUESTED in outcomes:
+            headline = f"{who} asked to be called back"
+        else:
+            headline = f"{who} needs a reply"
+        return headline, _summary_line(ctx, ", ".join(labels(outcomes)) or "See the call."), call_back
+    if n.event == "call_failed":
+        reason = end_reason_words(ctx.call.end_reason if ctx.call else None)
+        headline = f"A call from {who} failed" + (f" ({reason})" if reason else "")
+        return headline, _summary_line(ctx, "The receptionist could not finish the call."), (
+            call_back if phone else "Check the call record; the caller may not have been helped.")
+    if n.event in {"booked", "rescheduled", "cancelled"}:
+        service = details.get("service", "Appointment")
+        when = ctx.local(details.get("starts_at"))
+        headline = {
+            "booked": f"New booking: {service}, {when}, for {who}",
+            "rescheduled": f"Booking moved: {service} now {when}, for {who}",
+            "cancelled": f"Booking cancelled: {service}, {when}, for {who}",
+        }[n.event]
+        summary = _summary_line(ctx, f"{'Booked' if n.event == 'booked' else n.event.capitalize()} by phone.")
+        todo = "Nothing: it is in your appointments." if n.event != "cancelled" else (
+            "Nothing: the time is free again.")
+        return headline, summary, todo
+    if n.event == "digest":
+        d = ctx.digest
+        headline = f"Your day: {_n(d.get('calls', 0), 'call')}, {_n(d.get('bookings', 0), 'new booking')}"
+        summary = (f"{_n(d.get('unread', 0), 'unread message')}, {_n(d.get('follow_ups', 0), 'call')} to follow up, "
+                   f"{_n(d.get('cancellations', 0), 'cancellation')}.")
+        todo = "Read your messages." if d.get("unread") else "Nothing waiting."
+        return headline, summary, todo
+    if n.event == "test":
+        return ("Test notification", f"Notifications from {ctx.business.name}'s receptionist reach you here.",
+                "Nothing: this was a test.")
+    return n.event, "", ""
+
+
+def owner_text(ctx: Context) -> Text:
+    headline, summary, todo = _owner_parts(ctx)
+    link = ctx.link()
+    if ctx.notification.channel == "sms":
+        body = f"{ctx.business.name}: {headline}. {summary} {todo} {link}"
+        if len(body) > OWNER_SMS_MAX:
+            room = OWNER_SMS_MAX - len(link) - 2
+            body = body[: max(0, room)].rstrip() + "… " + link
+        return Text(subject="", body=body)
+    lines = [headline, summary, ""]
+    if ctx.notification.event not in {"digest", "test"}:
+        lines.append(f"Caller: {ctx.who()}")
+    lines += [f"What to do: {todo}", f"Call: {link}" if ctx.notification.call_id else f"Open: {link}"]
+    if ctx.digest.get("lines"):
+        lines += ["", *ctx.digest["lines"]]
+    return Text(subject=f"[{ctx.business.name}] {headline}", body="\n".join(lines) + "\n")
+
+
+def caller_text(ctx: Context) -> Text:
+    """A caller's confirmation or reminder: business name, local date and time, how to change it."""
+    n = ctx.notification
+    details = n.details or {}
+    service = details.get("service", "appointment")
+    when = ctx.local(details.get("starts_at"))
+    number = format_phone(ctx.business.phone_number) if ctx.business.phone_number else ""
+    change = f" To change or cancel it, call {number}." if number else ""
+    body = {
+        "confirm_booked": f"{ctx.business.name}: your {service} is booked for {when}.{change}",
+        "confirm_rescheduled": f"{ctx.business.name}: your {service} has moved to {when}.{change}",
+        "confirm_cancelled": f"{ctx.business.name}: your {service} on {when} is cancelled."
+        + (f" To book again, call {number}." if number else ""),
+        "reminder": f"Reminder from {ctx.business.name}: your {service} is tomorrow, {when}.{change}",
+    }.get(n.event, f"{ctx.business.name}: {n.event}")
+    return Text(subject="", body=body + " Reply STOP to opt out.")
+
+
+def compose(ctx: Context) -> Text:
+    return caller_text(ctx) if ctx.notification.audience == "caller" else owner_text(ctx)
