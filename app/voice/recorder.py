@@ -19,6 +19,7 @@ from uuid import UUID
 
 from sqlalchemy import update
 
+from app.billing.metering import on_call_finalised
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
 from app.db.engine import Database
 from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
@@ -117,17 +118,22 @@ class CallRecorder:
     def ending(self) -> Ending | None:
         return self._ending
 
-    def usage_report(self) -> tuple[dict[str, Any], int, int, float]:
+    def usage_report(self) -> tuple[dict[str, Any], int, int, float, bool]:
+        """Usage per source, tokens in/out, the priced cost, and whether some usage had no known price."""
         usage: dict[str, Any] = {"prices_as_of": PRICES_AS_OF}
         total_in = total_out = 0
         total_cost = 0.0
+        unknown = False
         for name, source in self._sources.items():
             cost = cost_usd(source.model, source.tokens, self._price_overrides)
             usage[name] = {"model": source.model, **source.tokens.as_dict(), "cost_usd": cost}
             total_in += source.tokens.input_tokens
             total_out += source.tokens.output_tokens
-            total_cost += cost
-        return usage, total_in, total_out, round(total_cost, 6)
+            if cost is None:
+                unknown = True
+            else:
+                total_cost += cost
+        return usage, total_in, total_out, round(total_cost, 6), unknown
 
     # -- database -----------------------------------------------------------------------------------------
     async def flush(self) -> None:
@@ -139,7 +145,7 @@ class CallRecorder:
 
     async def _write_pending(self, final: Ending | None) -> bool:
         events, self._pending = self._pending, []
-        usage, tokens_in, tokens_out, cost = self.usage_report()
+        usage, tokens_in, tokens_out, cost, price_unknown = self.usage_report()
         now = datetime.now(UTC)
         values: dict[str, Any] = {
             # A Core UPDATE doesn't touch the audit column; housekeeping reads it as the call's sign of life.
@@ -149,6 +155,7 @@ class CallRecorder:
             "input_tokens": tokens_in,
             "output_tokens": tokens_out,
             "cost_usd": cost,
+            "price_unknown": price_unknown,
             "latencies": list(self.latencies),
         }
         if final is not None:
@@ -178,6 +185,7 @@ class CallRecorder:
                         )
                     )
                     await enqueue(s, SUMMARY_JOB, {"call_id": str(self.call_id)}, key=f"summary:{self.call_id}")
+                    await on_call_finalised(s, self.call_id, caller_spoke=self.caller_turns > 0)
             return True
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.

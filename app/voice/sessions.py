@@ -11,6 +11,7 @@ from uuid import UUID
 
 from sqlalchemy import select, update
 
+from app.billing.metering import on_call_finalised
 from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import Business, Call, CallStatus, Session, SessionStatus
@@ -132,6 +133,8 @@ async def finalise_stale_calls(db: Database, *, now: datetime | None = None) -> 
                         failure_reason="the service stopped while the call was in progress")
             )
             await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
+            # Whether the caller spoke isn't known here: only the length decides (the 15 s rule).
+            await on_call_finalised(s, call_id, caller_spoke=False)
             ended += 1
     return ended
 

@@ -1,0 +1,185 @@
+"""Billable minutes: which calls count, the plan and period a business is in, and whether the AI answers.
+
+Invariants:
+- A call's `billable_seconds` is fixed once, in the transaction that finalises it (`mark_billable`): browser
+  test calls, calls the AI never answered, and calls under 15 s that ended before the caller spoke count 0.
+  Calls the owner marked as spam are left out of every sum, so marking one gives its minutes back at once.
+- A business is on its Polar subscription's plan while that subscription entitles it (active, trialing, past
+  due, or canceled with the paid period still running); the period is the subscription's own. Otherwise it
+  is on the free trial, whose minutes count from the business's creation (a trial, not a monthly allowance).
+- Every query here is scoped to one business id (`BillingScope`), and sums read only the columns they need
+  (no transcripts), with the (business_id, started_at) index.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy import Integer, case, cast, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.billing.plans import Plan, plan_for_product, trial_plan
+from app.db.models import BillingSubscription, Business, Call, Channel, SubscriptionStatus
+from app.settings import Settings
+
+#: A call shorter than this that ended before the caller said anything is not billed (a misdial, a hang-up
+#: during the greeting).
+SHORT_SILENT_SECONDS = 15.0
+# Polar keeps a canceled subscription usable until its period ends; past_due is still the customer's plan
+# while Polar retries the payment.
+_ENTITLED = {SubscriptionStatus.ACTIVE.value, SubscriptionStatus.TRIALING.value, SubscriptionStatus.PAST_DUE.value}
+
+
+def billable_seconds(channel: str, duration_seconds: float, *, caller_spoke: bool, answered: bool = True) -> float:
+    if channel != Channel.TWILIO.value or not answered:
+        return 0.0
+    if duration_seconds < SHORT_SILENT_SECONDS and not caller_spoke:
+        return 0.0
+    return max(0.0, round(duration_seconds, 3))
+
+
+def billed_minutes(seconds: float, plan: Plan) -> float:
+    """One call's minutes as the plan rounds them."""
+    if seconds <= 0:
+        return 0.0
+    return float(math.ceil(seconds / 60.0)) if plan.rounding == "minute" else round(seconds / 60.0, 4)
+
+
+async def mark_billable(s: AsyncSession, call_id: UUID, *, caller_spoke: bool) -> float:
+    """Inside the finalising transaction: fix the call's billable seconds; returns them."""
+    row = (await s.execute(select(Call.channel, Call.duration_seconds).where(Call.id == call_id))).one_or_none()
+    if row is None:
+        return 0.0
+    seconds = billable_seconds(row.channel, row.duration_seconds, caller_spoke=caller_spoke)
+    if seconds:
+        await s.execute(update(Call).where(Call.id == call_id).values(billable_seconds=seconds))
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    plan: Plan
+    start: datetime
+    end: datetime | None  # None: the free trial, which has no end
+    subscription: BillingSubscription | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    period: Period
+    calls: int
+    seconds: float
+    minutes: float
+
+    @property
+    def included(self) -> int:
+        return self.period.plan.included_minutes
+
+    @property
+    def fraction(self) -> float:
+        return self.minutes / self.included if self.included else (1.0 if self.minutes else 0.0)
+
+    @property
+    def overage_minutes(self) -> float:
+        return max(0.0, self.minutes - self.included)
+
+    @property
+    def limit_reached(self) -> bool:
+        return self.minutes >= self.included
+
+    def projected_minutes(self, now: datetime) -> float | None:
+        """Straight-line projection to the period's end (None for the trial, which has no end)."""
+        start, end = self.period.start, self.period.end
+        if end is None or now <= start:
+            return None
+        elapsed = (min(now, end) - start).total_seconds()
+        total = (end - start).total_seconds()
+        if elapsed <= 0 or total <= 0:
+            return None
+        return round(self.minutes * total / elapsed, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    answer_with_ai: bool
+    # within_plan | overage_billed | limit_reached
+    reason: str
+    usage: PeriodUsage
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def entitles(sub: BillingSubscription, now: datetime) -> bool:
+    if sub.status in _ENTITLED:
+        end = _utc(sub.ends_at)
+        return end is None or end > now
+    if sub.status == SubscriptionStatus.CANCELED.value:
+        end = _utc(sub.ends_at) or _utc(sub.current_period_end)
+        return end is not None and end > now
+    return False
+
+
+class BillingScope:
+    """Billing reads and writes for one business."""
+
+    def __init__(self, session_maker: async_sessionmaker[AsyncSession], business_id: UUID, settings: Settings) -> None:
+        self._sessions = session_maker
+        self.business_id = business_id
+        self.settings = settings
+
+    @property
+    def trial(self) -> Plan:
+        return trial_plan(self.settings.free_trial_minutes)
+
+    async def subscription(self) -> BillingSubscription | None:
+        async with self._sessions() as s:
+            return await s.scalar(
+                select(BillingSubscription).where(BillingSubscription.business_id == self.business_id)
+            )
+
+    async def period(self, now: datetime | None = None) -> Period:
+        now = now or datetime.now(UTC)
+        sub = await self.subscription()
+        if sub is not None and entitles(sub, now):
+            plan = plan_for_product(self.settings.polar_plans, sub.product_id)
+            start, end = _utc(sub.current_period_start), _utc(sub.current_period_end)
+            if plan is not None and start is not None:
+                return Period(plan=plan, start=start, end=end, subscription=sub)
+        async with self._sessions() as s:
+            created = await s.scalar(select(Business.created_at).where(Business.id == self.business_id))
+        return Period(plan=self.trial, start=_utc(created) or now, end=None, subscription=sub)
+
+    async def usage(self, period: Period | None = None) -> PeriodUsage:
+        period = period or await self.period()
+        seconds = Call.billable_seconds
+        minutes = (
+            func.sum(cast(seconds / 60.0, Integer) + case((seconds > cast(seconds / 60.0, Integer) * 60.0, 1), else_=0))
+            if period.plan.rounding == "minute"
+            else func.sum(seconds) / 60.0
+        )
+        conditions = [Call.business_id == self.business_id, Call.started_at >= period.start,
+                      Call.billable_seconds > 0, Call.is_spam.is_(False)]
+        if period.end is not None:
+            conditions.append(Call.started_at < period.end)
+        async with self._sessions() as s:
+            row = (await s.execute(
+                select(func.count(Call.id), func.coalesce(func.sum(seconds), 0.0), func.coalesce(minutes, 0))
+                .where(*conditions)
+            )).one()
+        return PeriodUsage(period=period, calls=int(row[0]), seconds=float(row[1]), minutes=round(float(row[2]), 4))
+
+    async def answer_with_ai(self, now: datetime | None = None) -> Decision:
+        """Whether the next call is answered by the AI, and why."""
+        usage = await self.usage(await self.period(now))
+        if not usage.limit_reached:
+            return Decision(True, "within_plan", usage)
+        if usage.period.plan.over_limit == "overage":
+            return Decision(True, "overage_billed", usage)
+        return Decision(False, "limit_reached", usage)
