@@ -48,9 +48,11 @@ def _route_handlers() -> list[ControllerRouterHandler]:
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
+    from app.billing.routes import start_billing, stop_billing
     from app.voice.runtime import start_runtime, stop_runtime
 
-    return [start_runtime], [stop_runtime]
+    # Billing registers its job kinds on the queue the call runtime builds, so it starts after it.
+    return [start_runtime, start_billing], [stop_runtime, stop_billing]
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:

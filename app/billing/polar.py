@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from litestar import Litestar
 from polar.base import PolarClientError, PolarDeserializationError, PolarError, PolarRateLimitError
 from polar.v2026_04 import PolarAsync
 
@@ -118,3 +119,11 @@ class PolarGateway:
                       invoice_number=o.invoice_number)
             for o in page.items
         ]
+
+
+def get_polar(app: Litestar) -> PolarGateway:
+    """The process's gateway, on `app.state.polar` (built on first use, closed at shutdown)."""
+    gateway: PolarGateway | None = app.state.get("polar")
+    if gateway is None:
+        gateway = app.state.polar = PolarGateway(app.state.settings)
+    return gateway

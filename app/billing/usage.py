@@ -6,7 +6,8 @@ Invariants:
   Calls the owner marked as spam are left out of every sum, so marking one gives its minutes back at once.
 - A business is on its Polar subscription's plan while that subscription entitles it (active, trialing, past
   due, or canceled with the paid period still running); the period is the subscription's own. Otherwise it
-  is on the free trial, whose minutes count from the business's creation (a trial, not a monthly allowance).
+  is on the free trial, whose minutes are every billable call the business ever had (a trial, not a monthly
+  allowance).
 - Every query here is scoped to one business id (`BillingScope`), and sums read only the columns they need
   (no transcripts), with the (business_id, started_at) index.
 """
@@ -22,7 +23,7 @@ from sqlalchemy import Integer, case, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing.plans import Plan, plan_for_product, trial_plan
-from app.db.models import BillingSubscription, Business, Call, Channel, SubscriptionStatus
+from app.db.models import BillingSubscription, Call, Channel, SubscriptionStatus
 from app.settings import Settings
 
 #: A call shorter than this that ended before the caller said anything is not billed (a misdial, a hang-up
@@ -30,6 +31,7 @@ from app.settings import Settings
 SHORT_SILENT_SECONDS = 15.0
 # Polar keeps a canceled subscription usable until its period ends; past_due is still the customer's plan
 # while Polar retries the payment.
+TRIAL_START = datetime(2000, 1, 1, tzinfo=UTC)
 _ENTITLED = {SubscriptionStatus.ACTIVE.value, SubscriptionStatus.TRIALING.value, SubscriptionStatus.PAST_DUE.value}
 
 
@@ -152,9 +154,7 @@ class BillingScope:
             start, end = _utc(sub.current_period_start), _utc(sub.current_period_end)
             if plan is not None and start is not None:
                 return Period(plan=plan, start=start, end=end, subscription=sub)
-        async with self._sessions() as s:
-            created = await s.scalar(select(Business.created_at).where(Business.id == self.business_id))
-        return Period(plan=self.trial, start=_utc(created) or now, end=None, subscription=sub)
+        return Period(plan=self.trial, start=TRIAL_START, end=None, subscription=sub)
 
     async def usage(self, period: Period | None = None) -> PeriodUsage:
         period = period or await self.period()

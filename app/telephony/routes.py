@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, PermissionDeniedException, Valida
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
+from app.billing.usage import BillingScope
 from app.db.engine import Database
 from app.db.models import Call, Channel
 from app.db.services import BusinessScope
@@ -21,6 +22,7 @@ from app.settings import Settings
 from app.telephony import twiml
 from app.telephony.greeting import phone_greeting
 from app.telephony.media import HandshakeFailed, await_start
+from app.telephony.plan_limit import answer_without_ai
 from app.telephony.records import (
     FINAL_STATUSES,
     business_for_number,
@@ -73,6 +75,10 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
     if business is None:
         log.warning("call %s to %s: no business has that number", call_sid, called)
         return _twiml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER_APOLOGY))
+    decision = await BillingScope(db.session_maker, business.id, settings).answer_with_ai()
+    if not decision.answer_with_ai:
+        return _twiml(await answer_without_ai(db, business, call_sid=call_sid, caller_phone=phone_or_none(caller),
+                                              reason=decision.reason))
     runtime = get_runtime(request.app)
     offered = await offer_twilio_session(db, runtime.issuer, business, call_sid=call_sid,
                                          caller_phone=phone_or_none(caller))
