@@ -69,8 +69,6 @@ def _value(tp: Any, name: str, depth: int) -> Any:
         return []
     if origin in (dict, Mapping) or tp is dict:
         return {}
-    if isinstance(tp, typing.TypeAliasType if hasattr(typing, "TypeAliasType") else ()):  # pragma: no cover
-        return _value(tp.__value__, name, depth)
     if dataclasses.is_dataclass(tp):
         return full_object(tp, _depth=depth + 1)
     if tp is str:
@@ -297,7 +295,8 @@ class PolarDouble:
         session = full_object(
             outputs.CustomerSession,
             created_at=_iso(now), modified_at=None, token=token, expires_at=_iso(now + timedelta(hours=1)),
-            return_url=body.get("return_url"), customer_portal_url=f"{self.api_base_url}/portal?customer_session_token={token}",
+            return_url=body.get("return_url"),
+            customer_portal_url=f"{self.api_base_url}/portal?customer_session_token={token}",
             customer_id=customer.id, customer=self._customer_object(outputs.CustomerIndividual, customer),
         )
         self.customer_sessions.append({"request": body, "response": session})
@@ -361,7 +360,8 @@ class PolarDouble:
             return self._unauthorised()
         external_ids = request.query.getall("external_customer_id", [])
         with self._lock:
-            subs = [s for s in self.subscriptions.values() if not external_ids or s.customer.external_id in external_ids]
+            subs = [s for s in self.subscriptions.values()
+                    if not external_ids or s.customer.external_id in external_ids]
         items = [self.subscription_object(s) for s in subs]
         return web.json_response({"items": items, "pagination": {"total_count": len(items), "max_page": 1}})
 
