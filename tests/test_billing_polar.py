@@ -42,7 +42,8 @@ class Ctx:
 
     async def subscription(self) -> BillingSubscription | None:
         async with self.db.session() as s:
-            return await s.scalar(select(BillingSubscription).where(BillingSubscription.business_id == self.business.id))
+            return await s.scalar(
+                select(BillingSubscription).where(BillingSubscription.business_id == self.business.id))
 
 
 @pytest.fixture
