@@ -53,6 +53,12 @@ _GENAI_KEYS = {
 _unknown_logged: set[str] = set()
 
 
+def warm_price_table() -> None:
+    """Load genai-prices' bundled snapshot (a large module, ~0.5–1.5 s) now: call it off the event loop at
+    start-up, or the first finished call would pay for it on the loop, stalling every live call's audio."""
+    get_snapshot().find_provider_model("gpt-realtime", None, PROVIDER, None)
+
+
 @dataclass(slots=True)
 class TokenUsage:
     """Token counts split the way they are priced; `*_cached` are already excluded from `*_input`, and

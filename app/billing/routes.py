@@ -7,6 +7,7 @@ every other route here is an owner route scoped to the owner's business.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from app.auth.deps import Owner
 from app.billing.metering import BillingJobs, enqueue_spam_credit
 from app.billing.plans import plan_by_key
 from app.billing.polar import PolarGateway, PolarRefused, PolarUnavailable, get_polar
+from app.billing.pricing import warm_price_table
 from app.billing.webhooks import handle
 from app.dashboard.common import parse_id
 from app.db.engine import Database
@@ -89,7 +91,9 @@ async def mark_spam(call_id: str, request: Request[Any, Any, Any], owner: Owner,
 
 
 async def start_billing(app: Litestar) -> None:
-    """Register the billing job kinds on the process's job queue (started by the call runtime)."""
+    """Register the billing job kinds on the process's job queue (started by the call runtime), and load the
+    price table off the loop."""
+    await asyncio.to_thread(warm_price_table)
     gateway = get_polar(app)
     BillingJobs(app.state.db, app.state.settings, gateway).register(app.state.jobs)
 
