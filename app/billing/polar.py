@@ -6,6 +6,8 @@
   service stores no Polar customer id before the first webhook, and never sees card data (checkout and the
   customer portal are Polar's pages).
 - Errors Polar can recover from (network, 5xx, 429) are `PolarUnavailable`; a refusal (4xx) is `PolarRefused`.
+- polar-sdk (with adaptix) takes seconds to import on a busy machine: it is imported only where Polar is
+  configured, off the event loop at start-up (`load_sdk`), so other deployments and tests don't pay for it.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar
-from polar.base import PolarClientError, PolarDeserializationError, PolarError, PolarRateLimitError
-from polar.v2026_04 import PolarAsync
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from polar.v2026_04 import PolarAsync
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,17 @@ class OrderLine:
     invoice_number: str | None
 
 
-def _translate(exc: PolarError) -> Exception:
+def load_sdk() -> None:
+    """Import polar-sdk (call it in a thread): its first import costs seconds of CPU."""
+    import polar.v2026_04
+    import polar.v2026_04.webhooks  # noqa: F401
+
+
+def _translate(exc: Exception) -> Exception:
+    from polar.base import PolarClientError, PolarDeserializationError, PolarError, PolarRateLimitError
+
+    if not isinstance(exc, PolarError):
+        return exc
     if isinstance(exc, PolarRateLimitError):
         return PolarUnavailable("Polar rate limit")
     if isinstance(exc, PolarClientError):
@@ -69,6 +82,8 @@ class PolarGateway:
         if self._client is None:
             if not self._settings.polar_access_token:
                 raise PolarRefused("POLAR_ACCESS_TOKEN is not set")
+            from polar.v2026_04 import PolarAsync
+
             self._client = PolarAsync(self._settings.polar_access_token, base_url=self._settings.polar_api_base_url,
                                       timeout=TIMEOUT_SECONDS)
         return self._client
@@ -86,7 +101,7 @@ class PolarGateway:
                 products=[product_id], external_customer_id=external_customer_id, success_url=success_url,
                 metadata=dict(metadata),
             )
-        except PolarError as exc:
+        except Exception as exc:
             raise _translate(exc) from exc
         return checkout.url
 
@@ -95,7 +110,7 @@ class PolarGateway:
             session = await self.client().customer_sessions.create(
                 external_customer_id=external_customer_id, return_url=return_url
             )
-        except PolarError as exc:
+        except Exception as exc:
             raise _translate(exc) from exc
         return session.customer_portal_url
 
@@ -104,14 +119,14 @@ class PolarGateway:
         duplicate, so resending after a timeout never counts twice."""
         try:
             result = await self.client().events.ingest(events=[dict(e) for e in events])  # type: ignore[misc]
-        except PolarError as exc:
+        except Exception as exc:
             raise _translate(exc) from exc
         return result.inserted, result.duplicates
 
     async def recent_orders(self, external_customer_id: str, limit: int = 10) -> list[OrderLine]:
         try:
             page = await self.client().orders.list(external_customer_id=external_customer_id, limit=limit)
-        except PolarError as exc:
+        except Exception as exc:
             raise _translate(exc) from exc
         return [
             OrderLine(id=o.id, created_at=o.created_at, status=str(o.status), billing_reason=str(o.billing_reason),

@@ -19,7 +19,7 @@ from sqlalchemy import update
 from app.auth.deps import Owner
 from app.billing.metering import BillingJobs, enqueue_spam_credit
 from app.billing.plans import plan_by_key
-from app.billing.polar import PolarGateway, PolarRefused, PolarUnavailable, get_polar
+from app.billing.polar import PolarGateway, PolarRefused, PolarUnavailable, get_polar, load_sdk
 from app.billing.pricing import warm_price_table
 from app.billing.webhooks import handle
 from app.dashboard.common import parse_id
@@ -91,9 +91,13 @@ async def mark_spam(call_id: str, request: Request[Any, Any, Any], owner: Owner,
 
 
 async def start_billing(app: Litestar) -> None:
-    """Register the billing job kinds on the process's job queue (started by the call runtime), and load the
-    price table off the loop."""
-    await asyncio.to_thread(warm_price_table)
+    """Register the billing job kinds on the process's job queue (started by the call runtime); load polar-sdk
+    (when Polar is configured) and the price table off the loop."""
+    settings: Settings = app.state.settings
+    if settings.polar_access_token or settings.polar_webhook_secret:
+        await asyncio.to_thread(load_sdk)
+    # In the background: serving needn't wait, and a call rarely ends within the second it takes.
+    app.state.price_warmup = asyncio.get_running_loop().run_in_executor(None, warm_price_table)
     gateway = get_polar(app)
     BillingJobs(app.state.db, app.state.settings, gateway).register(app.state.jobs)
 

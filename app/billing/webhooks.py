@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import typing
@@ -25,8 +26,6 @@ from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
-from polar.base import PolarDeserializationError, deserialize
-from polar.v2026_04.webhooks import WebhookPayload
 from sqlalchemy import select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,10 +47,14 @@ SUBSCRIPTION_EVENTS = {
 }
 
 
-# Every `type` polar-sdk's WebhookPayload union knows (one Literal per member).
-KNOWN_EVENT_TYPES = frozenset(
-    typing.get_args(typing.get_type_hints(member)["type"])[0] for member in typing.get_args(WebhookPayload)
-)
+@functools.cache
+def known_event_types() -> frozenset[str]:
+    """Every `type` polar-sdk's WebhookPayload union knows (one Literal per member)."""
+    from polar.v2026_04.webhooks import WebhookPayload
+
+    return frozenset(
+        typing.get_args(typing.get_type_hints(member)["type"])[0] for member in typing.get_args(WebhookPayload)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +128,15 @@ def load(body: bytes) -> tuple[str, Any]:
         return event_type, SimpleNamespace(type=event_type, timestamp=data.get("timestamp"),
                                            data=SimpleNamespace(id=state["id"], external_id=state.get("external_id"),
                                                                 active_subscriptions=subs))
-    if event_type not in KNOWN_EVENT_TYPES:
+    if event_type not in known_event_types():
         raise LookupError(event_type)
-    return event_type, deserialize(data, WebhookPayload)
+    from polar.base import PolarDeserializationError, deserialize
+    from polar.v2026_04.webhooks import WebhookPayload
+
+    try:
+        return event_type, deserialize(data, WebhookPayload)
+    except PolarDeserializationError as exc:
+        raise ValueError("incomplete payload") from exc
 
 
 async def handle(db: Database, settings: Settings, body: bytes, headers: Mapping[str, str]) -> WebhookResult:
@@ -147,7 +156,7 @@ async def handle(db: Database, settings: Settings, body: bytes, headers: Mapping
             log.warning("Polar webhook refused: the payload lacks %s", exc)
             return WebhookResult(400, "incomplete payload")
         return WebhookResult(202, f"event type {exc} is not one this service uses")
-    except (ValueError, PolarDeserializationError):
+    except ValueError:
         log.warning("Polar webhook refused: the payload is not a complete event of its type")
         return WebhookResult(400, "incomplete payload")
     webhook_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
