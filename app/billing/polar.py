@@ -50,9 +50,12 @@ class OrderLine:
 
 
 def load_sdk() -> None:
-    """Import polar-sdk (call it in a thread): its first import costs seconds of CPU."""
-    import polar.v2026_04
-    import polar.v2026_04.webhooks  # noqa: F401
+    """Import polar-sdk and build its webhook loaders (call it in a thread): seconds of CPU the first time."""
+    import polar.v2026_04  # noqa: F401
+
+    from app.billing.webhooks import warm_loaders
+
+    warm_loaders()
 
 
 def _translate(exc: Exception) -> Exception:

@@ -48,13 +48,29 @@ SUBSCRIPTION_EVENTS = {
 
 
 @functools.cache
-def known_event_types() -> frozenset[str]:
-    """Every `type` polar-sdk's WebhookPayload union knows (one Literal per member)."""
+def payload_classes() -> dict[str, Any]:
+    """polar-sdk's payload class per event `type` (one Literal per member of its WebhookPayload union).
+
+    Each event is loaded into its own class, not the 42-member union: adaptix builds a loader per target
+    type on first use, measured at 20 s for the union on a busy machine against 0.3-1.8 s for one class."""
     from polar.v2026_04.webhooks import WebhookPayload
 
-    return frozenset(
-        typing.get_args(typing.get_type_hints(member)["type"])[0] for member in typing.get_args(WebhookPayload)
-    )
+    return {typing.get_args(typing.get_type_hints(member)["type"])[0]: member
+            for member in typing.get_args(WebhookPayload)}
+
+
+def warm_loaders() -> None:
+    """Build the loaders of the events this service handles (in a thread at start-up, not on the loop)."""
+    from polar.base import deserialize
+
+    classes = payload_classes()
+    for event_type in (*SUBSCRIPTION_EVENTS, "order.paid"):
+        cls = classes.get(event_type)
+        if cls is not None:
+            try:
+                deserialize({}, cls)  # fails on the empty payload, after building and caching the loader
+            except Exception:
+                continue
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +144,13 @@ def load(body: bytes) -> tuple[str, Any]:
         return event_type, SimpleNamespace(type=event_type, timestamp=data.get("timestamp"),
                                            data=SimpleNamespace(id=state["id"], external_id=state.get("external_id"),
                                                                 active_subscriptions=subs))
-    if event_type not in known_event_types():
+    cls = payload_classes().get(event_type)
+    if cls is None:
         raise LookupError(event_type)
     from polar.base import PolarDeserializationError, deserialize
-    from polar.v2026_04.webhooks import WebhookPayload
 
     try:
-        return event_type, deserialize(data, WebhookPayload)
+        return event_type, deserialize(data, cls)
     except PolarDeserializationError as exc:
         raise ValueError("incomplete payload") from exc
 
