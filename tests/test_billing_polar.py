@@ -207,3 +207,24 @@ async def test_the_webhook_needs_its_secret(data_dir: Path, polar: PolarDouble) 
         body = polar.payload("subscription.active", {})
         response = await client.post(WEBHOOK, content=body.encode(), headers=polar.signed_headers(body))
     assert response.status_code == 503
+
+
+async def test_the_owner_marks_a_call_as_spam_and_only_their_own(ctx: Ctx) -> None:
+    from app.db.models import Call
+    from tests.support.dashboard import seed_call
+
+    _session, call = await seed_call(ctx.db, ctx.business.id, billable_seconds=95.0)
+    _other_user, other = await create_owner(ctx.db)
+    _session, theirs = await seed_call(ctx.db, other.id, billable_seconds=95.0)
+    page = (await ctx.client.get(f"/calls/{call.id}")).text
+    assert 'id="mark-spam"' in page and "1:35 of your plan" in page
+    token = await csrf_token(ctx.client, f"/calls/{call.id}")
+    response = await ctx.client.post(f"/calls/{theirs.id}/spam", headers={"x-csrftoken": token})
+    assert response.status_code == 404
+    response = await ctx.client.post(f"/calls/{call.id}/spam", headers={"x-csrftoken": token})
+    assert response.status_code == 303 and response.headers["location"] == f"/calls/{call.id}"
+    async with ctx.db.session() as s:
+        assert (await s.get(Call, call.id)).is_spam  # type: ignore[union-attr]
+        assert not (await s.get(Call, theirs.id)).is_spam  # type: ignore[union-attr]
+    page = (await ctx.client.get(f"/calls/{call.id}")).text
+    assert "marked as spam" in page and 'id="mark-spam"' not in page
