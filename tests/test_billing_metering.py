@@ -243,3 +243,23 @@ def test_plans_need_a_polar_token(data_dir: Path) -> None:
         make_settings(data_dir, POLAR_PLANS=json.dumps(PLANS))
     assert make_settings(data_dir).polar_plans == ()
     assert make_settings(data_dir).free_trial_minutes == 30
+
+
+async def test_usage_of_an_unpriced_model_is_price_unknown_not_zero(ctx: Ctx) -> None:
+    from app.billing.pricing import TokenUsage
+
+    started = datetime.now(UTC) - timedelta(seconds=30)
+    _session, call = await seed_call(ctx.db, ctx.business.id, status="in_progress", started_at=started, cost_usd=0.0)
+    recorder = CallRecorder(ctx.db, call_id=call.id, session_id=call.session_id, business_id=ctx.business.id,
+                            started_at=started)
+    recorder.add_usage("realtime", "gpt-realtime-9-preview-unpriced", TokenUsage(audio_input=50_000))
+    recorder.add_usage("supervisor", "gpt-4.1", TokenUsage(text_input=1_000_000))
+    assert await recorder.finalise(CallStatus.COMPLETED, "goodbye")
+    async with ctx.db.session() as s:
+        row = await s.get(Call, call.id)
+    assert row is not None and row.price_unknown and row.cost_usd == 2.0  # only the priced part
+    assert row.usage["realtime"]["cost_usd"] is None
+    from app.dashboard.common import Formatter
+
+    assert Formatter.cost(row.cost_usd, row.price_unknown) == "$2.00 + price unknown"
+    assert Formatter.cost(0.0, True) == "price unknown"

@@ -21,10 +21,10 @@ CHART_DAYS = 14
 
 async def _totals(db: Database, business_id: UUID, start: datetime, end: datetime) -> dict[str, Any]:
     async with db.session() as s:
-        calls, seconds, cost = (
+        calls, seconds, cost, price_unknown = (
             await s.execute(
                 select(func.count(Call.id), func.coalesce(func.sum(Call.duration_seconds), 0.0),
-                       func.coalesce(func.sum(Call.cost_usd), 0.0))
+                       func.coalesce(func.sum(Call.cost_usd), 0.0), func.coalesce(func.sum(Call.price_unknown), 0))
                 .where(Call.business_id == business_id, Call.started_at >= start, Call.started_at < end)
             )
         ).one()
@@ -36,7 +36,8 @@ async def _totals(db: Database, business_id: UUID, start: datetime, end: datetim
                 Appointment.created_at < end,
             )
         )
-    return {"calls": calls, "seconds": seconds, "cost": cost, "booked": booked or 0}
+    return {"calls": calls, "seconds": seconds, "cost": cost, "price_unknown": bool(price_unknown),
+            "booked": booked or 0}
 
 
 async def _daily_counts(db: Database, business_id: UUID, days: list[date], tz: Any) -> list[int]:
