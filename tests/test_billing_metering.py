@@ -155,7 +155,7 @@ async def test_test_calls_and_short_silent_calls_are_not_sent(ctx: Ctx) -> None:
     await ctx.run_jobs()
     assert ctx.polar.ingest_requests == []
     for call_id in (test_call, misdial):
-        assert await ctx.job("polar-usage", call_id) is None
+        assert await ctx.job("polar-usage", call_id) is None  # nothing to report: no job at all
         async with ctx.db.session() as s:
             assert (await s.get(Call, call_id)).billable_seconds == 0  # type: ignore[union-attr]
 
@@ -263,3 +263,26 @@ async def test_usage_of_an_unpriced_model_is_price_unknown_not_zero(ctx: Ctx) ->
 
     assert Formatter.cost(row.cost_usd, row.price_unknown) == "$2.00 + price unknown"
     assert Formatter.cost(0.0, True) == "price unknown"
+
+
+async def test_finalising_fixes_billing_in_one_transaction_on_every_database_mode(any_db: Database) -> None:
+    from app.jobs import job_id_for
+
+    _user, business = await create_owner(any_db)
+    started = datetime.now(UTC) - timedelta(seconds=40)
+    billed, silent_test = [], []
+    for channel_phone, target in (("+15551230001", billed), (None, silent_test)):
+        _session, call = await seed_call(any_db, business.id, status="in_progress", started_at=started,
+                                         caller_phone=channel_phone)
+        recorder = CallRecorder(any_db, call_id=call.id, session_id=call.session_id, business_id=business.id,
+                                started_at=started)
+        recorder.add(EventKind.CALLER, "Hello?")
+        assert await recorder.finalise(CallStatus.COMPLETED, "caller_hung_up")
+        assert not await recorder.finalise(CallStatus.FAILED, "again")  # exactly once
+        target.append(call.id)
+    async with any_db.session() as s:
+        twilio_call, browser_call = await s.get(Call, billed[0]), await s.get(Call, silent_test[0])
+        assert twilio_call is not None and 40 <= twilio_call.billable_seconds < 45
+        assert browser_call is not None and browser_call.billable_seconds == 0
+        assert await s.get(Job, job_id_for(f"polar-usage:{billed[0]}")) is not None
+        assert await s.get(Job, job_id_for(f"polar-usage:{silent_test[0]}")) is None

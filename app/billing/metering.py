@@ -1,15 +1,15 @@
 """Usage to Polar and usage warnings, through the durable job queue (app.jobs), never lost to an outage.
 
-- The finalising transaction of a call fixes its billable seconds and, when it has any, enqueues two keyed
-  jobs in that same transaction (`on_call_finalised`): `polar-usage:{call_id}` and `usage-check:{call_id}`.
-  A replayed ending inserts nothing new (same keys).
+- The UPDATE that finalises a call fixes its billable seconds, and the same transaction enqueues one keyed
+  job for a billable call (`on_call_finalised`, `polar-usage:{call_id}`); a replayed ending inserts nothing
+  new (same key). That transaction holds SQLite's write lock, so billing adds one statement to it, no more.
 - `polar-usage` sends one event per call to Polar's `events.ingest` with `external_id` = the call id, so a
   retry after a timeout (the first attempt may have landed) is a duplicate to Polar, not a second charge.
   Retries back off up to ~1 h apart for about a day before the job is marked failed (shown on the billing
   page); a Polar outage delays the report, it never drops it. Only calls on a paid (Polar) plan are sent.
 - A call's `overage_minutes` is what it adds past the included minutes, counting the calls that started
   before it in the period: a resent event carries the same numbers.
-- `usage-check` records the 80 % and 100 % warnings once per period each (a unique row), visible on the
+- The same job first records the 80 % and 100 % warnings, once per period each (a unique row), visible on the
   billing page; this branch has no e-mail channel, so the billing page (and the log) is how the owner is told.
 - Marking a reported call as spam sends a credit event (`{call_id}:spam`, negative minutes) so Polar's meter
   nets it out; an unreported one is simply never sent.
@@ -22,13 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, literal, or_, select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.billing.plans import WARNING_THRESHOLDS
 from app.billing.polar import PolarGateway, PolarRefused
-from app.billing.usage import BillingScope, PeriodUsage, billed_minutes, mark_billable
+from app.billing.usage import BillingScope, PeriodUsage, billed_minutes
 from app.db.engine import Database
 from app.db.models import Business, Call, Job, JobStatus, UsageWarning
 from app.jobs import JobQueue, Permanent, complete, enqueue, job_id_for
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 USAGE_JOB = "polar-usage"
 CREDIT_JOB = "polar-usage-credit"
-CHECK_JOB = "usage-check"
 # 5 s, 10 s, 20 s … capped at the queue's 10 minutes: 30 attempts keep trying for about four hours.
 USAGE_MAX_ATTEMPTS = 30
 
@@ -47,15 +46,20 @@ def usage_key(call_id: UUID | str) -> str:
     return f"polar-usage:{call_id}"
 
 
-async def on_call_finalised(s: AsyncSession, call_id: UUID, *, caller_spoke: bool) -> bool:
-    """In the call's finalising transaction: fix what it bills and enqueue its usage report and warning check.
-    True when the call is billable."""
-    seconds = await mark_billable(s, call_id, caller_spoke=caller_spoke)
-    if not seconds:
-        return False
-    await enqueue(s, USAGE_JOB, {"call_id": str(call_id)}, key=usage_key(call_id))
-    await enqueue(s, CHECK_JOB, {"call_id": str(call_id)}, key=f"usage-check:{call_id}")
-    return True
+async def on_call_finalised(s: AsyncSession, call_id: UUID) -> None:
+    """In the call's finalising transaction, after the UPDATE that fixed its billable seconds: enqueue its usage
+    report and warning check when it bills anything. One `INSERT … SELECT` (the same keyed, insert-once row
+    `app.jobs.enqueue` writes), so the write-locked transaction gets one statement more and no read."""
+    now = datetime.now(UTC)
+    key = usage_key(call_id)
+    row = select(
+        literal(job_id_for(key), Job.id.type), literal(USAGE_JOB, Job.kind.type),
+        literal({"call_id": str(call_id)}, Job.payload.type), literal(JobStatus.PENDING.value, Job.status.type),
+        literal(0, Job.attempts.type), literal(now, Job.run_after.type), literal(now, Job.created_at.type),
+        literal(now, Job.updated_at.type),
+    ).where(Call.id == call_id, Call.billable_seconds > 0)
+    columns = [Job.id, Job.kind, Job.payload, Job.status, Job.attempts, Job.run_after, Job.created_at, Job.updated_at]
+    await s.execute(insert(Job).from_select(columns, row).on_conflict_do_nothing())
 
 
 async def enqueue_spam_credit(s: AsyncSession, call_id: UUID) -> None:
@@ -80,7 +84,6 @@ class BillingJobs:
     def register(self, jobs: JobQueue) -> None:
         jobs.register(USAGE_JOB, self.report_usage, max_attempts=USAGE_MAX_ATTEMPTS, backoff_base=5.0)
         jobs.register(CREDIT_JOB, self.report_credit, max_attempts=USAGE_MAX_ATTEMPTS, backoff_base=5.0)
-        jobs.register(CHECK_JOB, self.check_usage, max_attempts=5, backoff_base=5.0)
 
     async def _call(self, call_id: UUID) -> Any:
         async with self._db.session() as s:
@@ -139,6 +142,8 @@ class BillingJobs:
         call = await self._call(_call_id(job))
         if call is None or call.is_spam or call.billable_seconds <= 0:
             return
+        scope = BillingScope(self._db.session_maker, call.business_id, self._settings)
+        await record_warnings(self._db, call.business_id, await scope.usage())  # idempotent across retries
         event = await self._event(call, credit=False)
         if event is None:
             return
@@ -160,14 +165,6 @@ class BillingJobs:
         event = await self._event(call, credit=True)
         if event is not None:
             await self._send(event)
-
-    async def check_usage(self, job: Job) -> None:
-        call = await self._call(_call_id(job))
-        if call is None:
-            return
-        scope = BillingScope(self._db.session_maker, call.business_id, self._settings)
-        usage = await scope.usage()
-        await record_warnings(self._db, call.business_id, usage)
 
 
 async def record_warnings(db: Database, business_id: UUID, usage: PeriodUsage) -> list[int]:

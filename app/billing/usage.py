@@ -1,7 +1,7 @@
 """Billable minutes: which calls count, the plan and period a business is in, and whether the AI answers.
 
 Invariants:
-- A call's `billable_seconds` is fixed once, in the transaction that finalises it (`mark_billable`): browser
+- A call's `billable_seconds` is fixed once, by the UPDATE that finalises it (`billable_on_finalise`): browser
   test calls, calls the AI never answered, and calls under 15 s that ended before the caller spoke count 0.
   Calls the owner marked as spam are left out of every sum, so marking one gives its minutes back at once.
 - A business is on its Polar subscription's plan while that subscription entitles it (active, trialing, past
@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Integer, case, cast, func, select, update
+from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing.plans import Plan, plan_for_product, trial_plan
@@ -50,15 +51,11 @@ def billed_minutes(seconds: float, plan: Plan) -> float:
     return float(math.ceil(seconds / 60.0)) if plan.rounding == "minute" else round(seconds / 60.0, 4)
 
 
-async def mark_billable(s: AsyncSession, call_id: UUID, *, caller_spoke: bool) -> float:
-    """Inside the finalising transaction: fix the call's billable seconds; returns them."""
-    row = (await s.execute(select(Call.channel, Call.duration_seconds).where(Call.id == call_id))).one_or_none()
-    if row is None:
-        return 0.0
-    seconds = billable_seconds(row.channel, row.duration_seconds, caller_spoke=caller_spoke)
-    if seconds:
-        await s.execute(update(Call).where(Call.id == call_id).values(billable_seconds=seconds))
-    return seconds
+def billable_on_finalise(duration_seconds: float, *, caller_spoke: bool) -> Any:
+    """The `billable_seconds` value for the finalising UPDATE itself (no extra statement in that transaction):
+    the call's channel decides in SQL, the length and caller speech here."""
+    seconds = billable_seconds(Channel.TWILIO.value, duration_seconds, caller_spoke=caller_spoke)
+    return case((Call.channel == Channel.TWILIO.value, seconds), else_=0.0)
 
 
 @dataclass(frozen=True, slots=True)

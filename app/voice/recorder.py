@@ -21,6 +21,7 @@ from sqlalchemy import update
 
 from app.billing.metering import on_call_finalised
 from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
+from app.billing.usage import billable_on_finalise
 from app.db.engine import Database
 from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
 from app.jobs import enqueue
@@ -164,6 +165,8 @@ class CallRecorder:
                 end_reason=final.reason,
                 ended_at=now,
                 duration_seconds=round((now - self.started_at).total_seconds(), 3),
+                billable_seconds=billable_on_finalise(round((now - self.started_at).total_seconds(), 3),
+                                                      caller_spoke=self.caller_turns > 0),
             )
         try:
             async with self._db.session() as s, s.begin():
@@ -185,7 +188,7 @@ class CallRecorder:
                         )
                     )
                     await enqueue(s, SUMMARY_JOB, {"call_id": str(self.call_id)}, key=f"summary:{self.call_id}")
-                    await on_call_finalised(s, self.call_id, caller_spoke=self.caller_turns > 0)
+                    await on_call_finalised(s, self.call_id)
             return True
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.

@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy import select, update
 
 from app.billing.metering import on_call_finalised
+from app.billing.usage import billable_on_finalise
 from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import Business, Call, CallStatus, Session, SessionStatus
@@ -122,6 +123,9 @@ async def finalise_stale_calls(db: Database, *, now: datetime | None = None) -> 
                 .where(Call.id == call_id, Call.ended_at.is_(None), Call.updated_at < cutoff)
                 .values(status=CallStatus.FAILED.value, end_reason="interrupted", ended_at=last_seen,
                         duration_seconds=round(max(0.0, (last_seen - started_at).total_seconds()), 3),
+                        # Whether the caller spoke isn't known here: only the length decides (the 15 s rule).
+                        billable_seconds=billable_on_finalise(max(0.0, (last_seen - started_at).total_seconds()),
+                                                              caller_spoke=False),
                         updated_at=now)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -133,8 +137,7 @@ async def finalise_stale_calls(db: Database, *, now: datetime | None = None) -> 
                         failure_reason="the service stopped while the call was in progress")
             )
             await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
-            # Whether the caller spoke isn't known here: only the length decides (the 15 s rule).
-            await on_call_finalised(s, call_id, caller_spoke=False)
+            await on_call_finalised(s, call_id)
             ended += 1
     return ended
 
