@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import metrics
 from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Job, JobStatus
@@ -127,6 +128,16 @@ class JobQueue:
         while await self.run_one():
             if self._loop.stopping:
                 return
+        await self._measure_depth()
+
+    async def _measure_depth(self) -> None:
+        async with self._db.session() as s:
+            waiting = await s.scalar(
+                select(func.count()).select_from(Job).where(
+                    Job.status.in_([JobStatus.PENDING.value, JobStatus.RUNNING.value])
+                )
+            )
+        metrics.jobs_waiting.set(waiting or 0)
 
     def _claimable(self, now: datetime) -> Any:
         return and_(
@@ -168,6 +179,8 @@ class JobQueue:
             # quoting the address, a model error quoting the transcript).
             log.warning("job %s (%s) failed, attempt %d%s: %s", job.id, job.kind, job.attempts,
                         ", giving up" if gave_up else "", type(exc).__name__)
+            if gave_up:
+                metrics.jobs_failed.labels(job.kind).inc()
             await self._settle(job, JobStatus.FAILED if gave_up else JobStatus.PENDING,
                                error=f"{type(exc).__name__}: {exc}"[:1000],
                                run_after=datetime.now(UTC) + backoff(job.attempts, kind.backoff_base))

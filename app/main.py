@@ -22,37 +22,48 @@ from litestar.types import ControllerRouterHandler
 from litestar_granian import GranianPlugin
 
 from app import __version__
+from app.auth.access import owner_required
 from app.auth.cookies import SessionSigner
-from app.auth.deps import NeedsOnboarding, provide_business, provide_owner
+from app.auth.deps import NeedsOnboarding, provide_business, provide_owner, provide_owner_scope
 from app.db.engine import Database
+from app.error_reporting import init_error_reporting
+from app.metrics import LoopLagWatcher
 from app.settings import ROOT, Settings, SettingsError, load_settings
 from app.web.errors import error_response
 from app.web.health import health
 from app.web.logs import configure_logging
+from app.web.metrics import metrics
 from app.web.proxy import ProxyHeadersMiddleware
 from app.web.request_id import RequestIdMiddleware
+from app.web.security_headers import SecurityHeaders
 
 # Paths with their own authentication (signatures, single-use tokens) or none by design.
-CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/ws/"]
+CSRF_EXEMPT = ["^/twilio/", "^/billing/polar/webhook", "^/health", "^/metrics", "^/ws/", "^/ops/",
+               "^/google/calendar/notify$"]
 
 
 def _route_handlers() -> list[ControllerRouterHandler]:
     from app.auth.routes import ROUTES as auth_routes
     from app.billing.routes import ROUTES as billing_routes
+    from app.calendar.routes import ROUTES as calendar_routes
     from app.dashboard.routes import ROUTES as dashboard_routes
+    from app.telephony.fallback_routes import ROUTES as fallback_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
+    from app.web.drain import ROUTES as drain_routes
 
     static = create_static_files_router(path="/static", directories=[ROOT / "static"], name="static")
-    return [health, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes, *billing_routes]
+    return [health, metrics, static, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes,
+            *fallback_routes, *drain_routes, *billing_routes, *calendar_routes]
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
     from app.billing.routes import start_billing, stop_billing
+    from app.calendar.runtime import start_calendar, stop_calendar
     from app.voice.runtime import start_runtime, stop_runtime
 
     # Billing registers its job kinds on the queue the call runtime builds, so it starts after it.
-    return [start_runtime, start_billing], [stop_runtime, stop_billing]
+    return [start_runtime, start_calendar, start_billing], [stop_billing, stop_calendar, stop_runtime]
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:
@@ -71,13 +82,21 @@ def _onboarding_redirect(request: Request, _exc: NeedsOnboarding) -> Response:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.secret_values())
+    init_error_reporting(settings)
     db = Database(settings)
+    lag = LoopLagWatcher()
     signer = SessionSigner(settings.session_secrets)
     on_startup, on_shutdown = _lifecycle_hooks()
 
     async def dispose_db(_app: Litestar) -> None:
         await db.dispose()
+
+    def watch_lag(_app: Litestar) -> None:
+        lag.start()
+
+    async def stop_watching_lag(_app: Litestar) -> None:
+        await lag.stop()
 
     template_config = TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine)
     app = Litestar(
@@ -88,7 +107,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "signer": Provide(lambda: signer, sync_to_thread=False, use_cache=True),
             "owner": Provide(provide_owner),
             "business": Provide(provide_business),
+            "owner_scope": Provide(provide_owner_scope),
         },
+        # Deny by default: every route needs a signed-in owner unless app.auth.access.PUBLIC_PATHS lists it.
+        guards=[owner_required],
         plugins=[SQLAlchemyPlugin(config=db.config), HTMXPlugin(), GranianPlugin()],
         template_config=template_config,
         csrf_config=CSRFConfig(
@@ -104,13 +126,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HTTPException: error_response,
             Exception: error_response,
         },
-        on_startup=[*on_startup, _freeze_startup_heap],
-        on_shutdown=[*on_shutdown, dispose_db],
+        on_startup=[*on_startup, _freeze_startup_heap, watch_lag],
+        on_shutdown=[stop_watching_lag, *on_shutdown, dispose_db],
         state=State({"settings": settings, "db": db, "signer": signer}),
         # No public API schema: the JSON routes are internal to the pages and the call page.
         openapi_config=None,
+        # Logging is app.web.logs' (one format with the request id, and the redacting formatter); Litestar's
+        # default config would replace the root handlers with its own, unredacted.
+        logging_config=None,
         debug=False,
     )
+    # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s
+    # carry the headers too; it passes WebSocket scopes straight through.
+    app.asgi_handler = SecurityHeaders(app.asgi_handler)
     template_config.engine_instance.engine.globals.update(
         version=__version__, google_configured=settings.google_configured
     )

@@ -25,6 +25,14 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TWILIO_API_BASE_URL = "https://api.twilio.com"
 DEFAULT_GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 DEFAULT_POLAR_API_BASE_URL = "https://api.polar.sh"
+# Issue 15, Google Calendar: the API origin (the calendar discovery document's rootUrl is replaced by it) and
+# Google's OAuth 2.0 endpoints for the calendar grant.
+DEFAULT_GOOGLE_API_BASE_URL = "https://www.googleapis.com"
+DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+DEFAULT_GOOGLE_OAUTH_TOKEN_URL = "https://oauth2.googleapis.com/token"
+DEFAULT_GOOGLE_OAUTH_REVOKE_URL = "https://oauth2.googleapis.com/revoke"
+DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1"
+DEFAULT_LIVE_MODEL = "gpt-live-1.1"
 
 
 class SettingsError(ValueError):
@@ -57,6 +65,14 @@ def _bool(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {value!r}")
 
 
+# Fields whose values are credentials: hidden from repr and masked in log lines.
+SECRET_FIELDS = frozenset({
+    "turso_auth_token", "openai_api_key", "twilio_auth_token", "google_client_secret", "session_secrets",
+    "polar_access_token", "polar_webhook_secret", "metrics_token", "sentry_dsn", "operator_token",
+    "calendar_token_keys",  # issue 15
+})
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path = ROOT / "data"
@@ -64,7 +80,7 @@ class Settings:
     turso_auth_token: str | None = None
     openai_api_key: str | None = None
     openai_base_url: str = DEFAULT_OPENAI_BASE_URL
-    realtime_model: str = "gpt-realtime"
+    realtime_model: str = DEFAULT_REALTIME_MODEL
     supervisor_model: str = "gpt-4.1"
     summary_model: str = "gpt-4.1-mini"
     transcription_model: str = "gpt-4o-mini-transcribe"
@@ -96,6 +112,49 @@ class Settings:
     # peer); networks listed beside it still count as proxy hops in the chain.
     forwarded_allow_ips: tuple[str, ...] = ()
     forwarded_allow_any: bool = False
+    # -- issue 15: Google Calendar ---------------------------------------------------------------------
+    google_api_base_url: str = DEFAULT_GOOGLE_API_BASE_URL
+    google_oauth_authorize_url: str = DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL
+    google_oauth_token_url: str = DEFAULT_GOOGLE_OAUTH_TOKEN_URL
+    google_oauth_revoke_url: str = DEFAULT_GOOGLE_OAUTH_REVOKE_URL
+    # Fernet keys for refresh tokens at rest, newest first; empty: derived from SESSION_SECRETS.
+    calendar_token_keys: tuple[str, ...] = ()
+    calendar_sync_seconds: int = 900
+    calendar_watch_ttl_seconds: int = 7 * 24 * 3600
+    # Issue 11, calls that survive faults: a call's realtime session is rolled over to a fresh one (with the
+    # conversation restored) after this long, before OpenAI's 60-minute session limit; and how long a drain
+    # waits for live calls before moving them elsewhere.
+    realtime_session_max_seconds: int = 55 * 60
+    operator_token: str | None = field(default=None, repr=False)  # opens POST /ops/drain to its bearer
+    drain_timeout_seconds: int = 60
+    # Operations (issue 10): METRICS_TOKEN opens GET /metrics to a bearer of it; SENTRY_DSN turns on error
+    # reports (scrubbed of personal data, app.error_reporting).
+    metrics_token: str | None = field(default=None, repr=False)
+    sentry_dsn: str | None = field(default=None, repr=False)
+    sentry_environment: str = "production"
+    # Issue 12 (GPT-Live): the engine a business gets unless its owner chose one, and the Live model.
+    voice_engine_default: str = "realtime"
+    live_model: str = DEFAULT_LIVE_MODEL
+
+    def __repr__(self) -> str:
+        # Settings reach logs and tracebacks (a failing dependency, a debugger's repr): secrets never do.
+        shown = []
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                text = "<hidden>" if value else repr(value)
+            else:
+                text = repr(value)
+            shown.append(f"{name}={text}")
+        return f"Settings({', '.join(shown)})"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, for the log redactor to mask wherever one turns up."""
+        values: list[str] = []
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            values.extend(value if isinstance(value, tuple) else [value] if value else [])
+        return tuple(v for v in values if len(v) >= 8)
 
     @property
     def uses_libsql(self) -> bool:
@@ -108,6 +167,17 @@ class Settings:
     @property
     def twilio_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def public_base_is_loopback(self) -> bool:
+        """Whether PUBLIC_BASE_URL names this machine itself (localhost, 127.0.0.0/8, ::1)."""
+        host = (urlsplit(self.public_base_url).hostname or "").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def secure_cookies(self) -> bool:
@@ -162,6 +232,29 @@ def _forwarded_allow_ips(raw: str | None) -> tuple[tuple[str, ...], bool]:
     return tuple(networks), allow_any
 
 
+def _calendar_token_keys(raw: str | None) -> tuple[str, ...]:
+    """CALENDAR_TOKEN_KEY: comma-separated Fernet keys (urlsafe base64 of 32 bytes), newest first."""
+    import base64
+    import binascii
+
+    keys = tuple(k.strip() for k in (raw or "").split(",") if k.strip())
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) != 32:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise SettingsError(
+                "CALENDAR_TOKEN_KEY must be Fernet keys (urlsafe base64 of 32 bytes), comma-separated"
+            ) from None
+    return keys
+
+
+def _bearer_token(name: str, raw: str | None) -> str | None:
+    if raw is not None and len(raw) < 16:
+        raise SettingsError(f"{name} must be at least 16 characters")
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `env` (default: `.env` overlaid by the process environment)."""
     e = _read_env(env)
@@ -210,6 +303,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
 
     forwarded_allow_ips, forwarded_allow_any = _forwarded_allow_ips(opt("FORWARDED_ALLOW_IPS"))
+    calendar_token_keys = _calendar_token_keys(opt("CALENDAR_TOKEN_KEY"))
 
     try:
         polar_plans = parse_plans(opt("POLAR_PLANS"), opt("POLAR_PRODUCT_ID"))
@@ -224,7 +318,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         turso_auth_token=turso_token,
         openai_api_key=opt("OPENAI_API_KEY"),
         openai_base_url=_http_url("OPENAI_BASE_URL", opt("OPENAI_BASE_URL") or DEFAULT_OPENAI_BASE_URL),
-        realtime_model=opt("REALTIME_MODEL") or "gpt-realtime",
+        realtime_model=opt("REALTIME_MODEL") or DEFAULT_REALTIME_MODEL,
         supervisor_model=opt("SUPERVISOR_MODEL") or "gpt-4.1",
         summary_model=opt("SUMMARY_MODEL") or "gpt-4.1-mini",
         transcription_model=opt("TRANSCRIPTION_MODEL") or "gpt-4o-mini-transcribe",
@@ -257,4 +351,45 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forwarded_allow_ips=forwarded_allow_ips,
         forwarded_allow_any=forwarded_allow_any,
+        google_api_base_url=_http_url(
+            "GOOGLE_API_BASE_URL", opt("GOOGLE_API_BASE_URL") or DEFAULT_GOOGLE_API_BASE_URL
+        ),
+        google_oauth_authorize_url=_http_url(
+            "GOOGLE_OAUTH_AUTHORIZE_URL", opt("GOOGLE_OAUTH_AUTHORIZE_URL") or DEFAULT_GOOGLE_OAUTH_AUTHORIZE_URL
+        ),
+        google_oauth_token_url=_http_url(
+            "GOOGLE_OAUTH_TOKEN_URL", opt("GOOGLE_OAUTH_TOKEN_URL") or DEFAULT_GOOGLE_OAUTH_TOKEN_URL
+        ),
+        google_oauth_revoke_url=_http_url(
+            "GOOGLE_OAUTH_REVOKE_URL", opt("GOOGLE_OAUTH_REVOKE_URL") or DEFAULT_GOOGLE_OAUTH_REVOKE_URL
+        ),
+        calendar_token_keys=calendar_token_keys,
+        calendar_sync_seconds=_int(
+            "CALENDAR_SYNC_SECONDS", opt("CALENDAR_SYNC_SECONDS") or "900", low=5, high=86400
+        ),
+        calendar_watch_ttl_seconds=_int(
+            "CALENDAR_WATCH_TTL_SECONDS", opt("CALENDAR_WATCH_TTL_SECONDS") or str(7 * 24 * 3600),
+            low=60, high=30 * 24 * 3600,
+        ),
+        realtime_session_max_seconds=_int(
+            "REALTIME_SESSION_MAX_SECONDS", opt("REALTIME_SESSION_MAX_SECONDS") or str(55 * 60), low=5, high=3590
+        ),
+        operator_token=_bearer_token("OPERATOR_TOKEN", opt("OPERATOR_TOKEN")),
+        drain_timeout_seconds=_int("DRAIN_TIMEOUT_SECONDS", opt("DRAIN_TIMEOUT_SECONDS") or "60", low=0, high=3600),
+        metrics_token=_bearer_token("METRICS_TOKEN", opt("METRICS_TOKEN")),
+        sentry_dsn=_http_url("SENTRY_DSN", dsn) if (dsn := opt("SENTRY_DSN")) else None,
+        sentry_environment=opt("SENTRY_ENVIRONMENT") or "production",
+        voice_engine_default=_voice_engine(opt("VOICE_ENGINE_DEFAULT")),
+        live_model=opt("LIVE_MODEL") or DEFAULT_LIVE_MODEL,
     )
+
+
+# Issue 12 (GPT-Live) ---------------------------------------------------------------------------------------
+VOICE_ENGINES = ("realtime", "live")
+
+
+def _voice_engine(raw: str | None) -> str:
+    value = (raw or "realtime").lower()
+    if value not in VOICE_ENGINES:
+        raise SettingsError(f"VOICE_ENGINE_DEFAULT must be realtime or live, got {raw!r}")
+    return value

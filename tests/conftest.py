@@ -75,3 +75,16 @@ async def any_db(db_mode_settings: Settings) -> AsyncIterator[Database]:
     """A migrated database in each of the three modes."""
     async with migrated_database(db_mode_settings) as database:
         yield database
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow (long fuzz and fault runs)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -10,7 +10,7 @@ import itsdangerous.timed
 import pytest
 from litestar.testing import AsyncTestClient
 
-from app.auth.cookies import COOKIE_NAME, LIFETIME_SECONDS, SessionSigner
+from app.auth.cookies import COOKIE_NAME, LIFETIME_SECONDS, SessionClaims, SessionSigner
 from app.db.engine import Database
 from app.main import create_app
 from app.settings import Settings
@@ -33,7 +33,7 @@ def test_signer_round_trip_tamper_expiry_and_rotation(monkeypatch: pytest.Monkey
     uid = uuid.uuid4()
     old = SessionSigner((OLD_KEY,))
     token = old.sign(uid)
-    assert old.load(token) == uid
+    assert old.load(token) == SessionClaims(uid, 0)
     # Tampering with payload or signature.
     assert old.load(token[:-2] + ("AA" if token[-2:] != "AA" else "BB")) is None
     payload, rest = token.split(".", 1)
@@ -41,12 +41,12 @@ def test_signer_round_trip_tamper_expiry_and_rotation(monkeypatch: pytest.Monkey
     assert old.load("garbage") is None
     # Expiry: a cookie older than 14 days is refused, one just inside is accepted.
     assert old.load(_signed_at(old, uid, time.time() - LIFETIME_SECONDS - 60, monkeypatch)) is None
-    assert old.load(_signed_at(old, uid, time.time() - LIFETIME_SECONDS + 60, monkeypatch)) == uid
+    assert old.load(_signed_at(old, uid, time.time() - LIFETIME_SECONDS + 60, monkeypatch)) == SessionClaims(uid, 0)
     # Rotation: the first key signs, every listed key verifies, an unlisted key is refused.
     rotated = SessionSigner((NEW_KEY, OLD_KEY))
-    assert rotated.load(token) == uid
+    assert rotated.load(token) == SessionClaims(uid, 0)
     fresh = rotated.sign(uid)
-    assert SessionSigner((NEW_KEY,)).load(fresh) == uid
+    assert SessionSigner((NEW_KEY,)).load(fresh) == SessionClaims(uid, 0)
     assert old.load(fresh) is None
     assert SessionSigner((NEW_KEY,)).load(token) is None
 

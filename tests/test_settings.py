@@ -15,7 +15,8 @@ from tests.support.server import ROOT, base_env
 def test_defaults_are_the_embedded_database_and_local_secrets(data_dir: Path) -> None:
     settings = load_settings({"DATA_DIR": str(data_dir)})
     assert settings.database_url == f"sqlite+aiosqlite:///{data_dir / 'receptionist.db'}"
-    assert settings.realtime_model == "gpt-realtime" and settings.supervisor_model == "gpt-4.1"
+    assert settings.realtime_model == "gpt-realtime-2.1" and settings.supervisor_model == "gpt-4.1"
+    assert settings.voice_engine_default == "realtime" and settings.live_model == "gpt-live-1.1"
     assert settings.summary_model == "gpt-4.1-mini"
     assert settings.public_base_url == "http://localhost:8000" and not settings.secure_cookies
     assert settings.recordings_dir == data_dir / "recordings"

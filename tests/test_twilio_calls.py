@@ -20,12 +20,14 @@ import httpx
 import numpy as np
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.hours import zone
-from app.db.models import Appointment, Business, Call, CallEvent, Customer, Session
+from app.db.models import Appointment, Business, Call, CallEvent, Customer, Message, Session
 from app.settings import load_settings
 from app.telephony import twiml
 from tests.doubles.openai_double import (
@@ -38,6 +40,7 @@ from tests.doubles.openai_double import (
 )
 from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, TwimlAnswer, caller_audio, parse_twiml
 from tests.support.data import create_owner
+from tests.support.frames import malformed_twilio_frames
 from tests.support.server import ROOT, RunningServer, phone_env, run_server
 
 SALON_NUMBER = "+15550001000"
@@ -748,15 +751,185 @@ async def test_a_restart_mid_call_tells_the_caller_and_keeps_the_record(w: World
     assert "Traceback" not in server.log()
 
 
-async def test_when_openai_is_unreachable_twilio_speaks_the_apology(w: World) -> None:
+async def test_when_openai_is_unreachable_the_call_is_forwarded_to_the_business(w: World) -> None:
     w.openai.fail_realtime_connect = True
+    w.twilio.dial_outcome = "completed"  # somebody at the salon picks up
+    call, answer = await place(w, SALON_NUMBER, "+15554448887")
+    stream = await w.twilio.open_stream(call, answer)
+    await asyncio.wait_for(stream.closed.wait(), 15)
+    [update] = w.twilio.updates(call.sid)
+    forward = parse_twiml(200, update.form["Twiml"])
+    assert forward.dial == SALON_TRANSFER and forward.dial_attributes["timeout"] == "20"
+    assert forward.dial_attributes["action"] == w.server.url + "/twilio/fallback/dial"
+    await wait_until(lambda: call.ended is not None, timeout=10)
+    assert call.dial_status == "completed" and call.recording_sid is None
+    [(url, form)] = w.twilio.fallback_posts
+    assert url.endswith("/twilio/fallback/dial") and form["DialCallStatus"] == "completed"
+    session, row, events = await finalised(w, call.sid)
+    assert (row.status, row.end_reason) == ("failed", "openai_unavailable")
+    assert "sent to the fallback: forwarded to the business" in [e.text for e in events]
+    assert session.status == "failed" and "HTTP 500" in (session.failure_reason or "")
+
+
+async def _voicemail(w: World, call: DoubleCall) -> Any:
+    await wait_until(lambda: call.recording_sid is not None and call.ended is not None, timeout=15)
+    db = w.database()
+    try:
+        async def transcribed() -> Any:
+            async with db.session() as s:
+                message = await s.scalar(select(Message).where(Message.recording_sid == call.recording_sid))
+            return message if message is not None and message.transcript_status == "done" else None
+
+        await wait_until(transcribed, timeout=30)
+        return await transcribed()
+    finally:
+        await db.dispose()
+
+
+async def test_without_a_fallback_number_the_caller_leaves_a_voicemail_for_the_inbox(w: World) -> None:
+    w.openai.fail_realtime_connect = True
+    w.openai.transcription_failures = 1  # OpenAI can't transcribe at first: the job retries later
+    w.twilio.voicemail_audio = caller_audio("book")
     call, answer = await place(w, BARBER_NUMBER, "+15554448888")
     stream = await w.twilio.open_stream(call, answer)
     await asyncio.wait_for(stream.closed.wait(), 15)
     [update] = w.twilio.updates(call.sid)
-    spoken = parse_twiml(200, update.form["Twiml"])
-    assert spoken.says and "unavailable" in spoken.says[0] and spoken.hangup
-    assert call.status == "completed" and not w.twilio.hang_ups(call.sid)
-    session, row, _events = await finalised(w, call.sid)
-    assert row.status == "failed" and row.end_reason == "openai_unavailable"
-    assert session.status == "failed" and "HTTP 500" in (session.failure_reason or "")
+    document = parse_twiml(200, update.form["Twiml"])
+    assert document.record is not None and document.dial is None
+    assert document.record["maxLength"] == "120" and document.record["recordingStatusCallbackEvent"] == "completed"
+    assert document.record["recordingStatusCallback"] == w.server.url + "/twilio/voicemail/recording"
+    message = await _voicemail(w, call)
+    assert message.body == w.openai.transcription_text and message.caller_phone == "+15554448888"
+    assert message.business_id == w.barber_id and message.audio_seconds == len(caller_audio("book")) // 8000
+    assert len(w.openai.transcription_requests) == 1  # after one refused attempt
+    stored = Path(message.audio_path)
+    stored_audio = await asyncio.to_thread(stored.read_bytes)
+    assert stored.parent.name == str(w.barber_id) and stored_audio.endswith(caller_audio("book"))
+    _session, row, events = await finalised(w, call.sid)
+    assert message.call_id == row.id and "sent to the fallback: voicemail" in [e.text for e in events]
+    assert [url.rsplit("/", 2)[-2:] for url, _f in w.twilio.fallback_posts] == [["twilio", "voicemail"],
+                                                                               ["voicemail", "recording"]]
+    # The owner sees and plays it on the call page; another owner can't fetch it.
+    signer = SessionSigner((w.env["SESSION_SECRETS"],))
+    async with (
+        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.barber_owner)}) as barber,
+        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.salon_owner)}) as salon,
+    ):
+        page = await barber.get(f"{w.server.url}/calls/{row.id}")
+        audio = await barber.get(f"{w.server.url}/messages/{message.id}/audio")
+        other = await salon.get(f"{w.server.url}/messages/{message.id}/audio")
+    assert page.status_code == 200 and w.openai.transcription_text in page.text
+    assert f"/messages/{message.id}/audio" in page.text
+    assert audio.status_code == 200 and audio.content == stored_audio and other.status_code == 404
+
+
+async def test_a_voicemail_callback_repeated_by_twilio_makes_one_message(w: World) -> None:
+    w.openai.fail_realtime_connect = True
+    w.twilio.voicemail_audio = caller_audio("bye")
+    call, answer = await place(w, BARBER_NUMBER, "+15554448889")
+    await w.twilio.open_stream(call, answer)
+    message = await _voicemail(w, call)
+    url, form = w.twilio.fallback_posts[-1]
+    assert (await w.twilio.post_webhook(url, form)).status_code == 204  # Twilio retries callbacks
+    db = w.database()
+    try:
+        async with db.session() as s:
+            count = len((await s.scalars(select(Message).where(Message.business_id == w.barber_id,
+                                                                Message.call_id == message.call_id))).all())
+    finally:
+        await db.dispose()
+    assert count == 1
+
+# -- malformed frames inside live calls (issue 11) ---------------------------------------------------------------
+async def _stop_without_closing(w: World, call: DoubleCall, stream: MediaStream) -> None:
+    """The caller hangs up: `stop`, and the socket left for the service to close."""
+    w.twilio._end(call, "completed", "caller")
+    await stream.send_json({"event": "stop", "sequenceNumber": "999", "streamSid": stream.stream_sid,
+                            "stop": {"accountSid": w.twilio.account_sid, "callSid": call.sid}})
+    await asyncio.wait_for(stream.closed.wait(), 10)
+
+
+async def _call_survives(w: World, frames: list[str], *, speak: bool) -> None:
+    """One live call that gets `frames` mid-call and ends only at its `stop`, with a close frame."""
+    w.openai.reset()
+    w.openai.realtime.say("Hello.")
+    if speak:
+        w.openai.realtime.caller("What time do you open on Saturday?")
+        w.openai.realtime.say("Ten.")
+    call, stream, log = await connect(w, BARBER_NUMBER, "+15554447777")
+    await sent_at(log, "response.done")
+    for frame in frames:
+        await stream.send_text(frame.replace("MZ0", stream.stream_sid))
+    if speak:
+        await stream.speak(caller_audio("hours"))
+        await sent_at(log, "response.done", count=2, timeout=15)
+        await hear_it_all(stream, log)
+    assert not stream.closed.is_set(), "a malformed frame ended the call"
+    await _stop_without_closing(w, call, stream)
+    assert stream.close_code == 1000  # a close frame, not a reset connection
+    _session, row, events = await finalised(w, call.sid)
+    assert row.end_reason == "caller_hung_up", row.end_reason
+    assert "Agent: Hello." in row.transcript
+    assert any("malformed frames from the caller" in e.text for e in events)  # the owner sees it counted
+    if speak:
+        assert "Caller: What time do you open on Saturday?" in row.transcript and "Agent: Ten." in row.transcript
+
+
+async def test_each_frame_that_used_to_end_a_call_is_ignored_inside_a_live_call(w: World) -> None:
+    from tests.test_frames import FATAL_TWILIO
+
+    await _call_survives(w, [*FATAL_TWILIO, "x" * 100_000, '{"event":"start","start":{"mediaFormat":5}}'],
+                         speak=True)
+    assert "ignored" in w.server.log()
+
+
+@settings(max_examples=3, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@given(frames=st.lists(malformed_twilio_frames(), min_size=100, max_size=100))
+async def test_fuzzed_frames_inside_live_phone_calls_end_no_call(w: World, frames: list[str]) -> None:
+    await _call_survives(w, frames, speak=False)
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+@given(frames=st.lists(malformed_twilio_frames(), min_size=500, max_size=500))
+async def test_ten_thousand_fuzzed_frames_inside_live_phone_calls_end_no_call(w: World, frames: list[str]) -> None:
+    await _call_survives(w, frames, speak=False)
+
+
+# -- planned restarts (issue 11 item 4) --------------------------------------------------------------------------
+async def test_a_drained_instance_says_so_and_a_call_cut_by_its_restart_is_a_service_restart(w: World) -> None:
+    """The deploy drains the instance first (POST /ops/drain with the operator's token): /health answers 503
+    "draining" so the load balancer moves on; a call still live when the process then stops is recorded as
+    a service restart, not as the caller's network drop."""
+    w.openai.realtime.say("Bo's Barbers, hello.")
+    token = "operator-token-0123456789"
+    env = {k: v for k, v in w.env.items() if k != "PUBLIC_BASE_URL"} | {"OPERATOR_TOKEN": token,
+                                                                       "DRAIN_TIMEOUT_SECONDS": "1"}
+    other = run_server(env)
+    server = await asyncio.to_thread(other.__enter__)
+    stopped = False
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            assert (await client.post("/ops/drain")).status_code == 401
+            assert (await client.get("/ops/drain", headers={"Authorization": "Bearer nope"})).status_code == 401
+            sessions_before = len(w.openai.realtime_sessions)
+            call, answer = await w.twilio.place_call(server.url + "/twilio/voice", to=BARBER_NUMBER,
+                                                     from_="+15554446667")
+            stream = await w.twilio.open_stream(call, answer)
+            log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+            await sent_at(log, "response.done")
+            auth = {"Authorization": f"Bearer {token}"}
+            drained = await client.post("/ops/drain", headers=auth)
+            assert drained.status_code == 202 and drained.json()["live_calls"] == 1
+            health = await client.get("/health")
+            assert health.status_code == 503 and health.json()["status"] == "draining"
+            assert (await client.get("/ops/drain", headers=auth)).json() == {"draining": True, "live_calls": 1}
+        await asyncio.to_thread(other.__exit__, None, None, None)
+        stopped = True
+    finally:
+        if not stopped:
+            await asyncio.to_thread(other.__exit__, None, None, None)
+    assert stream.closed.is_set()
+    _session, row, _events = await finalised(w, call.sid, timeout=5)
+    assert (row.status, row.end_reason) == ("failed", "service_restart")
+    assert "draining: 1 live call" in server.log() and "Traceback" not in server.log()

@@ -22,6 +22,8 @@ class FakeSocket:
     """Frames in from a queue, frames out into a list; `None` in the queue is a disconnect."""
 
     def __init__(self) -> None:
+        self.scope: dict[str, Any] = {}
+        self.connection_state = "receive"
         self.incoming: asyncio.Queue[str | None] = asyncio.Queue()
         self.outgoing: list[dict[str, Any]] = []
         self.closed_with: int | None = None

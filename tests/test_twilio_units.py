@@ -140,7 +140,7 @@ async def test_webhooks_are_refused_when_twilio_is_not_configured(data_dir: Path
     assert response.status_code == 503 and "not configured" in response.json()["error"]
 
 
-async def test_without_openai_the_caller_hears_an_apology_and_the_session_fails(data_dir: Path, db: Database) -> None:
+async def test_without_openai_the_caller_gets_the_fallback_and_the_session_fails(data_dir: Path, db: Database) -> None:
     token = "twilio-auth-token-for-tests"
     settings = make_settings(data_dir, TWILIO_ACCOUNT_SID="AC" + "7" * 32, TWILIO_AUTH_TOKEN=token)
     _user, business = await create_owner(db, phone_number="+15559870000")
@@ -149,7 +149,9 @@ async def test_without_openai_the_caller_hears_an_apology_and_the_session_fails(
         response = await _post_signed(client, token, "/twilio/voice", PARAMS)
     assert missing.status_code == 400 and "CallSid" in missing.json()["error"]
     answer = parse_twiml(response.status_code, response.text)
-    assert answer.says == [twiml.UNAVAILABLE_APOLOGY] and answer.hangup and answer.stream_url is None
+    # Known up front: the webhook's answer is the fallback itself (no transfer number here: a voicemail).
+    assert answer.record is not None and answer.stream_url is None and answer.dial is None
+    assert answer.record["recordingStatusCallback"].endswith("/twilio/voicemail/recording")
     assert response.headers["content-type"].startswith("text/xml")
     async with db.session() as s:
         session = await s.scalar(select(Session).where(Session.twilio_call_sid == PARAMS["CallSid"]))

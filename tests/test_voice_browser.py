@@ -12,6 +12,8 @@ from app.voice.transport import AudioIn, CallerGone
 
 class FakeSocket:
     def __init__(self) -> None:
+        self.scope: dict[str, Any] = {}
+        self.connection_state = "receive"
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.sent: list[str | bytes] = []
         self.closed: tuple[int, str] | None = None

@@ -99,13 +99,16 @@ async def test_socket_drop_mid_greeting(call_settings: Settings, call_db: Databa
     assert rt.closed.is_set()  # the realtime socket is not left open (and billing)
 
 
-async def test_realtime_error_ends_the_call_as_failed(call_settings: Settings, call_db: Database,
-                                                      double: OpenAIDouble) -> None:
+async def test_a_realtime_session_lost_for_good_ends_the_call_as_failed(call_settings: Settings, call_db: Database,
+                                                                        double: OpenAIDouble) -> None:
     double.realtime.say("Hello!").expire_after(1.0)
     live = await place_call(call_settings, call_db)
+    await greeted(double, live)
+    double.refuse_connects = 2  # both reconnect attempts are refused
     ending = await finished(live)
-    assert ending.reason == "realtime_session_expired" and ending.status == "failed"
-    await assert_finalised_once(call_db, live, "failed", "realtime_session_expired")
+    assert ending.reason == "realtime_lost" and ending.status == "failed"
+    await assert_finalised_once(call_db, live, "failed", "realtime_lost")
+    assert double.refused_connects == 2
     async with call_db.session() as s:
         session = await s.get(Session, live.session_id)
     assert session is not None and session.failure_reason
@@ -176,8 +179,8 @@ async def test_shutdown_finalises_live_calls(call_settings: Settings, call_db: D
     live = await place_call(call_settings, call_db)
     await greeted(double, live)
     await live.runtime.stop()
-    assert live.task.done() and live.task.result().reason == "shutdown"
-    await assert_finalised_once(call_db, live, "completed", "shutdown")
+    assert live.task.done() and live.task.result().reason == "service_restart"
+    await assert_finalised_once(call_db, live, "failed", "service_restart")
 
 
 async def test_two_endings_at_once_finalise_once(call_settings: Settings, call_db: Database,
@@ -200,7 +203,7 @@ async def test_a_cancelled_handler_still_finalises(call_settings: Settings, call
     live.task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await live.task
-    await assert_finalised_once(call_db, live, "completed", "shutdown")
+    await assert_finalised_once(call_db, live, "failed", "service_restart")
 
 
 async def test_transfer_to_a_person_ends_as_transferred(call_settings: Settings, call_db: Database,

@@ -1,16 +1,16 @@
-"""Who is asking: the signed-in owner and their business, as Litestar dependencies for owner routes."""
+"""Who is asking: the signed-in owner, their business, and the business-scoped data service, as Litestar
+dependencies for owner routes (the app-wide guard in `app.auth.access` has already checked the cookie)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from litestar import Request
-from litestar.exceptions import NotAuthorizedException
-from sqlalchemy import select
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
+from app.auth.access import load_owner
 from app.db.engine import Database
 from app.db.models import Business, User
+from app.db.owner_queries import OwnerScope
 
 
 class NeedsOnboarding(Exception):
@@ -23,16 +23,8 @@ class Owner:
     business: Business | None
 
 
-async def provide_owner(request: Request, db: Database, signer: SessionSigner) -> Owner:
-    raw = request.cookies.get(COOKIE_NAME)
-    user_id = signer.load(raw) if raw else None
-    if user_id is None:
-        raise NotAuthorizedException("sign in to continue")
-    async with db.session() as s:
-        user = await s.get(User, user_id)
-        if user is None:
-            raise NotAuthorizedException("sign in to continue")
-        business = await s.scalar(select(Business).where(Business.owner_id == user.id))
+async def provide_owner(request: Request) -> Owner:
+    user, business = await load_owner(request)
     return Owner(user=user, business=business)
 
 
@@ -40,3 +32,8 @@ async def provide_business(owner: Owner) -> Business:
     if owner.business is None:
         raise NeedsOnboarding()
     return owner.business
+
+
+async def provide_owner_scope(business: Business, db: Database) -> OwnerScope:
+    """`owner_scope`: every read and write of the signed-in owner's data, fixed to their business id."""
+    return OwnerScope(db.session_maker, business.id)

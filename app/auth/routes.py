@@ -17,10 +17,13 @@ from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
+from app import audit
 from app.auth.cookies import SessionSigner, cleared_session_cookie, session_cookie
+from app.auth.deps import Owner
 from app.auth.oidc import FLOW_COOKIE_NAME, FLOW_MAX_AGE_SECONDS, FlowCookie, GoogleOIDC, SignInError
-from app.auth.users import user_for_email, user_for_google
+from app.auth.users import business_id_of, end_all_sessions, user_for_email, user_for_google
 from app.db.engine import Database
+from app.db.models import User
 from app.settings import Settings
 
 RATE_LIMIT = RateLimitConfig(rate_limit=("minute", 30))
@@ -33,6 +36,15 @@ def safe_next(raw: str | None) -> str:
     if not raw or not raw.startswith("/") or raw.startswith(("//", "/\\")) or raw.startswith("/auth/"):
         return "/"
     return raw
+
+
+def local_sign_in_allowed(request: Request[Any, Any, Any], settings: Settings) -> bool:
+    """Local sign-in (email alone, no password) is for a service that only this machine can reach: Google
+    is not configured, PUBLIC_BASE_URL itself is a loopback origin, and the request is from loopback with no
+    forwarding headers. A tunnel that adds no headers (`ssh -R`, a TCP forwarder: what people use to give
+    Twilio a public URL) looks exactly like a local browser, so the request alone can't tell; a public
+    PUBLIC_BASE_URL says the service is meant to be reached from outside, and that settles it."""
+    return not settings.google_configured and settings.public_base_is_loopback and is_loopback(request)
 
 
 def is_loopback(request: Request[Any, Any, Any]) -> bool:
@@ -79,7 +91,8 @@ def _login_page(
         template_name="auth/login.html",
         context={
             "google": settings.google_configured,
-            "local_allowed": not settings.google_configured and is_loopback(request),
+            "local_allowed": local_sign_in_allowed(request, settings),
+            "public_base_is_loopback": settings.public_base_is_loopback,
             "next": next_path,
             "error": error,
             "email": email,
@@ -142,21 +155,30 @@ async def google_callback(
         return refuse("Sign-in failed: " + str(exc) + ".")
     except PermissionError as exc:
         return refuse("Sign-in failed: " + str(exc) + ".")
+    await _audit_sign_in(db, request, user, "google")
     return Redirect(
         path=flow.next_path,
-        cookies=[clear_flow, session_cookie(signer.sign(user.id), secure=settings.secure_cookies)],
+        cookies=[clear_flow, session_cookie(signer.sign(user.id, user.session_epoch), secure=settings.secure_cookies)],
     )
+
+
+async def _audit_sign_in(db: Database, request: Request[Any, Any, Any], user: User, method: str) -> None:
+    await audit.record(db, "sign_in", business_id=await business_id_of(db, user.id), user=user, request=request,
+                       detail={"method": method})
 
 
 @post("/login", name="auth:local")
 async def local_sign_in(
     request: Request[Any, Any, Any], settings: Settings, db: Database, signer: SessionSigner
 ) -> Any:
-    """Sign in by email alone: only without Google, and only from this machine (the embedded default)."""
+    """Sign in by email alone: only without Google, and only on a service only this machine can reach."""
     if settings.google_configured:
         raise NotFoundException()
-    if not is_loopback(request):
-        raise PermissionDeniedException("local sign-in only works from the computer running the service")
+    if not local_sign_in_allowed(request, settings):
+        raise PermissionDeniedException(
+            "local sign-in only works from the computer running the service, when PUBLIC_BASE_URL is a local "
+            "address; set GOOGLE_CLIENT_ID to sign in from elsewhere"
+        )
     form = await request.form()
     email = str(form.get("email", "")).strip().lower()
     next_path = safe_next(str(form.get("next", "")))
@@ -166,15 +188,24 @@ async def local_sign_in(
             error="Enter an email address like owner@example.com.",
         )
     user = await user_for_email(db, email)
+    await _audit_sign_in(db, request, user, "local")
     return Redirect(
         path=next_path,
         status_code=303,
-        cookies=[session_cookie(signer.sign(user.id), secure=settings.secure_cookies)],
+        cookies=[session_cookie(signer.sign(user.id, user.session_epoch), secure=settings.secure_cookies)],
     )
 
 
 @post("/logout", name="auth:logout")
-async def logout(settings: Settings) -> Redirect:
+async def logout(request: Request[Any, Any, Any], owner: Owner, settings: Settings, db: Database) -> Redirect:
+    """Sign-out revokes: the user's session epoch moves on, so this cookie and every copy of it, and the
+    cookies of every other browser signed in to this account, stop working. `everywhere=1` (the button on
+    Settings) does the same and says so in the activity log."""
+    form = await request.form()
+    everywhere = str(form.get("everywhere", "")) == "1"
+    await end_all_sessions(db, owner.user.id)
+    await audit.record(db, "sign_out_everywhere" if everywhere else "sign_out",
+                       business_id=owner.business.id if owner.business else None, user=owner.user, request=request)
     return Redirect(
         path="/auth/login", status_code=303, cookies=[cleared_session_cookie(secure=settings.secure_cookies)]
     )

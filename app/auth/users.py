@@ -1,13 +1,15 @@
-"""Finding or creating the owner's User row at sign-in."""
+"""Finding or creating the owner's User row at sign-in; ending all of a user's sessions at sign-out."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from uuid import UUID
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.oidc import Identity
 from app.db.engine import Database, find_or_create
-from app.db.models import User
+from app.db.models import Business, User
 
 
 async def user_for_google(db: Database, identity: Identity) -> User:
@@ -44,3 +46,15 @@ async def user_for_email(db: Database, email: str, name: str = "") -> User:
         return user
 
     return await find_or_create(db.session_maker, save)
+
+
+async def end_all_sessions(db: Database, user_id: UUID) -> None:
+    """Bump the session epoch in one UPDATE, so two sign-outs at once can't both write the same new value."""
+    async with db.session() as s, s.begin():
+        await s.execute(update(User).where(User.id == user_id).values(session_epoch=User.session_epoch + 1))
+
+
+async def business_id_of(db: Database, user_id: UUID) -> UUID | None:
+    """The owner's business, if they have one yet (a first sign-in comes before onboarding)."""
+    async with db.session() as s:
+        return await s.scalar(select(Business.id).where(Business.owner_id == user_id))

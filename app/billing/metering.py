@@ -66,6 +66,20 @@ async def enqueue_spam_credit(s: AsyncSession, call_id: UUID) -> None:
     await enqueue(s, CREDIT_JOB, {"call_id": str(call_id)}, key=f"polar-usage-credit:{call_id}")
 
 
+async def mark_call_spam(scope: BillingScope, call_id: UUID) -> bool:
+    """The owner marks one of the scope's business's calls as spam: it stops counting at once, and a credit job
+    (keyed, so a second mark adds none) nets it out of Polar's meter. False when it was marked already."""
+    async with scope._sessions() as s, s.begin():
+        result = await s.execute(
+            update(Call).where(Call.id == call_id, Call.business_id == scope.business_id, Call.is_spam.is_(False))
+            .values(is_spam=True)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        await enqueue_spam_credit(s, call_id)
+    return True
+
+
 def _call_id(job: Job) -> UUID:
     try:
         return UUID(str(job.payload["call_id"]))

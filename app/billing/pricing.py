@@ -226,3 +226,44 @@ def cost_usd(model: str, usage: TokenUsage, overrides: Mapping[str, Mapping[str,
                         model, PRICES_AS_OF)
         return None
     return round(float(price.calc_price(usage.as_genai_usage())["total_price"]), 6)
+
+
+# -- GPT-Live (issue 12): billed by session time, not tokens ----------------------------------------------
+LIVE_PRICES_AS_OF = "2026-11-20"
+LIVE_PRICE_KEYS = ("active_minute", "standby_minute")
+# USD per minute, billed per second (not rounded up). gpt-live-1 and gpt-live-1.1 are priced the same;
+# standby applies only while inference is paused (WebRTC standby), which the SDK reports as paused_seconds.
+LIVE_PRICES: dict[str, dict[str, float]] = {
+    "gpt-live-1": {"active_minute": 0.05, "standby_minute": 0.02},
+    "gpt-live-1.1": {"active_minute": 0.05, "standby_minute": 0.02},
+}
+
+
+def _live_prices_for(model: str, table: Mapping[str, Mapping[str, float]]) -> Mapping[str, float] | None:
+    """Exact name first, then the longest table name the model starts with (dated snapshots)."""
+    if model in table:
+        return table[model]
+    candidates = [name for name in table if model.startswith(name)]
+    return table[max(candidates, key=len)] if candidates else None
+
+
+def live_cost_usd(
+    model: str,
+    active_seconds: float,
+    standby_seconds: float = 0.0,
+    overrides: Mapping[str, Mapping[str, float]] | None = None,
+) -> float:
+    """A Live session's voice cost from its cumulative usage; `PRICE_OVERRIDES` may carry a model's
+    `active_minute` / `standby_minute` (USD per minute). The backend's tokens are priced apart."""
+    table = {name: dict(prices) for name, prices in LIVE_PRICES.items()}
+    for name, prices in (overrides or {}).items():
+        picked = {k: float(v) for k, v in prices.items() if k in LIVE_PRICE_KEYS}
+        if picked:
+            table.setdefault(name, {}).update(picked)
+    prices = _live_prices_for(model, table)
+    if prices is None:
+        log.warning("no price for live model %s; its session time is counted at $0", model)
+        return 0.0
+    active = max(0.0, float(active_seconds)) * prices.get("active_minute", 0.0) / 60
+    standby = max(0.0, float(standby_seconds)) * prices.get("standby_minute", 0.0) / 60
+    return round(active + standby, 6)

@@ -14,17 +14,18 @@ from typing import Any
 from litestar import Litestar, Request, Response, post
 from litestar.response import Redirect
 from litestar.types import ControllerRouterHandler
-from sqlalchemy import update
 
+from app import audit
 from app.auth.deps import Owner
-from app.billing.metering import BillingJobs, enqueue_spam_credit
+from app.billing.metering import BillingJobs, mark_call_spam
 from app.billing.plans import plan_by_key
 from app.billing.polar import PolarGateway, PolarRefused, PolarUnavailable, get_polar, load_sdk
 from app.billing.pricing import warm_price_table
+from app.billing.usage import BillingScope
 from app.billing.webhooks import handle
 from app.dashboard.common import parse_id
 from app.db.engine import Database
-from app.db.models import Business, Call
+from app.db.models import Business
 from app.db.services import BusinessScope
 from app.settings import Settings
 
@@ -36,7 +37,8 @@ def _billing(error: str | None = None) -> Redirect:
 
 
 @post("/billing/checkout", name="billing:checkout", status_code=303)
-async def checkout(request: Request[Any, Any, Any], owner: Owner, business: Business, settings: Settings) -> Redirect:
+async def checkout(request: Request[Any, Any, Any], owner: Owner, business: Business, settings: Settings,
+                   db: Database) -> Redirect:
     form = await request.form()
     plan = plan_by_key(settings.polar_plans, str(form.get("plan") or ""))
     if plan is None or plan.product_id is None:
@@ -51,17 +53,22 @@ async def checkout(request: Request[Any, Any, Any], owner: Owner, business: Busi
     except (PolarUnavailable, PolarRefused) as exc:
         log.warning("checkout for business %s failed: %s", business.id, exc)
         return _billing("checkout")
+    await audit.record(db, "billing.changed", business_id=business.id, user=owner.user, request=request,
+                       detail={"checkout": plan.key})
     return Redirect(path=url, status_code=303)
 
 
 @post("/billing/portal", name="billing:portal", status_code=303)
-async def portal(request: Request[Any, Any, Any], owner: Owner, business: Business, settings: Settings) -> Redirect:
+async def portal(request: Request[Any, Any, Any], owner: Owner, business: Business, settings: Settings,
+                 db: Database) -> Redirect:
     try:
         url = await get_polar(request.app).portal_url(external_customer_id=str(owner.user.id),
                                                      return_url=f"{settings.public_base_url}/billing")
     except (PolarUnavailable, PolarRefused) as exc:
         log.warning("customer portal for business %s failed: %s", business.id, exc)
         return _billing("portal")
+    await audit.record(db, "billing.changed", business_id=business.id, user=owner.user, request=request,
+                       detail={"portal": "opened"})
     return Redirect(path=url, status_code=303)
 
 
@@ -74,16 +81,10 @@ async def polar_webhook(request: Request[Any, Any, Any], settings: Settings, db:
 
 @post("/calls/{call_id:str}/spam", name="billing:call-spam", status_code=303)
 async def mark_spam(call_id: str, request: Request[Any, Any, Any], owner: Owner, business: Business,
-                    db: Database) -> Redirect:
+                    db: Database, settings: Settings) -> Redirect:
     """The owner says this call was spam: it stops counting against the plan (and is credited on Polar)."""
     call = await BusinessScope(db.session_maker, business.id).get_call(parse_id(call_id))  # 404 if not theirs
-    async with db.session() as s, s.begin():
-        result = await s.execute(
-            update(Call).where(Call.id == call.id, Call.business_id == business.id, Call.is_spam.is_(False))
-            .values(is_spam=True)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            await enqueue_spam_credit(s, call.id)
+    await mark_call_spam(BillingScope(db.session_maker, business.id, settings), call.id)
     jobs = request.app.state.get("jobs")
     if jobs is not None:
         jobs.poke()

@@ -24,7 +24,7 @@ from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing.plans import Plan, plan_for_product, trial_plan
-from app.db.models import BillingSubscription, Call, Channel, SubscriptionStatus
+from app.db.models import Billing, BillingSubscription, Call, Channel, SubscriptionStatus, UsageWarning
 from app.settings import Settings
 
 #: A call shorter than this that ended before the caller said anything is not billed (a misdial, a hang-up
@@ -180,3 +180,54 @@ class BillingScope:
         if usage.period.plan.over_limit == "overage":
             return Decision(True, "overage_billed", usage)
         return Decision(False, "limit_reached", usage)
+
+
+#: The columns the billing page lists per call (no transcripts or usage blobs).
+PAGE_CALL_COLUMNS = (Call.id, Call.started_at, Call.channel, Call.duration_seconds, Call.billable_seconds,
+                     Call.is_spam, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.price_unknown,
+                     Call.end_reason)
+
+
+async def page_figures(scope: BillingScope, period: Period, start: datetime, end: datetime | None, *,
+                       count_unreported: bool, call_limit: int) -> dict[str, Any]:
+    """The billing page's reads for one window of the scope's business: totals, calls forwarded at the limit,
+    calls whose usage has not reached Polar yet, the listed calls, the period's warnings, recorded orders."""
+    in_period = [Call.business_id == scope.business_id, Call.started_at >= start]
+    if end is not None:
+        in_period.append(Call.started_at < end)
+    async with scope._sessions() as s:
+        count, cost, unknown, tokens_in, tokens_out = (await s.execute(
+            select(func.count(Call.id), func.coalesce(func.sum(Call.cost_usd), 0.0),
+                   func.coalesce(func.sum(Call.price_unknown), 0), func.coalesce(func.sum(Call.input_tokens), 0),
+                   func.coalesce(func.sum(Call.output_tokens), 0))
+            .where(*in_period)
+        )).one()
+        forwarded = await s.scalar(
+            select(func.count(Call.id)).where(*in_period, Call.end_reason.like("limit_reached_%"))
+        )
+        unreported = await s.scalar(
+            select(func.count(Call.id)).where(*in_period, Call.billable_seconds > 0, Call.is_spam.is_(False),
+                                              Call.usage_reported.is_(False), Call.ended_at.is_not(None))
+        ) if count_unreported else 0
+        calls = (await s.execute(
+            select(*PAGE_CALL_COLUMNS).where(*in_period).order_by(Call.started_at.desc()).limit(call_limit)
+        )).all()
+        warnings = list(await s.scalars(
+            select(UsageWarning).where(UsageWarning.business_id == scope.business_id,
+                                       UsageWarning.period_start == period.start)
+            .order_by(UsageWarning.threshold.desc())
+        ))
+        recorded_orders = list(await s.scalars(
+            select(Billing).where(Billing.business_id == scope.business_id)
+            .order_by(Billing.created_at.desc()).limit(10)
+        ))
+    return {
+        "totals": {"calls": count, "cost": float(cost), "price_unknown": int(unknown), "input_tokens": tokens_in,
+                   "output_tokens": tokens_out},
+        "forwarded": forwarded or 0,
+        "unreported": unreported or 0,
+        "calls": calls,
+        "truncated": count > len(calls),
+        "warnings": warnings,
+        "recorded_orders": recorded_orders,
+    }

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from app import audit
 from app.billing.plans import plan_for_product
 from app.db.engine import Database
 from app.db.models import Billing, BillingStatus, BillingSubscription, Business, PolarWebhookDelivery
@@ -186,30 +187,36 @@ async def handle(db: Database, settings: Settings, body: bytes, headers: Mapping
         )
         if inserted.rowcount != 1:  # type: ignore[attr-defined]
             return WebhookResult(200, "already handled")
-        outcome = await _apply(s, settings, event_type, payload)
+        changes: list[tuple[UUID, dict[str, Any]]] = []
+        outcome = await _apply(s, settings, event_type, payload, changes)
         await s.execute(
             update(PolarWebhookDelivery).where(PolarWebhookDelivery.webhook_id == webhook_id[:120])
             .values(outcome=outcome[:200])
         )
     log.info("Polar webhook %s (%s): %s", webhook_id, event_type, outcome)
+    for business_id, detail in changes:
+        # The owner's activity page shows plan changes Polar reports (made in its checkout or portal).
+        await audit.record(db, "billing.changed", business_id=business_id, actor_kind="polar", actor_label="Polar",
+                           detail={"event": event_type, **detail})
     return WebhookResult(200, outcome)
 
 
-async def _apply(s: AsyncSession, settings: Settings, event_type: str, payload: Any) -> str:
+async def _apply(s: AsyncSession, settings: Settings, event_type: str, payload: Any,
+                 changes: list[tuple[UUID, dict[str, Any]]]) -> str:
     data = payload.data
     event_time = _when(payload.timestamp) or datetime.now(UTC)
     if event_type in SUBSCRIPTION_EVENTS:
         business_id = await _business_for_customer(s, data.customer.external_id)
         if business_id is None:
             return "no business for this customer"
-        return await _keep_subscription(s, settings, business_id, data, customer_id=data.customer_id,
+        return await _keep_subscription(s, settings, business_id, data, changes, customer_id=data.customer_id,
                                         modified=_when(data.modified_at) or _when(data.created_at) or event_time)
     if event_type == "customer.state_changed":
         business_id = await _business_for_customer(s, data.external_id)
         if business_id is None:
             return "no business for this customer"
         outcomes = [
-            await _keep_subscription(s, settings, business_id, sub, customer_id=data.id,
+            await _keep_subscription(s, settings, business_id, sub, changes, customer_id=data.id,
                                      modified=_when(sub.modified_at) or _when(sub.created_at) or event_time)
             for sub in data.active_subscriptions
         ]
@@ -222,7 +229,8 @@ async def _apply(s: AsyncSession, settings: Settings, event_type: str, payload: 
     return "not used"
 
 
-async def _keep_subscription(s: AsyncSession, settings: Settings, business_id: UUID, sub: Any, *,
+async def _keep_subscription(s: AsyncSession, settings: Settings, business_id: UUID, sub: Any,
+                             changes: list[tuple[UUID, dict[str, Any]]], *,
                              customer_id: str | None, modified: datetime) -> str:
     plan = plan_for_product(settings.polar_plans, sub.product_id)
     values: dict[str, Any] = {
@@ -238,11 +246,15 @@ async def _keep_subscription(s: AsyncSession, settings: Settings, business_id: U
         "polar_modified_at": modified,
     }
     kept = await s.scalar(select(BillingSubscription).where(BillingSubscription.business_id == business_id))
+    shown = ("plan", "status", "cancel_at_period_end")
     if kept is None:
         s.add(BillingSubscription(business_id=business_id, **values))
+        changes.append((business_id, {k: values[k] for k in shown}))
         return f"subscription {sub.id} {values['status']} on plan {values['plan']}"
     if modified < (_aware(kept.polar_modified_at) or modified):
         return f"older than the state kept ({kept.status}): ignored"
+    if any(getattr(kept, k) != values[k] for k in shown):
+        changes.append((business_id, {k: values[k] for k in shown}))
     for name, value in values.items():
         setattr(kept, name, value)
     suffix = ", cancels at period end" if values["cancel_at_period_end"] else ""

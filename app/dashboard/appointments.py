@@ -7,28 +7,29 @@ from typing import Any
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
+from app import audit
 from app.auth.deps import Owner
 from app.dashboard.common import is_htmx, page, parse_id
 from app.db.engine import Database
-from app.db.models import Business
-from app.db.services import BusinessScope
+from app.db.owner_queries import OwnerScope
 
 
 @get("/appointments", name="dashboard:appointments")
-async def appointments_page(owner: Owner, business: Business, db: Database) -> Template:
-    scope = BusinessScope(db.session_maker, business.id)
-    upcoming = await scope.list_appointments(upcoming=True, limit=200)
-    past = await scope.list_appointments(upcoming=False, limit=100)
+async def appointments_page(owner: Owner, owner_scope: OwnerScope) -> Template:
+    upcoming = await owner_scope.list_appointments(upcoming=True, limit=200)
+    past = await owner_scope.list_appointments(upcoming=False, limit=100)
     return page("dashboard/appointments.html", owner, upcoming=upcoming, past=past)
 
 
 @post("/appointments/{appointment_id:str}/cancel", name="dashboard:appointment-cancel", status_code=200)
 async def cancel_appointment(
-    appointment_id: str, request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database
+    appointment_id: str, request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope, db: Database
 ) -> Template | Redirect:
-    scope = BusinessScope(db.session_maker, business.id)
-    await scope.cancel_by_owner(parse_id(appointment_id))  # another business's id is NotFound → 404
-    appointment = await scope.get_appointment(parse_id(appointment_id))
+    await owner_scope.cancel_by_owner(parse_id(appointment_id))  # another business's id is NotFound → 404
+    appointment = await owner_scope.get_appointment(parse_id(appointment_id))
+    await audit.record(db, "appointment.cancelled", business_id=owner_scope.business_id, user=owner.user,
+                       request=request, detail={"appointment": appointment.id, "service": appointment.service,
+                                                "starts_at": appointment.starts_at})
     if is_htmx(request):
         return page("dashboard/_appointment_row.html", owner, a=appointment, upcoming=True)
     return Redirect(path="/appointments", status_code=303)

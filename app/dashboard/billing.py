@@ -15,14 +15,13 @@ from typing import Any
 
 from litestar import Request, get
 from litestar.response import Template
-from sqlalchemy import func, select
 
 from app.auth.deps import Owner
 from app.billing.polar import OrderLine, PolarRefused, PolarUnavailable, get_polar
-from app.billing.usage import BillingScope, PeriodUsage
+from app.billing.usage import BillingScope, PeriodUsage, page_figures
 from app.dashboard.common import business_zone, local_day_bounds, page
 from app.db.engine import Database
-from app.db.models import Billing, Business, Call, UsageWarning
+from app.db.models import Business
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,9 +33,6 @@ _ERRORS = {
     "portal": "Polar's billing portal couldn't be opened just now. Please try again in a minute.",
     "unknown-plan": "That plan isn't offered any more. Choose one of the plans below.",
 }
-_CALL_COLUMNS = (Call.id, Call.started_at, Call.channel, Call.duration_seconds, Call.billable_seconds, Call.is_spam,
-                 Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.price_unknown, Call.end_reason)
-
 
 def _cost_window(business: Business, usage: PeriodUsage, now: datetime) -> tuple[datetime, datetime | None, str]:
     """The paid plan's period; on the trial (which has no period) the calendar month in the business's zone."""
@@ -49,50 +45,13 @@ def _cost_window(business: Business, usage: PeriodUsage, now: datetime) -> tuple
     return local_day_bounds(first, tz)[0], local_day_bounds(following, tz)[0], f"{first:%B %Y} so far"
 
 
-async def _period_figures(db: Database, business: Business, usage: PeriodUsage, now: datetime) -> dict[str, Any]:
-    business_id = business.id
+async def _period_figures(scope: BillingScope, business: Business, usage: PeriodUsage,
+                         now: datetime) -> dict[str, Any]:
     period = usage.period
     start, end, label = _cost_window(business, usage, now)
-    in_period = [Call.business_id == business_id, Call.started_at >= start]
-    if end is not None:
-        in_period.append(Call.started_at < end)
-    async with db.session() as s:
-        count, cost, unknown, tokens_in, tokens_out = (await s.execute(
-            select(func.count(Call.id), func.coalesce(func.sum(Call.cost_usd), 0.0),
-                   func.coalesce(func.sum(Call.price_unknown), 0), func.coalesce(func.sum(Call.input_tokens), 0),
-                   func.coalesce(func.sum(Call.output_tokens), 0))
-            .where(*in_period)
-        )).one()
-        forwarded = await s.scalar(
-            select(func.count(Call.id)).where(*in_period, Call.end_reason.like("limit_reached_%"))
-        )
-        unreported = await s.scalar(
-            select(func.count(Call.id)).where(*in_period, Call.billable_seconds > 0, Call.is_spam.is_(False),
-                                              Call.usage_reported.is_(False), Call.ended_at.is_not(None))
-        ) if period.subscription is not None and not period.plan.is_trial else 0
-        calls = (await s.execute(
-            select(*_CALL_COLUMNS).where(*in_period).order_by(Call.started_at.desc()).limit(PER_CALL_LIMIT)
-        )).all()
-        warnings = list(await s.scalars(
-            select(UsageWarning).where(UsageWarning.business_id == business_id,
-                                       UsageWarning.period_start == period.start)
-            .order_by(UsageWarning.threshold.desc())
-        ))
-        recorded_orders = list(await s.scalars(
-            select(Billing).where(Billing.business_id == business_id).order_by(Billing.created_at.desc()).limit(10)
-        ))
-    return {
-        "cost_label": label,
-        "cost_from": start,
-        "totals": {"calls": count, "cost": float(cost), "price_unknown": int(unknown), "input_tokens": tokens_in,
-                   "output_tokens": tokens_out},
-        "forwarded": forwarded or 0,
-        "unreported": unreported or 0,
-        "calls": calls,
-        "truncated": count > len(calls),
-        "warnings": warnings,
-        "recorded_orders": recorded_orders,
-    }
+    figures = await page_figures(scope, period, start, end, call_limit=PER_CALL_LIMIT,
+                                 count_unreported=period.subscription is not None and not period.plan.is_trial)
+    return {"cost_label": label, "cost_from": start, **figures}
 
 
 async def _orders(request: Request[Any, Any, Any], owner: Owner) -> tuple[list[OrderLine] | None, str | None]:
@@ -113,7 +72,7 @@ async def billing_page(request: Request[Any, Any, Any], owner: Owner, business: 
     scope = BillingScope(db.session_maker, business.id, settings)
     now = datetime.now(UTC)
     usage = await scope.usage(await scope.period(now))
-    figures = await _period_figures(db, business, usage, now)
+    figures = await _period_figures(scope, business, usage, now)
     subscription = usage.period.subscription
     orders, orders_error = (await _orders(request, owner)) if subscription is not None else (None, None)
     plan = usage.period.plan

@@ -1,19 +1,16 @@
-"""The calls list's filters (status, local dates, search) as one query, shared by the page and the CSV export."""
+"""The calls list's filters (status, local dates, search), parsed once for the page and the CSV export."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
-from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
-
 from app.dashboard.common import local_day_bounds
-from app.db.models import Call, CallStatus
+from app.db.models import CallStatus
+from app.db.owner_queries import CallQuery
 
 PAGE_SIZE = 25
 MAX_QUERY_LENGTH = 200
@@ -76,32 +73,11 @@ def parse_filter(params: Mapping[str, Any]) -> CallFilter:
     return CallFilter(status=status, date_from=date_from, date_to=date_to, q=q, page=page_number, errors=errors)
 
 
-def like_escape(text: str) -> str:
-    return re.sub(r"([\\%_])", r"\\\1", text)
-
-
-def search_condition(q: str) -> ColumnElement[bool]:
-    """Transcript text or caller number containing the words (every word must appear, any order)."""
-    conditions: list[ColumnElement[bool]] = []
-    digits = re.sub(r"\D", "", q)
-    for word in q.split()[:8]:
-        pattern = f"%{like_escape(word)}%"
-        conditions.append(Call.transcript.ilike(pattern, escape="\\"))
-    text_match = and_(*conditions)
-    if len(digits) >= 3 and len(digits) >= len(re.sub(r"\s", "", q)) - 3:
-        # Looks like a phone number: match the caller's number on its digits as well.
-        return or_(text_match, Call.caller_phone.like(f"%{digits}%"))
-    return text_match
-
-
-def filtered_calls(business_id: UUID, f: CallFilter, tz: ZoneInfo) -> Select[tuple[Call]]:
-    query = select(Call).where(Call.business_id == business_id)
-    if f.status:
-        query = query.where(Call.status == f.status)
-    if f.date_from:
-        query = query.where(Call.started_at >= local_day_bounds(f.date_from, tz)[0])
-    if f.date_to:
-        query = query.where(Call.started_at < local_day_bounds(f.date_to, tz)[1])
-    if f.q:
-        query = query.where(search_condition(f.q))
-    return query
+def to_query(f: CallFilter, tz: ZoneInfo) -> CallQuery:
+    """The owner's local dates as the UTC instants `OwnerScope` filters on."""
+    return CallQuery(
+        status=f.status,
+        since=local_day_bounds(f.date_from, tz)[0] if f.date_from else None,
+        until=local_day_bounds(f.date_to, tz)[1] if f.date_to else None,
+        q=f.q,
+    )

@@ -14,14 +14,14 @@ from typing import Any
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.response import File, Stream, Template
-from sqlalchemy import and_, or_, select
 
+from app import audit
 from app.auth.deps import Owner
-from app.dashboard.call_queries import PAGE_SIZE, STATUSES, CallFilter, filtered_calls, parse_filter
+from app.dashboard.call_queries import PAGE_SIZE, STATUSES, CallFilter, parse_filter, to_query
 from app.dashboard.common import business_zone, is_htmx, page, parse_id
 from app.db.engine import Database
-from app.db.models import Appointment, Business, Call, CallEvent, Customer, Session
-from app.db.services import BusinessScope
+from app.db.models import Business, Call
+from app.db.owner_queries import OwnerScope
 from app.settings import Settings
 
 CSV_BATCH = 1000
@@ -30,7 +30,7 @@ CSV_COLUMNS = (
     "input_tokens", "output_tokens", "cost_usd", "summary", "call_id",
 )
 _CSV_SOURCE = (
-    Call.id, Call.started_at, Call.caller_phone, Call.customer_id, Call.status, Call.channel, Call.duration_seconds,
+    Call.caller_phone, Call.customer_id, Call.status, Call.channel, Call.duration_seconds,
     Call.end_reason, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.summary,
 )
 _FORMULA_START = re.compile(r"^[=+\-@\t\r]")
@@ -38,20 +38,14 @@ _PLAIN_NUMBER = re.compile(r"^\+?\d+(\.\d+)?$")
 
 
 @get("/calls", name="dashboard:calls")
-async def calls_page(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database) -> Template:
+async def calls_page(
+    request: Request[Any, Any, Any], owner: Owner, business: Business, owner_scope: OwnerScope
+) -> Template:
     f = parse_filter(request.query_params)
-    tz = business_zone(business.timezone)
-    query = (
-        filtered_calls(business.id, f, tz)
-        .order_by(Call.started_at.desc(), Call.id.desc())
-        .offset((f.page - 1) * PAGE_SIZE)
-        .limit(PAGE_SIZE + 1)  # one extra row says whether a next page exists, without counting them all
-    )
-    async with db.session() as s:
-        rows = list(await s.scalars(query))
-        has_any = f.q or f.status or f.date_from or f.date_to or rows or await s.scalar(
-            select(Call.id).where(Call.business_id == business.id).limit(1)
-        )
+    query = to_query(f, business_zone(business.timezone))
+    # One extra row says whether a next page exists, without counting them all.
+    rows = await owner_scope.list_calls(query, offset=(f.page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
+    has_any = f.q or f.status or f.date_from or f.date_to or rows or await owner_scope.has_any_call()
     context = {
         "calls": rows[:PAGE_SIZE],
         "has_next": len(rows) > PAGE_SIZE,
@@ -64,49 +58,23 @@ async def calls_page(request: Request[Any, Any, Any], owner: Owner, business: Bu
     return page("dashboard/calls/list.html", owner, **context)
 
 
-async def _call_detail_context(db: Database, business: Business, call: Call) -> dict[str, Any]:
-    async with db.session() as s:
-        events = list(
-            await s.scalars(
-                select(CallEvent)
-                .where(CallEvent.business_id == business.id, CallEvent.call_id == call.id)
-                .order_by(CallEvent.sequence)
-            )
-        )
-        appointments = list(
-            (
-                await s.scalars(
-                    select(Appointment).where(
-                        Appointment.business_id == business.id, Appointment.call_id == call.id
-                    )
-                )
-            ).unique()
-        )
-        customer = (
-            await s.scalar(
-                select(Customer).where(Customer.business_id == business.id, Customer.id == call.customer_id)
-            )
-            if call.customer_id
-            else None
-        )
-        session = await s.scalar(
-            select(Session).where(Session.business_id == business.id, Session.id == call.session_id)
-        )
+async def _call_detail_context(owner_scope: OwnerScope, call: Call) -> dict[str, Any]:
     return {
         "call": call,
-        "events": events,
-        "appointments": appointments,
-        "customer": customer,
-        "session": session,
+        "events": await owner_scope.call_events(call.id),
+        "appointments": await owner_scope.call_appointments(call.id),
+        "customer": await owner_scope.find_customer(call.customer_id),
+        "session": await owner_scope.find_session(call.session_id),
         "latencies": [row for row in (call.latencies or []) if isinstance(row, dict)],
         "has_recording": bool(call.recording_path),
+        "voicemails": await owner_scope.messages_for_call(call.id),
     }
 
 
 @get("/calls/{call_id:str}", name="dashboard:call")
-async def call_detail(call_id: str, owner: Owner, business: Business, db: Database) -> Template:
-    call = await BusinessScope(db.session_maker, business.id).get_call(parse_id(call_id))
-    return page("dashboard/calls/detail.html", owner, **(await _call_detail_context(db, business, call)))
+async def call_detail(call_id: str, owner: Owner, owner_scope: OwnerScope) -> Template:
+    call = await owner_scope.get_call(parse_id(call_id))
+    return page("dashboard/calls/detail.html", owner, **(await _call_detail_context(owner_scope, call)))
 
 
 def _servable_recording(recorded: str, recordings_dir: Path) -> Path | None:
@@ -118,8 +86,8 @@ def _servable_recording(recorded: str, recordings_dir: Path) -> Path | None:
 
 
 @get("/calls/{call_id:str}/recording", name="dashboard:call-recording")
-async def call_recording(call_id: str, business: Business, db: Database, settings: Settings) -> File:
-    call = await BusinessScope(db.session_maker, business.id).get_call(parse_id(call_id))
+async def call_recording(call_id: str, owner_scope: OwnerScope, settings: Settings) -> File:
+    call = await owner_scope.get_call(parse_id(call_id))
     if not call.recording_path:
         raise NotFoundException("this call has no recording")
     path = await asyncio.to_thread(_servable_recording, call.recording_path, settings.recordings_dir)
@@ -142,36 +110,13 @@ def _cell(value: object) -> str:
     return text
 
 
-async def _csv_rows(db: Database, business: Business, f: CallFilter) -> AsyncIterator[str]:
+async def _csv_rows(owner_scope: OwnerScope, business: Business, f: CallFilter) -> AsyncIterator[str]:
     tz = business_zone(business.timezone)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     yield buffer.getvalue()
-    after: tuple[datetime, Any] | None = None
-    while True:
-        query = filtered_calls(business.id, f, tz)
-        if after is not None:
-            last_started, last_id = after
-            query = query.where(
-                or_(Call.started_at < last_started, and_(Call.started_at == last_started, Call.id < last_id))
-            )
-        # Only the exported columns: loading whole rows would drag every transcript through Python.
-        query = query.with_only_columns(*_CSV_SOURCE).order_by(Call.started_at.desc(), Call.id.desc()).limit(CSV_BATCH)
-        async with db.session() as s:
-            calls = list((await s.execute(query)).all())
-            customer_ids = {c.customer_id for c in calls if c.customer_id}
-            names: dict[Any, str] = {}
-            if customer_ids:
-                names = dict(
-                    (await s.execute(
-                        select(Customer.id, Customer.name).where(
-                            Customer.business_id == business.id, Customer.id.in_(customer_ids)
-                        )
-                    )).tuples()
-                )
-        if not calls:
-            return
+    async for calls, names in owner_scope.export_calls(to_query(f, tz), _CSV_SOURCE, batch=CSV_BATCH):
         buffer.seek(0)
         buffer.truncate()
         for c in calls:
@@ -182,17 +127,18 @@ async def _csv_rows(db: Database, business: Business, f: CallFilter) -> AsyncIte
                 f"{c.cost_usd:.6f}", _cell(c.summary), str(c.id),
             ])
         yield buffer.getvalue()
-        if len(calls) < CSV_BATCH:
-            return
-        after = (calls[-1].started_at, calls[-1].id)
 
 
 @get("/calls/export.csv", name="dashboard:calls-csv")
-async def calls_csv(request: Request[Any, Any, Any], business: Business, db: Database) -> Stream:
+async def calls_csv(
+    request: Request[Any, Any, Any], owner: Owner, business: Business, owner_scope: OwnerScope, db: Database
+) -> Stream:
     f = parse_filter(request.query_params)
+    await audit.record(db, "calls.exported", business_id=business.id, user=owner.user, request=request,
+                       detail={"filter": f.query_string() or "all calls"})
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     return Stream(
-        _csv_rows(db, business, f),
+        _csv_rows(owner_scope, business, f),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="calls-{stamp}.csv"',

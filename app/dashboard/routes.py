@@ -2,7 +2,18 @@
 
 from litestar.types import ControllerRouterHandler
 
-from app.dashboard import appointments, billing, calls, customers, overview, sessions, settings_pages
+from app.dashboard import (
+    appointments,
+    audit_page,
+    billing,
+    calls,
+    customers,
+    engine_settings,
+    overview,
+    sessions,
+    settings_pages,
+    voicemail,
+)
 
 ROUTES: list[ControllerRouterHandler] = [
     *overview.ROUTES,
@@ -12,4 +23,7 @@ ROUTES: list[ControllerRouterHandler] = [
     *customers.ROUTES,
     *billing.ROUTES,
     *settings_pages.ROUTES,
+    *voicemail.ROUTES,
+    *audit_page.ROUTES,
+    *engine_settings.ROUTES,
 ]

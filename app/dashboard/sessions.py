@@ -7,99 +7,52 @@ so whichever instance serves the poll sees the same rows; polling stops when the
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from litestar import get
-from litestar.exceptions import NotFoundException
 from litestar.response import Template
-from sqlalchemy import select
 
 from app.auth.deps import Owner
 from app.dashboard.common import page, parse_id
-from app.db.engine import Database
-from app.db.models import Business, Call, CallEvent, Session, SessionStatus
+from app.db.models import Call, CallEvent
+from app.db.owner_queries import LIVE_STATUSES, OwnerScope
 
-LIVE_STATUSES = (SessionStatus.PENDING.value, SessionStatus.ACTIVE.value)
 LIST_LIMIT = 50
 LIVE_EVENTS = 200
 
 
-async def _session_with_call(db: Database, business_id: UUID, session_id: UUID) -> tuple[Session, Call | None]:
-    async with db.session() as s:
-        session = await s.scalar(
-            select(Session).where(Session.business_id == business_id, Session.id == session_id)
-        )
-        if session is None:
-            raise NotFoundException("session not found")
-        call = await s.scalar(select(Call).where(Call.business_id == business_id, Call.session_id == session.id))
-    return session, call
+async def _events(owner_scope: OwnerScope, call: Call | None) -> list[CallEvent]:
+    return [] if call is None else await owner_scope.call_events(call.id, last=LIVE_EVENTS)
 
 
-async def _events(db: Database, business_id: UUID, call: Call | None) -> list[CallEvent]:
-    if call is None:
-        return []
-    async with db.session() as s:
-        rows = await s.scalars(
-            select(CallEvent)
-            .where(CallEvent.business_id == business_id, CallEvent.call_id == call.id)
-            .order_by(CallEvent.sequence.desc())
-            .limit(LIVE_EVENTS)
-        )
-        return list(reversed(list(rows)))
-
-
-async def _live_sessions(db: Database, business_id: UUID) -> list[dict[str, Any]]:
-    async with db.session() as s:
-        rows = (
-            await s.execute(
-                select(Session, Call)
-                .outerjoin(Call, Call.session_id == Session.id)
-                .where(Session.business_id == business_id, Session.status.in_(LIVE_STATUSES))
-                .order_by(Session.created_at.desc())
-                .limit(10)
-            )
-        ).tuples()
-        pairs = list(rows)
-    return [{"session": session, "call": call, "events": (await _events(db, business_id, call))[-8:]}
+async def _live_sessions(owner_scope: OwnerScope) -> list[dict[str, Any]]:
+    pairs = await owner_scope.sessions_with_calls(live_only=True, limit=10)
+    return [{"session": session, "call": call, "events": (await _events(owner_scope, call))[-8:]}
             for session, call in pairs]
 
 
 @get("/sessions", name="dashboard:sessions")
-async def sessions_page(owner: Owner, business: Business, db: Database) -> Template:
-    async with db.session() as s:
-        rows = list(
-            (
-                await s.execute(
-                    select(Session, Call)
-                    .outerjoin(Call, Call.session_id == Session.id)
-                    .where(Session.business_id == business.id)
-                    .order_by(Session.created_at.desc())
-                    .limit(LIST_LIMIT)
-                )
-            ).tuples()
-        )
-    return page(
-        "dashboard/sessions/list.html", owner, rows=rows, live=await _live_sessions(db, business.id)
-    )
+async def sessions_page(owner: Owner, owner_scope: OwnerScope) -> Template:
+    rows = await owner_scope.sessions_with_calls(limit=LIST_LIMIT)
+    return page("dashboard/sessions/list.html", owner, rows=rows, live=await _live_sessions(owner_scope))
 
 
 @get("/sessions/live", name="dashboard:sessions-live")
-async def sessions_live(owner: Owner, business: Business, db: Database) -> Template:
-    return page("dashboard/sessions/_live_list.html", owner, live=await _live_sessions(db, business.id))
+async def sessions_live(owner: Owner, owner_scope: OwnerScope) -> Template:
+    return page("dashboard/sessions/_live_list.html", owner, live=await _live_sessions(owner_scope))
 
 
 @get("/sessions/{session_id:str}", name="dashboard:session")
-async def session_detail(session_id: str, owner: Owner, business: Business, db: Database) -> Template:
-    session, call = await _session_with_call(db, business.id, parse_id(session_id))
-    events = await _events(db, business.id, call)
+async def session_detail(session_id: str, owner: Owner, owner_scope: OwnerScope) -> Template:
+    session, call = await owner_scope.session_with_call(parse_id(session_id))
+    events = await _events(owner_scope, call)
     return page("dashboard/sessions/detail.html", owner, session=session, call=call, events=events,
                 live=session.status in LIVE_STATUSES)
 
 
 @get("/sessions/{session_id:str}/live", name="dashboard:session-live")
-async def session_live(session_id: str, owner: Owner, business: Business, db: Database) -> Template:
-    session, call = await _session_with_call(db, business.id, parse_id(session_id))
-    events = await _events(db, business.id, call)
+async def session_live(session_id: str, owner: Owner, owner_scope: OwnerScope) -> Template:
+    session, call = await owner_scope.session_with_call(parse_id(session_id))
+    events = await _events(owner_scope, call)
     return page("dashboard/sessions/_live.html", owner, session=session, call=call, events=events,
                 live=session.status in LIVE_STATUSES)
 

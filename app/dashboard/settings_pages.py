@@ -7,19 +7,19 @@ beside its field and everything typed kept. A phone number another business alre
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import audit
 from app.auth.deps import Owner
 from app.dashboard.common import is_htmx, page
 from app.dashboard.forms import COMMON_TIMEZONES, VOICES, BusinessForm, form_from_business, parse_business_form
 from app.db.engine import Database
 from app.db.hours import WEEKDAY_NAMES, WEEKDAYS
 from app.db.models import Business
+from app.db.owner_queries import OwnerScope, create_business, number_taken
 from app.settings import Settings
 
 PHONE_TAKEN = "Another business already uses this number. Check it, or contact support if it is yours."
@@ -36,16 +36,6 @@ def _form_page(
     }
     template = "dashboard/_business_form.html" if is_htmx(request) else f"dashboard/{mode}.html"
     return page(template, owner, **context)
-
-
-async def _phone_taken(db: Database, phone: str | None, exclude: UUID | None) -> bool:
-    if not phone:
-        return False
-    async with db.session() as s:
-        query = select(Business.id).where(Business.phone_number == phone)
-        if exclude is not None:
-            query = query.where(Business.id != exclude)
-        return (await s.scalar(query)) is not None
 
 
 def _done(request: Request[Any, Any, Any], path: str) -> Response[Any]:
@@ -66,19 +56,20 @@ async def onboarding_save(request: Request[Any, Any, Any], owner: Owner, db: Dat
     if owner.business is not None:
         return _done(request, "/settings")
     form = parse_business_form(await request.form())
-    if form.ok and await _phone_taken(db, form.values["phone_number"], None):
+    if form.ok and await number_taken(db.session_maker, form.values["phone_number"]):
         form.errors["phone_number"] = PHONE_TAKEN
     if not form.ok:
         return _form_page(request, owner, settings, form, mode="onboarding")
     try:
-        async with db.session() as s, s.begin():
-            s.add(Business(owner_id=owner.user.id, **form.values))
+        created = await create_business(db.session_maker, owner.user.id, form.values)
     except IntegrityError:
         # Lost a race: either the number was just taken, or this owner's business was created in another tab.
-        if await _phone_taken(db, form.values["phone_number"], None):
+        if await number_taken(db.session_maker, form.values["phone_number"]):
             form.errors["phone_number"] = PHONE_TAKEN
             return _form_page(request, owner, settings, form, mode="onboarding")
         return _done(request, "/settings")
+    await audit.record(db, "business.created", business_id=created.id, user=owner.user, request=request,
+                       detail={"name": created.name, "phone_number": created.phone_number})
     return _done(request, "/")
 
 
@@ -90,29 +81,40 @@ async def settings_page(request: Request[Any, Any, Any], owner: Owner, business:
 
 @post("/settings", name="dashboard:settings-save", status_code=200)
 async def settings_save(
-    request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database, settings: Settings
+    request: Request[Any, Any, Any], owner: Owner, owner_scope: OwnerScope, db: Database, settings: Settings
 ) -> Any:
     form = parse_business_form(await request.form())
-    if form.ok and await _phone_taken(db, form.values["phone_number"], business.id):
+    if form.ok and await owner_scope.number_taken_elsewhere(form.values["phone_number"]):
         form.errors["phone_number"] = PHONE_TAKEN
     if not form.ok:
         return _form_page(request, owner, settings, form, mode="settings")
     try:
-        async with db.session() as s, s.begin():
-            row = await s.scalar(
-                select(Business).where(Business.id == business.id, Business.owner_id == owner.user.id)
-            )
-            if row is None:  # deleted meanwhile
-                return _done(request, "/onboarding")
-            for key, value in form.values.items():
-                setattr(row, key, value)
+        saved = await owner_scope.update_business(form.values)
     except IntegrityError:
         form.errors["phone_number"] = PHONE_TAKEN
         return _form_page(request, owner, settings, form, mode="settings")
+    if saved is None:  # deleted meanwhile
+        return _done(request, "/onboarding")
+    row, changed = saved
+    await _audit_changes(db, request, owner, row, changed)
     fresh = Owner(user=owner.user, business=row)
     if is_htmx(request):
         return _form_page(request, fresh, settings, form_from_business(row), mode="settings", saved=True)
     return Redirect(path="/settings?saved=1", status_code=303)
+
+
+async def _audit_changes(
+    db: Database, request: Request[Any, Any, Any], owner: Owner, row: Business, changed: dict[str, tuple[Any, Any]]
+) -> None:
+    # The business's own number gets its own entry with both values; other fields are named, not copied
+    # (greetings and instructions can be long, and the log is for "who changed what when").
+    if "phone_number" in changed:
+        before, after = changed.pop("phone_number")
+        await audit.record(db, "number.changed", business_id=row.id, user=owner.user, request=request,
+                           detail={"before": before, "after": after})
+    if changed:
+        await audit.record(db, "settings.changed", business_id=row.id, user=owner.user, request=request,
+                           detail={"fields": sorted(changed)})
 
 
 ROUTES = [onboarding_page, onboarding_save, settings_page, settings_save]

@@ -52,7 +52,8 @@ def build_sqlalchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         path.parent.mkdir(parents=True, exist_ok=True)
     return SQLAlchemyAsyncConfig(
         connection_string=url,
-        engine_config=EngineConfig(connect_args=connect_args),
+        # Statement errors would otherwise quote their parameters: transcripts, callers' numbers, tokens.
+        engine_config=EngineConfig(connect_args=connect_args, hide_parameters=True),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         alembic_config=AlembicAsyncConfig(
             script_location=str(ROOT / "migrations"),

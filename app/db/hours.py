@@ -3,11 +3,16 @@
 All arithmetic on instants happens in UTC: a slot is an absolute interval, so a day that loses or gains an
 hour at a DST change has exactly as many real minutes of opening as the clock on the wall says. Wall-clock
 times that don't exist (spring forward) are moved past the gap; ambiguous ones (fall back) take the first.
+
+Exceptions for single local dates (holidays, changed hours) replace that date's weekly ranges; a date closed
+all day is closed from its local midnight to the next, so an overnight range from the evening before stops
+at midnight. Resource hours are intersected with the business's: the business's hours are the envelope.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -19,6 +24,8 @@ WEEKDAY_NAMES = dict(zip(WEEKDAYS, ("Monday", "Tuesday", "Wednesday", "Thursday"
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 
 WeeklyHours = Mapping[str, Sequence[Sequence[str]]]
+#: Local date -> that date's own ranges ([] for closed all day).
+DayExceptions = Mapping[date, Sequence[Sequence[str]]]
 
 
 class HoursError(ValueError):
@@ -78,12 +85,62 @@ class Interval:
         return self.start <= other.start and other.end <= self.end
 
 
-def opening_intervals(hours: WeeklyHours, tz: ZoneInfo, first: date, last: date) -> list[Interval]:
+def validate_day_ranges(ranges: Sequence[Sequence[str]]) -> list[list[str]]:
+    """One date's ranges, checked like a weekday's ([] means closed all day)."""
+    return validate_weekly_hours({"mon": ranges})["mon"]
+
+
+def local_day(day: date, tz: ZoneInfo) -> Interval:
+    """The UTC interval of one local calendar day (23 or 25 hours at a DST change)."""
+    return Interval(_local_to_utc(day, 0, tz), _local_to_utc(day + timedelta(days=1), 0, tz))
+
+
+def _merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for interval in sorted(intervals, key=lambda i: i.start):
+        if merged and interval.start <= merged[-1].end:
+            merged[-1] = Interval(merged[-1].start, max(merged[-1].end, interval.end))
+        else:
+            merged.append(interval)
+    return merged
+
+
+def subtract(intervals: Sequence[Interval], holes: Iterable[Interval]) -> list[Interval]:
+    out = list(intervals)
+    for hole in holes:
+        nxt: list[Interval] = []
+        for i in out:
+            if not i.overlaps(hole):
+                nxt.append(i)
+                continue
+            if i.start < hole.start:
+                nxt.append(Interval(i.start, hole.start))
+            if hole.end < i.end:
+                nxt.append(Interval(hole.end, i.end))
+        out = nxt
+    return out
+
+
+def intersect(a: Sequence[Interval], b: Sequence[Interval]) -> list[Interval]:
+    out = []
+    for x in a:
+        for y in b:
+            start, end = max(x.start, y.start), min(x.end, y.end)
+            if start < end:
+                out.append(Interval(start, end))
+    return _merge(out)
+
+
+def opening_intervals(
+    hours: WeeklyHours, tz: ZoneInfo, first: date, last: date, exceptions: DayExceptions | None = None
+) -> list[Interval]:
     """Opening intervals (UTC) for the local dates first..last, including ones that began the day before."""
+    exceptions = exceptions or {}
     out: list[Interval] = []
     day = first - timedelta(days=1)
     while day <= last:
-        for opening, closing in hours.get(WEEKDAYS[day.weekday()], ()):
+        ranges = exceptions[day] if day in exceptions else hours.get(WEEKDAYS[day.weekday()], ())
+        for opening, closing in ranges:
             o, c = _minutes(opening), _minutes(closing)
             close_day = day if c > o else day + timedelta(days=1)
             start = _local_to_utc(day, o, tz)
@@ -92,20 +149,63 @@ def opening_intervals(hours: WeeklyHours, tz: ZoneInfo, first: date, last: date)
                 out.append(Interval(start, end))
         day += timedelta(days=1)
     # Merge touching ranges (e.g. 22:00-24:00 then 00:00-02:00) so a slot may span them.
-    out.sort(key=lambda i: i.start)
-    merged: list[Interval] = []
-    for interval in out:
-        if merged and interval.start <= merged[-1].end:
-            merged[-1] = Interval(merged[-1].start, max(merged[-1].end, interval.end))
-        else:
-            merged.append(interval)
-    return merged
+    merged = _merge(out)
+    closed = [local_day(d, tz) for d, ranges in exceptions.items() if not ranges and first - timedelta(days=1) <= d]
+    return subtract(merged, closed) if closed else merged
 
 
-def is_open_for(hours: WeeklyHours, tz: ZoneInfo, slot: Interval) -> bool:
+def is_open_for(hours: WeeklyHours, tz: ZoneInfo, slot: Interval, exceptions: DayExceptions | None = None) -> bool:
     local_start = slot.start.astimezone(tz).date()
     local_end = slot.end.astimezone(tz).date()
-    return any(i.contains(slot) for i in opening_intervals(hours, tz, local_start, local_end))
+    return any(i.contains(slot) for i in opening_intervals(hours, tz, local_start, local_end, exceptions))
+
+
+def free_starts(
+    opening: Sequence[Interval],
+    tz: ZoneInfo,
+    first: date,
+    last: date,
+    duration: timedelta,
+    busy: Iterable[Interval],
+    *,
+    now: datetime,
+    padded_busy: Iterable[Interval] = (),
+    before: timedelta = timedelta(0),
+    after: timedelta = timedelta(0),
+    latest: datetime | None = None,
+    step: timedelta = timedelta(minutes=15),
+    limit: int = 200,
+) -> list[datetime]:
+    """Local start times on local dates first..last where `duration` fits inside `opening`, at or after
+    `now` (and not after `latest`), with the slot padded by before/after clear of every busy interval and
+    the slot itself clear of every other booking's padded interval (buffers may share a gap)."""
+    # Disjoint, sorted unions: each slot's overlap test is one bisect instead of a scan of every busy time.
+    busy_union, padded_union = _merge(busy), _merge(padded_busy)
+    busy_ends = [i.end for i in busy_union]
+    padded_ends = [i.end for i in padded_union]
+    result: list[datetime] = []
+    for interval in opening:
+        start = interval.start
+        while start + duration <= interval.end and len(result) < limit:
+            slot = Interval(start, start + duration)
+            padded = Interval(start - before, slot.end + after)
+            local = start.astimezone(tz)
+            if (
+                first <= local.date() <= last
+                and start >= now
+                and (latest is None or start <= latest)
+                and not _hits(busy_union, busy_ends, padded)
+                and not _hits(padded_union, padded_ends, slot)
+            ):
+                result.append(local)
+            start += step
+    return result
+
+
+def _hits(union: Sequence[Interval], ends: Sequence[datetime], probe: Interval) -> bool:
+    """Whether `probe` overlaps a disjoint sorted union (`ends` its end instants)."""
+    index = bisect_right(ends, probe.start)  # the first interval ending after the probe starts
+    return index < len(union) and union[index].start < probe.end
 
 
 def free_slots(
@@ -122,19 +222,9 @@ def free_slots(
 ) -> list[datetime]:
     """Local start times on local dates first..last where `duration` fits inside opening hours,
     after `now`, and clear of every busy interval. Starts are aligned to `step` past the opening."""
-    busy_sorted = sorted(busy, key=lambda i: i.start)
-    result: list[datetime] = []
-    for interval in opening_intervals(hours, tz, first, last):
-        start = interval.start
-        while start + duration <= interval.end and len(result) < limit:
-            slot = Interval(start, start + duration)
-            local = start.astimezone(tz)
-            if first <= local.date() <= last and start >= now and not any(
-                slot.overlaps(b) for b in busy_sorted
-            ):
-                result.append(local)
-            start += step
-    return result
+    return free_starts(
+        opening_intervals(hours, tz, first, last), tz, first, last, duration, busy, now=now, step=step, limit=limit
+    )
 
 
 def describe_hours(hours: WeeklyHours) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -83,6 +84,9 @@ class User(UUIDv7AuditBase):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     google_sub: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    # Issue 8 (sign-out revokes): every session cookie carries the epoch it was issued in; sign-out bumps
+    # it, so every cookie issued before, in any browser, stops working at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     business: Mapped[Business | None] = relationship(back_populates="owner", lazy="noload", uselist=False)
 
@@ -110,6 +114,8 @@ class Business(UUIDv7AuditBase):
     # serialise concurrent bookings of one business before the overlap check reads anything.
     booking_version: Mapped[int] = mapped_column(Integer, default=0)
     plan: Mapped[str] = mapped_column(String(40), default="free")
+    # Issue 12: the owner's voice engine, "realtime" or "live"; None follows the operator's VOICE_ENGINE_DEFAULT.
+    voice_engine: Mapped[str | None] = mapped_column(String(16), default=None)
 
     owner: Mapped[User] = relationship(back_populates="business", lazy="noload")
 
@@ -191,6 +197,9 @@ class Call(UUIDv7AuditBase):
     price_unknown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
     # Its usage event reached Polar (so marking it as spam later sends a credit).
     usage_reported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    # Issue 12: the engine that answered ("realtime" or "live"); a Live call that fell back says "realtime"
+    # here and has a system event naming the reason. None on calls recorded before engines existed.
+    engine: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class CallEvent(UUIDv7AuditBase):
@@ -215,10 +224,12 @@ class Appointment(UUIDv7AuditBase):
         _enum_check("status", AppointmentStatus),
         CheckConstraint("ends_at > starts_at", name="positive_length"),
         Index("ix_appointment_business_starts", "business_id", "starts_at"),
-        # A second guard under the serialised overlap check: two live bookings can never share a start.
+        # A second guard under the serialised overlap check: two live bookings of one resource (lane) can
+        # never share a start.
         Index(
-            "uq_appointment_business_start_live",
+            "uq_appointment_business_lane_start_live",
             "business_id",
+            "lane",
             "starts_at",
             unique=True,
             sqlite_where=text("status = 'booked'"),
@@ -233,6 +244,20 @@ class Appointment(UUIDv7AuditBase):
     ends_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default=AppointmentStatus.BOOKED.value)
     notes: Mapped[str] = mapped_column(Text, default="")
+    # -- issue 15 (the real calendar): who does it, the padded time it holds, its Google Calendar event.
+    resource_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("resource.id", ondelete="SET NULL"), default=None, index=True
+    )
+    # The resource's id as text, or "" for a business without resources: kept even if the resource is
+    # deleted so the unique index above still guards that lane's history.
+    lane: Mapped[str] = mapped_column(String(36), default="", server_default="")
+    # Start/end widened by the service's buffers; None for rows from before buffers existed.
+    busy_from: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    busy_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    google_link_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("calendar_link.id", ondelete="SET NULL"), default=None
+    )
+    google_event_id: Mapped[str | None] = mapped_column(String(1024), default=None)
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
 
@@ -248,6 +273,12 @@ class Message(UUIDv7AuditBase):
     caller_phone: Mapped[str | None] = mapped_column(String(20), default=None)
     body: Mapped[str] = mapped_column(Text)
     is_read: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Issue 11: a voicemail left when the AI could not answer: its audio (under RECORDINGS_DIR), Twilio's
+    # recording, and whether its transcript (the body) is still to come (pending), done or failed.
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    audio_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    audio_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    transcript_status: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Billing(UUIDv7AuditBase):
@@ -337,3 +368,159 @@ class UsageWarning(UUIDv7AuditBase):
     included_minutes: Mapped[int] = mapped_column(Integer)
     # How the owner was told: "billing page" always; "email" when an SMTP channel exists and it was sent.
     delivered_by: Mapped[str] = mapped_column(String(80), default="billing page")
+
+
+# -- issue 15: the real calendar (resources, closures, rules, Google Calendar) ---------------------------
+
+
+class ResourceKind(StrEnum):
+    PERSON = "person"
+    ROOM = "room"
+
+
+class Resource(UUIDv7AuditBase):
+    """A person or room that takes bookings; each has its own lane in the calendar."""
+
+    __tablename__ = "resource"
+    __table_args__ = (
+        _enum_check("kind", ResourceKind),
+        UniqueConstraint("business_id", "name", name="uq_resource_business_name"),
+    )
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default=ResourceKind.PERSON.value)
+    # Same shape as Business.weekly_hours; None means the business's own hours.
+    weekly_hours: Mapped[dict[str, list[list[str]]] | None] = mapped_column(JSON, default=None)
+    # Names of the services this resource does; empty means every service.
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Closure(UUIDv7AuditBase):
+    """One local date's exception: closed all day (no hours) or open at other hours, for the business or
+    for one resource."""
+
+    __tablename__ = "closure"
+    __table_args__ = (Index("ix_closure_business_day", "business_id", "day"),)
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"))
+    resource_id: Mapped[UUID | None] = mapped_column(ForeignKey("resource.id", ondelete="CASCADE"), default=None)
+    day: Mapped[date] = mapped_column(Date)
+    # [["10:00", "14:00"]] for changed hours; [] for closed all day.
+    hours: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class BookingRules(UUIDv7AuditBase):
+    """Padding around appointments and how soon / how far ahead they can be booked (one row a business)."""
+
+    __tablename__ = "booking_rules"
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), unique=True)
+    buffer_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    buffer_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    min_notice_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    max_days_ahead: Mapped[int] = mapped_column(Integer, default=90)
+    # {"Colour": [10, 15]}: minutes before/after for one service, overriding the defaults above.
+    service_buffers: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)
+
+
+class CalendarAccount(UUIDv7AuditBase):
+    """One Google account's calendar grant; the refresh token is encrypted at rest (app.calendar.crypto)."""
+
+    __tablename__ = "calendar_account"
+    __table_args__ = (UniqueConstraint("business_id", "email", name="uq_calendar_account_business_email"),)
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    refresh_token_encrypted: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class CalendarLink(UUIDv7AuditBase):
+    """A connected Google calendar: its busy times block availability (for one resource, or the whole
+    business when resource_id is None), and bookings may be written to it."""
+
+    __tablename__ = "calendar_link"
+    __table_args__ = (UniqueConstraint("business_id", "google_id", name="uq_calendar_link_business_google"),)
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[UUID] = mapped_column(ForeignKey("calendar_account.id", ondelete="CASCADE"), index=True)
+    google_id: Mapped[str] = mapped_column(String(1024))
+    summary: Mapped[str] = mapped_column(String(300), default="")
+    # calendarList accessRole: a freeBusyReader calendar is read through freeBusy, others through events.
+    access_role: Mapped[str] = mapped_column(String(32), default="owner")
+    resource_id: Mapped[UUID | None] = mapped_column(ForeignKey("resource.id", ondelete="SET NULL"), default=None)
+    write_bookings: Mapped[bool] = mapped_column(Boolean, default=True)
+    sync_token: Mapped[str | None] = mapped_column(Text, default=None)
+    channel_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    channel_token: Mapped[str | None] = mapped_column(String(128), default=None)
+    channel_resource_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    channel_expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class BusySource(StrEnum):
+    EVENT = "event"  # a Google event marked busy
+    FREEBUSY = "freebusy"  # a busy range from a free/busy-only calendar
+    OWNER = "owner"  # time the owner blocked in the dashboard
+
+
+class BusyBlock(UUIDv7AuditBase):
+    """Time that can't be booked: synced from Google, or blocked by the owner. resource_id None blocks
+    every resource."""
+
+    __tablename__ = "busy_block"
+    __table_args__ = (
+        _enum_check("source", BusySource),
+        CheckConstraint("ends_at > starts_at", name="positive_length"),
+        Index("ix_busy_block_business_starts", "business_id", "starts_at"),
+        UniqueConstraint("link_id", "external_id", name="uq_busy_block_link_external"),
+    )
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"))
+    link_id: Mapped[UUID | None] = mapped_column(ForeignKey("calendar_link.id", ondelete="CASCADE"), default=None)
+    resource_id: Mapped[UUID | None] = mapped_column(ForeignKey("resource.id", ondelete="CASCADE"), default=None)
+    source: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+    starts_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CalendarConflict(UUIDv7AuditBase):
+    """A booking that Google now disagrees with (an event created there at the same moment, or the
+    booking's own event moved or deleted in Google): shown to the owner until resolved."""
+
+    __tablename__ = "calendar_conflict"
+    __table_args__ = (Index("ix_calendar_conflict_business_open", "business_id", "resolved_at"),)
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"))
+    appointment_id: Mapped[UUID] = mapped_column(ForeignKey("appointment.id", ondelete="CASCADE"))
+    block_id: Mapped[UUID | None] = mapped_column(ForeignKey("busy_block.id", ondelete="SET NULL"), default=None)
+    reason: Mapped[str] = mapped_column(String(300))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+class AuditEntry(UUIDv7AuditBase):
+    """Issue 8: what an owner or the operator did (who, what, when, from where). Append-only: the app
+    inserts rows through `app.audit.record` and never updates or deletes one."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_business_created", "business_id", "created_at"),)
+
+    # SET NULL rather than CASCADE on the user: an account going away must not take its history with it.
+    business_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("business.id", ondelete="CASCADE"), default=None
+    )
+    actor_user_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL"), default=None, index=True
+    )
+    # "owner" or "operator"; `actor_label` is the email (or the operator's name) as it was at the time.
+    actor_kind: Mapped[str] = mapped_column(String(16), default="owner")
+    actor_label: Mapped[str] = mapped_column(String(320), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    client_ip: Mapped[str | None] = mapped_column(String(64), default=None)

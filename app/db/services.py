@@ -17,11 +17,28 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
 from app.db.engine import find_or_create
-from app.db.hours import Interval, free_slots, is_open_for, zone
+from app.db.hours import Interval, free_starts
 from app.db.models import Appointment, AppointmentStatus, Business, Call, Customer, Message
 from app.db.phone import normalize_phone
+from app.db.scheduling import (
+    Actor,
+    Lane,
+    LaneError,
+    Setup,
+    changes_committed,
+    lane_busy,
+    lane_open_for,
+    lane_opening,
+    lanes_for,
+    load_setup,
+    pick_lane,
+    record_change,
+    slot_for,
+)
 
 MAX_AVAILABILITY_DAYS = 31
+# Busy look-ups around a slot reach this far past its padding, so a neighbour's own buffers are seen.
+MAX_BUFFER = timedelta(hours=12)
 
 
 class ServiceError(Exception):
@@ -127,66 +144,122 @@ class BusinessScope:
             raise ServiceError("could not save the customer; try again") from None
 
     # -- availability and booking -------------------------------------------------------------------------
-    async def _busy(self, s: AsyncSession, start: datetime, end: datetime, exclude: UUID | None = None) -> list[
-        Appointment
-    ]:
-        query = select(Appointment).where(
-            Appointment.business_id == self.business_id,
-            Appointment.status == AppointmentStatus.BOOKED.value,
-            Appointment.starts_at < end,
-            Appointment.ends_at > start,
-        )
-        if exclude is not None:
-            query = query.where(Appointment.id != exclude)
-        return list((await s.scalars(query)).unique())
+    # Resources, closures, buffers and rules live in app.db.scheduling; these methods are the transactions.
+    async def setup(self, *, closures_from: date | None = None) -> Setup:
+        async with self._sessions() as s:
+            business = await s.get(Business, self.business_id)
+            if business is None:
+                raise NotFound("business not found")
+            return await load_setup(s, business, closures_from=closures_from)
 
-    async def availability(
-        self, service_name: str, first: date, last: date | None = None, *, now: datetime | None = None
-    ) -> tuple[dict[str, Any], list[datetime]]:
-        """Free local start times for a service on local dates first..last."""
+    @staticmethod
+    def _lanes(setup: Setup, service_name: str, resource: str | None) -> list[Lane]:
+        try:
+            return lanes_for(setup, service_name, resource)
+        except LaneError as exc:
+            raise ServiceError(str(exc)) from None
+
+    async def availability_by_lane(
+        self,
+        service_name: str,
+        first: date,
+        last: date | None = None,
+        *,
+        now: datetime | None = None,
+        resource: str | None = None,
+        limit: int = 500,
+    ) -> tuple[dict[str, Any], Setup, list[tuple[datetime, list[Lane]]]]:
+        """Free start times (local, in order) for a service on local dates first..last, each with the lanes
+        free then. Iterate it as pairs: on a fall-back night two keys compare equal yet are an hour apart."""
         last = last or first
         if last < first:
             raise ServiceError("the end date is before the start date")
         if (last - first).days > MAX_AVAILABILITY_DAYS:
             raise ServiceError(f"ask for at most {MAX_AVAILABILITY_DAYS} days at a time")
-        business = await self.business()
-        service = find_service(business, service_name)
-        tz = zone(business.timezone)
+        setup = await self.setup(closures_from=first)
+        service = find_service(setup.business, service_name)
+        lanes = self._lanes(setup, service["name"], resource)
+        tz = setup.tz
+        moment = now or datetime.now(UTC)
+        earliest, latest = setup.rules.window(moment)
+        before, after = setup.rules.buffers(service["name"])
         window_start = datetime.combine(first - timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         window_end = datetime.combine(last + timedelta(days=2), datetime.min.time(), tzinfo=UTC)
+        by_start: dict[datetime, list[Lane]] = {}
         async with self._sessions() as s:
-            busy = [Interval(a.starts_at, a.ends_at) for a in await self._busy(s, window_start, window_end)]
-        slots = free_slots(
-            business.weekly_hours,
-            tz,
-            first,
-            last,
-            timedelta(minutes=int(service["minutes"])),
-            busy,
-            now=now or datetime.now(UTC),
-        )
-        return service, slots
+            for lane in lanes:
+                busy = await lane_busy(s, self.business_id, lane, window_start - before, window_end + after)
+                for start in free_starts(
+                    lane_opening(setup, lane, first, last), tz, first, last,
+                    timedelta(minutes=int(service["minutes"])), busy.actual, padded_busy=busy.padded,
+                    before=before, after=after, now=earliest, latest=latest, limit=limit,
+                ):
+                    # Keyed by the UTC instant: two local 01:30s on a fall-back night compare equal in one zone.
+                    by_start.setdefault(start.astimezone(UTC), []).append(lane)
+        # Each lane stopped at its first `limit` starts; the union's first `limit` are still exact (a start
+        # ranks no later within its own lanes than in the union), and so are the lanes free at each.
+        ordered = sorted(by_start.items())
+        return service, setup, [(s.astimezone(tz), lanes) for s, lanes in ordered[:limit]]
 
-    async def _check_bookable(
-        self, business: Business, service: dict[str, Any], start: datetime, now: datetime | None
-    ) -> Interval:
+    async def availability(
+        self, service_name: str, first: date, last: date | None = None, *, now: datetime | None = None,
+        resource: str | None = None,
+    ) -> tuple[dict[str, Any], list[datetime]]:
+        """Free local start times for a service on local dates first..last (any lane)."""
+        service, _setup, by_start = await self.availability_by_lane(
+            service_name, first, last, now=now, resource=resource
+        )
+        return service, [start for start, _lanes in by_start][:200]
+
+    def _check_start(self, setup: Setup, start: datetime, now: datetime | None, *, owner: bool) -> datetime:
         start = _utc(start)
-        slot = Interval(start, start + timedelta(minutes=int(service["minutes"])))
-        if start < (now or datetime.now(UTC)):
+        moment = now or datetime.now(UTC)
+        if start < moment:
             raise ServiceError("that time has already passed")
-        if not is_open_for(business.weekly_hours, zone(business.timezone), slot):
-            raise OutsideHours("the business is not open for the whole of that appointment")
-        return slot
+        earliest, latest = setup.rules.window(moment)
+        if start < earliest and not owner:
+            raise ServiceError(
+                f"bookings need at least {setup.rules.min_notice} minutes' notice; the earliest is "
+                + earliest.astimezone(setup.tz).strftime("%Y-%m-%d %H:%M")
+            )
+        if start > latest and not owner:
+            raise ServiceError(f"bookings can be made at most {setup.rules.max_days_ahead} days ahead")
+        return start
+
+    def _open_lanes(self, setup: Setup, lanes: list[Lane], slot: Interval) -> list[Lane]:
+        open_lanes = [lane for lane in lanes if lane_open_for(setup, lane, slot)]
+        if not open_lanes:
+            day = slot.start.astimezone(setup.tz).date()
+            note = setup.closure_note(day, lanes[0].resource_id if len(lanes) == 1 else None)
+            if note:
+                raise OutsideHours(f"not open for the whole of that appointment: {note}")
+            who = f"{lanes[0].name} is" if len(lanes) == 1 and lanes[0].name else "the business is"
+            raise OutsideHours(f"{who} not open for the whole of that appointment")
+        return open_lanes
 
     async def _serialise_bookings(self, s: AsyncSession) -> None:
         # The transaction's first statement is a write to the business row, so SQLite/libSQL take the
         # write lock (waiting on the busy timeout) before the overlap check reads: bookings of one
-        # business run one after another, and the check sees every committed booking.
+        # business run one after another, and the check sees every committed booking and synced busy time.
         await s.execute(
             update(Business)
             .where(Business.id == self.business_id)
             .values(booking_version=Business.booking_version + 1)
         )
+
+    async def _free_lane(
+        self, s: AsyncSession, lanes: list[Lane], slot: Interval, padded: Interval, exclude: UUID | None = None
+    ) -> Lane:
+        busy = {
+            lane.key: await lane_busy(s, self.business_id, lane, padded.start - MAX_BUFFER, padded.end + MAX_BUFFER,
+                                      exclude=exclude)
+            for lane in lanes
+        }
+        lane = pick_lane(lanes, busy, slot, padded)
+        if lane is None:
+            who = f"{lanes[0].name} is" if len(lanes) == 1 and lanes[0].name else "that time is"
+            raise SlotTaken(f"{who} already booked then")
+        return lane
 
     async def book(
         self,
@@ -197,16 +270,21 @@ class BusinessScope:
         call_id: UUID | None = None,
         notes: str = "",
         now: datetime | None = None,
+        resource: str | None = None,
+        actor: Actor = "caller",
     ) -> Appointment:
-        business = await self.business()
-        service = find_service(business, service_name)
-        slot = await self._check_bookable(business, service, start, now)
+        setup = await self.setup()
+        service = find_service(setup.business, service_name)
+        lanes = self._lanes(setup, service["name"], resource)
+        start = self._check_start(setup, start, now, owner=actor == "owner")
+        before, after = setup.rules.buffers(service["name"])
+        slot, padded = slot_for(start, int(service["minutes"]), before, after)
+        lanes = self._open_lanes(setup, lanes, slot)
         await self.get_customer(customer_id)
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
-                if await self._busy(s, slot.start, slot.end):
-                    raise SlotTaken("that time is already booked")
+                lane = await self._free_lane(s, lanes, slot, padded)
                 appointment = Appointment(
                     business_id=self.business_id,
                     customer_id=customer_id,
@@ -214,12 +292,18 @@ class BusinessScope:
                     service=service["name"],
                     starts_at=slot.start,
                     ends_at=slot.end,
+                    busy_from=padded.start,
+                    busy_until=padded.end,
+                    resource_id=lane.resource_id,
+                    lane=lane.key,
                     notes=notes,
                 )
                 s.add(appointment)
                 await s.flush()
+                await record_change(s, appointment, "booked", actor, writes_to_google=setup.writes_to_google)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
+        changes_committed()
         return await self.get_appointment(appointment.id)
 
     async def get_appointment(self, appointment_id: UUID) -> Appointment:
@@ -269,6 +353,8 @@ class BusinessScope:
         async with self._sessions() as s, s.begin():
             appointment = await self._owned(s, appointment_id, phone)
             appointment.status = AppointmentStatus.CANCELLED.value
+            await record_change(s, appointment, "cancelled", "caller")
+        changes_committed()
         return appointment
 
     async def cancel_by_owner(self, appointment_id: UUID) -> Appointment:
@@ -280,24 +366,49 @@ class BusinessScope:
             )
             if appointment is None:
                 raise NotFound("appointment not found")
-            appointment.status = AppointmentStatus.CANCELLED.value
+            if appointment.status == AppointmentStatus.BOOKED.value:
+                appointment.status = AppointmentStatus.CANCELLED.value
+                await record_change(s, appointment, "cancelled", "owner")
+        changes_committed()
         return appointment
 
     async def reschedule(
-        self, appointment_id: UUID, phone: str, new_start: datetime, *, now: datetime | None = None
+        self, appointment_id: UUID, phone: str | None, new_start: datetime, *, now: datetime | None = None,
+        resource: str | None = None, actor: Actor = "caller",
     ) -> Appointment:
-        business = await self.business()
+        """Move a booking (the caller's own, found by phone; or any, for the owner with phone None). It keeps
+        its resource unless another is named; the new time obeys the same rules as a new booking."""
+        setup = await self.setup()
         try:
             async with self._sessions() as s, s.begin():
                 await self._serialise_bookings(s)
-                appointment = await self._owned(s, appointment_id, phone)
-                service = find_service(business, appointment.service)
-                slot = await self._check_bookable(business, service, new_start, now)
-                if await self._busy(s, slot.start, slot.end, exclude=appointment.id):
-                    raise SlotTaken("that time is already booked")
+                if phone is None:
+                    appointment = await s.scalar(
+                        select(Appointment).where(
+                            Appointment.business_id == self.business_id, Appointment.id == appointment_id
+                        )
+                    )
+                    if appointment is None:
+                        raise NotFound("appointment not found")
+                    if appointment.status != AppointmentStatus.BOOKED.value:
+                        raise ServiceError("that appointment is already cancelled")
+                else:
+                    appointment = await self._owned(s, appointment_id, phone)
+                service = find_service(setup.business, appointment.service)
+                wanted = resource or (setup.resource_name(appointment.resource_id) or None)
+                lanes = self._lanes(setup, service["name"], wanted)
+                start = self._check_start(setup, new_start, now, owner=actor == "owner")
+                before, after = setup.rules.buffers(service["name"])
+                slot, padded = slot_for(start, int(service["minutes"]), before, after)
+                lanes = self._open_lanes(setup, lanes, slot)
+                lane = await self._free_lane(s, lanes, slot, padded, exclude=appointment.id)
                 appointment.starts_at, appointment.ends_at = slot.start, slot.end
+                appointment.busy_from, appointment.busy_until = padded.start, padded.end
+                appointment.resource_id, appointment.lane = lane.resource_id, lane.key
+                await record_change(s, appointment, "moved", actor, writes_to_google=setup.writes_to_google)
         except IntegrityError:
             raise SlotTaken("that time is already booked") from None
+        changes_committed()
         return await self.get_appointment(appointment_id)
 
     async def list_appointments(
@@ -338,3 +449,18 @@ class BusinessScope:
             if call is None:
                 raise NotFound("call not found")
             return call
+
+    # -- voicemails (issue 11) ----------------------------------------------------------------------------
+    async def messages_for_call(self, call_id: UUID) -> list[Message]:
+        async with self._sessions() as s:
+            return list(await s.scalars(select(Message).where(Message.business_id == self.business_id,
+                                                              Message.call_id == call_id)
+                                        .order_by(Message.created_at)))
+
+    async def get_message(self, message_id: UUID) -> Message:
+        async with self._sessions() as s:
+            message = await s.scalar(select(Message).where(Message.business_id == self.business_id,
+                                                           Message.id == message_id))
+            if message is None:
+                raise NotFound("message not found")
+            return message

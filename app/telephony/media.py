@@ -6,7 +6,6 @@ Nothing reaches OpenAI until `start` has named a call whose signed, single-use t
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from app.telephony.twiml import SESSION_PARAMETER
+from app.voice import frames
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +41,21 @@ class StreamStart:
     arrived: float  # time.monotonic() when `start` came in: the origin of media timestamps
 
 
-def _parse(raw: str) -> dict[str, Any] | None:
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        return None
-    return message if isinstance(message, dict) else None
-
-
-def _start_frame(message: dict[str, Any]) -> StreamStart:
-    start = message.get("start")
-    if not isinstance(start, dict):
-        raise HandshakeFailed("start without a start object")
-    parameters = start.get("customParameters") or {}
-    token = parameters.get(SESSION_PARAMETER) if isinstance(parameters, dict) else None
-    stream_sid = message.get("streamSid") or start.get("streamSid")
-    call_sid = start.get("callSid")
-    if not isinstance(token, str) or not token:
+def _start_frame(frame: frames.Start) -> StreamStart:
+    start = frame.start
+    token = start.customParameters.get(SESSION_PARAMETER)
+    stream_sid = frame.streamSid or start.streamSid
+    if not token:
         raise HandshakeFailed("no session token")
-    if not isinstance(stream_sid, str) or not isinstance(call_sid, str) or not call_sid:
+    if not stream_sid or not start.callSid:
         raise HandshakeFailed("start without streamSid or callSid")
-    encoding = str((start.get("mediaFormat") or {}).get("encoding", "audio/x-mulaw"))
+    encoding = start.mediaFormat.encoding
     if encoding != "audio/x-mulaw":
-        raise HandshakeFailed(f"unsupported encoding {encoding}")
+        raise HandshakeFailed(f"unsupported encoding {encoding[:40]}")
     return StreamStart(
         stream_sid=stream_sid,
-        call_sid=call_sid,
-        account_sid=str(start.get("accountSid", "")),
+        call_sid=start.callSid,
+        account_sid=start.accountSid,
         token=token,
         encoding=encoding,
         arrived=time.monotonic(),
@@ -77,20 +65,23 @@ def _start_frame(message: dict[str, Any]) -> StreamStart:
 async def await_start(socket: WebSocket[Any, Any, Any], timeout: float = HANDSHAKE_TIMEOUT_SECONDS) -> StreamStart:
     """Read frames until `start` (after `connected`); anything else before it is logged and skipped."""
     seen_connected = False
+    guard = frames.FrameGuard("twilio stream before start")
     try:
         async with asyncio.timeout(timeout):
             for _ in range(MAX_HANDSHAKE_FRAMES):
-                message = _parse(await socket.receive_text())
-                event = message.get("event") if message else None
-                if event == "connected":
+                try:
+                    frame = frames.decode_twilio(await socket.receive_text())
+                except frames.FrameRejected as exc:
+                    guard.reject(exc.reason)
+                    continue
+                if isinstance(frame, frames.Connected):
                     seen_connected = True
-                elif event == "start":
+                elif isinstance(frame, frames.Start):
                     if not seen_connected:
                         log.warning("twilio stream: start arrived without connected first; accepted")
-                    return _start_frame(message)  # type: ignore[arg-type]
+                    return _start_frame(frame)
                 else:
-                    what = f"{event!r} event" if event else "a bad frame"
-                    log.warning("twilio stream: ignored %s before start", what)
+                    guard.reject(f"a {type(frame).__name__} frame before start")
     except TimeoutError:
         raise HandshakeFailed("no start in time") from None
     except (WebSocketDisconnect, RuntimeError):

@@ -79,9 +79,8 @@ class TwilioCalls:
     """Hang up and redirect live calls of one account."""
 
     def __init__(self, account_sid: str, auth_token: str, api_base_url: str = DEFAULT_TWILIO_API_BASE_URL) -> None:
-        self._client = Client(
-            account_sid, auth_token, http_client=OriginRewritingHttpClient(api_base_url)
-        )
+        self._http = OriginRewritingHttpClient(api_base_url)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TwilioCalls | None:
@@ -102,6 +101,22 @@ class TwilioCalls:
         except (TwilioException, aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise TwilioUnavailable(f"could not reach Twilio: {exc!r}") from exc
         return True
+
+    async def fetch_recording(self, recording_url: str, *, extension: str = ".wav") -> bytes:
+        """A recording's audio (`RecordingUrl` + extension), with the account's credentials as the SDK's
+        client sends them; raises TwilioUnavailable."""
+        username, password = self._client.auth
+        url = self._http._rewrite(recording_url + extension)
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                url, headers={"Authorization": aiohttp.encode_basic_auth(username, password)},
+                timeout=aiohttp.ClientTimeout(total=30), allow_redirects=True,
+            ) as response:
+                if response.status != 200:
+                    raise TwilioUnavailable(f"Twilio answered {response.status} for the recording")
+                return await response.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TwilioUnavailable(f"could not fetch the recording: {exc!r}") from exc
 
     async def hang_up(self, call_sid: str) -> bool:
         """End the call; an already-ended call is fine (returns False)."""

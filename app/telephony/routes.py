@@ -16,13 +16,12 @@ from sqlalchemy import select
 
 from app.billing.usage import BillingScope
 from app.db.engine import Database
-from app.db.models import Call, Channel
+from app.db.models import Business, Call, Channel, Session
 from app.db.services import BusinessScope
 from app.settings import Settings
-from app.telephony import twiml
+from app.telephony import fallback, twiml
 from app.telephony.greeting import phone_greeting
-from app.telephony.media import HandshakeFailed, await_start
-from app.telephony.plan_limit import answer_without_ai
+from app.telephony.media import HandshakeFailed, StreamStart, await_start
 from app.telephony.records import (
     FINAL_STATUSES,
     business_for_number,
@@ -32,11 +31,12 @@ from app.telephony.records import (
 )
 from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
+from app.voice.lifecycle import claim_session, fail_unstarted, record_without_ai
 from app.voice.recording import StereoRecording, save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
-from app.voice.runtime import get_runtime
-from app.voice.sessions import fail_unstarted_session
-from app.voice.tokens import TokenRejected, claim_session
+from app.voice.runtime import CallRuntime, get_runtime
+from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
+from app.voice.tokens import TokenRejected
 from app.voice.twilio_transport import TwilioTransport
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,18 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
         raise ValidationException(detail="CallSid is missing")
     business = await business_for_number(db, called)
     if business is None:
-        log.warning("call %s to %s: no business has that number", call_sid, called)
+        log.warning("call %s: no business has the number it was made to", call_sid)
         return _twiml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER_APOLOGY))
     decision = await BillingScope(db.session_maker, business.id, settings).answer_with_ai()
     if not decision.answer_with_ai:
-        return _twiml(await answer_without_ai(db, business, call_sid=call_sid, caller_phone=phone_or_none(caller),
-                                              reason=decision.reason))
+        forwarded = fallback.forwards(business)
+        end_reason = f"{decision.reason}_{'forwarded' if forwarded else 'voicemail'}"
+        if not await record_without_ai(db, business, call_sid=call_sid, caller_phone=phone_or_none(caller),
+                                       end_reason=end_reason, forwarded=forwarded):
+            log.info("call %s: plan-limit webhook repeated", call_sid)
+        log.info("call %s for business %s not answered by the AI (%s)", call_sid, business.id, end_reason)
+        return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.PLAN_LIMIT,
+                                              base_url=settings.public_base_url))
     runtime = get_runtime(request.app)
     offered = await offer_twilio_session(db, runtime.issuer, business, call_sid=call_sid,
                                          caller_phone=phone_or_none(caller))
@@ -87,8 +93,10 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
         return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
     session, token = offered
     if not settings.openai_api_key:
-        await fail_unstarted_session(db, session.id, "OpenAI is not configured on this service (OPENAI_API_KEY)")
-        return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
+        # Known up front: the AI can't answer this call, so the webhook's answer is the fallback itself.
+        await fail_unstarted(db, session.id, "OpenAI is not configured on this service (OPENAI_API_KEY)")
+        return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.AI_UNAVAILABLE,
+                                              base_url=settings.public_base_url))
     runtime.prewarm(session.id)
     log.info("call %s for business %s: session %s offered", call_sid, business.id, session.id)
     return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token))
@@ -102,7 +110,7 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         start = await await_start(socket)
     except HandshakeFailed as exc:
         log.warning("twilio stream refused: %s", exc.reason)
-        await socket.close(code=CLOSE_HANDSHAKE_FAILED, reason=exc.reason)
+        await close_socket(socket, CLOSE_HANDSHAKE_FAILED, exc.reason)
         return
     try:
         session = await claim_session(db, runtime.issuer, start.token, call_sid=start.call_sid)
@@ -113,11 +121,21 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
             await runtime.drop_prewarmed(runtime.issuer.read(start.token)[0])
         except TokenRejected:
             pass
-        await socket.close(code=_CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), reason=f"token {exc.reason}")
+        await close_socket(socket, _CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), f"token {exc.reason}")
         return
+    try:
+        await _run_stream(socket, settings, db, runtime, session, start)
+    except Exception as exc:
+        log.exception("twilio stream for call %s failed", start.call_sid)
+        await runtime.abandon(session.id, f"the call failed ({type(exc).__name__})")
+        await close_socket(socket, CLOSE_INTERNAL_ERROR, "internal error")
+
+
+async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: Database, runtime: CallRuntime,
+                      session: Session, start: StreamStart) -> None:
     if session.channel != Channel.TWILIO.value:
-        await runtime.drop_prewarmed(session.id)
-        await socket.close(code=CLOSE_TOKEN_INVALID, reason="token mismatch")
+        await runtime.abandon(session.id, "a phone stream presented a browser call's token")
+        await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
         return
     business = await BusinessScope(db.session_maker, session.business_id).business()
     recording = StereoRecording() if business.recording_enabled else None
@@ -129,16 +147,24 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         recording=recording,
         caller_id=business.phone_number,
         stream_started=start.arrived,
+        fallback=lambda reason: _fallback_for(business, reason, settings),
     )
     ending = await runtime.run_call(
         session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
     )
     log.info("call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
+    # After `stop` (or a hang-up) the socket still gets its close frame rather than a reset connection.
+    await close_socket(socket, CLOSE_NORMAL, ending.reason)
     if recording is not None:
         async with db.session() as s:
             call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
         if call_id is not None:
             await save_recording(db, settings.recordings_dir, business.id, call_id, recording)
+
+
+def _fallback_for(business: Business, reason: str, settings: Settings) -> tuple[str, str]:
+    document = fallback.fallback_twiml(business, reason, base_url=settings.public_base_url)
+    return document, ("forwarded to the business" if fallback.forwards(business) else "voicemail")
 
 
 @post("/twilio/status", name="twilio:status", status_code=204)

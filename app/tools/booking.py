@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from app.db.models import Appointment
@@ -11,8 +12,8 @@ from app.tools.base import PHONE_PARAM, Tool, ToolContext, ToolError, text_arg, 
 MAX_SLOTS_RETURNED = 24
 
 
-def appointment_view(ctx: ToolContext, appointment: Appointment) -> dict[str, Any]:
-    return {
+def appointment_view(ctx: ToolContext, appointment: Appointment, with_: str = "") -> dict[str, Any]:
+    view = {
         "appointment_id": str(appointment.id),
         "service": appointment.service,
         "start": ctx.iso(appointment.starts_at),
@@ -20,13 +21,26 @@ def appointment_view(ctx: ToolContext, appointment: Appointment) -> dict[str, An
         "status": appointment.status,
         "customer_name": appointment.customer.name if appointment.customer else "",
     }
+    if with_:
+        view["with"] = with_  # issue 15: the staff member or room that takes it
+    return view
+
+
+async def _with(ctx: ToolContext, appointment: Appointment) -> str:
+    if appointment.resource_id is None:
+        return ""
+    return (await ctx.scope.setup()).resource_name(appointment.resource_id)
 
 
 async def check_availability(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     first = ctx.local_date(args.get("date"))
     last = ctx.local_date(args["end_date"], "end_date") if args.get("end_date") else first
-    service, slots = await ctx.scope.availability(text_arg(args, "service"), first, last, now=ctx.now())
-    return {
+    staff = text_arg(args, "staff", required=False) or None
+    service, setup, by_start = await ctx.scope.availability_by_lane(
+        text_arg(args, "service"), first, last, now=ctx.now(), resource=staff, limit=MAX_SLOTS_RETURNED + 1
+    )
+    slots = [start for start, _lanes in by_start]
+    result: dict[str, Any] = {
         "service": service["name"],
         "minutes": service["minutes"],
         "from": first.isoformat(),
@@ -34,6 +48,23 @@ async def check_availability(ctx: ToolContext, args: Mapping[str, Any]) -> dict[
         "free_starts": [ctx.iso(s) for s in slots[:MAX_SLOTS_RETURNED]],
         "more_available": len(slots) > MAX_SLOTS_RETURNED,
     }
+    # Issue 15: who is free at each start, closures on the dates asked about, and the booking window.
+    if setup.resources:
+        result["staff_free"] = {ctx.iso(s): [lane.name for lane in lanes] for s, lanes in by_start[:MAX_SLOTS_RETURNED]}
+    day, notes = first, []
+    while day <= last and len(notes) < 10:
+        note = setup.closure_note(day)
+        if note:
+            notes.append(note)
+        day += timedelta(days=1)
+    if notes:
+        result["closures"] = notes
+    earliest, latest = setup.rules.window(ctx.now())
+    if setup.rules.min_notice:
+        result["earliest_bookable"] = ctx.iso(earliest)
+    if latest.astimezone(ctx.tz).date() < last:
+        result["latest_bookable"] = ctx.iso(latest)
+    return result
 
 
 async def book_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,8 +82,9 @@ async def book_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> dict[st
         call_id=ctx.call_id,
         notes=text_arg(args, "notes", required=False),
         now=ctx.now(),
+        resource=text_arg(args, "staff", required=False) or None,
     )
-    return {"booked": True, "appointment": appointment_view(ctx, appointment)}
+    return {"booked": True, "appointment": appointment_view(ctx, appointment, await _with(ctx, appointment))}
 
 
 async def find_appointments(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,12 +103,14 @@ async def reschedule_appointment(ctx: ToolContext, args: Mapping[str, Any]) -> d
     phone = ctx.phone_for(args.get("phone"))
     appointment = await ctx.scope.reschedule(
         uuid_arg(args, "appointment_id"), phone, ctx.local_datetime(args.get("new_start"), "new_start"),
-        now=ctx.now(),
+        now=ctx.now(), resource=text_arg(args, "staff", required=False) or None,
     )
-    return {"rescheduled": True, "appointment": appointment_view(ctx, appointment)}
+    return {"rescheduled": True, "appointment": appointment_view(ctx, appointment, await _with(ctx, appointment))}
 
 
 _LOCAL_TIME = "Local date-time in the business's timezone, ISO 8601, e.g. 2026-05-04T10:00"
+_STAFF = {"type": "string", "description": "Optional: the staff member or room the caller asked for (\"with Maria\"); "
+          "leave out to take whoever is free first."}
 
 CHECK_AVAILABILITY = Tool(
     name="check_availability",
@@ -87,6 +121,7 @@ CHECK_AVAILABILITY = Tool(
             "service": {"type": "string", "description": "Service name as listed by get_business_info."},
             "date": {"type": "string", "description": "Local date, YYYY-MM-DD."},
             "end_date": {"type": "string", "description": "Optional last local date, YYYY-MM-DD."},
+            "staff": _STAFF,
         },
         "required": ["service", "date"],
         "additionalProperties": False,
@@ -105,6 +140,7 @@ BOOK_APPOINTMENT = Tool(
             "customer_name": {"type": "string", "description": "Needed for a new customer."},
             "customer_phone": PHONE_PARAM,
             "notes": {"type": "string"},
+            "staff": _STAFF,
         },
         "required": ["service", "start"],
         "additionalProperties": False,
@@ -140,6 +176,7 @@ RESCHEDULE_APPOINTMENT = Tool(
             "appointment_id": {"type": "string"},
             "new_start": {"type": "string", "description": _LOCAL_TIME},
             "phone": PHONE_PARAM,
+            "staff": _STAFF,
         },
         "required": ["appointment_id", "new_start"],
         "additionalProperties": False,

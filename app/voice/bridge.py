@@ -18,11 +18,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from app import metrics
 from app.billing.pricing import from_realtime, from_transcription
 from app.db.models import CallStatus, EventKind
 from app.voice.prompts import END_CALL_TOOL, SUPERVISOR_TOOL, TRANSFER_TOOL
 from app.voice.realtime import Link, LinkUnavailable
 from app.voice.recorder import HEARTBEAT_SECONDS, CallRecorder, Ending
+from app.voice.resume import RESUME_LINE, RESUME_WAITING_LINE, heard_part, restore_events, resume_response
 from app.voice.supervisor import SupervisorAnswer
 from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf
 
@@ -35,7 +37,14 @@ BUSY_ERROR = "conversation_already_has_active_response"
 #: how long a call's end waits for a cancelled response's `response.done` (its usage)
 SETTLE_SECONDS = 2.0
 
+#: attempts at a new realtime session after a drop before the call goes to the fallback
+RECONNECT_ATTEMPTS = 2
+#: how long one attempt may take (connect + restore)
+RECONNECT_TIMEOUT_SECONDS = 4.0
+
 AskSupervisor = Callable[[str, str], Awaitable[SupervisorAnswer]]
+#: a new, connecting link of the same kind (reconnects and roll-overs)
+LinkFactory = Callable[[], Link]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,9 @@ class CallLimits:
     goodbye_grace_seconds: float = 12.0
     #: longest gap between writes of the call record (the sign of life housekeeping looks for)
     heartbeat_seconds: float = HEARTBEAT_SECONDS
+    #: a realtime session is rolled over to a fresh one (conversation restored) after this long, at the next
+    #: quiet moment: OpenAI ends sessions at 60 minutes
+    realtime_session_seconds: float = 55 * 60.0
 
 
 class CallBridge:
@@ -63,12 +75,25 @@ class CallBridge:
         greeting: str,
         limits: CallLimits,
         transfer_number: str | None = None,
-        realtime_model: str = "gpt-realtime",
+        realtime_model: str = "gpt-realtime-2.1",
         transcription_model: str = "gpt-4o-mini-transcribe",
         clock: Callable[[], float] = time.monotonic,
+        link_factory: LinkFactory | None = None,
+        service_stopping: Callable[[], bool] | None = None,
     ) -> None:
         self.transport = transport
         self.link = link
+        self._link_factory = link_factory
+        self._service_stopping = service_stopping or (lambda: False)
+        self._link_ready = asyncio.Event()  # clear while a new realtime session is being opened
+        self._link_ready.set()
+        self._link_generation = 0
+        self._link_swapped = asyncio.Event()
+        self._switching = False
+        self.reconnects = 0
+        self.rollovers = 0
+        # tool calls the model made whose output has not been sent: a new session must know them
+        self._open_tool_calls: dict[str, tuple[str, str]] = {}
         self.recorder = recorder
         self._ask_supervisor = ask_supervisor
         self._session_update = session_update
@@ -86,6 +111,7 @@ class CallBridge:
         self._finish_task: asyncio.Future[Ending] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = clock()
+        self._link_started = clock()
         self._winding_down = False  # a goodbye is under way: no more prompts, limits or tools
 
         # response / playback state
@@ -130,13 +156,14 @@ class CallBridge:
             self._winding_down = True  # no prompts, limits or tools while the end is settled
             self._done.set()
 
-    async def stop(self, reason: str = "shutdown") -> None:
+    async def stop(self, reason: str = "service_restart") -> None:
         """End the call from outside (service shutdown) and wait until it is finalised."""
-        self.end(CallStatus.COMPLETED, reason)
+        self.end(CallStatus.FAILED, reason, "the service stopped during the call")
         await self._finished.wait()
 
     async def run(self) -> Ending:
         await self.transport.send_state("connecting")
+        self._turn_stopped_at = self._clock()  # turn 0: the greeting's latency, from the call's start
         try:
             await self.link.wait_connected()
             await self.link.send({"type": "session.update", "session": self._session_update})
@@ -147,11 +174,11 @@ class CallBridge:
                 }
             )
         except LinkUnavailable as exc:
-            await self.transport.announce(UNAVAILABLE_MESSAGE)
+            await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
             self.end(CallStatus.FAILED, "openai_unavailable", exc.reason)
         except Exception as exc:
             log.warning("realtime set-up failed: %r", exc)
-            await self.transport.announce(UNAVAILABLE_MESSAGE)
+            await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
             self.end(CallStatus.FAILED, "openai_unavailable", f"realtime set-up failed ({type(exc).__name__})")
         else:
             self.recorder.add(EventKind.SYSTEM, "call started", {"channel": self.transport.channel})
@@ -163,7 +190,7 @@ class CallBridge:
         except asyncio.CancelledError:
             # The handler itself is being cancelled (server shutdown, client task torn down): the call
             # must still be finalised, so finish in a task the cancellation can't reach, then re-raise.
-            self.end(CallStatus.COMPLETED, "shutdown")
+            self.end(CallStatus.FAILED, "service_restart", "the service stopped during the call")
             await asyncio.shield(self._finish_once())
             raise
         return await asyncio.shield(self._finish_once())
@@ -179,6 +206,7 @@ class CallBridge:
         assert ending is not None
         current = asyncio.current_task()
         await self._settle_response()
+        await self._settle_link()
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
@@ -189,6 +217,10 @@ class CallBridge:
         if self._flush_task is not None:
             with contextlib.suppress(BaseException):
                 await self._flush_task
+        ignored = self.transport.ignored_frames
+        if ignored:
+            self.recorder.add(EventKind.SYSTEM, f"ignored {ignored} malformed frames from the caller's side",
+                              {"ignored_frames": ignored})
         await self.recorder.finalise(CallStatus(ending.status), ending.reason, ending.failure)
         if not ending.reason.startswith("caller_"):
             with contextlib.suppress(Exception):
@@ -207,6 +239,16 @@ class CallBridge:
             await self._send({"type": "response.cancel"})
             async with asyncio.timeout(SETTLE_SECONDS):
                 await self._response_idle.wait()
+
+    async def _settle_link(self) -> None:
+        """A link with accounting to collect at the end (GPT-Live's final usage comes with `session.closed`)
+        gets a bounded moment for it before the record is closed."""
+        settle = getattr(self.link, "settle", None)
+        if settle is None or self._realtime_task is None or self._realtime_task.done():
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(SETTLE_SECONDS):
+                await settle()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(self._guard(coro, name), name=name)
@@ -227,7 +269,23 @@ class CallBridge:
             return None
 
     async def _send(self, event: dict[str, Any]) -> None:
-        await self.link.send(event)
+        """Send to the current realtime session. While one is being replaced this waits for the new one; a
+        send that fails because the socket just dropped is retried once on the session that replaces it."""
+        for _attempt in range(2):
+            await self._link_ready.wait()
+            generation = self._link_generation
+            try:
+                await self.link.send(event)
+                return
+            except Exception as exc:
+                if self._ending is not None:
+                    return
+                log.info("realtime send failed (%s); waiting for the next session", type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RECONNECT_ATTEMPTS * RECONNECT_TIMEOUT_SECONDS + 2):
+                        while self._link_generation == generation and self._ending is None:
+                            self._link_swapped.clear()
+                            await self._link_swapped.wait()
 
     def _request_flush(self) -> None:
         """Write the finished turn in the background: the audio path never waits on the database."""
@@ -249,7 +307,13 @@ class CallBridge:
     async def _caller_pump(self) -> None:
         async for event in self.transport.events():
             if isinstance(event, AudioIn):
-                await self.link.append_audio(event.payload)
+                if not self._link_ready.is_set():
+                    continue  # between sessions: the resume line asks the caller to say it again
+                try:
+                    await self.link.append_audio(event.payload)
+                except Exception:  # the socket just dropped: the realtime pump reconnects
+                    if self._link_factory is None:
+                        raise
             elif isinstance(event, Dtmf):
                 self.recorder.add(EventKind.SYSTEM, f"caller pressed {event.digit}", {"dtmf": event.digit})
                 if event.digit == "0" and not self._winding_down:
@@ -258,6 +322,11 @@ class CallBridge:
                     else:
                         self._spawn(self._ask_for_person(), "dtmf-person")
             elif isinstance(event, CallerGone):
+                if event.reason == "disconnected" and self._service_stopping():
+                    # granian closes every socket on SIGTERM before the app hears of the shutdown: a drop while
+                    # this process is draining or stopping is the restart, not the caller's network.
+                    self.end(CallStatus.FAILED, "service_restart", "the service restarted during the call")
+                    return
                 status = CallStatus.COMPLETED if self.recorder.caller_turns else CallStatus.ABANDONED
                 self.end(status, f"caller_{event.reason}")
                 return
@@ -265,11 +334,156 @@ class CallBridge:
 
     # -- realtime side ------------------------------------------------------------------------------------
     async def _realtime_pump(self) -> None:
-        async for event in self.link.events():
-            await self._on_event(event)
-        if self._ending is None:
-            await self.transport.announce(TROUBLE_MESSAGE)
-            self.end(CallStatus.FAILED, "realtime_closed", "the realtime connection closed during the call")
+        while True:
+            link = self.link
+            async for event in link.events():
+                if link is not self.link:
+                    break  # rolled over: the old session's last events belong to nobody
+                await self._on_event(event)
+            if self._ending is not None:
+                return
+            if link is not self.link:
+                continue
+            if self._link_factory is None:
+                await self.transport.announce(TROUBLE_MESSAGE)
+                self.end(CallStatus.FAILED, "realtime_closed", "the realtime connection closed during the call")
+                return
+            if not await self._reconnect():
+                return
+
+    # -- a new realtime session mid-call ------------------------------------------------------------------
+    async def _open_restored(self) -> Link:
+        assert self._link_factory is not None
+        link = self._link_factory()
+        try:
+            async with asyncio.timeout(RECONNECT_TIMEOUT_SECONDS):
+                await link.wait_connected()
+                for event in restore_events(self._session_update, self.recorder.turns, self._open_tool_calls):
+                    await link.send(event)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await link.close()
+            raise
+        return link
+
+    def _swap(self, link: Link) -> Link:
+        old, self.link = self.link, link
+        self._link_started = self._clock()
+        self._link_generation += 1
+        self._link_swapped.set()
+        self._link_ready.set()
+        return old
+
+    async def _keep_what_was_heard(self) -> dict[str, Any]:
+        """The answer being played when the session dropped: playback stops, and the words the caller heard
+        go into the transcript (the rest was never heard, and the new session must not think it was said)."""
+        item_id, partial = self._playing_item, self._agent_partial.strip()
+        if item_id is None:
+            return {}
+        produced = self.produced_ms(item_id)
+        if self.transport.heard_ms(item_id) + 20 < produced:
+            await self.transport.clear()
+        heard = min(self.transport.heard_ms(item_id), produced)
+        kept = heard_part(partial, heard, produced)
+        if kept:
+            self.recorder.add(EventKind.AGENT, kept, {"item_id": item_id, "truncated": True, "heard_ms": heard,
+                                                      "produced_ms": produced})
+        return {"item_id": item_id, "heard_ms": heard, "produced_ms": produced}
+
+    def _forget_response(self) -> None:
+        self._response_active = False
+        self._response_idle.set()
+        self._response_finished.set()
+        self._muted_response = None
+        self._last_response_id = None
+        self._create_after_done = False
+        self._playing_item = None
+        self._agent_partial = ""
+        self._agent_audio_until = self._clock()
+        self._caller_speaking = False
+
+    async def _fall_back(self, reason: str, apology: str) -> None:
+        """The AI can't answer: the channel's fallback (forward or voicemail) if it has one, else an apology."""
+        what = await self.transport.fall_back(reason)
+        if what is None:
+            await self.transport.announce(apology)
+            return
+        self.recorder.add(EventKind.SYSTEM, f"sent to the fallback: {what}", {"fallback": what, "reason": reason})
+
+    async def _reconnect(self) -> bool:
+        """The realtime socket dropped (or the session expired) mid-call: open a new session, restore the call
+        in it and say a short resume line. False when it failed RECONNECT_ATTEMPTS times (the call has then
+        gone to the fallback)."""
+        self._link_ready.clear()
+        self._switching = True
+        lost_at = self._clock()
+        cut = await self._keep_what_was_heard()
+        leftover, self._pending_tools = self._pending_tools, []
+        self._forget_response()
+        self.recorder.add(EventKind.SYSTEM, "realtime connection lost: reconnecting", {"gap": "started", **cut})
+        self._request_flush()
+        with contextlib.suppress(Exception):
+            await self.link.close()
+        failures: list[str] = []
+        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            if self._ending is not None:
+                return False
+            try:
+                link = await self._open_restored()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = exc.reason if isinstance(exc, LinkUnavailable) else type(exc).__name__
+                failures.append(reason)
+                log.warning("realtime reconnect attempt %d failed: %s", attempt, reason)
+                continue
+            self._swap(link)
+            self._switching = False
+            self.reconnects += 1
+            metrics.realtime_reconnects.inc()
+            gap_ms = int((self._clock() - lost_at) * 1000)
+            self.recorder.add(EventKind.SYSTEM, "realtime connection restored",
+                              {"gap": "ended", "gap_ms": gap_ms, "attempt": attempt})
+            self._request_flush()
+            waiting = any(name == SUPERVISOR_TOOL for _c, name, _a in leftover) or bool(self._supervisor_tasks)
+            await self._send(resume_response(RESUME_WAITING_LINE if waiting else RESUME_LINE))
+            for call_id, name, _arguments in leftover:
+                self._run_tool(call_id, name)
+            return True
+        self._switching = False
+        self._link_ready.set()
+        self.recorder.add(EventKind.ERROR, "realtime connection could not be restored",
+                          {"attempts": RECONNECT_ATTEMPTS, "failures": failures})
+        await self._fall_back("ai_lost", TROUBLE_MESSAGE)
+        self.end(CallStatus.FAILED, "realtime_lost", "the realtime connection was lost and could not be restored")
+        return False
+
+    async def _rollover(self) -> None:
+        """Replace a long-lived realtime session before OpenAI's limit, at a quiet moment: the new session is
+        opened and restored while the old one still serves the call, then swapped in; the caller hears nothing."""
+        self._switching = True
+        try:
+            link = await self._open_restored()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("realtime roll-over failed (%r); trying again later", exc)
+            self._link_started = self._clock() - self.limits.realtime_session_seconds + 30
+            self._switching = False
+            return
+        if self._ending is not None or self._response_active or self._caller_speaking:
+            with contextlib.suppress(Exception):
+                await link.close()  # something started meanwhile: keep the old session, try again soon
+            self._link_started = self._clock() - self.limits.realtime_session_seconds + 5
+            self._switching = False
+            return
+        old = self._swap(link)
+        self._switching = False
+        self.rollovers += 1
+        self.recorder.add(EventKind.SYSTEM, "realtime session rolled over",
+                          {"after_s": round(self.limits.realtime_session_seconds)})
+        with contextlib.suppress(Exception):
+            await old.close()
 
     async def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type", "")
@@ -309,6 +523,7 @@ class CallBridge:
             await self.transport.send_caption("agent", self._agent_partial, final=False)
         elif kind == "response.output_audio_transcript.done":
             text = str(event.get("transcript") or "").strip()
+            self._agent_partial = ""  # recorded whole: nothing partial left to keep if the socket drops now
             if text:
                 self.recorder.add(EventKind.AGENT, text, {"item_id": event.get("item_id")})
                 await self.transport.send_caption("agent", text, final=True)
@@ -377,6 +592,7 @@ class CallBridge:
         self.recorder.add(EventKind.TOOL_CALL, name, {"name": name, "arguments": arguments, "call_id": call_id,
                                                       "source": "receptionist"})
         self._pending_tools.append((call_id, name, arguments))
+        self._open_tool_calls[call_id] = (name, arguments)
         if name == SUPERVISOR_TOOL:
             # Start thinking now, while the filler plays; the answer is sent once the response is over.
             try:
@@ -407,20 +623,26 @@ class CallBridge:
             self._create_after_done = False
             await self._send({"type": "response.create"})
         for call_id, name, _arguments in tools:
-            if name == SUPERVISOR_TOOL:
-                self._spawn(self._deliver_supervisor(call_id), "supervisor-answer")
-            elif name == END_CALL_TOOL:
-                self._spawn(self._end_after_goodbye(), "end-call")
-            elif name == TRANSFER_TOOL:
-                self._spawn(self._transfer(call_id), "transfer")
-            else:
-                await self._tool_output(call_id, {"error": {"code": "unknown_tool", "message": f"no tool {name}"}})
+            self._run_tool(call_id, name)
         if not tools and not self._caller_speaking:
             await self.transport.send_state("listening")
         self._request_flush()
 
+    def _run_tool(self, call_id: str, name: str) -> None:
+        if name == SUPERVISOR_TOOL:
+            if call_id in self._supervisor_tasks:
+                self._spawn(self._deliver_supervisor(call_id), "supervisor-answer")
+        elif name == END_CALL_TOOL:
+            self._spawn(self._end_after_goodbye(), "end-call")
+        elif name == TRANSFER_TOOL:
+            self._spawn(self._transfer(call_id), "transfer")
+        else:
+            self._spawn(self._tool_output(call_id, {"error": {"code": "unknown_tool", "message": f"no tool {name}"}}),
+                        "unknown-tool")
+
     def _on_error(self, error: dict[str, Any]) -> None:
         code = str(error.get("code") or "")
+        metrics.openai_errors.labels(code or "unknown").inc()
         message = str(error.get("message") or "")
         if code in BENIGN_ERRORS:
             return
@@ -432,11 +654,14 @@ class CallBridge:
         log.warning("realtime error %s: %s", code, message)
         self.recorder.add(EventKind.ERROR, message or code, {"source": "realtime", "code": code,
                                                              "type": error.get("type")})
-        if code == "session_expired":
+        if code == "session_expired" and self._link_factory is None:
             self.end(CallStatus.FAILED, "realtime_session_expired", message or "the realtime session expired")
+        # With a link factory an expired session is a dropped one: OpenAI closes the socket next, and the
+        # realtime pump opens a new session with the call restored.
 
     async def _tool_output(self, call_id: str, output: dict[str, Any], *, respond: bool = True) -> None:
         await self._response_idle.wait()
+        self._open_tool_calls.pop(call_id, None)
         await self._send(
             {"type": "conversation.item.create",
              "item": {"type": "function_call_output", "call_id": call_id, "output": json.dumps(output)}}
@@ -512,6 +737,12 @@ class CallBridge:
                 self._request_flush()  # a long turn or a quiet line still shows the call is alive
             if self._winding_down:
                 continue
+            if (self._link_factory is not None and not self._switching and self._link_ready.is_set()
+                    and now - self._link_started >= self.limits.realtime_session_seconds
+                    and not (self._caller_speaking or self._response_active or self._supervisor_tasks
+                             or self._open_tool_calls) and now >= self._agent_audio_until):
+                self._switching = True
+                self._spawn(self._rollover(), "realtime-rollover")
             if now - self._started >= self.limits.max_call_seconds:
                 self._winding_down = True
                 self.recorder.add(EventKind.SYSTEM, "maximum call length reached",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,8 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from app.db.models import Channel
+from app.voice import frames
+from app.voice.sockets import CLOSE_NORMAL, close_socket
 from app.voice.transport import AudioIn, CallerEvent, CallerGone, CallerTransport
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,14 @@ class BrowserTransport(CallerTransport):
         self._gone = False
         self._send_lock = asyncio.Lock()
         self._playing = False
+        self._guard = frames.FrameGuard("browser call")
 
     async def _send_json(self, message: dict[str, Any]) -> None:
         if self._gone:
             return
         async with self._send_lock:
             try:
-                await self._ws.send_text(json.dumps(message))
+                await self._ws.send_text(frames.encode(message))
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self._gone = True
 
@@ -73,42 +75,35 @@ class BrowserTransport(CallerTransport):
             data = message.get("bytes")
             if data:
                 if len(data) % 2 or len(data) > MAX_FRAME_BYTES:
-                    log.warning("browser sent a %d-byte audio frame; ignored", len(data))
+                    self._guard.reject(f"a {len(data)}-byte audio frame")
                     continue
                 yield AudioIn(data)
                 continue
             text = message.get("text")
             if text is None:
                 continue
-            control = self._parse(text)
-            if control is None:
+            try:
+                control = frames.decode_browser(text)
+            except frames.FrameRejected as exc:
+                self._guard.reject(exc.reason)
                 continue
-            if control.get("type") == "hangup":
+            if isinstance(control, frames.Hangup):
                 yield CallerGone("hangup")
                 return
-            if control.get("type") == "played":
-                self._on_played(control)
+            self._on_played(control)
 
-    @staticmethod
-    def _parse(text: str) -> dict[str, Any] | None:
-        try:
-            control = json.loads(text)
-        except ValueError:
-            log.warning("browser sent a text frame that is not JSON; ignored")
-            return None
-        if not isinstance(control, dict) or control.get("type") not in {"played", "hangup"}:
-            log.warning("browser sent an unknown control message; ignored")
-            return None
-        return control
+    @property
+    def ignored_frames(self) -> int:
+        return self._guard.rejected
 
-    def _on_played(self, control: dict[str, Any]) -> None:
-        item_id, ms = control.get("item_id"), control.get("ms")
-        if isinstance(item_id, str) and isinstance(ms, int | float) and ms >= 0:
+    def _on_played(self, control: frames.Played) -> None:
+        item_id, ms = control.item_id, control.ms
+        if item_id is not None and ms is not None:
             previous = self._heard.get(item_id, (0, 0.0))[0]
             self._heard[item_id] = (max(previous, int(ms)), time.monotonic())
-        if control.get("cleared"):
+        if control.cleared:
             self._cleared.set()
-        if control.get("idle"):
+        if control.idle:
             self._playing = False
             if self._last_item is None or self._heard_so_far(self._last_item) + 25 >= self._sent_ms.get(
                 self._last_item, 0
@@ -171,5 +166,4 @@ class BrowserTransport(CallerTransport):
     async def hang_up(self, reason: str) -> None:
         await self._send_json({"type": "end", "reason": reason})
         self._gone = True
-        with contextlib.suppress(Exception):
-            await self._ws.close(code=1000, reason=reason[:100])
+        await close_socket(self._ws, CLOSE_NORMAL, reason)

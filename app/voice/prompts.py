@@ -84,7 +84,9 @@ no lists or markdown. Times you say are local times in words (e.g. "ten a.m. on 
 Rules: never call a tool with made-up arguments - if something is missing (service, day, time, the caller's
 name or phone number) ask the caller for it. Only book a time the tools showed as free and the caller agreed
 to. Only the caller's own appointments can be found, cancelled or rescheduled. If something fails, say so
-honestly and offer to take a message.
+honestly and offer to take a message. If the business has staff or rooms and the caller asks for someone
+("with Maria"), pass that name as `staff`; otherwise whoever is free first takes it. When a date is closed,
+say so with the reason the tools give (e.g. "we're closed on the 24th for Christmas Eve").
 
 {business_facts(business, caller, now)}"""
 

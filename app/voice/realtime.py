@@ -1,7 +1,7 @@
 """The realtime side of a call: one OpenAI Realtime (GA) WebSocket through the openai SDK.
 
 The connect starts as soon as the link is created (a session can prewarm it before the caller's socket
-arrives) and is awaited when the call begins. Events are read as plain dicts: the bridge needs a handful of
+arrives) and is awaited when the call begins. Events are read as plain dicts (msgspec): the bridge needs a handful of
 fields, and skipping model construction keeps the per-delta cost of a long call low.
 """
 
@@ -11,12 +11,12 @@ import asyncio
 import base64
 import contextlib
 import functools
-import json
 import logging
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, cast
 
+import msgspec
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.websocket_connection_options import WebSocketConnectionOptions
@@ -26,6 +26,10 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 10.0
+# msgspec rather than the stdlib's json: a call decodes ~50 server events a second (issue 10 measured json at
+# ~10% of the service's CPU); events stay plain dicts, base64 audio stays the str it arrived as.
+_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
 
 
 class LinkUnavailable(Exception):
@@ -131,7 +135,7 @@ class RealtimeLink:
         return self._conn
 
     async def send(self, event: dict[str, Any]) -> None:
-        await self.connection.send_raw(json.dumps(event))
+        await self.connection.send_raw(_encoder.encode(event).decode())
 
     async def append_audio(self, chunk: bytes) -> None:
         # One base64 string and one small JSON envelope per frame: the least the protocol allows.
@@ -148,8 +152,8 @@ class RealtimeLink:
             except ConnectionClosed:
                 return
             try:
-                event = json.loads(raw)
-            except ValueError:
+                event = _decoder.decode(raw)
+            except (msgspec.DecodeError, RecursionError):
                 log.warning("realtime sent a frame that is not JSON; ignored")
                 continue
             if isinstance(event, dict):

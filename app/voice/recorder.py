@@ -13,25 +13,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import update
-
-from app.billing.metering import on_call_finalised
-from app.billing.pricing import PRICES_AS_OF, TokenUsage, cost_usd
-from app.billing.usage import billable_on_finalise
+from app import metrics
+from app.billing.pricing import LIVE_PRICES_AS_OF, PRICES_AS_OF, TokenUsage, cost_usd, live_cost_usd
 from app.db.engine import Database
-from app.db.models import Call, CallEvent, CallStatus, EventKind, Session, SessionStatus
-from app.jobs import enqueue
+from app.db.models import CallEvent, CallStatus, EventKind
+from app.voice import lifecycle
+from app.voice.lifecycle import HEARTBEAT_SECONDS, SUMMARY_JOB
+
+__all__ = ["HEARTBEAT_SECONDS", "SUMMARY_JOB", "CallRecorder", "Ending"]
 
 log = logging.getLogger(__name__)
 
-SUMMARY_JOB = "summary"
-#: A live call writes at least this often (a flush, even with nothing new), so a call whose row goes
-#: quiet for several of these belongs to a process that died.
-HEARTBEAT_SECONDS = 30.0
 _ROLE_LABEL = {EventKind.CALLER.value: "Caller", EventKind.AGENT.value: "Agent"}
 
 
@@ -69,6 +65,7 @@ class CallRecorder:
         self._price_overrides = price_overrides
         self._pending: list[CallEvent] = []
         self._transcript: list[str] = []
+        self.turns: list[tuple[str, str]] = []  # (EventKind value, text): what a new realtime session replays
         self._sequence = 0
         self._sources: dict[str, _Source] = {}
         self.latencies: list[dict[str, Any]] = []
@@ -76,6 +73,9 @@ class CallRecorder:
         self._ending: Ending | None = None
         self._on_finalised = on_finalised
         self.caller_turns = 0
+        # Issue 12: which engine answers, and a Live session's cumulative time (model, active s, standby s).
+        self.engine: str | None = None
+        self._live: tuple[str, float, float] | None = None
 
     # -- in memory ----------------------------------------------------------------------------------------
     def offset_ms(self) -> int:
@@ -97,6 +97,7 @@ class CallRecorder:
         )
         if kind.value in _ROLE_LABEL and text.strip():
             self._transcript.append(f"{_ROLE_LABEL[kind.value]}: {text.strip()}")
+            self.turns.append((kind.value, text.strip()))
             if kind is EventKind.CALLER:
                 self.caller_turns += 1
 
@@ -104,7 +105,15 @@ class CallRecorder:
         entry = self._sources.setdefault(source, _Source(model=model))
         entry.tokens.add(tokens)
 
+    def set_engine(self, engine: str) -> None:
+        self.engine = engine
+
+    def set_live_usage(self, model: str, active_seconds: float, standby_seconds: float) -> None:
+        """A Live session's usage is cumulative (`session.usage.updated`): each report replaces the last."""
+        self._live = (model, float(active_seconds), float(standby_seconds))
+
     def add_latency(self, entry: dict[str, Any]) -> None:
+        metrics.observe_latency(entry)
         for existing in self.latencies:
             if existing.get("turn") == entry.get("turn"):
                 existing.update(entry)
@@ -126,6 +135,8 @@ class CallRecorder:
         total_cost = 0.0
         unknown = False
         for name, source in self._sources.items():
+            if not any(source.tokens.as_dict().values()):
+                continue  # nothing counted (e.g. GPT-Live's transcripts are part of its session time)
             cost = cost_usd(source.model, source.tokens, self._price_overrides)
             usage[name] = {"model": source.model, **source.tokens.as_dict(), "cost_usd": cost}
             total_in += source.tokens.input_tokens
@@ -134,6 +145,12 @@ class CallRecorder:
                 unknown = True
             else:
                 total_cost += cost
+        if self._live is not None:
+            model, active, standby = self._live
+            cost = live_cost_usd(model, active, standby, self._price_overrides)
+            usage["live"] = {"model": model, "active_seconds": active, "standby_seconds": standby,
+                             "cost_usd": cost, "prices_as_of": LIVE_PRICES_AS_OF}
+            total_cost += cost
         return usage, total_in, total_out, round(total_cost, 6), unknown
 
     # -- database -----------------------------------------------------------------------------------------
@@ -147,10 +164,7 @@ class CallRecorder:
     async def _write_pending(self, final: Ending | None) -> bool:
         events, self._pending = self._pending, []
         usage, tokens_in, tokens_out, cost, price_unknown = self.usage_report()
-        now = datetime.now(UTC)
         values: dict[str, Any] = {
-            # A Core UPDATE doesn't touch the audit column; housekeeping reads it as the call's sign of life.
-            "updated_at": now,
             "transcript": self.transcript,
             "usage": usage,
             "input_tokens": tokens_in,
@@ -159,37 +173,14 @@ class CallRecorder:
             "price_unknown": price_unknown,
             "latencies": list(self.latencies),
         }
-        if final is not None:
-            values.update(
-                status=final.status,
-                end_reason=final.reason,
-                ended_at=now,
-                duration_seconds=round((now - self.started_at).total_seconds(), 3),
-                billable_seconds=billable_on_finalise(round((now - self.started_at).total_seconds(), 3),
-                                                      caller_spoke=self.caller_turns > 0),
-            )
+        if self.engine is not None:
+            values["engine"] = self.engine
         try:
-            async with self._db.session() as s, s.begin():
-                result = await s.execute(
-                    update(Call).where(Call.id == self.call_id, Call.ended_at.is_(None)).values(**values)
-                )
-                if result.rowcount != 1:  # type: ignore[attr-defined]
-                    return False  # ended elsewhere (another process or a status callback): keep theirs
-                s.add_all(events)
-                if final is not None:
-                    failed = final.status == CallStatus.FAILED.value
-                    await s.execute(
-                        update(Session)
-                        .where(Session.id == self.session_id)
-                        .values(
-                            status=SessionStatus.FAILED.value if failed else SessionStatus.COMPLETED.value,
-                            ended_at=now,
-                            failure_reason=final.failure,
-                        )
-                    )
-                    await enqueue(s, SUMMARY_JOB, {"call_id": str(self.call_id)}, key=f"summary:{self.call_id}")
-                    await on_call_finalised(s, self.call_id)
-            return True
+            if final is None:
+                return await lifecycle.flush_call(self._db, self.call_id, values, events)
+            return await lifecycle.finalise_call(self._db, self.call_id, self.session_id, values, events,
+                                                 status=final.status, reason=final.reason, failure=final.failure,
+                                                 started_at=self.started_at, caller_spoke=self.caller_turns > 0)
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.
             self._pending = events + self._pending
@@ -212,6 +203,8 @@ class CallRecorder:
                 if written or not self._pending:
                     break
                 await asyncio.sleep(0.2 * (attempt + 1))
-        if written and self._on_finalised is not None:
-            self._on_finalised()
+        if written:
+            metrics.calls_ended.labels(status.value, reason).inc()
+            if self._on_finalised is not None:
+                self._on_finalised()
         return written

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 from uuid import UUID
@@ -16,9 +15,10 @@ from app.db.engine import Database
 from app.db.models import Business, Channel
 from app.settings import Settings
 from app.voice.browser import BrowserTransport
+from app.voice.lifecycle import claim_session, offer_session
 from app.voice.runtime import get_runtime
-from app.voice.sessions import open_session
-from app.voice.tokens import TokenRejected, claim_session
+from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
+from app.voice.tokens import TokenRejected
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ async def test_page(owner: Owner, business: Business, settings: Settings) -> Tem
 @post("/api/sessions", name="voice:create-session", status_code=201)
 async def create_session(request: Request[Any, Any, Any], business: Business, db: Database) -> dict[str, str]:
     runtime = get_runtime(request.app)
-    session, token = await open_session(db, runtime.issuer, business, Channel.BROWSER.value)
+    session, token = await offer_session(db, runtime.issuer, business, Channel.BROWSER.value)
     runtime.prewarm(session.id)
     return {
         "session_id": str(session.id),
@@ -59,16 +59,20 @@ async def call_socket(socket: WebSocket[Any, Any, Any], session_id: UUID, db: Da
     except TokenRejected as exc:
         # Refused before any OpenAI connection: nothing is opened, nothing is billed.
         await runtime.drop_prewarmed(session_id)
-        await socket.close(code=_CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), reason=f"token {exc.reason}")
+        await close_socket(socket, _CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), f"token {exc.reason}")
         return
-    if session.channel != Channel.BROWSER.value:
-        await socket.close(code=CLOSE_TOKEN_INVALID, reason="token mismatch")
-        return
-    ending = await runtime.run_call(session, BrowserTransport(socket))
-    log.info("browser call %s ended: %s (%s)", session_id, ending.reason, ending.status)
-    if socket.connection_state != "disconnect":
-        with contextlib.suppress(Exception):
-            await socket.close(code=1000, reason=ending.reason[:100])
+    try:
+        if session.channel != Channel.BROWSER.value:
+            await runtime.abandon(session.id, "a browser socket presented a phone call's token")
+            await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
+            return
+        ending = await runtime.run_call(session, BrowserTransport(socket))
+        log.info("browser call %s ended: %s (%s)", session_id, ending.reason, ending.status)
+        await close_socket(socket, CLOSE_NORMAL, ending.reason)
+    except Exception as exc:
+        log.exception("browser call %s failed", session_id)
+        await runtime.abandon(session.id, f"the call failed ({type(exc).__name__})")
+        await close_socket(socket, CLOSE_INTERNAL_ERROR, "internal error")
 
 
 ROUTES: list[ControllerRouterHandler] = [test_page, create_session, call_socket]

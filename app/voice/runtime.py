@@ -7,24 +7,43 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from litestar import Litestar
 from openai import AsyncOpenAI
 
+from app import metrics
 from app.background import BackgroundLoop
 from app.db.engine import Database
-from app.db.models import Business, Session
+from app.db.models import Business, EventKind, Session
 from app.db.services import BusinessScope
 from app.jobs import JobQueue
 from app.settings import Settings
+from app.telephony.rest import TwilioCalls
+from app.telephony.voicemail import Voicemails
 from app.tools import ToolContext
+from app.voice import lifecycle
 from app.voice.bridge import CallBridge, CallLimits
-from app.voice.prompts import CallerContext, greeting_for, session_config, supervisor_instructions
+from app.voice.live import (
+    CALL_CONTROL_NOTE,
+    FallbackLink,
+    LiveLink,
+    call_control_tools,
+    live_instructions,
+    live_session_config,
+)
+from app.voice.prompts import (
+    TRANSFER_TOOL,
+    CallerContext,
+    greeting_for,
+    session_config,
+    supervisor_instructions,
+)
 from app.voice.realtime import LinkUnavailable, RealtimeLink, connection_options, openai_client
 from app.voice.recorder import CallRecorder, Ending
 from app.voice.sdk_warmup import warm_openai_sdk
-from app.voice.sessions import caller_context, close_unclaimed_sessions, finalise_stale_calls, start_call
+from app.voice.sessions import caller_context
 from app.voice.summary import Summaries
 from app.voice.supervisor import FALLBACK, Supervisor, SupervisorAnswer
 from app.voice.tokens import TokenIssuer
@@ -35,8 +54,6 @@ log = logging.getLogger(__name__)
 PREWARM_TTL_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 60.0
-# OpenAI ends a realtime session at 60 minutes; stop a minute earlier so the goodbye is still polite.
-MAX_REALTIME_SESSION_SECONDS = 59 * 60
 
 
 class CallRuntime:
@@ -48,11 +65,18 @@ class CallRuntime:
         self.issuer = TokenIssuer(settings.session_secrets)
         self._prewarmed: dict[UUID, tuple[RealtimeLink, asyncio.TimerHandle]] = {}
         self.bridges: set[CallBridge] = set()
+        #: set by a drain (POST /ops/drain) before a planned restart: health answers "draining" so the load
+        #: balancer sends new calls elsewhere, and a call cut when the process then stops is a service restart
+        self.draining = False
+        self._stopping = False
+        self._drain_task: asyncio.Task[int] | None = None
         self._supervisor_client: AsyncOpenAI | None = None
         self._realtime_client: AsyncOpenAI | None = None
         self._summaries_client: AsyncOpenAI | None = None
         self._housekeeping = BackgroundLoop("call-housekeeping", self._housekeeping_pass, HOUSEKEEPING_SECONDS)
         Summaries(db, settings, self._summary_client if settings.openai_api_key else None).register(self.jobs)
+        Voicemails(db, settings, self._summary_client if settings.openai_api_key else None,
+                   TwilioCalls.from_settings(settings)).register(self.jobs)
 
     def _summary_client(self) -> AsyncOpenAI:
         if self._summaries_client is None:
@@ -93,6 +117,10 @@ class CallRuntime:
             entry[1].cancel()
             await entry[0].close()
 
+    def new_link(self) -> RealtimeLink:
+        """A fresh, connecting realtime link (a call's reconnect or roll-over)."""
+        return RealtimeLink(self.settings, self.realtime_client()).start()
+
     def take_link(self, session_id: UUID) -> RealtimeLink:
         entry = self._prewarmed.pop(session_id, None)
         if entry is not None:
@@ -112,10 +140,13 @@ class CallRuntime:
         `greet` words the greeting for this caller (the phone greets known callers by name)."""
         bridge = await self.build_bridge(session, transport, greet=greet)
         self.bridges.add(bridge)
+        metrics.calls_started.labels(transport.channel).inc()
+        metrics.live_calls.inc()
         try:
             return await bridge.run()
         finally:
             self.bridges.discard(bridge)
+            metrics.live_calls.dec()
 
     async def build_bridge(
         self,
@@ -128,13 +159,44 @@ class CallRuntime:
         """Start the session's Call record and wire its bridge (not yet running). `limits` defaults to the
         business's maximum call length with the standard silence handling."""
         link = self.take_link(session.id)
-        scope = BusinessScope(self.db.session_maker, session.business_id)
         try:
-            business = await scope.business()
-            call = await start_call(self.db, session)
-        except BaseException:
-            await link.close()
+            return await self._wire_bridge(session, transport, link, greet=greet, limits=limits)
+        except BaseException as exc:
+            # A claimed session whose call never runs is closed, with its reason, and its realtime link with it,
+            # whatever failed (the database, the caller's context, a bug): shielded, so a cancellation (the
+            # socket's handler torn down) can't skip it.
+            reason = f"the call could not start ({type(exc).__name__})"
+            await asyncio.shield(self._abandon(session.id, link, reason))
             raise
+
+    async def abandon(self, session_id: UUID, reason: str) -> None:
+        """Close a claimed session that will get no call (a channel mismatch, an error before the call was
+        built): the session ends `failed` with `reason`, its prewarmed link is closed."""
+        await asyncio.shield(self._abandon(session_id, None, reason))
+
+    async def _abandon(self, session_id: UUID, link: RealtimeLink | None, reason: str) -> None:
+        try:
+            if link is not None:
+                await link.close()
+            await self.drop_prewarmed(session_id)
+        finally:
+            try:
+                await lifecycle.fail_unstarted(self.db, session_id, reason)
+            except Exception:
+                log.exception("could not close session %s (%s)", session_id, reason)
+
+    async def _wire_bridge(
+        self,
+        session: Session,
+        transport: CallerTransport,
+        link: RealtimeLink,
+        *,
+        greet: Callable[[Business, CallerContext], str] | None,
+        limits: CallLimits | None,
+    ) -> CallBridge:
+        scope = BusinessScope(self.db.session_maker, session.business_id)
+        business = await scope.business()
+        call = await lifecycle.start_call(self.db, session)
         recorder = CallRecorder(
             self.db,
             call_id=call.id,
@@ -146,19 +208,35 @@ class CallRuntime:
         )
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
+        engine = self.engine_for(business)
+        recorder.set_engine("realtime")
+        live: FallbackLink | None = None
+        if engine == "live":
+            link = live = self._live_link(business, caller, transport, recorder, fallback=link)
+
+        async def run_call_tool(name: str, _arguments: str) -> dict[str, Any]:
+            if name == TRANSFER_TOOL and not (business.transfer_number and transport.channel != "browser"):
+                return {"transferred": False, "message": "No one can take the call on this line: offer to take "
+                        "a message instead."}
+            assert live is not None
+            live.request_call_control(name)
+            return {"ok": True, "note": "This happens right after your reply has been said."}
 
         async def ask_supervisor(conversation: str, context: str) -> SupervisorAnswer:
             try:
                 client = self.supervisor_client()
             except LinkUnavailable:
                 return SupervisorAnswer(text=FALLBACK, ms=0, ok=False)
+            on_live = live is not None and live.engine == "live"
             supervisor = Supervisor(
                 client,
                 model=self.settings.supervisor_model,
-                instructions=supervisor_instructions(business, caller),
+                instructions=supervisor_instructions(business, caller) + (CALL_CONTROL_NOTE if on_live else ""),
                 tools=tools,
                 recorder=recorder,
                 timeout_seconds=self.settings.supervisor_timeout_seconds,
+                call_tools=call_control_tools() if on_live else (),
+                run_call_tool=run_call_tool if on_live else None,
             )
             return await supervisor.answer(conversation, context)
 
@@ -176,13 +254,49 @@ class CallRuntime:
                 far_field=transport.channel == "browser",
             ),
             greeting=greet(business, caller) if greet is not None else greeting_for(business),
+            # No cap at OpenAI's 60-minute session limit: the bridge rolls the call over to a fresh session.
             limits=limits or CallLimits(
-                max_call_seconds=float(min(business.max_call_seconds or 600, MAX_REALTIME_SESSION_SECONDS))
+                max_call_seconds=float(business.max_call_seconds or 600),
+                realtime_session_seconds=float(self.settings.realtime_session_max_seconds),
             ),
+            link_factory=self.new_link,
+            service_stopping=lambda: self.draining or self._stopping,
             transfer_number=business.transfer_number,
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
         )
+
+    # -- GPT-Live (issue 12) ------------------------------------------------------------------------------
+    def engine_for(self, business: Business) -> str:
+        """The owner's choice, else the operator's default."""
+        return business.voice_engine or self.settings.voice_engine_default
+
+    def _live_link(
+        self,
+        business: Business,
+        caller: CallerContext,
+        transport: CallerTransport,
+        recorder: CallRecorder,
+        *,
+        fallback: RealtimeLink,
+    ) -> FallbackLink:
+        """A Live link for this call, with the (prewarmed) Realtime link kept ready in case Live refuses."""
+        model = self.settings.live_model
+        live = LiveLink(self.settings, self.realtime_client(), live_session_config(
+            model=model, instructions=live_instructions(business, caller), voice=business.voice or "marin",
+            audio_format=transport.audio_format,
+        )).start()
+        live.on_usage = lambda active, standby: recorder.set_live_usage(model, active, standby)
+        recorder.set_engine("live")
+
+        def fell_back(reason: str) -> None:
+            recorder.set_engine("realtime")
+            recorder.add(EventKind.SYSTEM, "GPT-Live unavailable: answered on Realtime",
+                         {"engine": "realtime", "requested_engine": "live", "reason": reason})
+
+        link = FallbackLink(live, lambda: fallback, on_fallback=fell_back)
+        link.prefetch_fallback()
+        return link
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -203,16 +317,37 @@ class CallRuntime:
     async def _housekeeping_pass(self) -> None:
         """Calls orphaned by a process that died get ended (and summarised), and sessions nobody connected
         to get closed: at start-up, then every minute (two indexed look-ups that find nothing almost always)."""
-        if await finalise_stale_calls(self.db):
+        if await lifecycle.reap_stale_calls(self.db):
             self.jobs.poke()
-        await close_unclaimed_sessions(self.db)
+        await lifecycle.close_unclaimed(self.db)
+
+    def drain(self) -> int:
+        """Stop taking calls (health says draining) and let the live ones finish, for at most
+        DRAIN_TIMEOUT_SECONDS; returns how many are live now. Idempotent."""
+        self.draining = True
+        if self._drain_task is None:
+            self._drain_task = asyncio.get_running_loop().create_task(self._wait_drained(), name="drain")
+        log.warning("draining: %d live call(s)", len(self.bridges))
+        return len(self.bridges)
+
+    async def _wait_drained(self) -> int:
+        deadline = asyncio.get_running_loop().time() + self.settings.drain_timeout_seconds
+        # A few looks a second at a set every call's handler changes, for the drain's minute at most.
+        while self.bridges and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        if self.bridges:
+            log.warning("drain timed out with %d live call(s): they end when the process stops", len(self.bridges))
+        else:
+            log.warning("drained: no live calls")
+        return len(self.bridges)
 
     async def stop(self) -> None:
+        self._stopping = True
         bridges = list(self.bridges)
         if bridges:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
-                    await asyncio.gather(*(b.stop("shutdown") for b in bridges), return_exceptions=True)
+                    await asyncio.gather(*(b.stop("service_restart") for b in bridges), return_exceptions=True)
         for session_id in list(self._prewarmed):
             await self.drop_prewarmed(session_id)
         await self._housekeeping.stop()

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,8 @@ class Supervisor:
         recorder: CallRecorder,
         timeout_seconds: float,
         max_rounds: int = MAX_ROUNDS,
+        call_tools: Sequence[dict[str, Any]] = (),
+        run_call_tool: Callable[[str, str], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._client = client
         self._model = model
@@ -52,6 +55,11 @@ class Supervisor:
         self._recorder = recorder
         self._timeout = timeout_seconds
         self._max_rounds = max_rounds
+        # Call control the engine's voice model can't do itself (GPT-Live: hang up, transfer), beside the
+        # business tools; the business tools and their scope are unchanged.
+        self._call_tools = list(call_tools)
+        self._call_tool_names = {str(t.get("name")) for t in self._call_tools}
+        self._run_call_tool = run_call_tool
 
     async def answer(self, conversation: str, context: str) -> SupervisorAnswer:
         started = time.monotonic()
@@ -83,7 +91,7 @@ class Supervisor:
                 model=self._model,
                 instructions=self._instructions,
                 input=items,  # type: ignore[arg-type]
-                tools=tool_schemas(),  # type: ignore[arg-type]
+                tools=[*tool_schemas(), *self._call_tools],  # type: ignore[arg-type]
                 parallel_tool_calls=False,
                 store=False,
             )
@@ -98,7 +106,10 @@ class Supervisor:
             for call in calls:
                 self._recorder.add(EventKind.TOOL_CALL, call.name, {"name": call.name, "arguments": call.arguments,
                                                                     "source": "supervisor"})
-                result = await run_tool(self._tools, call.name, call.arguments)
+                if call.name in self._call_tool_names and self._run_call_tool is not None:
+                    result = await self._run_call_tool(call.name, call.arguments)
+                else:
+                    result = await run_tool(self._tools, call.name, call.arguments)
                 if "error" in result:
                     self._recorder.add(EventKind.TOOL_RESULT, call.name, {"name": call.name,
                                                                           "error": result["error"]})

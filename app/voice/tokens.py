@@ -1,18 +1,16 @@
 """Connect tokens: a signed, short-lived, single-use ticket that ties a WebSocket to one Session.
 
 The signature proves we issued it and when; single use is enforced in the database (`token_used_at`),
-so a replayed token is refused even by another instance of the service.
+so a replayed token is refused even by another instance of the service (app.voice.lifecycle.claim_session).
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from uuid import UUID
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
 
 from app.db.engine import Database
 from app.db.models import Session
@@ -52,33 +50,9 @@ class TokenIssuer:
             raise TokenRejected("malformed") from None
 
 
-async def claim_session(
-    db: Database,
-    issuer: TokenIssuer,
-    token: str,
-    *,
-    session_id: UUID | None = None,
-    call_sid: str | None = None,
-) -> Session:
-    """Validate `token` and mark it used, atomically; raises TokenRejected. `session_id` / `call_sid`
-    are what the connecting side claims to be, and must match the session the token was issued for."""
-    sid, nonce = issuer.read(token)
-    if session_id is not None and sid != session_id:
-        raise TokenRejected("mismatch")
-    async with db.session() as s, s.begin():
-        row = await s.scalar(select(Session).where(Session.id == sid))
-        if row is None or row.token_nonce != nonce:
-            raise TokenRejected("unknown")
-        if call_sid is not None and row.twilio_call_sid != call_sid:
-            raise TokenRejected("mismatch")
-        result = await s.execute(
-            update(Session)
-            .where(Session.id == sid, Session.token_used_at.is_(None))
-            .values(token_used_at=datetime.now(UTC))
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise TokenRejected("used")
-    async with db.session() as s:
-        claimed = await s.get(Session, sid)
-        assert claimed is not None
-        return claimed
+async def claim_session(db: Database, issuer: TokenIssuer, token: str, *, session_id: UUID | None = None,
+                        call_sid: str | None = None) -> Session:
+    """The claim transition; it lives in app.voice.lifecycle with every other Session/Call transition."""
+    from app.voice.lifecycle import claim_session as claim
+
+    return await claim(db, issuer, token, session_id=session_id, call_sid=call_sid)

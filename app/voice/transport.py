@@ -77,6 +77,16 @@ class CallerTransport(abc.ABC):
     async def hang_up(self, reason: str) -> None:
         """End the call on the caller's side (after any goodbye has played)."""
 
+    @property
+    def ignored_frames(self) -> int:
+        """Frames from the caller's side that were malformed and skipped (counted for the call record)."""
+        return 0
+
+    async def fall_back(self, reason: str) -> str | None:
+        """The AI can't go on with this call: hand it to the channel's fallback (a phone call is forwarded to
+        the business or records a voicemail). Returns what happened, or None when the channel has none."""
+        return None
+
     async def transfer(self, number: str) -> bool:
         """Hand the caller to a person at `number`; False when the channel can't (the browser)."""
         return False

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -28,7 +27,9 @@ from litestar.exceptions import WebSocketDisconnect
 from app.db.models import Channel
 from app.telephony import twiml
 from app.telephony.rest import TwilioCalls, TwilioUnavailable
+from app.voice import frames
 from app.voice.recording import StereoRecording
+from app.voice.sockets import CLOSE_NORMAL, close_socket
 from app.voice.transport import AudioIn, CallerEvent, CallerGone, CallerTransport, Dtmf
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class TwilioTransport(CallerTransport):
         caller_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         stream_started: float | None = None,
+        fallback: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
         self._ws = socket
         self.stream_sid = stream_sid
@@ -74,9 +76,12 @@ class TwilioTransport(CallerTransport):
         self._calls = calls
         self.recording = recording
         self._caller_id = caller_id
+        self._fallback = fallback  # reason -> (TwiML, what it does) from app.telephony.fallback
         self._clock = clock
         self._t0 = clock() if stream_started is None else stream_started  # when `start` arrived
         self._send_lock = asyncio.Lock()
+        # The media frame around each base64 payload, built once: the payload is the only part that varies.
+        self._media_head = '{"event":"media","streamSid":' + frames.encode(stream_sid) + ',"media":{"payload":"'
         self._mark_seq = 0
         self._pending: dict[str, _Pending] = {}
         self._order: deque[str] = deque()
@@ -93,7 +98,8 @@ class TwilioTransport(CallerTransport):
         # comes back, and that `stop` must not be taken for the caller hanging up.
         self._no_handoff_pending = asyncio.Event()
         self._no_handoff_pending.set()
-        self.ignored_frames = 0
+        self._guard = frames.FrameGuard(f"twilio stream {stream_sid}")
+        self.stopped = False  # Twilio sent `stop`: the stream is over, the socket only needs its close frame
 
     # -- clocks -------------------------------------------------------------------------------------------
     def _now_ms(self) -> float:
@@ -110,66 +116,51 @@ class TwilioTransport(CallerTransport):
                 self._went_away()
                 yield CallerGone("disconnected")
                 return
-            message = self._parse(raw)
-            if message is None:
+            try:
+                frame = frames.decode_twilio(raw)
+            except frames.FrameRejected as exc:
+                self._ignore(exc.reason)
                 continue
-            event = message["event"]
-            if event == "media":
-                payload = self._media_payload(message)
+            if frame.streamSid and frame.streamSid != self.stream_sid:
+                self._ignore(f"a {type(frame).__name__} frame for another stream")
+                continue
+            if isinstance(frame, frames.Media):
+                payload = self._media_payload(frame.media)
                 if payload is not None:
                     yield AudioIn(payload)
-            elif event == "mark":
-                name = (message.get("mark") or {}).get("name")
-                if isinstance(name, str):
-                    self._on_mark(name)
-            elif event == "dtmf":
-                digit = str((message.get("dtmf") or {}).get("digit", ""))
-                if digit in DTMF_DIGITS and len(digit) == 1:
+            elif isinstance(frame, frames.Mark):
+                self._on_mark(frame.mark.name)
+            elif isinstance(frame, frames.DtmfFrame):
+                digit = frame.dtmf.digit
+                if len(digit) == 1 and digit in DTMF_DIGITS:
                     yield Dtmf(digit)
                 else:
-                    self._ignore(f"dtmf with digit {digit!r}")
-            elif event == "stop":
+                    self._ignore("a dtmf frame without a keypad digit")
+            elif isinstance(frame, frames.Stop):
+                self.stopped = True
                 await self._settle_handoff()
                 self._went_away()
                 yield CallerGone("transferred" if self._handed_off else "hung_up")
                 return
             else:
-                # `connected` / `start` again, or anything new: out of order here, and harmless to skip.
-                self._ignore(f"unexpected {event!r} event")
+                # `connected` / `start` again: out of order here, and harmless to skip.
+                self._ignore(f"an unexpected {type(frame).__name__} frame")
 
-    def _parse(self, raw: str) -> dict[str, Any] | None:
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            self._ignore("a frame that is not JSON")
-            return None
-        if not isinstance(message, dict) or not isinstance(message.get("event"), str):
-            self._ignore("a frame without an event")
-            return None
-        if message.get("streamSid", self.stream_sid) != self.stream_sid:
-            self._ignore(f"a {message['event']!r} frame for another stream")
-            return None
-        return message
-
-    def _media_payload(self, message: dict[str, Any]) -> bytes | None:
-        media = message.get("media")
-        if not isinstance(media, dict) or media.get("track", "inbound") not in {"inbound", "inbound_track"}:
-            self._ignore("a media frame without inbound media")
+    def _media_payload(self, media: frames.MediaBody) -> bytes | None:
+        if media.track not in {"inbound", "inbound_track"}:
+            self._ignore("a media frame of another track")
             return None
         try:
-            payload = base64.b64decode(media.get("payload") or "", validate=True)
-        except (binascii.Error, TypeError, ValueError):
+            payload = binascii.a2b_base64(media.payload, strict_mode=True)
+        except (binascii.Error, ValueError):
             self._ignore("a media frame with a bad payload")
             return None
         if not payload or len(payload) > MAX_PAYLOAD_BYTES:
             self._ignore(f"a media frame of {len(payload)} bytes")
             return None
         if self.recording is not None:
-            try:
-                timestamp = float(media.get("timestamp"))
-            except (TypeError, ValueError):
-                timestamp = self._now_ms()
-            self.recording.add_caller(timestamp, payload)
+            timestamp = frames.media_timestamp(media)
+            self.recording.add_caller(self._now_ms() if timestamp is None else timestamp, payload)
         return payload
 
     async def _settle_handoff(self) -> None:
@@ -178,10 +169,12 @@ class TwilioTransport(CallerTransport):
                 await self._no_handoff_pending.wait()
 
     def _ignore(self, what: str) -> None:
-        self.ignored_frames += 1
-        # Logged, never fatal; bounded so a misbehaving peer can't flood the log.
-        if self.ignored_frames <= 20:
-            log.warning("twilio stream %s: ignored %s", self.stream_sid, what)
+        # Logged, never fatal; rate-bounded so a misbehaving peer can't flood the log.
+        self._guard.reject(what)
+
+    @property
+    def ignored_frames(self) -> int:
+        return self._guard.rejected
 
     def _went_away(self) -> None:
         self._gone = True
@@ -189,11 +182,14 @@ class TwilioTransport(CallerTransport):
 
     # -- outbound -----------------------------------------------------------------------------------------
     async def _send(self, message: dict[str, Any]) -> bool:
+        return await self._send_raw(frames.encode(message))
+
+    async def _send_raw(self, text: str) -> bool:
         if self._gone:
             return False
         async with self._send_lock:
             try:
-                await self._ws.send_text(json.dumps(message))
+                await self._ws.send_text(text)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self._went_away()
                 return False
@@ -215,7 +211,7 @@ class TwilioTransport(CallerTransport):
         if self.recording is not None:
             self.recording.add_agent(start, chunk)
         payload = base64.b64encode(chunk).decode("ascii")
-        if await self._send({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}}):
+        if await self._send_raw(self._media_head + payload + '"}}'):
             await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
 
     def _on_mark(self, name: str) -> None:
@@ -300,6 +296,21 @@ class TwilioTransport(CallerTransport):
         finally:
             self._no_handoff_pending.set()
 
+    async def fall_back(self, reason: str) -> str | None:
+        """Redirect the live call to the fallback TwiML (forward, else voicemail) through the REST API."""
+        if self._fallback is None or self._calls is None or self._handed_off or self._hung_up:
+            return None
+        document, what = self._fallback(reason)
+        self._no_handoff_pending.clear()
+        try:
+            self._handed_off = await self._calls.redirect(self.call_sid, document)
+        except TwilioUnavailable as exc:
+            log.warning("fallback of call %s failed: %s", self.call_sid, exc)
+            return None
+        finally:
+            self._no_handoff_pending.set()
+        return what if self._handed_off else None
+
     async def transfer(self, number: str) -> bool:
         if self._calls is None or self._hung_up or self._gone:
             return False
@@ -322,5 +333,4 @@ class TwilioTransport(CallerTransport):
             except TwilioUnavailable as exc:
                 log.warning("hang-up of call %s (%s) failed: %s", self.call_sid, reason, exc)
         self._went_away()
-        with contextlib.suppress(Exception):
-            await self._ws.close(code=1000)
+        await close_socket(self._ws, CLOSE_NORMAL, reason)

@@ -33,6 +33,14 @@ class RequestIdMiddleware(ASGIMiddleware):
         rid = incoming if _VALID.match(incoming) else uuid.uuid4().hex[:16]
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
+        if scope["type"] == "websocket":
+            # A call's socket carries 100 frames a second: wrapping its send would cost a Python call per
+            # frame for a header that only the handshake could carry. Its log lines still get the id.
+            try:
+                await next_app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+            return
 
         started = time.perf_counter()
         status = 0

@@ -15,7 +15,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "h13_billing"
-down_revision = "09c6928012dc"
+down_revision = "h11_faults"  # re-chained after merging main (was 09c6928012dc)
 branch_labels = None
 depends_on = None
 

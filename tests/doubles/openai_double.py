@@ -15,6 +15,8 @@ Shared contract (see the spec in the brief; names are fixed)::
     double.response_requests    # list[dict], every POST /v1/responses JSON body, in order
     double.reset()              # clear scripts and logs (and fail_realtime_connect) between tests
     double.fail_realtime_connect = False   # True: the WebSocket upgrade answers HTTP 500
+    double.refuse_connects = N             # the next N WebSocket upgrades answer HTTP 503
+    double.realtime.say(text, drop_after_ms=M)   # the socket is cut M ms into that answer's audio
 
 Behaviour beyond the spec's letter, chosen to match the real API (documented so callers can rely on it):
 
@@ -275,6 +277,8 @@ class CallerLine:
 @dataclass(frozen=True)
 class Say:
     text: str
+    #: drop the WebSocket (no close frame, no response.done) once this much of the answer's audio is out
+    drop_after_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -306,8 +310,10 @@ class RealtimeScript:
     def caller(self, transcript: str) -> RealtimeScript:
         return self._add(CallerLine(transcript))
 
-    def say(self, text: str) -> RealtimeScript:
-        return self._add(Say(text))
+    def say(self, text: str, *, drop_after_ms: int | None = None) -> RealtimeScript:
+        """The model says `text`; with `drop_after_ms` the connection is lost that far into the answer
+        (the socket is cut without a close frame, as a network failure or an OpenAI restart does)."""
+        return self._add(Say(text, drop_after_ms))
 
     def say_from_tool_output(self) -> RealtimeScript:
         return self._add(SayFromToolOutput())
@@ -478,6 +484,7 @@ class RealtimeSessionLog:
     closed: threading.Event = field(default_factory=threading.Event)
     input_audio_bytes: int = 0
     truncations: list[JSON] = field(default_factory=list)
+    dropped: bool = False  # the double cut this connection (RealtimeScript.say(drop_after_ms=…))
     #: time.monotonic() of each entry of `sent` (just before it went on the wire) and of `received`
     #: (when its frame was read), index for index
     sent_at: list[float] = field(default_factory=list)
@@ -905,6 +912,14 @@ class RealtimeConnection:
             self.active.task.cancel()
         await self.ws.close(code=1000, message=b"session expired")
 
+    async def drop(self) -> None:
+        """Lose the connection: the TCP socket is aborted, the client sees no close frame."""
+        self.closing = True
+        self.log.dropped = True
+        transport = self.ws._req.transport if self.ws._req is not None else None  # type: ignore[attr-defined]
+        if transport is not None:
+            transport.abort()
+
     # -- dispatch ---------------------------------------------------------------------------
 
     async def _dispatch(self, raw: str) -> None:
@@ -1221,7 +1236,7 @@ class RealtimeConnection:
             await self.emit({"type": "response.created", "response": self._snapshot(response, "in_progress")})
             await self._pause(response, 0)
             if isinstance(step, Say):
-                await self._speak(response, step.text)
+                await self._speak(response, step.text, drop_after_ms=step.drop_after_ms)
             elif isinstance(step, SayFromToolOutput):
                 await self._speak(response, tool_output_text(self.last_tool_output))
             else:
@@ -1328,7 +1343,7 @@ class RealtimeConnection:
             item["content"] = [{"type": kind, key: response.open_item_spoken}]
         await self._finish_item(response, item, response.output.index(item))
 
-    async def _speak(self, response: ActiveResponse, text: str) -> None:
+    async def _speak(self, response: ActiveResponse, text: str, *, drop_after_ms: int | None = None) -> None:
         item = {
             "id": new_id("item"),
             "object": "realtime.item",
@@ -1340,7 +1355,7 @@ class RealtimeConnection:
         output_index = await self._open_item(response, item)
         where = {"response_id": response.id, "item_id": item["id"], "output_index": output_index, "content_index": 0}
         if "audio" in response.modalities:
-            await self._stream_audio(response, item, text, where)
+            await self._stream_audio(response, item, text, where, drop_after_ms=drop_after_ms)
             item["content"] = [{"type": "output_audio", "transcript": text}]
         else:
             await self.emit({"type": "response.content_part.added", **where, "part": {"type": "text", "text": ""}})
@@ -1355,7 +1370,8 @@ class RealtimeConnection:
         item["status"] = "completed"
         await self._finish_item(response, item, output_index)
 
-    async def _stream_audio(self, response: ActiveResponse, item: JSON, text: str, where: JSON) -> None:
+    async def _stream_audio(self, response: ActiveResponse, item: JSON, text: str, where: JSON, *,
+                            drop_after_ms: int | None = None) -> None:
         fmt = self.output_format
         audio = speech_like_tone(spoken_ms(text), fmt)
         chunk_bytes = DELTA_MS * fmt.bytes_per_ms
@@ -1376,6 +1392,9 @@ class RealtimeConnection:
             produced_ms = len(chunk) / fmt.bytes_per_ms
             self.item_audio_ms[item["id"]] += produced_ms
             response.audio_ms += produced_ms
+            if drop_after_ms is not None and self.item_audio_ms[item["id"]] >= drop_after_ms:
+                await self.drop()
+                raise ResponseCancelled
         await self.emit({"type": "response.output_audio.done", **where})
         await self.emit({"type": "response.output_audio_transcript.done", **where, "transcript": text})
         await self.emit({"type": "response.content_part.done", **where, "part": {"type": "audio", "transcript": text}})
@@ -1589,6 +1608,17 @@ class OpenAIDouble:
         self.realtime_sessions: list[RealtimeSessionLog] = []
         self.response_requests: list[JSON] = []
         self.fail_realtime_connect = False
+        # GPT-Live (tests/doubles/live_double.py), on the same server: script, logs, refusal code
+        from tests.doubles.live_double import LiveScript, LiveSessionLog
+
+        self.live = LiveScript()
+        self.live_sessions: list[LiveSessionLog] = []
+        self.refuse_live: str | None = None
+        self.refuse_connects = 0  # refuse this many of the next connects (HTTP 503), then accept again
+        self.refused_connects = 0
+        self.transcription_text = "Hi, this is Ann, please call me back about my booking."
+        self.transcription_failures = 0  # the next N transcription requests answer 503
+        self.transcription_requests: list[JSON] = []
         self._sessions_changed = threading.Condition()
         self._connections: set[RealtimeConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1668,6 +1698,14 @@ class OpenAIDouble:
             self.realtime_sessions.clear()
         self.response_requests.clear()
         self.fail_realtime_connect = False
+        self.live.clear()
+        with self._sessions_changed:
+            self.live_sessions.clear()
+        self.refuse_live = None
+        self.refuse_connects = 0
+        self.refused_connects = 0
+        self.transcription_failures = 0
+        self.transcription_requests.clear()
 
     def wait_for_session(self, index: int = 0, timeout: float = 5.0) -> RealtimeSessionLog:
         with self._sessions_changed:
@@ -1679,6 +1717,8 @@ class OpenAIDouble:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/v1/realtime", self._realtime_handler)
         app.router.add_post("/v1/responses", self._responses_handler)
+        app.router.add_get("/v1/live/sessions", self._live_handler)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         assert self._socket is not None
@@ -1722,6 +1762,12 @@ class OpenAIDouble:
                 ),
                 status=400,
             )
+        if self.refuse_connects > 0:
+            self.refuse_connects -= 1
+            self.refused_connects += 1
+            return web.json_response(
+                status_error_body(503, "The realtime service is unavailable (refuse_connects)."), status=503
+            )
         if self.fail_realtime_connect:
             return web.json_response(
                 status_error_body(500, "The realtime service is unavailable (fail_realtime_connect)."), status=500
@@ -1745,6 +1791,33 @@ class OpenAIDouble:
         finally:
             self._connections.discard(connection)
         return ws
+
+    async def _live_handler(self, request: web.Request) -> web.StreamResponse:
+        from tests.doubles.live_double import serve_live
+
+        return await serve_live(self, request)
+
+    def wait_for_live_session(self, index: int = 0, timeout: float = 5.0) -> Any:
+        from tests.doubles.live_double import wait_for_live_session
+
+        return wait_for_live_session(self, index, timeout)
+    async def _transcriptions_handler(self, request: web.Request) -> web.Response:
+        """`POST /v1/audio/transcriptions` (multipart: file, model): `{"text": …}`, the next scripted text."""
+        if not self._authorized(request):
+            return self._unauthorized(request)
+        if self.transcription_failures > 0:
+            self.transcription_failures -= 1
+            return web.json_response(status_error_body(503, "The transcription service is unavailable."),
+                                     status=503)
+        form = await request.post()
+        upload, model = form.get("file"), form.get("model")
+        if not isinstance(model, str) or upload is None or not hasattr(upload, "file"):
+            return web.json_response(openai_error_body("Missing required parameter: 'file' or 'model'.",
+                                                       error_type="invalid_request_error"), status=400)
+        audio = upload.file.read()
+        self.transcription_requests.append({"model": model, "filename": upload.filename, "bytes": len(audio)})
+        return web.json_response({"text": self.transcription_text,
+                                  "usage": {"type": "duration", "seconds": max(1, len(audio) // 8000)}})
 
     async def _responses_handler(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

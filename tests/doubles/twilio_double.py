@@ -88,6 +88,11 @@ class TwimlAnswer:
     hangup: bool = False
     #: what the <Say> verbs after <Connect> speak once the stream's socket closes
     after_stream: list[str] = field(default_factory=list)
+    #: <Dial>'s attributes (timeout, action, callerId…) and <Record>'s, when the document has them
+    dial_attributes: dict[str, str] = field(default_factory=dict)
+    record: dict[str, str] | None = None
+    #: <Say> texts that come after <Record> (spoken only when nothing was recorded)
+    after_record: list[str] = field(default_factory=list)
 
 
 def parse_twiml(status_code: int, body: str) -> TwimlAnswer:
@@ -111,11 +116,16 @@ def parse_twiml(status_code: int, body: str) -> TwimlAnswer:
             answer.says.append(verb.text or "")
             if answer.stream_url:
                 answer.after_stream.append(verb.text or "")
+            if answer.record is not None:
+                answer.after_record.append(verb.text or "")
+        elif verb.tag == "Record":
+            answer.record = dict(verb.attrib)
         elif verb.tag == "Hangup":
             answer.hangup = True
         elif verb.tag == "Dial":
             number = verb.find("Number")
             answer.dial = (number.text if number is not None else verb.text or "").strip()
+            answer.dial_attributes = dict(verb.attrib)
     return answer
 
 
@@ -135,6 +145,12 @@ class DoubleCall:
     #: the rest of the TwiML document being carried out, and what of it the caller heard
     after_stream: list[str] = field(default_factory=list)
     said_after_stream: list[str] = field(default_factory=list)
+    #: the fallback path: every TwiML document the call carried out after its stream, what <Dial> and
+    #: <Record> did, and the recording left
+    documents: list[TwimlAnswer] = field(default_factory=list)
+    dial_status: str | None = None
+    recording_sid: str | None = None
+    carrying_out: bool = False
     #: time.monotonic() just before the voice webhook POST was sent, and when its answer was read
     webhook_sent_at: float | None = None
     webhook_answered_at: float | None = None
@@ -190,6 +206,11 @@ class TwilioDouble:
         #: where call-progress events go when a call ends (the number's status callback), or None
         self.status_callback_url: str | None = None
         self.status_callbacks: list[dict[str, str]] = []
+        #: how a <Dial>ed person answers (Twilio's DialCallStatus), and what a caller says to <Record>
+        self.dial_outcome = "no-answer"
+        self.voicemail_audio: bytes = b""
+        self.recordings: dict[str, bytes] = {}  # RecordingSid -> mu-law audio, served as WAV
+        self.fallback_posts: list[tuple[str, dict[str, str]]] = []  # (url, form) of Dial/Record callbacks
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -209,6 +230,7 @@ class TwilioDouble:
             app = web.Application()
             app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
             app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
+            app.router.add_get("/2010-04-01/Accounts/{account}/Recordings/{recording}.wav", self._fetch_recording)
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -251,6 +273,10 @@ class TwilioDouble:
             self.rest_requests.clear()
             self.rest_failures.clear()
             self.status_callbacks.clear()
+            self.recordings.clear()
+            self.fallback_posts.clear()
+        self.dial_outcome = "no-answer"
+        self.voicemail_audio = b""
 
     # -- signing and webhooks -----------------------------------------------------------------------------
     def sign(self, url: str, params: dict[str, str]) -> str:
@@ -294,6 +320,9 @@ class TwilioDouble:
         answer = parse_twiml(response.status_code, response.text)
         if answer.stream_url:
             call.status, call.answered = "in-progress", time.time()
+        elif answer.record is not None or answer.dial:
+            call.status, call.answered = "in-progress", time.time()
+            self._carry_out_soon(call, answer)
         elif answer.status_code != 200 or answer.hangup:
             self._end(call, "completed" if answer.status_code == 200 else "failed", "twiml")
         return call, answer
@@ -372,8 +401,10 @@ class TwilioDouble:
             answer = parse_twiml(200, form["Twiml"])
             call.after_stream = []  # the new document replaces the rest of the old one
             call.dialed = answer.dial
-            if answer.hangup and not answer.dial:
+            if answer.hangup and not answer.dial and answer.record is None:
                 self._end(call, "completed", "rest-twiml")
+            if answer.record is not None or answer.dial_attributes.get("action"):
+                self._carry_out_soon(call, answer)
             self._stop_stream(call, "redirected")
         elif form.get("Status") in {"completed", "canceled"}:
             if call.ended is None:
@@ -385,6 +416,79 @@ class TwilioDouble:
             return _twilio_error(400, 21218, "Invalid ApplicationSid")
         record(200)
         return web.json_response(call.resource(self.account_sid))
+
+    # -- <Dial action> and <Record>, as Twilio carries them out -----------------------------------------
+    def _carry_out_soon(self, call: DoubleCall, answer: TwimlAnswer) -> None:
+        assert self._loop is not None
+        call.carrying_out = True
+        asyncio.run_coroutine_threadsafe(self._carry_out(call, answer), self._loop)
+
+    async def _carry_out(self, call: DoubleCall, answer: TwimlAnswer) -> None:
+        """Follow a document's <Dial action=…> (the person answers as `dial_outcome` says) and <Record>
+        (the caller says `voicemail_audio`): POST the action and the recording status callback as Twilio does,
+        and go on with the TwiML the action answers."""
+        for _step in range(5):
+            call.documents.append(answer)
+            await asyncio.sleep(0.05)  # the stream's `stop` and socket close go out first
+            if answer.dial:
+                call.dial_status = self.dial_outcome
+                action = answer.dial_attributes.get("action")
+                if action is None:
+                    break  # without an action the next verb runs; a bare <Dial> ends the call here
+                params = self._callback_params(call) | {"DialCallStatus": self.dial_outcome,
+                                                        "DialCallDuration": "7" if self.dial_outcome in
+                                                        {"completed", "answered"} else "0"}
+                answer = await self._post_callback(action, params)
+                continue
+            if answer.record is not None:
+                record = answer.record
+                audio = self.voicemail_audio[: int(record.get("maxLength", "3600")) * 8000]
+                if not audio:
+                    call.said_after_stream.extend(answer.after_record)
+                    break  # an empty recording skips the action; the verbs after <Record> run
+                recording_sid = sid("RE")
+                call.recording_sid = recording_sid
+                self.recordings[recording_sid] = audio
+                url = f"{self.api_base_url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}"
+                duration = str(max(1, len(audio) // 8000))
+                recording = {"RecordingSid": recording_sid, "RecordingUrl": url, "RecordingDuration": duration}
+                next_answer = await self._post_callback(record.get("action", ""),
+                                                        self._callback_params(call) | recording | {"Digits": "hangup"})
+                callback = record.get("recordingStatusCallback")
+                if callback:
+                    await self._post_callback(callback, {
+                        "AccountSid": self.account_sid, "CallSid": call.sid, **recording,
+                        "RecordingStatus": "completed", "RecordingChannels": "1", "RecordingSource": "RecordVerb",
+                        "RecordingStartTime": format_datetime(datetime.now(UTC), usegmt=True)})
+                answer = next_answer
+                continue
+            call.said_after_stream.extend(answer.says)
+            break
+        self._end(call, "completed", "twiml-fallback")
+        self._status_callback_soon(call)
+
+    def _callback_params(self, call: DoubleCall) -> dict[str, str]:
+        return self.voice_params(call) | {"CallStatus": "in-progress"}
+
+    async def _post_callback(self, url: str, params: dict[str, str]) -> TwimlAnswer:
+        self.fallback_posts.append((url, params))
+        try:
+            _at, response = await self._post_webhook(url, params)
+        except httpx.HTTPError:
+            return TwimlAnswer(0, "")
+        if response.status_code == 204 or not response.text.strip():
+            return TwimlAnswer(response.status_code, response.text)
+        return parse_twiml(response.status_code, response.text)
+
+    async def _fetch_recording(self, request: web.Request) -> web.Response:
+        if not self._authorised(request) or request.match_info["account"] != self.account_sid:
+            return _twilio_error(401, 20003, "Authenticate")
+        audio = self.recordings.get(request.match_info["recording"])
+        if audio is None:
+            return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(audio), b"WAVE", b"fmt ", 16, 7, 1, 8000,
+                             8000, 1, 8, b"data", len(audio))
+        return web.Response(body=header + audio, content_type="audio/x-wav")
 
     def _stop_stream(self, call: DoubleCall, reason: str) -> None:
         stream = call.stream
@@ -484,7 +588,7 @@ class MediaStream:
                 await self.ws.send(text)
             except ConnectionClosed:
                 return
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(ValueError, RecursionError):
             self.sent.append((at, json.loads(text)))
 
     def _next_sequence(self) -> str:
@@ -603,7 +707,7 @@ class MediaStream:
             for queued in self._playback:
                 if queued.timer is not None:
                     queued.timer.cancel()
-            if self.call.ended is None and self.call.dialed is None:
+            if self.call.ended is None and self.call.dialed is None and not self.call.carrying_out:
                 # Twilio carries on after <Connect>: the verbs left play, then the call ends.
                 self.call.said_after_stream.extend(self.call.after_stream)
                 self.double._end(self.call, "completed", "twiml-after-stream" if self.call.after_stream

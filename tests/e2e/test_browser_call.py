@@ -127,6 +127,8 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
             context = browser.new_context()
             context.grant_permissions(["microphone"], origin=server.url)
             page = context.new_page()
+            blocked: list[str] = []  # the call page runs under the CSP: workers, audio, socket all allowed
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
             sign_in(page, server.url)
             page.click("#call-start")
             root = page.locator("#test-call")
@@ -160,6 +162,7 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
             )
             page.click("#call-hangup")
             page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
+            assert blocked == []
         finally:
             browser.close()
 

@@ -102,12 +102,16 @@ def test_owner_journey_in_chromium(server: RunningServer) -> None:
             context.set_default_timeout(TIMEOUT_MS)
             page = context.new_page()
             expect = playwright_sync.expect
+            # The pages run under a CSP with no inline script or style: anything it blocks is a bug.
+            blocked: list[str] = []
+            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
 
             try:
                 _journey(page, context, browser, server, expect)
             except Exception:
                 page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
                 raise
+            assert blocked == []
         finally:
             browser.close()
 

@@ -18,8 +18,8 @@ from app.settings import Settings
 _META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
-def sign_in(client: AsyncTestClient[Litestar], settings: Settings, user_id: UUID) -> None:
-    client.cookies.set(COOKIE_NAME, SessionSigner(settings.session_secrets).sign(user_id))
+def sign_in(client: AsyncTestClient[Litestar], settings: Settings, user_id: UUID, *, epoch: int = 0) -> None:
+    client.cookies.set(COOKIE_NAME, SessionSigner(settings.session_secrets).sign(user_id, epoch))
 
 
 async def csrf_token(client: AsyncTestClient[Litestar], path: str = "/auth/login") -> str:

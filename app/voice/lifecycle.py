@@ -1,0 +1,345 @@
+"""Every transition of a Session and its Call, in one place: one function per transition, each a single
+conditional write that says what state it moves from, so two paths (two processes, a stream and a status
+callback, a call and housekeeping) can never both apply the same transition.
+
+    offer ──claim──▶ (claimed, pending) ──start──▶ active/in progress ──flush*──▶ finalise ──▶ completed|failed
+      │                   │                                                        ▲
+      │                   └── fail_unstarted (anything between claim and a running call) ─┘
+      ├── reoffer (a retried Twilio webhook renews the token while nothing claimed it)
+      ├── finalise_without_stream (a Twilio call that ended before its stream: claims the token itself)
+      ├── record_without_ai (a Twilio call the plan's limit keeps from the AI: born ended, the fallback answers)
+      └── close_unclaimed (housekeeping: nobody connected)
+    reap_stale (housekeeping: a call whose process died ends at its last sign of life)
+
+Invariants: a Session ends exactly once (`ended_at` is only ever set where it is NULL); a Call row is ended
+exactly once (`Call.ended_at IS NULL` in every ending UPDATE), and its summary job is enqueued in the same
+transaction as its ending.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.billing.metering import on_call_finalised
+from app.billing.usage import billable_on_finalise
+from app.db.engine import Database
+from app.db.models import Business, Call, CallEvent, CallStatus, Channel, Customer, Session, SessionStatus
+from app.db.services import BusinessScope
+from app.jobs import enqueue
+from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer, TokenRejected
+
+log = logging.getLogger(__name__)
+
+SUMMARY_JOB = "summary"
+#: A live call writes at least this often (a flush, even with nothing new), so a call whose row goes
+#: quiet for several of these belongs to a process that died.
+HEARTBEAT_SECONDS = 30.0
+#: this long without a write means the call's process is gone
+STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+#: A session nobody connected to, well after its connect token stopped working (a retried Twilio webhook
+#: renews the token within seconds, so the margin covers it).
+UNCLAIMED_AFTER = timedelta(seconds=TOKEN_MAX_AGE_SECONDS) + timedelta(minutes=10)
+
+# Twilio's final CallStatus values and what each means for a call that never streamed.
+_NO_STREAM = {
+    "completed": "the caller hung up before the call was connected",
+    "busy": "the line was busy",
+    "no-answer": "the call was not answered",
+    "canceled": "the caller hung up while the call was ringing",
+    "failed": "Twilio could not connect the call",
+}
+
+
+def _ended(result: Any) -> bool:
+    return result.rowcount == 1  # type: ignore[no-any-return]
+
+
+# -- offer ----------------------------------------------------------------------------------------------------
+async def offer_session(
+    db: Database,
+    issuer: TokenIssuer,
+    business: Business,
+    channel: str,
+    *,
+    caller_phone: str | None = None,
+    call_sid: str | None = None,
+) -> tuple[Session, str]:
+    """A new pending Session and the connect token its caller's socket must present."""
+    nonce = issuer.new_nonce()
+    async with db.session() as s, s.begin():
+        session = Session(business_id=business.id, channel=channel, caller_phone=caller_phone,
+                          twilio_call_sid=call_sid, token_nonce=nonce)
+        s.add(session)
+        await s.flush()
+    return session, issuer.sign(session.id, nonce)
+
+
+async def reoffer_session(db: Database, issuer: TokenIssuer, business: Business, call_sid: str
+                          ) -> tuple[Session, str] | None:
+    """A fresh token for the session of a retried Twilio webhook (the old token stops working), as long as no
+    stream has claimed it and it has not ended; None otherwise."""
+    nonce = issuer.new_nonce()
+    async with db.session() as s, s.begin():
+        session = await s.scalar(select(Session).where(Session.twilio_call_sid == call_sid))
+        if session is None or session.business_id != business.id:
+            return None
+        result = await s.execute(
+            update(Session)
+            .where(Session.id == session.id, Session.token_used_at.is_(None), Session.ended_at.is_(None))
+            .values(token_nonce=nonce)
+        )
+        if not _ended(result):
+            return None
+    return session, issuer.sign(session.id, nonce)
+
+
+async def offer_twilio_session(db: Database, issuer: TokenIssuer, business: Business, *, call_sid: str,
+                               caller_phone: str | None) -> tuple[Session, str] | None:
+    """The Session for this CallSid and a fresh token; None when the call already has a stream."""
+    try:
+        return await offer_session(db, issuer, business, Channel.TWILIO.value, caller_phone=caller_phone,
+                                   call_sid=call_sid)
+    except IntegrityError:
+        pass  # Twilio retried the webhook (same CallSid)
+    offered = await reoffer_session(db, issuer, business, call_sid)
+    if offered is not None:
+        log.info("voice webhook retried for call %s: new token for session %s", call_sid, offered[0].id)
+    return offered
+
+
+# -- claim ----------------------------------------------------------------------------------------------------
+async def claim_session(db: Database, issuer: TokenIssuer, token: str, *, session_id: UUID | None = None,
+                        call_sid: str | None = None) -> Session:
+    """Validate `token` and mark it used, atomically; raises TokenRejected. `session_id` / `call_sid` are what
+    the connecting side claims to be, and must match the session the token was issued for. From here until
+    `start_call` has a running call, every failure must end in `fail_unstarted`."""
+    sid, nonce = issuer.read(token)
+    if session_id is not None and sid != session_id:
+        raise TokenRejected("mismatch")
+    async with db.session() as s, s.begin():
+        row = await s.scalar(select(Session).where(Session.id == sid))
+        if row is None or row.token_nonce != nonce:
+            raise TokenRejected("unknown")
+        if call_sid is not None and row.twilio_call_sid != call_sid:
+            raise TokenRejected("mismatch")
+        result = await s.execute(
+            update(Session).where(Session.id == sid, Session.token_used_at.is_(None))
+            .values(token_used_at=datetime.now(UTC))
+        )
+        if not _ended(result):
+            raise TokenRejected("used")
+    async with db.session() as s:
+        claimed = await s.get(Session, sid)
+        assert claimed is not None
+        return claimed
+
+
+# -- start ----------------------------------------------------------------------------------------------------
+async def start_call(db: Database, session: Session) -> Call:
+    """Mark the claimed session active and create its Call row (the record every later write updates)."""
+    now = datetime.now(UTC)
+    scope = BusinessScope(db.session_maker, session.business_id)
+    customer = await scope.customer_by_phone(session.caller_phone) if session.caller_phone else None
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(Session).where(Session.id == session.id, Session.ended_at.is_(None))
+            .values(status=SessionStatus.ACTIVE.value, started_at=now)
+        )
+        if not _ended(result):
+            raise RuntimeError("the session ended before its call started")
+        call = Call(session_id=session.id, business_id=session.business_id, channel=session.channel,
+                    caller_phone=session.caller_phone, customer_id=customer.id if customer else None,
+                    started_at=now)
+        s.add(call)
+    return call
+
+
+# -- flush / finalise -------------------------------------------------------------------------------------------
+async def flush_call(db: Database, call_id: UUID, values: dict[str, Any], events: Sequence[CallEvent]) -> bool:
+    """Write a live call's running record (transcript, usage, new events); False when the call was already
+    ended elsewhere (another process, a status callback): theirs is kept."""
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(updated_at=datetime.now(UTC),
+                                                                                   **values)
+        )
+        if not _ended(result):
+            return False
+        s.add_all(events)
+    return True
+
+
+async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: dict[str, Any],
+                        events: Sequence[CallEvent], *, status: str, reason: str, failure: str | None,
+                        started_at: datetime, caller_spoke: bool = False) -> bool:
+    """End the call and its session once, and enqueue its summary in the same transaction. The same UPDATE
+    fixes the call's billable seconds (issue 13) and, for a billable call, its keyed usage job is inserted
+    in the same transaction."""
+    now = datetime.now(UTC)
+    duration = round((now - started_at).total_seconds(), 3)
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
+                updated_at=now, status=status, end_reason=reason, ended_at=now, duration_seconds=duration,
+                billable_seconds=billable_on_finalise(duration, caller_spoke=caller_spoke), **values)
+        )
+        if not _ended(result):
+            return False
+        s.add_all(events)
+        failed = status == CallStatus.FAILED.value
+        await s.execute(
+            update(Session).where(Session.id == session_id).values(
+                status=SessionStatus.FAILED.value if failed else SessionStatus.COMPLETED.value,
+                ended_at=now, failure_reason=failure)
+        )
+        await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
+        await on_call_finalised(s, call_id)
+    return True
+
+
+# -- calls the AI doesn't answer (issue 13: the plan's limit) -----------------------------------------------
+async def record_without_ai(db: Database, business: Business, *, call_sid: str, caller_phone: str | None,
+                            end_reason: str, forwarded: bool) -> bool:
+    """Record a Twilio call the AI will not answer (the fallback's forward or voicemail handles it) as an ended
+    Session and Call, so the owner sees it on the calls and billing pages; it bills nothing. False when Twilio
+    retried the webhook (same CallSid) and the call is already recorded."""
+    now = datetime.now(UTC)
+    try:
+        async with db.session() as s, s.begin():
+            session = Session(business_id=business.id, channel=Channel.TWILIO.value,
+                              status=SessionStatus.COMPLETED.value, caller_phone=caller_phone,
+                              twilio_call_sid=call_sid, token_used_at=now, started_at=now, ended_at=now)
+            s.add(session)
+            await s.flush()
+            s.add(Call(session_id=session.id, business_id=business.id, channel=Channel.TWILIO.value,
+                       caller_phone=caller_phone,
+                       status=(CallStatus.TRANSFERRED if forwarded else CallStatus.ABANDONED).value,
+                       started_at=now, ended_at=now, duration_seconds=0.0, billable_seconds=0.0,
+                       end_reason=end_reason))
+    except IntegrityError:
+        return False
+    return True
+
+
+# -- failures before the call runs ------------------------------------------------------------------------------
+async def fail_unstarted(db: Database, session_id: UUID, reason: str) -> bool:
+    """End a claimed (or merely offered) session whose call never got running: the session is `failed` with
+    `reason`, and a Call row already started for it is ended as failed too. True if this changed anything."""
+    now = datetime.now(UTC)
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(Session).where(Session.id == session_id, Session.ended_at.is_(None))
+            .values(status=SessionStatus.FAILED.value, ended_at=now, failure_reason=reason[:500],
+                    token_used_at=now)
+        )
+        changed = _ended(result)
+        calls = await s.execute(
+            update(Call).where(Call.session_id == session_id, Call.ended_at.is_(None)).values(
+                status=CallStatus.FAILED.value, end_reason="setup_failed", ended_at=now, duration_seconds=0.0,
+                updated_at=now)
+        )
+        if calls.rowcount:  # type: ignore[attr-defined]
+            changed = True
+    return changed
+
+
+#: the earlier name, kept for callers written against it
+fail_unstarted_session = fail_unstarted
+
+
+async def finalise_without_stream(db: Database, call_sid: str, twilio_status: str,
+                                  duration_seconds: float | None = None) -> tuple[UUID, UUID] | None:
+    """Close the record of a Twilio call that ended before (or without) its media stream; returns the Session id
+    and the new Call id, or None when there was nothing left to close.
+
+    Claiming the connect token in the same statement means a stream that shows up late is refused, and a call
+    whose stream already connected is left to its bridge: exactly one of them finalises it."""
+    now = datetime.now(UTC)
+    description = _NO_STREAM.get(twilio_status, f"the call ended ({twilio_status})")
+    status = CallStatus.ABANDONED if twilio_status in {"completed", "canceled"} else CallStatus.FAILED
+    async with db.session() as s, s.begin():
+        session = await s.scalar(select(Session).where(Session.twilio_call_sid == call_sid))
+        if session is None:
+            return None
+        result = await s.execute(
+            update(Session)
+            .where(Session.id == session.id, Session.token_used_at.is_(None), Session.ended_at.is_(None))
+            .values(token_used_at=now, ended_at=now,
+                    status=SessionStatus.COMPLETED.value if status is CallStatus.ABANDONED
+                    else SessionStatus.FAILED.value,
+                    failure_reason=None if status is CallStatus.ABANDONED else description)
+        )
+        if not _ended(result):
+            return None
+        customer_id = None
+        if session.caller_phone:
+            customer_id = await s.scalar(select(Customer.id).where(Customer.business_id == session.business_id,
+                                                                    Customer.phone == session.caller_phone))
+        duration = max(0.0, duration_seconds or 0.0)
+        call = Call(session_id=session.id, business_id=session.business_id, channel=Channel.TWILIO.value,
+                    caller_phone=session.caller_phone, customer_id=customer_id, status=status.value,
+                    started_at=session.created_at or now, ended_at=now, duration_seconds=duration,
+                    end_reason=f"twilio_{twilio_status.replace('-', '_')}", transcript="")
+        if duration and session.created_at:
+            call.started_at = max(session.created_at, now - timedelta(seconds=duration))
+        s.add(call)
+        await s.flush()
+        return session.id, call.id
+
+
+# -- housekeeping -----------------------------------------------------------------------------------------------
+async def reap_stale_calls(db: Database, *, now: datetime | None = None) -> int:
+    """End calls left in progress by a process that died (a crash, a kill, a lost machine): no write for
+    STALE_AFTER. Each ends at its last sign of life, once, and gets its summary job. Returns how many."""
+    now = now or datetime.now(UTC)
+    cutoff = now - STALE_AFTER
+    async with db.session() as s:
+        rows = (await s.execute(select(Call.id, Call.session_id, Call.started_at, Call.updated_at)
+                                .where(Call.ended_at.is_(None), Call.updated_at < cutoff))).all()
+    ended = 0
+    for call_id, session_id, started_at, last_seen in rows:
+        async with db.session() as s, s.begin():
+            result = await s.execute(
+                update(Call)
+                .where(Call.id == call_id, Call.ended_at.is_(None), Call.updated_at < cutoff)
+                .values(status=CallStatus.FAILED.value, end_reason="interrupted", ended_at=last_seen,
+                        duration_seconds=round(max(0.0, (last_seen - started_at).total_seconds()), 3),
+                        # Whether the caller spoke isn't known here: only the length decides (the 15 s rule).
+                        billable_seconds=billable_on_finalise(max(0.0, (last_seen - started_at).total_seconds()),
+                                                              caller_spoke=False),
+                        updated_at=now)
+            )
+            if not _ended(result):
+                continue
+            await s.execute(
+                update(Session).where(Session.id == session_id, Session.ended_at.is_(None))
+                .values(status=SessionStatus.FAILED.value, ended_at=last_seen,
+                        failure_reason="the service stopped while the call was in progress")
+            )
+            await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
+            await on_call_finalised(s, call_id)
+            ended += 1
+    return ended
+
+
+async def close_unclaimed(db: Database, *, now: datetime | None = None) -> int:
+    """Close sessions whose caller never connected (a test page shut before the call started, a Twilio call
+    that never opened its stream and whose status callback was lost). Claiming the token in the same
+    statement keeps a late socket out. Returns how many were closed."""
+    now = now or datetime.now(UTC)
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(Session)
+            .where(Session.ended_at.is_(None), Session.token_used_at.is_(None),
+                   Session.created_at < now - UNCLAIMED_AFTER)
+            .values(status=SessionStatus.FAILED.value, ended_at=now, token_used_at=now,
+                    failure_reason="the caller never connected")
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

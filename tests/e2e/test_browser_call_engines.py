@@ -1,0 +1,154 @@
+"""The browser test call on both voice engines: real server, real Chromium with a fake microphone, the real
+SDK against the OpenAI double's Realtime and Live WebSockets. The same booking script, once per engine,
+leaves the same appointment, customer and call record apart from the engine and cost fields."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+from sqlalchemy import select
+
+from app.db.engine import Database
+from app.db.models import Appointment, Call, CallEvent, Customer
+from app.settings import load_settings
+from tests.doubles.openai_double import OpenAIDouble
+from tests.e2e.test_browser_call import ARTIFACTS, launch, wait_for, write_wav
+from tests.support.data import create_owner
+from tests.support.server import RunningServer, base_env, run_server
+from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
+
+EMAILS = {"realtime": "realtime-owner@example.com", "live": "live-owner@example.com"}
+REQUEST = "Hi, I'd like to book a haircut for tomorrow at ten in the morning."
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[OpenAIDouble]:
+    with OpenAIDouble(api_key="test-key") as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> Iterator[RunningServer]:
+    data_dir = tmp_path_factory.mktemp("browser-engines")
+    env = base_env(data_dir, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=double.base_url,
+                   SUPERVISOR_TIMEOUT_SECONDS="5")
+    with run_server(env) as running:
+        asyncio.run(_create_businesses(running.env))
+        yield running
+
+
+async def _create_businesses(env: dict[str, str]) -> None:
+    db = Database(load_settings(env))
+    try:
+        for engine, email in EMAILS.items():
+            await create_owner(db, email=email, voice_engine=engine)
+    finally:
+        await db.dispose()
+
+
+async def _latest_call(env: dict[str, str]) -> tuple[Call, list[CallEvent], list[Appointment], list[Customer]]:
+    db = Database(load_settings(env))
+    try:
+        async with db.session() as s:
+            call = (await s.scalars(select(Call).order_by(Call.started_at.desc()))).first()
+            assert call is not None
+            events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == call.id)
+                                          .order_by(CallEvent.sequence)))
+            booked = list((await s.scalars(select(Appointment).where(Appointment.call_id == call.id))).unique())
+            customers = list(await s.scalars(select(Customer).where(Customer.business_id == call.business_id)))
+            return call, events, booked, customers
+    finally:
+        await db.dispose()
+
+
+def script(double: OpenAIDouble, engine: str, answer: str, day: Any) -> None:
+    if engine == "realtime":
+        double.realtime.say(GREETING).caller(REQUEST).tool(
+            "getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "wants a haircut at ten"},
+            say_first="One moment.").say_from_tool_output()
+    else:
+        double.live.say(GREETING).caller(REQUEST).delegate(say_first="One moment.").say_from_commentary()
+    double.responses.for_model("gpt-4.1").function_call(
+        "check_availability", {"service": "Haircut", "date": day.isoformat()}
+    ).function_call(
+        "book_appointment", {"service": "Haircut", "start": f"{day.isoformat()}T10:00", "customer_name": "Jane Doe",
+                             "customer_phone": "+1 555 123 4567"},
+    ).text(answer)
+
+
+def browser_call(server: RunningServer, mic: Path, engine: str, answer: str) -> None:
+    with sync_playwright() as pw:
+        browser = launch(pw, mic)
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["microphone"], origin=server.url)
+            page = context.new_page()
+            page.goto(f"{server.url}/auth/login?next=/test")
+            page.fill("#email", EMAILS[engine])
+            page.click("#local-sign-in button[type=submit]")
+            page.wait_for_url(f"{server.url}/test")
+            page.click("#call-start")
+            page.wait_for_function(
+                "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
+                timeout=15_000,
+            )
+            page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=10_000)
+            page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=20_000)
+            page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
+            page.screenshot(path=str(ARTIFACTS / f"browser-call-{engine}.png"), full_page=True)
+            page.click("#call-hangup")
+            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
+        finally:
+            browser.close()
+
+
+def comparable(call: Call, events: list[CallEvent], booked: list[Appointment], customers: list[Customer]) -> Any:
+    return {
+        "status": call.status, "end_reason": call.end_reason, "channel": call.channel,
+        "transcript": call.transcript,
+        "supervisor_tools": [(e.kind, e.data.get("name"), e.data.get("arguments")) for e in events
+                             if e.data.get("source") == "supervisor"],
+        "booked": [(a.service, a.starts_at, a.ends_at, a.status) for a in booked],
+        "customers": sorted((c.name, c.phone) for c in customers),
+    }
+
+
+def test_the_same_browser_booking_on_both_engines(server: RunningServer, double: OpenAIDouble,
+                                                  tmp_path: Path) -> None:
+    day = next_open_weekday()
+    answer = f"You're all set: a haircut on {day:%A} at ten a.m. See you then, Jane."
+    mic = write_wav(tmp_path / "mic.wav", silence(3500) + wav_pcm(ASSETS / "book-24k.wav") + silence(40000))
+    ARTIFACTS.mkdir(exist_ok=True)
+    records = {}
+    for engine in ("realtime", "live"):
+        double.reset()
+        script(double, engine, answer, day)
+        browser_call(server, mic, engine, answer)
+
+        def finalised(engine: str = engine) -> Any:
+            record = asyncio.run(_latest_call(server.env))
+            return record if record[0].ended_at and record[0].engine == engine else None
+
+        records[engine] = wait_for(finalised, 15, f"the finalised {engine} call")
+        if engine == "live":
+            log = double.live_sessions[0]
+            assert log.protocol_errors == [] and not log.sent_of_type("error")
+            assert log.session["audio"]["format"] == {"type": "audio/pcm", "rate": 24000}
+            assert log.input_audio_bytes > 48 * 4000  # the microphone reached GPT-Live untouched
+
+    realtime, live = (comparable(*records[e]) for e in ("realtime", "live"))
+    assert realtime == live
+    assert realtime["status"] == "completed" and realtime["end_reason"] == "caller_hangup"
+    assert f"Agent: {answer}" in realtime["transcript"] and "Caller: Hi, I'd like to book" in realtime["transcript"]
+    assert [name for _k, name, _a in realtime["supervisor_tools"]] == ["check_availability", "book_appointment"]
+    assert len(realtime["booked"]) == 1 and realtime["customers"] == [("Jane Doe", "+15551234567")]
+    rt_call, live_call = records["realtime"][0], records["live"][0]
+    assert (rt_call.engine, live_call.engine) == ("realtime", "live")
+    assert "realtime" in rt_call.usage and "live" in live_call.usage and "realtime" not in live_call.usage
+    assert live_call.usage["supervisor"]["text_output"] > 0 and live_call.cost_usd > 0
+    assert "Traceback" not in server.log()
