@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
-from app.db.models import Billing, BillingSubscription, Business, PolarWebhookDelivery, User
+from app.db.models import AuditEntry, Billing, BillingSubscription, Business, PolarWebhookDelivery, User
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import make_settings, migrated_database
@@ -228,3 +228,20 @@ async def test_the_owner_marks_a_call_as_spam_and_only_their_own(ctx: Ctx) -> No
         assert not (await s.get(Call, theirs.id)).is_spam  # type: ignore[union-attr]
     page = (await ctx.client.get(f"/calls/{call.id}")).text
     assert "marked as spam" in page and 'id="mark-spam"' not in page
+
+
+async def test_checkout_portal_and_polar_plan_changes_are_in_the_activity_log(ctx: Ctx) -> None:
+    sub = await _upgrade(ctx)
+    await ctx.deliver("subscription.active", ctx.polar.subscription_object(sub))
+    await ctx.deliver("subscription.active", ctx.polar.subscription_object(sub))  # a redelivery: no new entry
+    token = await csrf_token(ctx.client, "/billing")
+    await ctx.client.post("/billing/portal", headers={"x-csrftoken": token})
+    async with ctx.db.session() as s:
+        entries = list(await s.scalars(select(AuditEntry).where(AuditEntry.action == "billing.changed")
+                                       .order_by(AuditEntry.created_at)))
+    assert [(e.business_id, e.actor_kind) for e in entries] == [(ctx.business.id, "owner"), (ctx.business.id, "polar"),
+                                                                (ctx.business.id, "owner")]
+    assert entries[0].detail == {"checkout": "starter"} and entries[1].detail["status"] == "active"
+    assert entries[2].detail == {"portal": "opened"}
+    page = (await ctx.client.get("/audit")).text
+    assert page.count("Changed the plan or billing") == 3
