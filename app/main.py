@@ -65,11 +65,14 @@ def _route_handlers() -> list[ControllerRouterHandler]:
 
 
 def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Callable[[Litestar], Any]]]:
+    from app.billing.routes import start_billing, stop_billing
     from app.calendar.runtime import start_calendar, stop_calendar
     from app.inbox.runtime import start_inbox, stop_inbox
     from app.voice.runtime import start_runtime, stop_runtime
 
-    return [start_runtime, start_calendar, start_inbox], [stop_inbox, stop_calendar, stop_runtime]
+    # Billing and the inbox register their job kinds on the queue the call runtime builds, so they start after it.
+    return ([start_runtime, start_calendar, start_inbox, start_billing],
+            [stop_billing, stop_inbox, stop_calendar, stop_runtime])
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from app.billing.plans import Plan, PlanError, parse_plans
+
 ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -95,6 +97,11 @@ class Settings:
     polar_webhook_secret: str | None = None
     polar_api_base_url: str = DEFAULT_POLAR_API_BASE_URL
     polar_product_id: str | None = None
+    # Issue 13 (billing): the paid plans (Polar products), the free trial's minutes (in total, no Polar needed),
+    # and the name of the usage event a Polar meter counts. Polar's sandbox: POLAR_API_BASE_URL.
+    polar_plans: tuple[Plan, ...] = ()
+    free_trial_minutes: int = 30
+    polar_usage_event: str = "call.minutes"
     recordings_dir: Path = ROOT / "data" / "recordings"
     # Per-model price overrides in USD per million tokens, merged over app.billing.pricing's dated table.
     price_overrides: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
@@ -330,6 +337,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError("SMTP_FROM (the notification emails' From address) is required with SMTP_URL")
     if smtp_from and "@" not in smtp_from:
         raise SettingsError(f"SMTP_FROM must be an email address, got {smtp_from!r}")
+    try:
+        polar_plans = parse_plans(opt("POLAR_PLANS"), opt("POLAR_PRODUCT_ID"))
+    except PlanError as exc:
+        raise SettingsError(str(exc)) from None
+    if polar_plans and not opt("POLAR_ACCESS_TOKEN"):
+        raise SettingsError("POLAR_ACCESS_TOKEN is required when POLAR_PLANS (or POLAR_PRODUCT_ID) is set")
 
     return Settings(
         data_dir=data_dir,
@@ -359,6 +372,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "POLAR_API_BASE_URL", opt("POLAR_API_BASE_URL") or DEFAULT_POLAR_API_BASE_URL
         ),
         polar_product_id=opt("POLAR_PRODUCT_ID"),
+        polar_plans=polar_plans,
+        free_trial_minutes=_int("FREE_TRIAL_MINUTES", opt("FREE_TRIAL_MINUTES") or "30", low=0, high=100_000),
+        polar_usage_event=opt("POLAR_USAGE_EVENT") or "call.minutes",
         recordings_dir=Path(opt("RECORDINGS_DIR") or data_dir / "recordings"),
         price_overrides=overrides,
         supervisor_timeout_seconds=_int(

@@ -255,28 +255,34 @@ async def test_appointments_list_and_cancel(ctx: Ctx) -> None:
 async def test_billing_current_period_per_call_and_past_periods(ctx: Ctx) -> None:
     now = datetime.now(UTC)
     await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=3), duration_seconds=90,
-                    cost_usd=0.30, input_tokens=1000, output_tokens=500)
+                    billable_seconds=90.0, cost_usd=0.30, input_tokens=1000, output_tokens=500)
     await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=9), duration_seconds=30,
-                    cost_usd=0.20, input_tokens=10, output_tokens=5)
+                    billable_seconds=30.0, cost_usd=0.20, input_tokens=10, output_tokens=5)
+    await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=12), caller_phone=None,
+                    duration_seconds=300, cost_usd=0.0, input_tokens=0, output_tokens=0)  # a browser test call
     await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(days=70), cost_usd=5.0)
     async with ctx.db.session() as s, s.begin():
         s.add(Billing(business_id=ctx.business.id, period="2026-01", amount_cents=1234, status="paid"))
     text = (await ctx.client.get("/billing")).text
     assert '<div class="value" id="period-cost">$0.50</div>' in text
-    assert "1,515" in text and "2.0" in text  # tokens and minutes
-    assert text.count("<tr><td data-label=\"Call\"><a href=\"/calls/") == 2
-    assert "2026-01" in text and "12.34 USD" in text and "Free" in text
+    assert "1,515" in text  # tokens
+    # Trial minutes: every started minute (90 s → 2, 30 s → 1); the test call isn't billed.
+    assert '<strong id="minutes-used">3.0</strong> of <span id="minutes-included">30</span>' in text
+    assert 'aria-valuenow="10"' in text
+    assert text.count("<tr><td data-label=\"Call\"><a href=\"/calls/") == 3
+    assert "2026-01" in text and "12.34 USD" in text and "Free trial" in text
 
 
-async def test_checkout_button_only_when_polar_is_configured(data_dir: Path, db: Database) -> None:
+async def test_checkout_button_only_when_plans_are_configured(data_dir: Path, db: Database) -> None:
     from tests.conftest import make_settings
 
     user, _business = await create_owner(db)
-    settings = make_settings(data_dir, POLAR_ACCESS_TOKEN="polar_test_token")
+    settings = make_settings(data_dir, POLAR_ACCESS_TOKEN="polar_test_token", POLAR_PLANS=(
+        '[{"key": "starter", "name": "Starter", "product_id": "prod_1", "included_minutes": 300}]'))
     async with AsyncTestClient(create_app(settings)) as client:
         sign_in(client, settings, user.id)
         text = (await client.get("/billing")).text
-    assert 'action="/billing/checkout"' in text and "Upgrade your plan" in text
+    assert 'action="/billing/checkout"' in text and "Upgrade to Starter" in text and 'value="starter"' in text
 
 
 async def test_pages_are_readable_html_with_nav(ctx: Ctx) -> None:

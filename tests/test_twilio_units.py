@@ -13,7 +13,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from app.db.engine import Database
-from app.db.models import Session
+from app.db.models import Call, Session
 from app.main import create_app
 from app.telephony import twiml
 from app.telephony.rest import TwilioCalls, TwilioUnavailable
@@ -157,3 +157,20 @@ async def test_without_openai_the_caller_gets_the_fallback_and_the_session_fails
         session = await s.scalar(select(Session).where(Session.twilio_call_sid == PARAMS["CallSid"]))
     assert session is not None and session.business_id == business.id and session.status == "failed"
     assert session.failure_reason and "OPENAI_API_KEY" in session.failure_reason
+
+
+async def test_at_the_plans_limit_without_a_transfer_number_the_caller_gets_voicemail(data_dir: Path,
+                                                                                      db: Database) -> None:
+    token = "twilio-auth-token-for-tests"
+    settings = make_settings(data_dir, TWILIO_ACCOUNT_SID="AC" + "7" * 32, TWILIO_AUTH_TOKEN=token,
+                             FREE_TRIAL_MINUTES="0")  # the trial is used up before the first call
+    _user, business = await create_owner(db, phone_number="+15559870000")
+    async with AsyncTestClient(create_app(settings)) as client:
+        response = await _post_signed(client, token, "/twilio/voice", PARAMS)
+        again = await _post_signed(client, token, "/twilio/voice", PARAMS)  # Twilio retries: recorded once
+    for answer in (parse_twiml(response.status_code, response.text), parse_twiml(again.status_code, again.text)):
+        assert answer.record is not None and answer.stream_url is None and answer.dial is None
+    async with db.session() as s:
+        calls = list(await s.scalars(select(Call).where(Call.business_id == business.id)))
+    assert [(c.status, c.end_reason, c.billable_seconds) for c in calls] == [
+        ("abandoned", "limit_reached_voicemail", 0.0)]

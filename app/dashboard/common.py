@@ -56,6 +56,13 @@ class Formatter:
         return f"${amount:,.4f}" if 0 < amount < 0.01 else f"${amount:,.2f}"
 
     @staticmethod
+    def cost(value: float | None, price_unknown: bool = False) -> str:
+        """A call's cost; usage of a model no price table knows is never shown as $0 (issue 13)."""
+        if not price_unknown:
+            return Formatter.money(value)
+        return f"{Formatter.money(value)} + price unknown" if value else "price unknown"
+
+    @staticmethod
     def minutes(seconds: float | None) -> str:
         return f"{(seconds or 0) / 60:,.1f}"
 

@@ -202,6 +202,15 @@ class Call(UUIDv7AuditBase):
     # ["booked", "message_taken", ...], and whether the owner has to act on it.
     outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
     needs_follow_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Issue 13 (billing): the seconds a call counts against the plan, set when it is finalised (0 for browser
+    # test calls, calls the AI never answered, and calls under 15 s that ended before the caller spoke);
+    # calls the owner marks as spam stop counting. `price_unknown`: part of its usage is of a model no price
+    # table knows, so `cost_usd` holds only the priced part and pages say "price unknown".
+    billable_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default=text("0"))
+    is_spam: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    price_unknown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    # Its usage event reached Polar (so marking it as spam later sends a credit).
+    usage_reported: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
     # Issue 12: the engine that answered ("realtime" or "live"); a Live call that fell back says "realtime"
     # here and has a system event naming the reason. None on calls recorded before engines existed.
     engine: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -400,6 +409,66 @@ class Notification(UUIDv7AuditBase):
     sent_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     #: Twilio's Message SID, or the email's Message-ID
     provider_id: Mapped[str | None] = mapped_column(String(200), default=None)
+class SubscriptionStatus(StrEnum):
+    """Polar's subscription statuses (polar.v2026_04 SubscriptionStatus)."""
+
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"
+    UNPAID = "unpaid"
+
+
+class BillingSubscription(UUIDv7AuditBase):
+    """Issue 13: a business's Polar subscription as the webhooks last described it (one per business).
+
+    `polar_modified_at` is the subscription's own `modified_at` (else the event's timestamp) from the event
+    that wrote this row: an older event arriving late never overwrites a newer state."""
+
+    __tablename__ = "billing_subscription"
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), unique=True)
+    polar_subscription_id: Mapped[str] = mapped_column(String(64), unique=True)
+    polar_customer_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    product_id: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(24))
+    current_period_start: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    current_period_end: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    polar_modified_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class PolarWebhookDelivery(UUIDv7AuditBase):
+    """Issue 13: every Polar webhook handled, by its `webhook-id`, so a redelivery changes nothing."""
+
+    __tablename__ = "polar_webhook_delivery"
+
+    webhook_id: Mapped[str] = mapped_column(String(120), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    # What the delivery did ("subscription active", "older than the state kept: ignored"), for support.
+    outcome: Mapped[str] = mapped_column(String(200), default="")
+
+
+class UsageWarning(UUIDv7AuditBase):
+    """Issue 13: the owner was warned that the period's minutes reached 80 % or 100 % of the plan (once each)."""
+
+    __tablename__ = "usage_warning"
+    __table_args__ = (UniqueConstraint("business_id", "period_start", "threshold", name="uq_usage_warning"),)
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), index=True)
+    period_start: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    threshold: Mapped[int] = mapped_column(Integer)  # percent of the included minutes: 80 or 100
+    plan: Mapped[str] = mapped_column(String(40))
+    used_minutes: Mapped[int] = mapped_column(Integer)
+    included_minutes: Mapped[int] = mapped_column(Integer)
+    # How the owner was told: "billing page" always; "email" when an SMTP channel exists and it was sent.
+    delivered_by: Mapped[str] = mapped_column(String(80), default="billing page")
+
+
 # -- issue 15: the real calendar (resources, closures, rules, Google Calendar) ---------------------------
 
 

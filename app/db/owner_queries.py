@@ -87,6 +87,8 @@ class PeriodTotals:
     output_tokens: int
     cost: float
     booked: int
+    # Issue 13: some call in the window used a model no price table knows (its cost is a lower bound).
+    price_unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,7 @@ class OwnerScope(BusinessScope):
         """Calls started, minutes, tokens and cost in [start, end), and appointments booked in it."""
         in_period = (Call.business_id == self.business_id, Call.started_at >= start, Call.started_at < end)
         async with self._sessions() as s:
-            count, seconds, input_tokens, output_tokens, cost = (
+            count, seconds, input_tokens, output_tokens, cost, price_unknown = (
                 await s.execute(
                     select(
                         func.count(Call.id),
@@ -156,6 +158,7 @@ class OwnerScope(BusinessScope):
                         func.coalesce(func.sum(Call.input_tokens), 0),
                         func.coalesce(func.sum(Call.output_tokens), 0),
                         func.coalesce(func.sum(Call.cost_usd), 0.0),
+                        func.coalesce(func.sum(Call.price_unknown), 0),
                     ).where(*in_period)
                 )
             ).one()
@@ -167,7 +170,7 @@ class OwnerScope(BusinessScope):
                     Appointment.created_at < end,
                 )
             )
-        return PeriodTotals(count, seconds, input_tokens, output_tokens, cost, booked or 0)
+        return PeriodTotals(count, seconds, input_tokens, output_tokens, cost, booked or 0, bool(price_unknown))
 
     async def overview_totals(
         self, day: tuple[datetime, datetime], month: tuple[datetime, datetime], *, include_tests: bool

@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException, PermissionDeniedException, Valida
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
+from app.billing.usage import BillingScope
 from app.db.engine import Database
 from app.db.models import Business, Call, Channel, Session
 from app.db.services import BusinessScope
@@ -31,7 +32,7 @@ from app.telephony.records import (
 from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
 from app.telephony.transfers import usable_transfer_number
-from app.voice.lifecycle import claim_session, fail_unstarted
+from app.voice.lifecycle import claim_session, fail_unstarted, record_without_ai
 from app.voice.recording import StereoRecording, save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
 from app.voice.runtime import CallRuntime, get_runtime
@@ -75,6 +76,16 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
     if business is None:
         log.warning("call %s: no business has the number it was made to", call_sid)
         return _twiml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER_APOLOGY))
+    decision = await BillingScope(db.session_maker, business.id, settings).answer_with_ai()
+    if not decision.answer_with_ai:
+        forwarded = fallback.forwards(business)
+        end_reason = f"{decision.reason}_{'forwarded' if forwarded else 'voicemail'}"
+        if not await record_without_ai(db, business, call_sid=call_sid, caller_phone=phone_or_none(caller),
+                                       end_reason=end_reason, forwarded=forwarded):
+            log.info("call %s: plan-limit webhook repeated", call_sid)
+        log.info("call %s for business %s not answered by the AI (%s)", call_sid, business.id, end_reason)
+        return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.PLAN_LIMIT,
+                                              base_url=settings.public_base_url))
     runtime = get_runtime(request.app)
     offered = await offer_twilio_session(db, runtime.issuer, business, call_sid=call_sid,
                                          caller_phone=phone_or_none(caller))

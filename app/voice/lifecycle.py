@@ -7,6 +7,7 @@ callback, a call and housekeeping) can never both apply the same transition.
       │                   └── fail_unstarted (anything between claim and a running call) ─┘
       ├── reoffer (a retried Twilio webhook renews the token while nothing claimed it)
       ├── finalise_without_stream (a Twilio call that ended before its stream: claims the token itself)
+      ├── record_without_ai (a Twilio call the plan's limit keeps from the AI: born ended, the fallback answers)
       └── close_unclaimed (housekeeping: nobody connected)
     reap_stale (housekeeping: a call whose process died ends at its last sign of life)
 
@@ -27,6 +28,8 @@ from uuid import UUID
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.billing.metering import on_call_finalised
+from app.billing.usage import billable_on_finalise
 from app.db.engine import Database
 from app.db.models import Business, Call, CallEvent, CallStatus, Channel, Customer, Session, SessionStatus
 from app.db.services import BusinessScope
@@ -177,14 +180,17 @@ async def flush_call(db: Database, call_id: UUID, values: dict[str, Any], events
 
 async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: dict[str, Any],
                         events: Sequence[CallEvent], *, status: str, reason: str, failure: str | None,
-                        started_at: datetime) -> bool:
-    """End the call and its session once, and enqueue its summary in the same transaction."""
+                        started_at: datetime, caller_spoke: bool = False) -> bool:
+    """End the call and its session once, and enqueue its summary in the same transaction. The same UPDATE
+    fixes the call's billable seconds (issue 13) and, for a billable call, its keyed usage job is inserted
+    in the same transaction."""
     now = datetime.now(UTC)
+    duration = round((now - started_at).total_seconds(), 3)
     async with db.session() as s, s.begin():
         result = await s.execute(
             update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
-                updated_at=now, status=status, end_reason=reason, ended_at=now,
-                duration_seconds=round((now - started_at).total_seconds(), 3), **values)
+                updated_at=now, status=status, end_reason=reason, ended_at=now, duration_seconds=duration,
+                billable_seconds=billable_on_finalise(duration, caller_spoke=caller_spoke), **values)
         )
         if not _ended(result):
             return False
@@ -197,6 +203,31 @@ async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: d
         )
         await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
         await enqueue_settle(s, call_id)
+        await on_call_finalised(s, call_id)
+    return True
+
+
+# -- calls the AI doesn't answer (issue 13: the plan's limit) -----------------------------------------------
+async def record_without_ai(db: Database, business: Business, *, call_sid: str, caller_phone: str | None,
+                            end_reason: str, forwarded: bool) -> bool:
+    """Record a Twilio call the AI will not answer (the fallback's forward or voicemail handles it) as an ended
+    Session and Call, so the owner sees it on the calls and billing pages; it bills nothing. False when Twilio
+    retried the webhook (same CallSid) and the call is already recorded."""
+    now = datetime.now(UTC)
+    try:
+        async with db.session() as s, s.begin():
+            session = Session(business_id=business.id, channel=Channel.TWILIO.value,
+                              status=SessionStatus.COMPLETED.value, caller_phone=caller_phone,
+                              twilio_call_sid=call_sid, token_used_at=now, started_at=now, ended_at=now)
+            s.add(session)
+            await s.flush()
+            s.add(Call(session_id=session.id, business_id=business.id, channel=Channel.TWILIO.value,
+                       caller_phone=caller_phone,
+                       status=(CallStatus.TRANSFERRED if forwarded else CallStatus.ABANDONED).value,
+                       started_at=now, ended_at=now, duration_seconds=0.0, billable_seconds=0.0,
+                       end_reason=end_reason))
+    except IntegrityError:
+        return False
     return True
 
 
@@ -287,6 +318,9 @@ async def reap_stale_calls(db: Database, *, now: datetime | None = None) -> int:
                 .where(Call.id == call_id, Call.ended_at.is_(None), Call.updated_at < cutoff)
                 .values(status=CallStatus.FAILED.value, end_reason="interrupted", ended_at=last_seen,
                         duration_seconds=round(max(0.0, (last_seen - started_at).total_seconds()), 3),
+                        # Whether the caller spoke isn't known here: only the length decides (the 15 s rule).
+                        billable_seconds=billable_on_finalise(max(0.0, (last_seen - started_at).total_seconds()),
+                                                              caller_spoke=False),
                         updated_at=now)
             )
             if not _ended(result):
@@ -298,6 +332,7 @@ async def reap_stale_calls(db: Database, *, now: datetime | None = None) -> int:
             )
             await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
             await enqueue_settle(s, call_id)
+            await on_call_finalised(s, call_id)
             ended += 1
     return ended
 

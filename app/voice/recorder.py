@@ -128,10 +128,12 @@ class CallRecorder:
     def ending(self) -> Ending | None:
         return self._ending
 
-    def usage_report(self) -> tuple[dict[str, Any], int, int, float]:
+    def usage_report(self) -> tuple[dict[str, Any], int, int, float, bool]:
+        """Usage per source, tokens in/out, the priced cost, and whether some usage had no known price."""
         usage: dict[str, Any] = {"prices_as_of": PRICES_AS_OF}
         total_in = total_out = 0
         total_cost = 0.0
+        unknown = False
         for name, source in self._sources.items():
             if not any(source.tokens.as_dict().values()):
                 continue  # nothing counted (e.g. GPT-Live's transcripts are part of its session time)
@@ -139,14 +141,17 @@ class CallRecorder:
             usage[name] = {"model": source.model, **source.tokens.as_dict(), "cost_usd": cost}
             total_in += source.tokens.input_tokens
             total_out += source.tokens.output_tokens
-            total_cost += cost
+            if cost is None:
+                unknown = True
+            else:
+                total_cost += cost
         if self._live is not None:
             model, active, standby = self._live
             cost = live_cost_usd(model, active, standby, self._price_overrides)
             usage["live"] = {"model": model, "active_seconds": active, "standby_seconds": standby,
                              "cost_usd": cost, "prices_as_of": LIVE_PRICES_AS_OF}
             total_cost += cost
-        return usage, total_in, total_out, round(total_cost, 6)
+        return usage, total_in, total_out, round(total_cost, 6), unknown
 
     # -- database -----------------------------------------------------------------------------------------
     async def flush(self) -> None:
@@ -158,13 +163,14 @@ class CallRecorder:
 
     async def _write_pending(self, final: Ending | None) -> bool:
         events, self._pending = self._pending, []
-        usage, tokens_in, tokens_out, cost = self.usage_report()
+        usage, tokens_in, tokens_out, cost, price_unknown = self.usage_report()
         values: dict[str, Any] = {
             "transcript": self.transcript,
             "usage": usage,
             "input_tokens": tokens_in,
             "output_tokens": tokens_out,
             "cost_usd": cost,
+            "price_unknown": price_unknown,
             "latencies": list(self.latencies),
         }
         if self.engine is not None:
@@ -174,7 +180,7 @@ class CallRecorder:
                 return await lifecycle.flush_call(self._db, self.call_id, values, events)
             return await lifecycle.finalise_call(self._db, self.call_id, self.session_id, values, events,
                                                  status=final.status, reason=final.reason, failure=final.failure,
-                                                 started_at=self.started_at)
+                                                 started_at=self.started_at, caller_spoke=self.caller_turns > 0)
         except Exception:
             # Keep the events for the next attempt rather than lose a turn to a passing database error.
             self._pending = events + self._pending

@@ -86,4 +86,7 @@ class Summaries:
                 call.usage = usage
                 call.input_tokens += usage_delta.input_tokens
                 call.output_tokens += usage_delta.output_tokens
-                call.cost_usd = round(call.cost_usd + cost, 6)
+                if cost is None:
+                    call.price_unknown = True  # the priced part stays; pages say "price unknown"
+                else:
+                    call.cost_usd = round(call.cost_usd + cost, 6)

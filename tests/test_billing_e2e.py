@@ -1,0 +1,149 @@
+"""Billing end to end: the real service (granian subprocess) with the Polar, Twilio and OpenAI doubles, each
+reached only through configuration. An owner upgrades through Polar's checkout, Polar's signed webhook makes
+the plan active, a phone call uses the plan's minutes and reaches Polar's meter, crossing the limit warns the
+owner, and on a stop-at-limit plan the next call is forwarded to the owner's number instead of the AI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+import pytest
+
+from app.auth.cookies import COOKIE_NAME, SessionSigner
+from app.db.engine import Database
+from app.settings import load_settings
+from tests.doubles.openai_double import OpenAIDouble
+from tests.doubles.polar_double import PolarDouble
+from tests.doubles.twilio_double import TwilioDouble, caller_audio
+from tests.support.billing import STARTER, polar_double, polar_env
+from tests.support.data import create_owner
+from tests.support.server import ROOT, RunningServer, phone_env, run_server
+from tests.test_twilio_calls import finalised, hear_it_all, sent_at, wait_until
+
+NUMBER = "+15550003000"
+TRANSFER = "+15550003999"
+# One included minute, per started minute: a single answered call reaches the limit.
+E2E_PLANS = [{"key": "starter", "name": "Starter", "product_id": STARTER, "included_minutes": 1,
+              "over_limit": "stop"}]
+
+
+@dataclass
+class World:
+    server: RunningServer
+    openai: OpenAIDouble
+    twilio: TwilioDouble
+    polar: PolarDouble
+    env: dict[str, str]
+    owner_id: UUID
+    business_id: UUID
+
+    def database(self) -> Database:
+        return Database(load_settings(self.env))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    data_dir: Path = tmp_path_factory.mktemp("billing-e2e")
+    with OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, polar_double() as polar:
+        env = phone_env(data_dir, openai, twilio, **polar_env(polar, POLAR_PLANS=json.dumps(E2E_PLANS)))
+        with run_server(env) as server:
+            twilio.status_callback_url = server.url + "/twilio/status"
+
+            async def seed() -> tuple[UUID, UUID]:
+                db = Database(load_settings(server.env))
+                try:
+                    user, business = await create_owner(db, phone_number=NUMBER, transfer_number=TRANSFER)
+                    return user.id, business.id
+                finally:
+                    await db.dispose()
+
+            owner_id, business_id = asyncio.run(seed())
+            yield World(server, openai, twilio, polar, server.env, owner_id, business_id)
+            log = server.log()
+            (ROOT / "test-artifacts").mkdir(exist_ok=True)
+            (ROOT / "test-artifacts" / "billing-server.log").write_text(log)
+            assert "Traceback" not in log, log[-5000:]
+
+
+def owner_client(w: World) -> httpx.AsyncClient:
+    signer = SessionSigner(load_settings(w.env).session_secrets)
+    return httpx.AsyncClient(base_url=w.server.url, cookies={COOKIE_NAME: signer.sign(w.owner_id)},
+                             follow_redirects=False, timeout=15)
+
+
+async def csrf(client: httpx.AsyncClient) -> str:
+    page = (await client.get("/billing")).text
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+async def test_upgrade_use_minutes_warn_and_forward_at_the_limit(world: World) -> None:
+    w = world
+    async with owner_client(w) as owner:
+        # 1. The owner upgrades: a Polar checkout for the Starter product, for this owner.
+        response = await owner.post("/billing/checkout", data={"plan": "starter"},
+                                    headers={"x-csrftoken": await csrf(owner)})
+        assert response.status_code == 303
+        checkout = w.polar.checkouts[-1]
+        assert response.headers["location"] == checkout["response"]["url"]
+        assert checkout["request"]["products"] == [STARTER]
+        assert checkout["request"]["external_customer_id"] == str(w.owner_id)
+
+        # 2. The owner pays on Polar; Polar's signed webhook makes the plan active.
+        sub = w.polar.complete_checkout()
+        url = w.server.url + "/billing/polar/webhook"
+        delivered = await asyncio.to_thread(w.polar.deliver, url, "subscription.active",
+                                            w.polar.subscription_object(sub))
+        assert delivered.status_code == 200, delivered.text
+        page = (await owner.get("/billing")).text
+        assert '<span class="plan" id="plan-name">Starter</span>' in page
+        assert '<strong id="minutes-used">0.0</strong> of <span id="minutes-included">1</span>' in page
+
+        # 3. A phone call answered by the AI uses the plan's minutes, and its usage reaches Polar.
+        w.openai.realtime.say("Hello, how can I help?")
+        w.openai.realtime.caller("Are you open on Saturday?")
+        w.openai.realtime.say("Yes, from ten to two.")
+        sessions_before = len(w.openai.realtime_sessions)
+        call, answer = await w.twilio.place_call(w.server.url + "/twilio/voice", to=NUMBER, from_="+15553334444")
+        assert answer.stream_url, answer.body
+        stream = await w.twilio.open_stream(call, answer)
+        log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+        await sent_at(log, "response.done")
+        await stream.speak(caller_audio("book"))
+        await sent_at(log, "response.done", count=2, timeout=15)
+        await hear_it_all(stream, log)
+        await stream.hang_up()
+        _session, row, _events = await finalised(w, call.sid)  # type: ignore[arg-type]
+        assert row.billable_seconds > 0 and "Caller:" in row.transcript
+
+        await wait_until(lambda: str(row.id) in w.polar.events, timeout=15)
+        event = w.polar.events[str(row.id)]
+        assert event["external_customer_id"] == str(w.owner_id) and event["metadata"]["minutes"] == 1
+
+        # 4. Crossing the limit warns the owner on the billing page.
+        async def warned() -> bool:
+            return 'id="usage-warning-100"' in (await owner.get("/billing")).text
+
+        await wait_until(warned, timeout=15)
+        page = (await owner.get("/billing")).text
+        assert 'id="usage-warning-80"' in page and "forwarded to your transfer number" in page
+        assert '<strong id="minutes-used">1.0</strong>' in page and 'aria-valuenow="100"' in page
+
+        # 5. On this stop-at-limit plan the next call is forwarded to the owner instead of the AI.
+        sessions = len(w.openai.realtime_sessions)
+        second, answer = await w.twilio.place_call(w.server.url + "/twilio/voice", to=NUMBER, from_="+15556667777")
+        assert answer.status_code == 200 and answer.stream_url is None and answer.dial == TRANSFER, answer.body
+        assert len(w.openai.realtime_sessions) == sessions
+        _session, forwarded, _events = await finalised(w, second.sid)  # type: ignore[arg-type]
+        assert forwarded.status == "transferred" and forwarded.end_reason == "limit_reached_forwarded"
+        assert forwarded.billable_seconds == 0
+        page = (await owner.get("/billing")).text
+        assert 'id="forwarded">1 call' in page
