@@ -1,8 +1,8 @@
 """The public face at `/` for visitors: what the receptionist does, how it sounds, what it costs, sign-in.
 
 The page has no per-visitor data, so it is the same for everyone (cacheable by the ETag middleware).
-Pricing comes from configuration: the plan the service sells (Polar checkout) when payments are set up,
-and always what a call costs in model usage at the configured realtime model's published prices.
+Pricing comes from configuration: the free trial and each plan the operator sells through Polar (POLAR_PLANS,
+with their included minutes), and what a minute costs in model usage at the realtime model's prices.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from litestar import MediaType
 from litestar.response import Template
 
-from app.billing.pricing import PRICES_AS_OF, price_table, prices_for
+from app.billing.pricing import PRICES_AS_OF, rates_per_million
 from app.settings import Settings
 
 # A minute of conversation is about 600 audio tokens each way at OpenAI's published rate of 10 tokens/s
@@ -36,7 +36,7 @@ class Plan:
 
 
 def usage_per_minute(settings: Settings) -> float | None:
-    prices = prices_for(settings.realtime_model, price_table(settings.price_overrides))
+    prices = rates_per_million(settings.realtime_model, settings.price_overrides)
     if not prices:
         return None
     per_token = (prices["audio_input"] + prices["audio_output"]) / 1_000_000
@@ -44,7 +44,14 @@ def usage_per_minute(settings: Settings) -> float | None:
 
 
 def landing_plans(settings: Settings) -> list[Plan]:
-    plans = [Plan("Try it", "Free", "Set up your receptionist and talk to it from your browser as often as you like.")]
+    plans = [Plan("Try it", "Free", f"Set up your receptionist, talk to it from your browser as often as you like, "
+                                    f"and answer {settings.free_trial_minutes} minutes of real calls.")]
+    for offered in settings.polar_plans:
+        over = ("extra minutes are billed" if offered.over_limit == "overage"
+                else "then calls go to your phone or voicemail")
+        plans.append(Plan(offered.name, offered.price_label or "Monthly plan",
+                          f"{offered.included_minutes} minutes of calls a month included; {over}. "
+                          "Upgrade from the Billing page and pay securely online."))
     per_minute = usage_per_minute(settings)
     if per_minute is not None:
         plans.append(Plan(
@@ -52,9 +59,6 @@ def landing_plans(settings: Settings) -> list[Plan]:
             f"What the AI model costs for a minute of conversation ({settings.realtime_model}, prices as of "
             f"{PRICES_AS_OF}). Every call's exact cost is on your dashboard.",
         ))
-    if settings.polar_access_token:
-        plans.append(Plan("Pro", "Monthly plan",
-                          "Upgrade from the Billing page when you're ready; pay securely online."))
     return plans
 
 
