@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
-from app.db.models import Call, Customer, Job, Message, Notification, NotificationSettings, Session
+from app.db.models import BookingRules, Call, Customer, Job, Message, Notification, NotificationSettings, Session
 from app.inbox.outbox import DEFAULTS
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
@@ -76,6 +76,8 @@ async def seed(env: dict[str, str]) -> tuple[UUID, UUID]:
             s.add(NotificationSettings(business_id=business.id, **{
                 **DEFAULTS, "sms_enabled": True, "sms_to": OWNER_MOBILE, "confirmations_enabled": True,
                 "reminders_enabled": True}))
+            # The DST test books 15 March 2027, further ahead than the calendar's default 90 days (issue 15).
+            s.add(BookingRules(business_id=business.id, max_days_ahead=365))
         return business.id, owner.id
     finally:
         await db.dispose()

@@ -77,6 +77,7 @@ async def _call_detail_context(owner_scope: OwnerScope, call: Call) -> dict[str,
         # Voicemails have their own section (with the audio player) below.
         "messages": [m for m in await owner_scope.inbox.messages_for_call(call.id) if not m.audio_path],
         "notifications": await owner_scope.inbox.notifications_for_call(call.id),
+        "voicemails": await owner_scope.messages_for_call(call.id),
     }
 
 
