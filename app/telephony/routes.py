@@ -78,14 +78,15 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
         return _twiml(twiml.say_and_hang_up(twiml.UNKNOWN_NUMBER_APOLOGY))
     decision = await BillingScope(db.session_maker, business.id, settings).answer_with_ai()
     if not decision.answer_with_ai:
-        forwarded = fallback.forwards(business)
+        forward_to = usable_transfer_number(business, settings)
+        forwarded = forward_to is not None
         end_reason = f"{decision.reason}_{'forwarded' if forwarded else 'voicemail'}"
         if not await record_without_ai(db, business, call_sid=call_sid, caller_phone=phone_or_none(caller),
                                        end_reason=end_reason, forwarded=forwarded):
             log.info("call %s: plan-limit webhook repeated", call_sid)
         log.info("call %s for business %s not answered by the AI (%s)", call_sid, business.id, end_reason)
         return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.PLAN_LIMIT,
-                                              base_url=settings.public_base_url))
+                                              base_url=settings.public_base_url, forward_to=forward_to))
     runtime = get_runtime(request.app)
     offered = await offer_twilio_session(db, runtime.issuer, business, call_sid=call_sid,
                                          caller_phone=phone_or_none(caller))
