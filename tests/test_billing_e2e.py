@@ -28,7 +28,7 @@ from tests.support.server import ROOT, RunningServer, phone_env, run_server
 from tests.test_twilio_calls import finalised, hear_it_all, sent_at, wait_until
 
 NUMBER = "+15550003000"
-TRANSFER = "+15550003999"
+TRANSFER = "+12125550111"  # a number the transfer rules accept (a 555 area code is not a real one)
 # One included minute, per started minute: a single answered call reaches the limit.
 E2E_PLANS = [{"key": "starter", "name": "Starter", "product_id": STARTER, "included_minutes": 1,
               "over_limit": "stop"}]
