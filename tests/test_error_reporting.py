@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import brotli
 import pytest
 import sentry_sdk
 
@@ -28,8 +29,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
+        encoding = self.headers.get("Content-Encoding")
+        if encoding == "gzip":
             body = gzip.decompress(body)
+        elif encoding == "br":  # the SDK prefers brotli whenever the brotli package is installed
+            body = brotli.decompress(body)
         if self.path.startswith("/api/1/envelope/"):
             self.server.envelopes.append(body)
         self.send_response(200)
