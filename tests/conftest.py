@@ -13,6 +13,7 @@ from app.db import migrate
 from app.db.engine import Database
 from app.settings import Settings, load_settings
 from tests.support.server import base_env
+from tests.support.template_db import copy_migrated, local_database_file
 
 DB_MODES = ("sqlite", "libsql-file", "libsql-remote")
 
@@ -33,10 +34,18 @@ def settings(data_dir: Path) -> Settings:
     return make_settings(data_dir)
 
 
+# Remote (Hrana) databases whose file was seeded from the migrated template before the server started.
+_seeded_remotes: set[str] = set()
+
+
 @asynccontextmanager
 async def migrated_database(settings: Settings) -> AsyncIterator[Database]:
     """The settings' database, migrated to head, disposed afterwards."""
-    await asyncio.to_thread(migrate.upgrade, settings)
+    path = local_database_file(settings.database_url)
+    if path is not None and not path.exists():
+        await asyncio.to_thread(copy_migrated, path)
+    elif settings.database_url not in _seeded_remotes:
+        await asyncio.to_thread(migrate.upgrade, settings)
     database = Database(settings)
     try:
         yield database
@@ -62,11 +71,17 @@ def db_mode_settings(request: pytest.FixtureRequest, data_dir: Path) -> Iterator
     else:
         from tests.doubles.hrana_server import HranaServer
 
-        server = HranaServer(data_dir / "remote.db", token="test-turso-token")
+        remote = data_dir / "remote.db"
+        if request.node.get_closest_marker("unmigrated") is None:
+            copy_migrated(remote)
+        server = HranaServer(remote, token="test-turso-token")
         server.start()
+        if request.node.get_closest_marker("unmigrated") is None:
+            _seeded_remotes.add(server.database_url)
         try:
             yield make_settings(data_dir, DATABASE_URL=server.database_url, TURSO_AUTH_TOKEN="test-turso-token")
         finally:
+            _seeded_remotes.discard(server.database_url)
             server.stop()
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.template_db import copy_migrated, local_database_file
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
@@ -66,6 +68,13 @@ class RunningServer:
 
 
 def migrate(env: Mapping[str, str]) -> None:
+    """Bring the server's database to head: copied from the migrated template when it is a new local file
+    (each server start would otherwise pay the whole Alembic chain), else through the real CLI."""
+    url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{Path(env['DATA_DIR']) / 'receptionist.db'}"
+    path = local_database_file(url)
+    if path is not None and not path.exists():
+        copy_migrated(path)
+        return
     subprocess.run(
         [str(VENV_BIN / "litestar"), "--app", "app.main:app", "database", "upgrade", "--no-prompt"],
         cwd=ROOT, env=dict(env), check=True, capture_output=True, timeout=120,
