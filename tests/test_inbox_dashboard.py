@@ -285,3 +285,12 @@ async def test_texts_to_callers_digests_and_every_notification_show_their_delive
     problems = (await ctx.client.get("/notifications?state=problems")).text
     assert 'data-event="confirm_booked"' in problems and 'data-event="digest"' not in problems
     assert "None in this state." in (await ctx.client.get("/notifications?state=waiting")).text
+
+    # Another business's notifications are never listed here.
+    from app.inbox.outbox import add_notification
+
+    _other_user, other = await create_owner(ctx.db, email="other@shop.example", name="Other Shop")
+    async with ctx.db.session() as s, s.begin():
+        await add_notification(s, business_id=other.id, key=f"digest:{other.id}:x:email", event="digest",
+                               channel="email", recipient="other@shop.example", details={"day": "2026-01-01"})
+    assert "other@shop.example" not in (await ctx.client.get("/notifications")).text
