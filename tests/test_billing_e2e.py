@@ -1,7 +1,8 @@
 """Billing end to end: the real service (granian subprocess) with the Polar, Twilio and OpenAI doubles, each
 reached only through configuration. An owner upgrades through Polar's checkout, Polar's signed webhook makes
 the plan active, a phone call uses the plan's minutes and reaches Polar's meter, crossing the limit warns the
-owner, and on a stop-at-limit plan the next call is forwarded to the owner's number instead of the AI."""
+owner (on the billing page, and by email at the real SMTP double, once), and on a stop-at-limit plan the next
+call is forwarded to the owner's number instead of the AI."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from app.db.engine import Database
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
 from tests.doubles.polar_double import PolarDouble
+from tests.doubles.smtp_server import SmtpServer, body_of
 from tests.doubles.twilio_double import TwilioDouble, caller_audio
 from tests.support.billing import STARTER, polar_double, polar_env
 from tests.support.data import create_owner
@@ -43,6 +45,8 @@ class World:
     env: dict[str, str]
     owner_id: UUID
     business_id: UUID
+    smtp: SmtpServer
+    owner_email: str
 
     def database(self) -> Database:
         return Database(load_settings(self.env))
@@ -51,21 +55,23 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir: Path = tmp_path_factory.mktemp("billing-e2e")
-    with OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, polar_double() as polar:
-        env = phone_env(data_dir, openai, twilio, **polar_env(polar, POLAR_PLANS=json.dumps(E2E_PLANS)))
+    with (OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, polar_double() as polar,
+          SmtpServer() as smtp):
+        env = phone_env(data_dir, openai, twilio, SMTP_URL=smtp.url, SMTP_FROM="receptionist@service.example",
+                        **polar_env(polar, POLAR_PLANS=json.dumps(E2E_PLANS)))
         with run_server(env) as server:
             twilio.status_callback_url = server.url + "/twilio/status"
 
-            async def seed() -> tuple[UUID, UUID]:
+            async def seed() -> tuple[UUID, UUID, str]:
                 db = Database(load_settings(server.env))
                 try:
                     user, business = await create_owner(db, phone_number=NUMBER, transfer_number=TRANSFER)
-                    return user.id, business.id
+                    return user.id, business.id, user.email
                 finally:
                     await db.dispose()
 
-            owner_id, business_id = asyncio.run(seed())
-            yield World(server, openai, twilio, polar, server.env, owner_id, business_id)
+            owner_id, business_id, email = asyncio.run(seed())
+            yield World(server, openai, twilio, polar, server.env, owner_id, business_id, smtp, email)
             log = server.log()
             (ROOT / "test-artifacts").mkdir(exist_ok=True)
             (ROOT / "test-artifacts" / "billing-server.log").write_text(log)
@@ -128,14 +134,26 @@ async def test_upgrade_use_minutes_warn_and_forward_at_the_limit(world: World) -
         event = w.polar.events[str(row.id)]
         assert event["external_customer_id"] == str(w.owner_id) and event["metadata"]["minutes"] == 1
 
-        # 4. Crossing the limit warns the owner on the billing page.
+        # 4. Crossing the limit warns the owner on the billing page and by email (the owner's default channel).
+        # The call went from 0 % to 100 % at once: both thresholds are recorded, only the 100 % one is sent.
         async def warned() -> bool:
             return 'id="usage-warning-100"' in (await owner.get("/billing")).text
 
         await wait_until(warned, timeout=15)
+
+        def warning_mails() -> list[str]:
+            return [body_of(m) for m in w.smtp.to(w.owner_email) if "included minutes" in str(m["Subject"])]
+
+        await wait_until(lambda: len(warning_mails()) == 1, timeout=20)
+        mail = warning_mails()[0]
+        assert "All 1 included minutes of your Starter plan are used" in mail
+        assert f"From now on calls are forwarded to your transfer number {TRANSFER}" in mail
+        assert f"{w.server.url}/billing" in mail
         page = (await owner.get("/billing")).text
         assert 'id="usage-warning-80"' in page and "forwarded to your transfer number" in page
+        assert "Not sent separately: the 100 % warning went out at the same time." in page
         assert '<strong id="minutes-used">1.0</strong>' in page and 'aria-valuenow="100"' in page
+        assert 'data-event="usage_warning" data-status="sent"' in page  # the warning's delivery state
 
         # 5. On this stop-at-limit plan the next call is forwarded to the owner instead of the AI.
         sessions = len(w.openai.realtime_sessions)
@@ -147,3 +165,9 @@ async def test_upgrade_use_minutes_warn_and_forward_at_the_limit(world: World) -
         assert forwarded.billable_seconds == 0
         page = (await owner.get("/billing")).text
         assert 'id="forwarded">1 call' in page
+
+        # 6. The warning went out once, and the owner's list of sent notifications shows it with its state.
+        outbox = (await owner.get("/notifications")).text
+        assert outbox.count('data-event="usage_warning" data-status="sent"') == 1
+        assert "Minutes warning (100 %) by email" in outbox
+        assert len(warning_mails()) == 1

@@ -392,3 +392,86 @@ async def test_a_booking_event_moved_or_deleted_in_google_is_a_conflict_not_a_si
     r = await client.post(f"/calendar/conflicts/{conflict.id}/resolve", headers={"x-csrftoken": token,
                                                                                    "hx-request": "true"})
     assert r.headers.get("hx-redirect") == "/calendar" and len(await scope.open_conflicts()) == 1
+
+
+async def test_time_the_owner_blocks_is_written_to_google_and_removed_with_it(
+    app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
+) -> None:
+    client, business = app_client
+    await connect_google(client, google)
+    link = await link_calendar(client, gdb)
+    await wait_for(lambda: jobs_done(gdb))
+    scope = CalendarScope(gdb.session_maker, business.id)
+    sat = next_saturday()
+    day_page = f"/calendar?view=day&date={sat.isoformat()}"
+
+    # The owner blocks Saturday lunch in the dashboard: an opaque event in their Google calendar.
+    token = await csrf_token(client, "/calendar")
+    htmx = {"x-csrftoken": token, "hx-request": "true"}
+    r = await client.post("/calendar/blocks", data={"date": sat.isoformat(), "start": "12:00", "end": "13:00",
+                                                    "note": "Lunch"}, headers=htmx)
+    assert r.status_code == 200 and r.headers.get("hx-redirect"), r.text
+    await wait_for(lambda: jobs_done(gdb))
+    events = [e for e in google.live_events(OWNER_CAL) if e.get("summary") == "Blocked: Lunch"]
+    assert len(events) == 1
+    event = events[0]
+    assert event["start"]["dateTime"].startswith(f"{sat.isoformat()}T12:00")
+    assert event["end"]["dateTime"].startswith(f"{sat.isoformat()}T13:00")
+    async with gdb.session() as s:
+        block = await s.scalar(select(BusyBlock).where(BusyBlock.source == "owner"))
+    assert block is not None and block.google_event_id == event["id"] and block.google_link_id == link.id
+    page = (await client.get(day_page)).text
+    assert f'id="block-{block.id}"' in page and 'data-google="synced"' in page
+
+    # Our own block event coming back through sync is not a second busy time and conflicts with nothing.
+    await runtime(client).sync.sync_link(link.id)
+    async with gdb.session() as s:
+        assert not list(await s.scalars(select(BusyBlock).where(BusyBlock.source == "event")))
+    starts = [s.strftime("%H:%M") for s in (await scope.availability("Haircut", sat))[1]]
+    assert "12:00" not in starts and "12:30" not in starts and "13:00" in starts
+
+    # Google down: the block stands locally, the owner sees the retry and why; on recovery it is written.
+    google.down = True
+    google.expire_access_tokens()
+    token = await csrf_token(client, "/calendar")
+    htmx = {"x-csrftoken": token, "hx-request": "true"}
+    await client.post("/calendar/blocks", data={"date": sat.isoformat(), "start": "09:00", "end": "09:30",
+                                                "note": "Blocked"}, headers=htmx)
+
+    async def retrying() -> bool:
+        return 'data-google="retrying"' in (await client.get(day_page)).text
+
+    await wait_for(retrying, timeout=15)
+    assert "09:00" not in [s.strftime("%H:%M") for s in (await scope.availability("Haircut", sat))[1]]
+    google.down = False
+    await wait_for(lambda: len([e for e in google.live_events(OWNER_CAL) if e.get("summary") == "Blocked"]) == 1,
+                   timeout=20)
+    await wait_for(lambda: jobs_done(gdb))
+    page = (await client.get(day_page)).text
+    assert page.count('data-google="synced"') == 2 and 'data-google="retrying"' not in page
+
+    # Removing the block deletes its event; the slot is free again.
+    token = await csrf_token(client, "/calendar")
+    r = await client.post(f"/calendar/blocks/{block.id}/delete", headers={"x-csrftoken": token, "hx-request": "true"})
+    assert r.status_code == 200
+    await wait_for(lambda: jobs_done(gdb))
+    assert all(e["id"] != event["id"] for e in google.live_events(OWNER_CAL))
+    assert "12:00" in [s.strftime("%H:%M") for s in (await scope.availability("Haircut", sat))[1]]
+
+
+async def test_a_block_removed_before_its_event_was_written_leaves_nothing_in_google(
+    app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
+) -> None:
+    client, business = app_client
+    await connect_google(client, google)
+    await link_calendar(client, gdb)
+    await wait_for(lambda: jobs_done(gdb))
+    google.down = True
+    google.expire_access_tokens()
+    scope = CalendarScope(gdb.session_maker, business.id)
+    sat = next_saturday()
+    block = await scope.block_time(local(sat, 15), local(sat, 16), note="Training")
+    await scope.unblock(block.id)
+    google.down = False
+    await wait_for(lambda: jobs_done(gdb), timeout=20)
+    assert not any("Training" in e.get("summary", "") for e in google.live_events(OWNER_CAL))

@@ -4,6 +4,7 @@ buttons (through a real SMTP server)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -223,3 +224,73 @@ async def _prefs(ctx: Ctx) -> Any:
     from app.db.inbox import InboxScope
 
     return await InboxScope(ctx.db.session_maker, ctx.business.id).preferences()
+
+
+async def _until(predicate: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_texts_to_callers_digests_and_every_notification_show_their_delivery_state(ctx: Ctx) -> None:
+    from sqlalchemy import select, update
+
+    from app.db.models import Job, Notification
+
+    saved = await ctx.post("/settings/notifications", {
+        "email_enabled": "on", "on_bookings": "on", "digest_enabled": "on", "digest_time": "18:00",
+        "confirmations_enabled": "on", "reminders_enabled": "on", "reminder_time": "18:00"})
+    assert 'href="/notifications"' in saved.text  # the settings lead to the list of what was sent
+    async with ctx.db.session() as s, s.begin():
+        await s.execute(update(Business).where(Business.id == ctx.business.id).values(phone_number="+15550009999"))
+    # A phone booking from the caller's own line: the caller's confirmation text (texting isn't set up on this
+    # server, so it fails, with why), the owner's email (sent), and tomorrow's reminder waiting for its time.
+    _session, call = await seed_call(ctx.db, ctx.business.id, caller_phone="+15551230001")
+    scope = BusinessScope(ctx.db.session_maker, ctx.business.id)
+    customer = await scope.save_customer("+15551230001", name="Ann Lee")
+    day = (datetime.now(UTC) + timedelta(days=3)).date()
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    appointment = await scope.book(customer.id, "Haircut", datetime(day.year, day.month, day.day, 10, tzinfo=UTC),
+                                   call_id=call.id)
+
+    async def settled() -> bool:
+        async with ctx.db.session() as s:
+            rows = list(await s.scalars(select(Notification).where(Notification.appointment_id == appointment.id)))
+        return len(rows) == 2 and all(n.status != "pending" for n in rows)
+
+    await _until(settled)
+    rows = (await ctx.client.get("/appointments")).text
+    assert 'data-event="confirm_booked" data-status="failed"' in rows and "texting is not set up" in rows
+    assert 'data-event="reminder" data-status="scheduled"' in rows and "Reminder text: due" in rows
+    detail = (await ctx.client.get(f"/calendar/appointments/{appointment.id}")).text
+    assert "Confirmation to the caller by text to +15551230001" in detail and "not sent" in detail
+    assert "New booking by email to sam@salon.example" in detail and 'data-status="sent"' in detail
+
+    # The daily digest, when its time comes, goes out by email and is listed with its state.
+    async with ctx.db.session() as s, s.begin():
+        await s.execute(update(Job).where(Job.kind == "digest").values(run_after=datetime.now(UTC)))
+
+    async def digest_sent() -> bool:
+        async with ctx.db.session() as s:
+            n = await s.scalar(select(Notification).where(Notification.event == "digest"))
+        return n is not None and n.status == "sent"
+
+    await _until(digest_sent)
+    outbox = (await ctx.client.get("/notifications")).text
+    assert re.search(r'data-event="digest" data-status="sent"[^>]*>\s*<td>', outbox)
+    assert "Daily digest for " in outbox and "by email" in outbox
+    assert 'data-event="confirm_booked" data-status="failed"' in outbox and "texting is not set up" in outbox
+    problems = (await ctx.client.get("/notifications?state=problems")).text
+    assert 'data-event="confirm_booked"' in problems and 'data-event="digest"' not in problems
+    assert "None in this state." in (await ctx.client.get("/notifications?state=waiting")).text
+
+    # Another business's notifications are never listed here.
+    from app.inbox.outbox import add_notification
+
+    _other_user, other = await create_owner(ctx.db, email="other@shop.example", name="Other Shop")
+    async with ctx.db.session() as s, s.begin():
+        await add_notification(s, business_id=other.id, key=f"digest:{other.id}:x:email", event="digest",
+                               channel="email", recipient="other@shop.example", details={"day": "2026-01-01"})
+    assert "other@shop.example" not in (await ctx.client.get("/notifications")).text

@@ -9,8 +9,8 @@
   page); a Polar outage delays the report, it never drops it. Only calls on a paid (Polar) plan are sent.
 - A call's `overage_minutes` is what it adds past the included minutes, counting the calls that started
   before it in the period: a resent event carries the same numbers.
-- The same job first records the 80 % and 100 % warnings, once per period each (a unique row), visible on the
-  billing page; this branch has no e-mail channel, so the billing page (and the log) is how the owner is told.
+- The same job first records the 80 % and 100 % warnings, once per period each (a unique row), and in that
+  row's transaction queues the owner's email/SMS through the inbox outbox (app.billing.warnings).
 - Marking a reported call as spam sends a credit event (`{call_id}:spam`, negative minutes) so Polar's meter
   nets it out; an unreported one is simply never sent.
 """
@@ -26,11 +26,11 @@ from sqlalchemy import and_, literal, or_, select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.billing.plans import WARNING_THRESHOLDS
 from app.billing.polar import PolarGateway, PolarRefused
-from app.billing.usage import BillingScope, PeriodUsage, billed_minutes
+from app.billing.usage import BillingScope, billed_minutes
+from app.billing.warnings import record_warnings
 from app.db.engine import Database
-from app.db.models import Business, Call, Job, JobStatus, UsageWarning
+from app.db.models import Business, Call, Job, JobStatus
 from app.jobs import JobQueue, Permanent, complete, enqueue, job_id_for
 from app.settings import Settings
 
@@ -157,7 +157,8 @@ class BillingJobs:
         if call is None or call.is_spam or call.billable_seconds <= 0:
             return
         scope = BillingScope(self._db.session_maker, call.business_id, self._settings)
-        await record_warnings(self._db, call.business_id, await scope.usage())  # idempotent across retries
+        # Idempotent across retries and workers: the warning rows are unique, and only their insert notifies.
+        await record_warnings(self._db, self._settings, call.business_id, await scope.usage())
         event = await self._event(call, credit=False)
         if event is None:
             return
@@ -179,28 +180,3 @@ class BillingJobs:
         event = await self._event(call, credit=True)
         if event is not None:
             await self._send(event)
-
-
-async def record_warnings(db: Database, business_id: UUID, usage: PeriodUsage) -> list[int]:
-    """Record each threshold the period's usage reached (once per period); returns the new ones."""
-    included = usage.included
-    if included <= 0:
-        return []
-    new: list[int] = []
-    now = datetime.now(UTC)
-    for threshold in WARNING_THRESHOLDS:
-        if usage.minutes * 100 < included * threshold:
-            continue
-        async with db.session() as s, s.begin():
-            result = await s.execute(
-                insert(UsageWarning)
-                .values(id=job_id_for(f"usage-warning:{business_id}:{usage.period.start.isoformat()}:{threshold}"),
-                        business_id=business_id, period_start=usage.period.start, threshold=threshold,
-                        plan=usage.period.plan.key, used_minutes=int(usage.minutes), included_minutes=included,
-                        delivered_by="billing page", created_at=now, updated_at=now)
-                .on_conflict_do_nothing()
-            )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            new.append(threshold)
-            log.info("business %s used %d%% of its %s minutes", business_id, threshold, usage.period.plan.key)
-    return new

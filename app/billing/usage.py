@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.billing.plans import Plan, plan_for_product, trial_plan
 from app.db.models import Billing, BillingSubscription, Call, Channel, SubscriptionStatus, UsageWarning
 from app.settings import Settings
+from app.telephony.fallback import PLAN_LIMIT_END_REASONS
 
 #: A call shorter than this that ended before the caller said anything is not billed (a misdial, a hang-up
 #: during the greeting).
@@ -203,7 +204,7 @@ async def page_figures(scope: BillingScope, period: Period, start: datetime, end
             .where(*in_period)
         )).one()
         forwarded = await s.scalar(
-            select(func.count(Call.id)).where(*in_period, Call.end_reason.like("limit_reached_%"))
+            select(func.count(Call.id)).where(*in_period, Call.end_reason.in_(PLAN_LIMIT_END_REASONS))
         )
         unreported = await s.scalar(
             select(func.count(Call.id)).where(*in_period, Call.billable_seconds > 0, Call.is_spam.is_(False),

@@ -21,6 +21,7 @@ from app.dashboard.common import business_zone, is_htmx, local_day_bounds, page,
 from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
 from app.db.hours import WEEKDAY_NAMES, WEEKDAYS, HoursError, Interval, validate_day_ranges
+from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, BusyBlock, Resource
 from app.db.scheduling import Lane, lane_opening
 from app.db.services import ServiceError
@@ -171,6 +172,10 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
         "prev_day": (day - step).isoformat(), "next_day": (day + step).isoformat(),
         "today": datetime.now(tz).date().isoformat(), "resources": setup.resources,
         "conflicts": await scope.open_conflicts(), "services": business.services or [],
+        # the owner's blocks with their Google Calendar state (templates/calendar/_blocks.html)
+        "owner_blocks": [b for b in data.blocks if b.source == "owner"],
+        "block_jobs": await scope.block_push_jobs(data.blocks), "writes_to_google": setup.writes_to_google,
+        "resource_names": {r.id: r.name for r in setup.resources},
     }
 
 
@@ -243,8 +248,12 @@ async def _appointment_page(request: Request[Any, Any, Any], owner: Owner, scope
     template = "calendar/_appointment.html" if is_htmx(request) else "calendar/appointment.html"
     setup = await scope.setup()
     conflicts = [c for c, a in await scope.open_conflicts() if a.id == appointment.id]
+    # The caller's confirmation and reminder texts (and the owner's notifications) with their delivery state.
+    texts = (await InboxScope(scope._sessions, scope.business_id).notifications_for_appointments(
+        [appointment.id])).get(appointment.id, [])
     return page(template, owner, a=appointment, values=values, error=error, resources=setup.resources,
-                who=setup.resource_name(appointment.resource_id), conflicts=conflicts)
+                who=setup.resource_name(appointment.resource_id), conflicts=conflicts,
+                push_job=await scope.appointment_push_job(appointment), notifications=texts)
 
 
 @post("/calendar/appointments/{appointment_id:str}/move", name="calendar:move", status_code=200)

@@ -43,6 +43,9 @@ class CalendarRuntime:
         self._periodic = BackgroundLoop("calendar-periodic", self.sync.periodic, settings.calendar_sync_seconds)
 
     async def _push(self, job: Job) -> None:
+        if "block_id" in job.payload:  # an owner's blocked time (app.db.scheduling.record_block_change)
+            await self.sync.push_block(_uuid(job.payload, "block_id"), job.payload)
+            return
         await self.sync.push_appointment(_uuid(job.payload, "appointment_id"))
 
     async def _sync(self, job: Job) -> None:

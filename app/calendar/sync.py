@@ -11,7 +11,9 @@ owner; so does a booking's own event moved or deleted in Google. Nothing is drop
 Service -> Google: every booking change queued a `calendar.push` job (app.db.scheduling.record_change); the
 job reads the appointment as it is now and makes its event match: insert (with an id derived from the
 appointment's, so a retried insert can't make a second event), patch, or delete. Google unreachable: the job
-fails and is retried with backoff, and the booking stands locally meanwhile.
+fails and is retried with backoff, and the booking stands locally meanwhile. Time the owner blocks in the
+dashboard goes the same way (`record_block_change`, keyed jobs): an opaque event marked as ours, deleted when
+the block is removed; sync skips our own block events (the block already holds that time).
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ from app.db.models import (
     JobStatus,
 )
 from app.db.scheduling import CALENDAR_PUSH_JOB
+from app.jobs import enqueue
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SYNC_JOB = "calendar.sync"
 APPOINTMENT_PROPERTY = "receptionistAppointment"
+BLOCK_PROPERTY = "receptionistBlock"
 FREEBUSY_DAYS = 120
 # Past events matter only while a booking could still conflict with them.
 KEEP_PAST = timedelta(days=1)
@@ -120,8 +124,7 @@ class CalendarSync:
                 )
             )
             if pending is None:
-                s.add(Job(kind=SYNC_JOB, payload={"link_id": str(link_id), "full": full},
-                          run_after=datetime.now(UTC)))
+                await enqueue(s, SYNC_JOB, {"link_id": str(link_id), "full": full})
 
     # -- Google -> service -----------------------------------------------------------------------------
     async def sync_link(self, link_id: UUID, *, full: bool = False) -> None:
@@ -194,7 +197,10 @@ class CalendarSync:
                 if not event_id:
                     continue
                 seen.add(event_id)
-                ours = ((event.get("extendedProperties") or {}).get("private") or {}).get(APPOINTMENT_PROPERTY)
+                private = (event.get("extendedProperties") or {}).get("private") or {}
+                if private.get(BLOCK_PROPERTY):
+                    continue  # an owner's block written by us: the block itself already holds the time
+                ours = private.get(APPOINTMENT_PROPERTY)
                 if not ours and event.get("status") == "cancelled" and event_id not in existing:
                     # Google strips a deleted event to its id and status: find our own by its event id.
                     ours = await s.scalar(select(Appointment.id).where(
@@ -423,6 +429,88 @@ class CalendarSync:
             await self.call(account, self.google.api.events.patch(
                 calendarId=target.google_id, eventId=event_id, json=body, sendUpdates="none"))
         await self._set_event(appointment.id, target.id, event_id)
+
+    # -- the owner's blocked time -> Google ---------------------------------------------------------------
+    async def _block_target(self, s: AsyncSession, business_id: UUID, resource_id: UUID | None) -> CalendarLink | None:
+        """Where a block goes: the resource's own calendar, else the business's; a block for everyone goes to
+        the business's calendar, else to the first calendar that takes bookings."""
+        rows = list(await s.scalars(
+            select(CalendarLink).where(
+                CalendarLink.business_id == business_id, CalendarLink.write_bookings.is_(True),
+                CalendarLink.access_role.in_(("owner", "writer")),
+            ).order_by(CalendarLink.created_at)
+        ))
+        for wanted in ([resource_id, None] if resource_id else [None]):
+            for link in rows:
+                if link.resource_id == wanted:
+                    return link
+        return rows[0] if rows and resource_id is None else None
+
+    def _block_body(self, block: BusyBlock, business: Business) -> dict[str, Any]:
+        tz = business.timezone
+        day = block.starts_at.astimezone(zone(tz)).date().isoformat()
+        url = f"{self.settings.public_base_url}/calendar?view=day&date={day}"
+        return {
+            "summary": block.note if block.note.lower().startswith("blocked") else f"Blocked: {block.note}",
+            "description": f"Time blocked in the receptionist's dashboard: no bookings are taken.\n{url}",
+            "start": {"dateTime": block.starts_at.astimezone(zone(tz)).isoformat(), "timeZone": tz},
+            "end": {"dateTime": block.ends_at.astimezone(zone(tz)).isoformat(), "timeZone": tz},
+            "transparency": "opaque",
+            "extendedProperties": {"private": {BLOCK_PROPERTY: str(block.id)}},
+            "source": {"title": "Blocked time", "url": url},
+        }
+
+    async def push_block(self, block_id: UUID, payload: Mapping[str, Any]) -> None:
+        """Make Google match an owner's block: insert its event (a client-chosen id, so a retried insert can't
+        make a second one), or delete it once the block is removed. A block removed while its insert was on
+        the way is caught either way: the delete finds the event, or the insert finds the row gone and deletes
+        what it just made."""
+        if payload.get("removed"):
+            await self._delete_block_event(block_id, payload)
+            return
+        async with self.db.session() as s:
+            block = await s.get(BusyBlock, block_id)
+            if block is None:
+                return  # removed before it was written: its removal job has nothing to find either
+            business = await s.get(Business, block.business_id)
+            target = await self._block_target(s, block.business_id, block.resource_id)
+            account = await s.get(CalendarAccount, target.account_id) if target else None
+        if target is None or account is None or business is None:
+            return  # no calendar takes bookings any more
+        event_id = event_id_for(block.id)
+        body = self._block_body(block, business)
+        try:
+            await self.call(account, self.google.api.events.insert(
+                calendarId=target.google_id, json={"id": event_id, **body}, sendUpdates="none"))
+        except GoogleRefused as exc:
+            if not str(exc).startswith("409"):
+                raise
+            await self.call(account, self.google.api.events.patch(
+                calendarId=target.google_id, eventId=event_id, json=body, sendUpdates="none"))
+        async with self.db.session() as s, s.begin():
+            result = await s.execute(update(BusyBlock).where(BusyBlock.id == block.id)
+                                     .values(google_link_id=target.id, google_event_id=event_id))
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            await self._delete_event(account, target.google_id, event_id)
+
+    async def _delete_block_event(self, block_id: UUID, payload: Mapping[str, Any]) -> None:
+        async with self.db.session() as s:
+            link = await s.get(CalendarLink, UUID(str(payload["link_id"]))) if payload.get("link_id") else None
+            if link is None and payload.get("business_id"):  # never confirmed written: where it would have gone
+                resource = payload.get("resource_id")
+                link = await self._block_target(s, UUID(str(payload["business_id"])),
+                                                UUID(str(resource)) if resource else None)
+            account = await s.get(CalendarAccount, link.account_id) if link else None
+        if link is None or account is None:
+            return
+        await self._delete_event(account, link.google_id, str(payload.get("event_id") or event_id_for(block_id)))
+
+    async def _delete_event(self, account: CalendarAccount, calendar_id: str, event_id: str) -> None:
+        try:
+            await self.call(account, self.google.api.events.delete(
+                calendarId=calendar_id, eventId=event_id, sendUpdates="none"))
+        except (GoogleNotFound, SyncTokenGone):
+            pass  # 404/410: already gone, which is what we wanted
 
     async def _set_event(self, appointment_id: UUID, link_id: UUID | None, event_id: str | None) -> None:
         async with self.db.session() as s, s.begin():

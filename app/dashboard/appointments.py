@@ -18,7 +18,12 @@ from app.db.owner_queries import OwnerScope
 async def appointments_page(owner: Owner, owner_scope: OwnerScope) -> Template:
     upcoming = await owner_scope.list_appointments(upcoming=True, limit=200)
     past = await owner_scope.list_appointments(upcoming=False, limit=100)
-    return page("dashboard/appointments.html", owner, upcoming=upcoming, past=past)
+    # Each row's texts to the caller (confirmation, reminder) with their delivery state, and reminders to come.
+    shown = [*upcoming, *past]
+    texts = await owner_scope.inbox.notifications_for_appointments([a.id for a in shown])
+    reminders = await owner_scope.inbox.scheduled_reminders(upcoming)
+    return page("dashboard/appointments.html", owner, upcoming=upcoming, past=past, caller_texts=texts,
+                reminders_due=reminders)
 
 
 @post("/appointments/{appointment_id:str}/cancel", name="dashboard:appointment-cancel", status_code=200)
@@ -31,7 +36,9 @@ async def cancel_appointment(
                        request=request, detail={"appointment": appointment.id, "service": appointment.service,
                                                 "starts_at": appointment.starts_at})
     if is_htmx(request):
-        return page("dashboard/_appointment_row.html", owner, a=appointment, upcoming=True)
+        texts = await owner_scope.inbox.notifications_for_appointments([appointment.id])
+        return page("dashboard/_appointment_row.html", owner, a=appointment, upcoming=True, caller_texts=texts,
+                    reminders_due={})
     return Redirect(path="/appointments", status_code=303)
 
 

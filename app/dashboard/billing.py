@@ -19,9 +19,11 @@ from litestar.response import Template
 from app.auth.deps import Owner
 from app.billing.polar import OrderLine, PolarRefused, PolarUnavailable, get_polar
 from app.billing.usage import BillingScope, PeriodUsage, page_figures
+from app.billing.warnings import period_key
 from app.dashboard.common import business_zone, local_day_bounds, page
 from app.db.engine import Database
 from app.db.models import Business
+from app.db.owner_queries import OwnerScope
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,7 @@ async def _orders(request: Request[Any, Any, Any], owner: Owner) -> tuple[list[O
 
 @get("/billing", name="dashboard:billing")
 async def billing_page(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
-                       settings: Settings) -> Template:
+                       settings: Settings, owner_scope: OwnerScope) -> Template:
     scope = BillingScope(db.session_maker, business.id, settings)
     now = datetime.now(UTC)
     usage = await scope.usage(await scope.period(now))
@@ -76,6 +78,10 @@ async def billing_page(request: Request[Any, Any, Any], owner: Owner, business: 
     subscription = usage.period.subscription
     orders, orders_error = (await _orders(request, owner)) if subscription is not None else (None, None)
     plan = usage.period.plan
+    # How each of this period's warnings reached the owner (email / text, sent or failed, and why).
+    told: dict[int, list[Any]] = {}
+    for n in await owner_scope.inbox.notifications_keyed(period_key(business.id, usage.period.start) + ":"):
+        told.setdefault(int((n.details or {}).get("threshold", 0)), []).append(n)
     return page(
         "dashboard/billing.html",
         owner,
@@ -90,6 +96,7 @@ async def billing_page(request: Request[Any, Any, Any], owner: Owner, business: 
         orders_error=orders_error,
         error=_ERRORS.get(str(request.query_params.get("error") or "")),
         checkout_returned=bool(request.query_params.get("checkout_id")),
+        warning_notifications=told,
         **figures,
     )
 

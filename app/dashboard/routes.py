@@ -12,6 +12,7 @@ from app.dashboard import (
     messages,
     notification_settings,
     number_settings,
+    outbox,
     overview,
     sessions,
     settings_pages,
@@ -32,4 +33,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *voicemail.ROUTES,
     *audit_page.ROUTES,
     *engine_settings.ROUTES,
+    *outbox.ROUTES,
 ]

@@ -28,10 +28,13 @@ from app.db.models import (
     CalendarLink,
     Closure,
     Customer,
+    Job,
     Resource,
     ResourceKind,
 )
+from app.db.scheduling import CALENDAR_PUSH_JOB, block_push_key, changes_committed, record_block_change
 from app.db.services import BusinessScope, NotFound, ServiceError
+from app.jobs import job_id_for
 
 
 @dataclass(slots=True)
@@ -174,16 +177,43 @@ class CalendarScope(BusinessScope):
                             starts_at=start.astimezone(UTC), ends_at=end.astimezone(UTC),
                             note=note.strip()[:200] or "Blocked")
             s.add(row)
+            await s.flush()
+            await record_block_change(s, row, removed=False)  # to Google Calendar, with the block's commit
+        changes_committed()
         return row
 
     async def unblock(self, block_id: UUID) -> None:
         async with self._sessions() as s, s.begin():
-            result = await s.execute(delete(BusyBlock).where(
+            row = await s.scalar(select(BusyBlock).where(
                 BusyBlock.business_id == self.business_id, BusyBlock.id == block_id,
                 BusyBlock.source == BusySource.OWNER.value,
             ))
-            if result.rowcount == 0:  # type: ignore[attr-defined]
+            if row is None:
                 raise NotFound("blocked time not found")
+            await record_block_change(s, row, removed=True)
+            await s.delete(row)
+        changes_committed()
+
+    async def block_push_jobs(self, blocks: Sequence[BusyBlock]) -> dict[UUID, Job]:
+        """The Google Calendar write of each of the scope's owner blocks (its keyed push job), for the state the
+        owner sees: waiting, retrying and why, failed and why. A block without one has no calendar to go to."""
+        mine = [b.id for b in blocks if b.business_id == self.business_id and b.source == BusySource.OWNER.value]
+        if not mine:
+            return {}
+        ids = {job_id_for(block_push_key(block_id)): block_id for block_id in mine}
+        async with self._sessions() as s:
+            return {ids[j.id]: j for j in await s.scalars(select(Job).where(Job.id.in_(list(ids))))}
+
+    async def appointment_push_job(self, appointment: Appointment) -> Job | None:
+        """The latest Google Calendar write queued for one of the scope's appointments."""
+        if appointment.business_id != self.business_id:
+            return None
+        async with self._sessions() as s:
+            return await s.scalar(
+                select(Job).where(Job.kind == CALENDAR_PUSH_JOB,
+                                  Job.payload["appointment_id"].as_string() == str(appointment.id))
+                .order_by(Job.created_at.desc()).limit(1)
+            )
 
     # -- the calendar view ------------------------------------------------------------------------------
     async def range_view(self, start: datetime, end: datetime) -> RangeView:

@@ -17,14 +17,18 @@ from app.db.models import (
     Business,
     Call,
     CallStatus,
+    Job,
+    JobStatus,
     Message,
     Notification,
     NotificationSettings,
+    NotificationStatus,
     User,
 )
 from app.db.services import NotFound
 from app.inbox.outbox import DEFAULTS, add_notification, owner_targets, schedule_digest
 from app.inbox.outcomes import TRANSFER_FAILED
+from app.jobs import job_id_for
 
 MESSAGE_STATES = ("unread", "handled", "all")
 LIST_LIMIT = 200
@@ -206,3 +210,67 @@ class InboxScope:
         async with self._sessions() as s:
             return await s.scalar(select(Notification).where(
                 Notification.business_id == self.business_id, Notification.key == key))
+
+    # -- the outbox as the owner sees it (gaps: delivery states of digests, reminders, usage warnings) ----------
+    async def recent_notifications(self, *, state: str = "all", limit: int = 50) -> list[Notification]:
+        """The newest notifications of every kind (owner's and callers'), optionally only those in one
+        `OUTBOX_STATES` state, newest first."""
+        query = select(Notification).where(Notification.business_id == self.business_id)
+        condition = outbox_state_condition(state)
+        if condition is not None:
+            query = query.where(condition)
+        async with self._sessions() as s:
+            return list(await s.scalars(query.order_by(Notification.created_at.desc()).limit(limit)))
+
+    async def notifications_for_appointments(self, appointment_ids: list[UUID]) -> dict[UUID, list[Notification]]:
+        """Each appointment's notifications (the caller's confirmation and reminder texts, the owner's), oldest
+        first."""
+        if not appointment_ids:
+            return {}
+        out: dict[UUID, list[Notification]] = {}
+        async with self._sessions() as s:
+            rows = await s.scalars(select(Notification).where(
+                Notification.business_id == self.business_id, Notification.appointment_id.in_(appointment_ids))
+                .order_by(Notification.created_at, Notification.channel))
+            for n in rows:
+                if n.appointment_id is not None:
+                    out.setdefault(n.appointment_id, []).append(n)
+        return out
+
+    async def scheduled_reminders(self, appointments: list[Appointment]) -> dict[UUID, datetime]:
+        """When each of the scope's appointments' reminder text is due to be queued (its `reminder` job, still
+        waiting): the owner sees "reminder due …" before the text itself exists."""
+        mine = {job_id_for(reminder_job_key(a)): a.id for a in appointments if a.business_id == self.business_id}
+        if not mine:
+            return {}
+        async with self._sessions() as s:
+            rows = await s.execute(select(Job.id, Job.run_after).where(
+                Job.id.in_(list(mine)), Job.status.in_((JobStatus.PENDING.value, JobStatus.RUNNING.value))))
+            return {mine[job_id]: run_after for job_id, run_after in rows}
+
+    async def notifications_keyed(self, prefix: str) -> list[Notification]:
+        """The notifications whose key starts with `prefix` (one event's, on every channel)."""
+        async with self._sessions() as s:
+            return list(await s.scalars(select(Notification).where(
+                Notification.business_id == self.business_id, Notification.key.startswith(prefix, autoescape=True))
+                .order_by(Notification.created_at, Notification.channel)))
+
+
+#: the outbox list's filters: state name -> what it shows
+OUTBOX_STATES = {"all": "All", "problems": "Failed or retrying", "waiting": "Waiting", "sent": "Sent"}
+
+
+def outbox_state_condition(state: str) -> Any:
+    if state == "problems":
+        return or_(Notification.status == NotificationStatus.FAILED.value,
+                   (Notification.status == NotificationStatus.PENDING.value) & (Notification.attempts > 0))
+    if state == "waiting":
+        return Notification.status == NotificationStatus.PENDING.value
+    if state == "sent":
+        return Notification.status.in_((NotificationStatus.SENT.value, NotificationStatus.DELIVERED.value))
+    return None
+
+
+def reminder_job_key(appointment: Appointment) -> str:
+    """The key `app.inbox.outbox.appointment_event` gives an appointment's day-before reminder job."""
+    return f"reminder:{appointment.id}:{appointment.starts_at.astimezone(UTC).isoformat()}"

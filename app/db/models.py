@@ -465,7 +465,8 @@ class UsageWarning(UUIDv7AuditBase):
     plan: Mapped[str] = mapped_column(String(40))
     used_minutes: Mapped[int] = mapped_column(Integer)
     included_minutes: Mapped[int] = mapped_column(Integer)
-    # How the owner was told: "billing page" always; "email" when an SMTP channel exists and it was sent.
+    # How the owner was told: "billing page" plus the channels the warning was queued on ("billing page, email,
+    # text"), or "billing page (superseded …)" for an 80 % reached together with 100 % (app.billing.warnings).
     delivered_by: Mapped[str] = mapped_column(String(80), default="billing page")
 
 
@@ -589,6 +590,12 @@ class BusyBlock(UUIDv7AuditBase):
     starts_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     ends_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     note: Mapped[str] = mapped_column(String(200), default="")
+    # -- issue 15 (gaps: owner-blocked time in Google): the event an owner's block was written to, in which
+    # calendar (SET NULL, not CASCADE like link_id: disconnecting a calendar must not unblock the owner's time).
+    google_link_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("calendar_link.id", ondelete="SET NULL"), default=None
+    )
+    google_event_id: Mapped[str | None] = mapped_column(String(1024), default=None)
 
 
 class CalendarConflict(UUIDv7AuditBase):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -33,11 +33,10 @@ from app.db.models import (
     BusyBlock,
     CalendarLink,
     Closure,
-    Job,
-    JobStatus,
     Resource,
 )
 from app.inbox.outbox import EventContext, appointment_event
+from app.jobs import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -269,16 +268,38 @@ async def record_change(
             )
         ))
     if writes_to_google or appointment.google_event_id:
-        s.add(
-            Job(
-                kind=CALENDAR_PUSH_JOB,
-                payload={"appointment_id": str(appointment.id), "change": change, "actor": actor},
-                status=JobStatus.PENDING.value,
-                run_after=datetime.now(UTC),
-            )
-        )
+        # Unkeyed: every change gets its own push, which makes the event match the appointment as it is then.
+        await enqueue(s, CALENDAR_PUSH_JOB, {"appointment_id": str(appointment.id), "change": change, "actor": actor})
     await appointment_event(s, appointment, _NOTIFIED_AS[change], call_id=call_id, by_owner=actor == "owner",
                             now=now, context=context)
+
+
+def block_push_key(block_id: UUID, *, removed: bool = False) -> str:
+    """The keyed `calendar.push` job of an owner's block (one to write it, one to take it out): keyed so the
+    owner's pages can find its state, and so a repeated request can't queue it twice."""
+    return f"{CALENDAR_PUSH_JOB}:block:{block_id}{':removed' if removed else ''}"
+
+
+async def writes_to_google(s: AsyncSession, business_id: UUID) -> bool:
+    return bool(await s.scalar(
+        select(func.count(CalendarLink.id)).where(
+            CalendarLink.business_id == business_id, CalendarLink.write_bookings.is_(True))
+    ))
+
+
+async def record_block_change(s: AsyncSession, block: BusyBlock, *, removed: bool) -> None:
+    """In the transaction that adds or deletes an owner's block: queue its Google Calendar write (the event
+    inserted, or deleted from the calendar it went to) when the business has a calendar to write to, or the
+    block is already in one. A removal carries what the push needs, since the row is gone by then."""
+    if not block.google_event_id and not await writes_to_google(s, block.business_id):
+        return
+    payload: dict[str, Any] = {"block_id": str(block.id), "removed": removed}
+    if removed:
+        payload.update(business_id=str(block.business_id),
+                       link_id=str(block.google_link_id) if block.google_link_id else None,
+                       resource_id=str(block.resource_id) if block.resource_id else None,
+                       event_id=block.google_event_id)
+    await enqueue(s, CALENDAR_PUSH_JOB, payload, key=block_push_key(block.id, removed=removed))
 
 
 def slot_for(start: datetime, minutes: int, before: timedelta, after: timedelta) -> tuple[Interval, Interval]:

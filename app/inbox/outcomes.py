@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Appointment, Call, CallEvent, CallStatus, Customer, EventKind, Message
 from app.jobs import enqueue
+from app.telephony.fallback import PLAN_LIMIT_FORWARDED, PLAN_LIMIT_VOICEMAIL
 
 #: every call shorter than this that the caller ended is "hung up early"
 EARLY_HANG_UP_SECONDS = 15.0
@@ -72,6 +73,8 @@ END_REASONS: dict[str, str] = {
     "twilio_busy": "the line was busy",
     "twilio_no_answer": "nobody answered",
     "twilio_failed": "the call could not be connected",
+    PLAN_LIMIT_FORWARDED: "forwarded to you: the plan's minutes are used up",
+    PLAN_LIMIT_VOICEMAIL: "sent to voicemail: the plan's minutes are used up",
 }
 
 _INFO_TOOLS = {"get_business_info", "check_availability", "find_appointments", "find_customer"}

@@ -72,6 +72,8 @@ class Context:
             return f"{self.base_url}/calls/{n.call_id}"
         if n.event == "digest":
             return f"{self.base_url}/"
+        if n.event == "usage_warning":
+            return f"{self.base_url}/billing"
         if n.appointment_id:
             return f"{self.base_url}/appointments"
         return f"{self.base_url}/messages"
@@ -139,10 +141,40 @@ def _owner_parts(ctx: Context) -> tuple[str, str, str]:
                    f"{_n(d.get('cancellations', 0), 'cancellation')}.")
         todo = "Read your messages." if d.get("unread") else "Nothing waiting."
         return headline, summary, todo
+    if n.event == "usage_warning":
+        return usage_warning_parts(ctx)
     if n.event == "test":
         return ("Test notification", f"Notifications from {ctx.business.name}'s receptionist reach you here.",
                 "Nothing: this was a test.")
     return n.event, "", ""
+
+
+def usage_warning_parts(ctx: Context) -> tuple[str, str, str]:
+    """Issue 13's 80 % / 100 % warning: how much is used, and what happens next on this plan (overage billed,
+    or calls forwarded to the owner / to voicemail), from the facts frozen when the threshold was crossed."""
+    d = ctx.notification.details or {}
+    threshold, included = int(d.get("threshold", 0)), int(d.get("included_minutes", 0))
+    used, plan = float(d.get("used_minutes", 0)), str(d.get("plan_name") or "your plan")
+    overage = d.get("over_limit") == "overage"
+    forward_to = d.get("forward_to")
+    fallback = (f"forwarded to your transfer number {format_phone(str(forward_to))}" if forward_to
+                else "sent to voicemail (set a transfer number in Settings to have them forwarded to you)")
+    renews = ""
+    if d.get("period_end"):
+        renews = f" Your minutes renew on {datetime.fromisoformat(str(d['period_end'])).astimezone(ctx.tz):%d %b %Y}."
+    if threshold >= 100:
+        headline = f"All {included} included minutes of your {plan} plan are used"
+        if overage:
+            return (headline, f"Calls are still answered by the receptionist; every further minute is billed as "
+                              f"overage.{renews}", "Nothing, unless you want a bigger plan: see Billing.")
+        return (headline, f"From now on calls are {fallback} instead of answered by the receptionist.{renews}",
+                "Upgrade on the Billing page to have the receptionist answer again.")
+    headline = f"You have used {threshold} % of your {plan} plan's minutes ({used:g} of {included})"
+    if overage:
+        return (headline, f"When they run out, calls are still answered and extra minutes are billed as "
+                          f"overage.{renews}", "Nothing, unless you want a bigger plan: see Billing.")
+    return (headline, f"When they run out, calls will be {fallback} instead of answered by the receptionist."
+                      f"{renews}", "Upgrade on the Billing page to keep the receptionist answering.")
 
 
 def owner_text(ctx: Context) -> Text:
@@ -155,7 +187,7 @@ def owner_text(ctx: Context) -> Text:
             body = body[: max(0, room)].rstrip() + "… " + link
         return Text(subject="", body=body)
     lines = [headline, summary, ""]
-    if ctx.notification.event not in {"digest", "test"}:
+    if ctx.notification.event not in {"digest", "test", "usage_warning"}:
         lines.append(f"Caller: {ctx.who()}")
     lines += [f"What to do: {todo}", f"Call: {link}" if ctx.notification.call_id else f"Open: {link}"]
     if ctx.digest.get("lines"):

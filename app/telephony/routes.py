@@ -80,11 +80,11 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
     if not decision.answer_with_ai:
         forward_to = usable_transfer_number(business, settings)
         forwarded = forward_to is not None
-        end_reason = f"{decision.reason}_{'forwarded' if forwarded else 'voicemail'}"
         if not await record_without_ai(db, business, call_sid=call_sid, caller_phone=phone_or_none(caller),
-                                       end_reason=end_reason, forwarded=forwarded):
+                                       forwarded=forwarded):
             log.info("call %s: plan-limit webhook repeated", call_sid)
-        log.info("call %s for business %s not answered by the AI (%s)", call_sid, business.id, end_reason)
+        log.info("call %s for business %s not answered by the AI (%s)", call_sid, business.id,
+                 fallback.plan_limit_end_reason(forwarded))
         return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.PLAN_LIMIT,
                                               base_url=settings.public_base_url, forward_to=forward_to))
     runtime = get_runtime(request.app)

@@ -35,6 +35,7 @@ from app.db.models import Business, Call, CallEvent, CallStatus, Channel, Custom
 from app.db.services import BusinessScope
 from app.inbox.outcomes import enqueue_settle
 from app.jobs import enqueue
+from app.telephony.fallback import plan_limit_end_reason
 from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer, TokenRejected
 
 log = logging.getLogger(__name__)
@@ -209,10 +210,11 @@ async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: d
 
 # -- calls the AI doesn't answer (issue 13: the plan's limit) -----------------------------------------------
 async def record_without_ai(db: Database, business: Business, *, call_sid: str, caller_phone: str | None,
-                            end_reason: str, forwarded: bool) -> bool:
+                            forwarded: bool) -> bool:
     """Record a Twilio call the AI will not answer (the fallback's forward or voicemail handles it) as an ended
     Session and Call, so the owner sees it on the calls and billing pages; it bills nothing. False when Twilio
-    retried the webhook (same CallSid) and the call is already recorded."""
+    retried the webhook (same CallSid) and the call is already recorded. Its end reason is the fallback's
+    plan-limit name (`app.telephony.fallback.plan_limit_end_reason`)."""
     now = datetime.now(UTC)
     try:
         async with db.session() as s, s.begin():
@@ -225,7 +227,7 @@ async def record_without_ai(db: Database, business: Business, *, call_sid: str, 
                        caller_phone=caller_phone,
                        status=(CallStatus.TRANSFERRED if forwarded else CallStatus.ABANDONED).value,
                        started_at=now, ended_at=now, duration_seconds=0.0, billable_seconds=0.0,
-                       end_reason=end_reason))
+                       end_reason=plan_limit_end_reason(forwarded)))
     except IntegrityError:
         return False
     return True

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from app.db.engine import Database
 from app.db.models import Business, Call, SessionStatus, User
+from app.inbox.outbox import add_notification
 from app.settings import load_settings
 from tests.support.dashboard import add_event, seed_call
 from tests.support.server import ROOT, RunningServer, base_env, run_server
@@ -96,6 +97,10 @@ async def _seed(env: dict[str, str], email: str) -> dict[str, Any]:
             db, business.id, status="in_progress", session_status=SessionStatus.ACTIVE.value,
             caller_phone="+15556667777", transcript="", events=[("caller", "Hello, is anyone there?", {})],
         )
+        # A digest this server can't send (no SMTP here): it lists as not sent, with why, on /notifications.
+        async with db.session() as s, s.begin():
+            await add_notification(s, business_id=business.id, key=f"digest:{business.id}:e2e:email", event="digest",
+                                   channel="email", recipient=email, details={"day": now.date().isoformat()})
         return {"wanted": wanted.id, "live_session": live_session.id, "live_call": live_call.id}
     finally:
         await db.dispose()
@@ -318,7 +323,9 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
     check("session-live")
 
     for name, path in (("appointments", "/appointments"), ("customers", "/customers"), ("billing", "/billing"),
-                       ("test-call", "/test")):
+                       ("notifications", "/notifications"), ("test-call", "/test")):
         page.goto(server.url + path)
         check(name)
-    assert len(check.checked) == 14
+    assert len(check.checked) == 15
+    page.goto(server.url + "/notifications")
+    expect(page.locator("#outbox")).to_contain_text("Daily digest")
