@@ -255,7 +255,8 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
             sessions = list(await s.scalars(select(Session).where(Session.caller_phone.in_(callers))))
             bookings = list((await s.scalars(select(Appointment).where(
                 Appointment.call_id.in_([c.id for c in rows])))).unique())
-            summaries = list(await s.scalars(select(Job).where(Job.key.in_([f"summary:{c.id}" for c in rows]))))
+            summaries = [job for job in await s.scalars(select(Job).where(Job.kind == "summary"))
+                         if job.payload.get("call_id") in {str(c.id) for c in rows}]
     finally:
         await db.dispose()
 
