@@ -7,11 +7,11 @@ calls and restarted, and SMTP / Twilio REST outages under the owner's notificati
     .venv/bin/python bench/bench_fault_kinds.py sigkill --rounds 4 --per-round 25   # long form: 100 calls
 
 `sigkill`: the real service under granian between the Twilio and OpenAI doubles; each round places calls,
-waits until every one is greeted (some mid-answer), SIGKILLs the process and starts it again on the same port
-and database. Nothing can write the end of a killed call, so housekeeping must: the restarted instance's
-pass is run at the moment it would first see them (STALE_AFTER after their last write; the bench asks it with
-that time instead of waiting two minutes per round). It fails unless every call is ended exactly once (one
-Call row per CallSid, ended, its summary job queued; a second pass ends nothing) and none is left live.
+waits until every one is greeted (some mid-answer) and SIGKILLs granian's worker process; granian starts a new
+one (GRANIAN_RESPAWN_FAILED_WORKERS). Nothing can write the end of a killed call, so housekeeping must: the new
+worker's pass is run at the moment it would first see them (STALE_AFTER after their last write; the bench asks
+it with that time instead of waiting two minutes per round). It fails unless every call is ended exactly once
+(one Call row per CallSid, ended, its summary job queued; a second pass ends nothing) and none is left live.
 
 `notify`: the inbox outbox (Notification rows + `notify` jobs, email through aiosmtplib to a real aiosmtpd
 server, SMS through the twilio SDK to the Twilio double) over a fresh SQLite database, with the mail server
@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -36,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
 from sqlalchemy import func, select, update
 
 from app.db import migrate
@@ -163,7 +167,9 @@ async def sigkill_run(rounds: int, per_round: int, rng: random.Random) -> bool:
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     with OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio:
-        env = phone_env(data, openai, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING")
+        # As production should run it: granian replaces a worker that died (the Procfile's web line).
+        env = phone_env(data, openai, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", LOG_LEVEL="WARNING",
+                        GRANIAN_RESPAWN_FAILED_WORKERS="true", GRANIAN_RESPAWN_INTERVAL="0.5")
         settings = load_settings(env)
         context = run_server(env, port=port)
         server = await asyncio.to_thread(context.__enter__)
@@ -186,12 +192,10 @@ async def sigkill_run(rounds: int, per_round: int, rng: random.Random) -> bool:
                         raise RuntimeError("calls were not greeted in time")
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(rng.uniform(0.0, 1.5))  # some are mid-answer, some have finished it
-                server.process.kill()
-                server.process.wait(10)
+                worker = _worker_of(server.process.pid)
+                os.kill(worker, signal.SIGKILL)
                 await asyncio.gather(*(asyncio.wait_for(s.closed.wait(), 15) for s in streams))
-                await asyncio.to_thread(context.__exit__, None, None, None)
-                context = run_server(env, port=port)
-                server = await asyncio.to_thread(context.__enter__)
+                await _respawned(server.url, worker, server.process.pid)
                 sids = [call.sid for call, _a in placed]
                 live_before = await _live(db, sids)
                 # The restarted instance's housekeeping, at the moment it first sees these calls as stale.
@@ -211,6 +215,29 @@ async def sigkill_run(rounds: int, per_round: int, rng: random.Random) -> bool:
           f"{sum(r['still_live'] for r in results)}; endings: "
           f"{dict(sum((Counter(r['endings']) for r in results), Counter()))}")
     return all(r["ok"] for r in results)
+
+
+def _worker_of(parent: int) -> int:
+    """granian's worker process (the one serving requests) under its supervising process."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise RuntimeError("granian has no worker process")
+
+
+async def _respawned(url: str, killed: int, parent: int) -> None:
+    """granian (GRANIAN_RESPAWN_FAILED_WORKERS) starts a new worker; wait until it answers."""
+    deadline = time.monotonic() + 90
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError, RuntimeError, OSError):
+                if _worker_of(parent) != killed and (await client.get(url + "/health")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the killed worker was not replaced")
 
 
 async def _live(db: Database, sids: list[str]) -> int:
