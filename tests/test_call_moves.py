@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -26,6 +29,7 @@ from sqlalchemy import func, select
 from app.db.engine import Database
 from app.db.models import Appointment, Call, CallEvent, CallMove, Job, Session
 from app.settings import load_settings
+from app.voice.lifecycle import STALE_AFTER, reap_stale_calls
 from tests.doubles.openai_double import (
     FunctionCallReply,
     OpenAIDouble,
@@ -104,8 +108,10 @@ async def _seed(env: dict[str, str]) -> UUID:
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     data_dir = tmp_path_factory.mktemp("call-moves")
     with BookingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, LoadBalancer() as balancer:
+        # GRANIAN_RESPAWN_FAILED_WORKERS: a worker that dies is replaced (the SIGKILL test below).
         env = phone_env(data_dir, openai, twilio, PUBLIC_BASE_URL=balancer.url, OPERATOR_TOKEN=OPERATOR_TOKEN,
-                        DRAIN_TIMEOUT_SECONDS="60")
+                        DRAIN_TIMEOUT_SECONDS="60", GRANIAN_RESPAWN_FAILED_WORKERS="true",
+                        GRANIAN_RESPAWN_INTERVAL="0.5")
         a_context = run_server(env)
         a = a_context.__enter__()
         try:
@@ -167,6 +173,8 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
     callers = [f"+1555700{k:04d}" for k in range(count)]
     pair.openai.slots = {phone: f"{day.isoformat()}T{10 + k}:00" for k, phone in enumerate(callers)}
     voice_url = pair.balancer.url + "/twilio/voice"
+    pair.balancer.backends = [pair.a.url, pair.b.url]  # A takes the calls while it is healthy
+    sockets_before = len(pair.balancer.sockets)
 
     def sessions_of(phone: str) -> list[RealtimeSessionLog]:
         return [log for log in pair.openai.realtime_sessions
@@ -185,7 +193,7 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
     await asyncio.gather(*(s.speak(short_utterance("hours")) for s in first_streams))
     await wait_until(lambda: all(len(sessions_of(p)[0].sent_of_type("response.done")) >= 2 for p in callers))
     await all_played(first_streams, [sessions_of(p)[0] for p in callers])
-    assert all(backend == pair.a.url for _path, backend in pair.balancer.sockets)
+    assert all(backend == pair.a.url for _path, backend in pair.balancer.sockets[sockets_before:])
 
     # -- A is drained: each call is redirected to a fresh stream, which the balancer sends to B -----------------
     auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
@@ -199,7 +207,8 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
             return (await client.get("/ops/drain", headers=auth)).json()["live_calls"] == 0
 
         await wait_until(none_left, timeout=20)
-    moved_sockets = [(path, backend) for path, backend in pair.balancer.sockets if path == "/twilio/media/moved"]
+    moved_sockets = [(path, backend) for path, backend in pair.balancer.sockets[sockets_before:]
+                     if path == "/twilio/media/moved"]
     assert len(moved_sockets) == count and {backend for _p, backend in moved_sockets} == {pair.b.url}
     for call, old in zip(calls, first_streams, strict=True):
         assert old.closed.is_set() and old.ended_reason == "redirected"
@@ -287,3 +296,58 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
         assert booking.business_id == row.business_id == pair.business_id
     assert all(s.ended_at is not None for s in sessions)
     assert "moved to another instance" in pair.a.log() and "drain: 5 of 5 phone call(s) moved" in pair.a.log()
+
+
+def worker_of(parent: int) -> int:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    assert children, "granian has no worker process"
+    return int(children[0])
+
+
+async def test_a_worker_killed_with_live_calls_leaves_none_live_and_each_ended_once(pair: Pair) -> None:
+    """The short form of bench/bench_fault_kinds.py sigkill: nothing can write the end of a SIGKILLed worker's
+    calls, so the housekeeping of the worker that replaces it ends each once (asked at the time it would first
+    see them stale, STALE_AFTER after their last write, rather than waiting two minutes)."""
+    pair.balancer.backends = [pair.b.url]
+    callers = ["+15557710001", "+15557710002"]
+    sessions_before = len(pair.openai.realtime_sessions)
+    placed = await asyncio.gather(*(pair.twilio.place_call(pair.balancer.url + "/twilio/voice", to=SALON_NUMBER,
+                                                           from_=p) for p in callers))
+    streams = await asyncio.gather(*(pair.twilio.open_stream(call, answer) for call, answer in placed))
+    await wait_until(lambda: len(pair.openai.realtime_sessions) >= sessions_before + 2 and all(
+        log.sent_of_type("response.done") for log in pair.openai.realtime_sessions[sessions_before:]))
+    killed = worker_of(pair.b.process.pid)
+    os.kill(killed, signal.SIGKILL)
+    await asyncio.gather(*(asyncio.wait_for(s.closed.wait(), 15) for s in streams))
+
+    async def replaced() -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                return worker_of(pair.b.process.pid) != killed and (await client.get(pair.b.url + "/health")).is_success
+        except (httpx.HTTPError, AssertionError, OSError):
+            return False
+
+    await wait_until(replaced, timeout=90, interval=0.3)
+    sids = [call.sid for call, _a in placed]
+    db = pair.database()
+    try:
+        async def rows() -> list[Any]:
+            async with db.session() as s:
+                return list((await s.execute(select(Call.id, Call.ended_at, Call.end_reason, Call.updated_at)
+                                             .join(Session, Session.id == Call.session_id)
+                                             .where(Session.twilio_call_sid.in_(sids)))).all())
+
+        before = await rows()
+        assert len(before) == 2 and all(ended is None for _id, ended, _r, _u in before)  # left live by the kill
+        last = max(updated for *_x, updated in before)
+        last = last if last.tzinfo else last.replace(tzinfo=UTC)
+        assert await reap_stale_calls(db, now=last + STALE_AFTER + timedelta(seconds=1)) == 2
+        assert await reap_stale_calls(db, now=last + STALE_AFTER + timedelta(seconds=2)) == 0
+        after = await rows()
+        async with db.session() as s:
+            jobs = await s.scalars(select(Job).where(Job.kind == "summary"))
+            summaries = {job.payload.get("call_id") for job in jobs}
+    finally:
+        await db.dispose()
+    assert len(after) == 2 and all(ended is not None and reason == "interrupted" for _i, ended, reason, _u in after)
+    assert {str(call_id) for call_id, *_x in after} <= summaries
