@@ -224,6 +224,11 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
     assert all(s is not None for s in new_streams)
     await all_played(new_streams, [sessions_of(p)[1] for p in callers])  # type: ignore[arg-type]
     assert all(len(s.heard) > 0 for s in new_streams)  # type: ignore[union-attr]
+    # The silence the caller hears: from Twilio's `stop` on the old stream to the first audio on the new one.
+    gaps = sorted(min(r.at for r in new.received if r.message.get("event") == "media")  # type: ignore[union-attr]
+                  - max(at for at, m in old.sent if m.get("event") == "stop")
+                  for old, new in zip(first_streams, new_streams, strict=True))
+    print(f"move gaps (stop -> first audio on the new instance): {[round(g, 2) for g in gaps]} s")
     for phone in callers:
         restored = [json.dumps(e["item"]) for e in sessions_of(phone)[1].received_of_type("conversation.item.create")]
         # The new session was told the conversation so far, the caller's words and the receptionist's.

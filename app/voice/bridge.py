@@ -227,8 +227,11 @@ class CallBridge:
                          or self._open_tool_calls or self._pending_tools)
                 and self._clock() >= self._agent_audio_until)
 
-    def tools_open(self) -> bool:
-        return bool(self._supervisor_tasks or self._open_tool_calls or self._pending_tools)
+    def must_not_be_cut(self) -> bool:
+        """A tool call is open, a goodbye or transfer is under way, or a new realtime session is being opened:
+        a hand-over now would lose it, however long the wait."""
+        return bool(self._supervisor_tasks or self._open_tool_calls or self._pending_tools or self._winding_down
+                    or self._switching)
 
     def hold(self, held: bool) -> None:
         """While held the caller's audio stops reaching the model and no prompt or limit fires: what is said

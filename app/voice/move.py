@@ -90,7 +90,7 @@ async def move_call(bridge: CallBridge, *, db: Database, issuer: TokenIssuer, st
         while not bridge.at_rest():
             if bridge.ending is not None:
                 return False
-            if loop.time() >= give_up_waiting and not bridge.tools_open():
+            if loop.time() >= give_up_waiting and not bridge.must_not_be_cut():
                 break  # a long monologue: it is cut (the resume line asks the caller to go ahead)
             await asyncio.sleep(0.05)
         bridge.hold(True)

@@ -355,11 +355,22 @@ class CallRuntime:
             log.warning("drain: no other instance answers behind PUBLIC_BASE_URL: live calls finish here")
             return
         url = moved_stream_url(self.settings)
-        moves = [move_call(b, db=self.db, issuer=self.issuer, stream_url=url) for b in list(self.bridges)
-                 if b.transport.channel == "twilio" and b.ending is None]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_timeout_seconds
+        seen: set[CallBridge] = set()
+        moves: list[asyncio.Task[bool]] = []
+        # A stream whose webhook came just before the drain may connect after it: it moves too.
+        while True:
+            for bridge in list(self.bridges):
+                if bridge not in seen and bridge.transport.channel == "twilio" and bridge.ending is None:
+                    seen.add(bridge)
+                    moves.append(loop.create_task(move_call(bridge, db=self.db, issuer=self.issuer, stream_url=url)))
+            waiting = any(b not in seen and b.transport.channel == "twilio" for b in self.bridges)
+            if loop.time() >= deadline or (all(t.done() for t in moves) and not waiting):
+                break
+            await asyncio.sleep(0.5)
         results = await asyncio.gather(*moves, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        for exc in failed:
+        for exc in (r for r in results if isinstance(r, BaseException)):
             log.error("drain: a call move failed: %r", exc)
         log.warning("drain: %d of %d phone call(s) moved to another instance",
                     sum(1 for r in results if r is True), len(results))
