@@ -52,6 +52,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.dashboard.routes import ROUTES as dashboard_routes
     from app.telephony.fallback_routes import ROUTES as fallback_routes
     from app.telephony.message_status import ROUTES as message_status_routes
+    from app.telephony.move_routes import ROUTES as move_routes
     from app.telephony.routes import ROUTES as telephony_routes
     from app.voice.routes import ROUTES as voice_routes
     from app.web.drain import ROUTES as drain_routes
@@ -61,6 +62,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     return [
         health, metrics, static, *icon_routes, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes,
         *fallback_routes, *drain_routes, *billing_routes, *calendar_routes, *message_status_routes,
+        *move_routes,
     ]
 
 

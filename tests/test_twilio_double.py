@@ -267,3 +267,36 @@ async def test_messages_api_speaks_twilios_json_errors_and_status_callbacks() ->
             assert len(double.messages) == 1
         finally:
             await runner.cleanup()
+
+
+async def test_an_update_with_a_new_stream_stops_this_one_and_opens_that_one() -> None:
+    """As Twilio does on `calls(sid).update(twiml=<Connect><Stream>)`: the current stream gets `stop` and its
+    socket closes, then the new document runs: a new stream (new StreamSid) to the new URL with `connected` and
+    `start` carrying its parameters; the call itself goes on."""
+    from app.telephony import twiml
+    from app.telephony.rest import TwilioCalls
+
+    old_app, new_app = FakeApp(), FakeApp()
+    async with serve(old_app.handler, "127.0.0.1", 0) as old_server, serve(new_app.handler, "127.0.0.1", 0) as new:
+        old_port, new_port = old_server.sockets[0].getsockname()[1], new.sockets[0].getsockname()[1]
+        with TwilioDouble() as double:
+            call = DoubleCall(sid="CA" + "b" * 32, from_="+15551230000", to="+15559870000", status="in-progress")
+            double.calls[call.sid] = call
+            first = await double.open_stream(call, TwimlAnswer(200, "", stream_url=f"ws://127.0.0.1:{old_port}/a",
+                                                               parameters={"session": "one"}))
+            await old_app.connected.wait()
+            rest = TwilioCalls(double.account_sid, double.auth_token, double.api_base_url)
+            assert await rest.redirect(call.sid, twiml.connect_stream(f"ws://127.0.0.1:{new_port}/b", "two"))
+            await asyncio.wait_for(new_app.connected.wait(), 5)
+            await first.wait_for(lambda: first.closed.is_set(), timeout=5)
+            async with asyncio.timeout(5):
+                while not new_app.of("start"):  # noqa: ASYNC110 - the fake app has no event to wait on
+                    await asyncio.sleep(0.02)
+            [stop] = old_app.of("stop")
+            assert stop["streamSid"] == first.stream_sid and first.ended_reason == "redirected"
+            [start] = new_app.of("start")
+            assert [f["event"] for _, f in new_app.frames][:2] == ["connected", "start"]
+            assert start["start"]["customParameters"] == {"session": "two"} and start["start"]["callSid"] == call.sid
+            assert start["streamSid"] != first.stream_sid and call.stream is not first and len(call.streams) == 2
+            assert call.ended is None and call.status == "in-progress"
+            await call.stream.close()  # type: ignore[union-attr]

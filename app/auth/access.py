@@ -38,6 +38,8 @@ PUBLIC_PATHS: dict[str, str] = {
     "/twilio/voice": "Twilio webhook; X-Twilio-Signature checked",
     "/twilio/status": "Twilio status callback; X-Twilio-Signature checked",
     "/twilio/media": "Twilio media stream; the signed single-use token from the voice webhook's TwiML",
+    "/twilio/media/moved": "Twilio media stream of a call moved off a draining instance (issue 11); the signed "
+                           "single-use move token from the redirect's TwiML",
     "/ws/calls/{session_id:uuid}": "browser test call socket; the signed single-use token from POST /api/sessions",
     "/billing/polar/webhook": "Polar events; Standard Webhooks signature checked",
     "/google/calendar/notify": "Google Calendar push; X-Goog-Channel-Token checked against the channel's secret",

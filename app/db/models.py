@@ -630,3 +630,24 @@ class AuditEntry(UUIDv7AuditBase):
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client_ip: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class CallMove(UUIDv7AuditBase):
+    """Issue 11: a live phone call handed from a draining instance to another one. The draining side writes
+    the row (what the new realtime session needs that the Call row doesn't hold) and redirects the call to a
+    stream whose single-use token names it; `released_at` says the old side wrote the record for the last
+    time, `claimed_at` that the new side took the call over."""
+
+    __tablename__ = "call_move"
+    __table_args__ = (Index("ix_call_move_call", "call_id"),)
+
+    call_id: Mapped[UUID] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
+    session_id: Mapped[UUID] = mapped_column(ForeignKey("call_session.id", ondelete="CASCADE"))
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), index=True)
+    token_nonce: Mapped[str] = mapped_column(String(64))
+    #: the realtime session's configuration and the call's counters (turn, transfer asked) at the move
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    released_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    #: why the move was given up (the REST redirect failed), when it was
+    cancelled: Mapped[str | None] = mapped_column(String(200), default=None)

@@ -24,7 +24,14 @@ from app.db.models import CallStatus, EventKind
 from app.voice.prompts import END_CALL_TOOL, SUPERVISOR_TOOL, TRANSFER_TOOL
 from app.voice.realtime import Link, LinkUnavailable
 from app.voice.recorder import HEARTBEAT_SECONDS, CallRecorder, Ending
-from app.voice.resume import RESUME_LINE, RESUME_WAITING_LINE, heard_part, restore_events, resume_response
+from app.voice.resume import (
+    RESUME_LINE,
+    RESUME_WAITING_LINE,
+    ResumePoint,
+    heard_part,
+    restore_events,
+    resume_response,
+)
 from app.voice.supervisor import SupervisorAnswer
 from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf
 
@@ -80,6 +87,7 @@ class CallBridge:
         clock: Callable[[], float] = time.monotonic,
         link_factory: LinkFactory | None = None,
         service_stopping: Callable[[], bool] | None = None,
+        resume: ResumePoint | None = None,
     ) -> None:
         self.transport = transport
         self.link = link
@@ -145,6 +153,14 @@ class CallBridge:
         self._flush_again = False
         self._realtime_task: asyncio.Task[Any] | None = None
         self._last_flush_request = clock()
+        # Issue 11 (app.voice.move): a call that moved here picks up where it was; one moving away is held.
+        self._resume = resume
+        self._held = False
+        if resume is not None:
+            self._started -= resume.elapsed_seconds
+            self._turn = resume.turn
+            self._transfer_requested = resume.transfer_requested
+            self._open_tool_calls = dict(resume.open_tool_calls)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @property
@@ -168,13 +184,8 @@ class CallBridge:
         self._turn_stopped_at = self._clock()  # turn 0: the greeting's latency, from the call's start
         try:
             await self.link.wait_connected()
-            await self.link.send({"type": "session.update", "session": self._session_update})
-            await self.link.send(
-                {
-                    "type": "response.create",
-                    "response": {"instructions": f'Greet the caller by saying exactly: "{self._greeting}"'},
-                }
-            )
+            for opening in self._opening():
+                await self.link.send(opening)
         except LinkUnavailable as exc:
             await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
             self.end(CallStatus.FAILED, "openai_unavailable", exc.reason)
@@ -183,7 +194,10 @@ class CallBridge:
             await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
             self.end(CallStatus.FAILED, "openai_unavailable", f"realtime set-up failed ({type(exc).__name__})")
         else:
-            self.recorder.add(EventKind.SYSTEM, "call started", {"channel": self.transport.channel})
+            if self._resume is None:
+                self.recorder.add(EventKind.SYSTEM, "call started", {"channel": self.transport.channel})
+            else:
+                self.recorder.add(EventKind.SYSTEM, "call continued on this instance", {"move": "claimed"})
             self._spawn(self._caller_pump(), "caller-pump")
             self._realtime_task = self._spawn(self._realtime_pump(), "realtime-pump")
             self._spawn(self._watchdog(), "watchdog")
@@ -196,6 +210,39 @@ class CallBridge:
             await asyncio.shield(self._finish_once())
             raise
         return await asyncio.shield(self._finish_once())
+
+    def _opening(self) -> list[dict[str, Any]]:
+        if self._resume is not None:
+            return self._resume.opening
+        return [{"type": "session.update", "session": self._session_update},
+                {"type": "response.create",
+                 "response": {"instructions": f'Greet the caller by saying exactly: "{self._greeting}"'}}]
+
+    # -- moving to another instance (issue 11; the move itself is app.voice.move) -------------------------
+    def at_rest(self) -> bool:
+        """Nobody is speaking, nothing is being generated, played or looked up: a call can be handed over
+        here without cutting a word or a tool call."""
+        return (self._ending is None and not self._winding_down and not self._switching and self._link_ready.is_set()
+                and not (self._caller_speaking or self._response_active or self._supervisor_tasks
+                         or self._open_tool_calls or self._pending_tools)
+                and self._clock() >= self._agent_audio_until)
+
+    def must_not_be_cut(self) -> bool:
+        """A tool call is open, a goodbye or transfer is under way, or a new realtime session is being opened:
+        a hand-over now would lose it, however long the wait."""
+        return bool(self._supervisor_tasks or self._open_tool_calls or self._pending_tools or self._winding_down
+                    or self._switching)
+
+    def hold(self, held: bool) -> None:
+        """While held the caller's audio stops reaching the model and no prompt or limit fires: what is said
+        from here on belongs to the instance the call moves to."""
+        self._held = held
+        self._winding_down = held
+
+    def move_state(self) -> dict[str, Any]:
+        return {"session_update": self._session_update, "turn": self._turn,
+                "transfer_requested": self._transfer_requested,
+                "open_tool_calls": {k: list(v) for k, v in self._open_tool_calls.items()}}
 
     def _finish_once(self) -> asyncio.Future[Ending]:
         if self._finish_task is None:
@@ -309,7 +356,7 @@ class CallBridge:
     async def _caller_pump(self) -> None:
         async for event in self.transport.events():
             if isinstance(event, AudioIn):
-                if not self._link_ready.is_set():
+                if self._held or not self._link_ready.is_set():
                     continue  # between sessions: the resume line asks the caller to say it again
                 try:
                     await self.link.append_audio(event.payload)

@@ -10,6 +10,8 @@ callback, a call and housekeeping) can never both apply the same transition.
       ├── record_without_ai (a Twilio call the plan's limit keeps from the AI: born ended, the fallback answers)
       └── close_unclaimed (housekeeping: nobody connected)
     reap_stale (housekeeping: a call whose process died ends at its last sign of life)
+    offer_move ──▶ release_moved (old instance) ─┬─ claim_move (new instance) ──▶ flush* ──▶ finalise
+                                                 └─ cancel_move (the redirect failed: the call stays)
 
 Invariants: a Session ends exactly once (`ended_at` is only ever set where it is NULL); a Call row is ended
 exactly once (`Call.ended_at IS NULL` in every ending UPDATE), and its summary job and its settling job
@@ -31,7 +33,17 @@ from sqlalchemy.exc import IntegrityError
 from app.billing.metering import on_call_finalised
 from app.billing.usage import billable_on_finalise
 from app.db.engine import Database
-from app.db.models import Business, Call, CallEvent, CallStatus, Channel, Customer, Session, SessionStatus
+from app.db.models import (
+    Business,
+    Call,
+    CallEvent,
+    CallMove,
+    CallStatus,
+    Channel,
+    Customer,
+    Session,
+    SessionStatus,
+)
 from app.db.services import BusinessScope
 from app.inbox.outcomes import enqueue_settle
 from app.jobs import enqueue
@@ -353,3 +365,73 @@ async def close_unclaimed(db: Database, *, now: datetime | None = None) -> int:
                     failure_reason="the caller never connected")
         )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# -- moves between instances (issue 11 item 4) ----------------------------------------------------------------
+async def offer_move(db: Database, issuer: TokenIssuer, *, call_id: UUID, session_id: UUID, business_id: UUID,
+                     state: dict[str, Any]) -> tuple[UUID, str]:
+    """A live call is about to be redirected to another instance: the CallMove row that instance will claim,
+    and the signed single-use token its stream presents."""
+    nonce = issuer.new_nonce()
+    async with db.session() as s, s.begin():
+        move = CallMove(call_id=call_id, session_id=session_id, business_id=business_id, token_nonce=nonce,
+                        state=state)
+        s.add(move)
+        await s.flush()
+        move_id = move.id
+    return move_id, issuer.sign_move(move_id, nonce)
+
+
+async def release_moved(db: Database, call_id: UUID, move_id: UUID, values: dict[str, Any],
+                        events: Sequence[CallEvent]) -> bool:
+    """The old instance's last write of a moved call: its record so far, without ending it, and the move
+    marked released in the same transaction (the new instance waits for that before reading the record)."""
+    now = datetime.now(UTC)
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(updated_at=now, **values)
+        )
+        if not _ended(result):
+            return False
+        s.add_all(events)
+        await s.execute(update(CallMove).where(CallMove.id == move_id, CallMove.released_at.is_(None))
+                        .values(released_at=now))
+    return True
+
+
+async def cancel_move(db: Database, move_id: UUID, why: str) -> bool:
+    """Give up a move nobody claimed (the REST redirect failed, or the caller hung up meanwhile): its token
+    stops working. False when the other instance had already claimed it: the call did move."""
+    async with db.session() as s, s.begin():
+        result = await s.execute(
+            update(CallMove).where(CallMove.id == move_id, CallMove.claimed_at.is_(None))
+            .values(cancelled=why[:200])
+        )
+    return _ended(result)
+
+
+async def claim_move(db: Database, issuer: TokenIssuer, token: str, *, call_sid: str) -> tuple[CallMove, Session]:
+    """Validate a move token and take the call over, atomically; raises TokenRejected. The stream must be
+    for the call the move was made for, and that call must still be live."""
+    move_id, nonce = issuer.read_move(token)
+    async with db.session() as s, s.begin():
+        move = await s.get(CallMove, move_id)
+        if move is None or move.token_nonce != nonce:
+            raise TokenRejected("unknown")
+        session = await s.get(Session, move.session_id)
+        if session is None or session.twilio_call_sid != call_sid:
+            raise TokenRejected("mismatch")
+        result = await s.execute(
+            update(CallMove).where(CallMove.id == move_id, CallMove.claimed_at.is_(None),
+                                   CallMove.cancelled.is_(None))
+            .values(claimed_at=datetime.now(UTC))
+        )
+        if not _ended(result):
+            raise TokenRejected("used")
+        live = await s.scalar(select(Call.id).where(Call.id == move.call_id, Call.ended_at.is_(None)))
+        if live is None:
+            raise TokenRejected("used")
+    async with db.session() as s:
+        claimed, claimed_session = await s.get(CallMove, move_id), await s.get(Session, move.session_id)
+        assert claimed is not None and claimed_session is not None
+        return claimed, claimed_session

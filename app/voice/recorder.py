@@ -9,11 +9,12 @@ only ended if it was not ended already, and the summary job is enqueued in that 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +26,9 @@ from app.voice import lifecycle
 from app.voice.lifecycle import HEARTBEAT_SECONDS, SUMMARY_JOB
 
 __all__ = ["HEARTBEAT_SECONDS", "SUMMARY_JOB", "CallRecorder", "Ending"]
+
+#: how long the end of a call waits for a move under way to be confirmed or given up (a REST round trip)
+MOVE_DECISION_SECONDS = 15.0
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,9 @@ class CallRecorder:
         # Issue 12: which engine answers, and a Live session's cumulative time (model, active s, standby s).
         self.engine: str | None = None
         self._live: tuple[str, float, float] | None = None
+        # Issue 11: a move to another instance under way (its CallMove id) and whether it was decided.
+        self._move_id: UUID | None = None
+        self._move_decided: asyncio.Event | None = None
 
     # -- in memory ----------------------------------------------------------------------------------------
     def offset_ms(self) -> int:
@@ -188,7 +195,14 @@ class CallRecorder:
             return False
 
     async def finalise(self, status: CallStatus, reason: str, failure: str | None = None) -> bool:
-        """End the call record; only the first call has any effect. True when this call wrote it."""
+        """End the call record; only the first call has any effect. True when this call wrote it. A call that
+        moved to another instance is not ended here: its record is written once more and left to that one."""
+        if self._move_decided is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(MOVE_DECISION_SECONDS):
+                    await self._move_decided.wait()
+            if self._move_id is not None:
+                return await self._release_moved(self._move_id)
         async with self._lock:
             if self._ending is not None:
                 return False
@@ -208,3 +222,60 @@ class CallRecorder:
             if self._on_finalised is not None:
                 self._on_finalised()
         return written
+
+    # -- issue 11: moving a call between instances ------------------------------------------------------------
+    def begin_move(self, move_id: UUID) -> None:
+        """The call is being redirected to another instance: until `settle_move`, its end waits to learn
+        whether it moved (then this side only writes its last part) or stays (then it ends here as usual)."""
+        self._move_id = move_id
+        self._move_decided = asyncio.Event()
+
+    def settle_move(self, moved: bool) -> None:
+        if not moved:
+            self._move_id = None
+        if self._move_decided is not None:
+            self._move_decided.set()
+        if not moved:
+            self._move_decided = None
+
+    async def _release_moved(self, move_id: UUID) -> bool:
+        async with self._lock:
+            if self._ending is not None:
+                return False
+            self._ending = Ending(status="moved", reason="moved")
+            self.add(EventKind.SYSTEM, "call moved to another instance", {"move": "released"})
+            events, self._pending = self._pending, []
+            usage, tokens_in, tokens_out, cost, price_unknown = self.usage_report()
+            values: dict[str, Any] = {"transcript": self.transcript, "usage": usage, "input_tokens": tokens_in,
+                                      "output_tokens": tokens_out, "cost_usd": cost, "price_unknown": price_unknown,
+                                      "latencies": list(self.latencies)}
+            if self.engine is not None:
+                values["engine"] = self.engine
+            for attempt in range(3):
+                try:
+                    return await lifecycle.release_moved(self._db, self.call_id, move_id, values, events)
+                except Exception:
+                    log.exception("could not write the moved call %s", self.call_id)
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            return False
+
+    def resume(self, *, sequence: int, turns: Iterable[tuple[str, str]], usage: Mapping[str, Any],
+               latencies: Iterable[Mapping[str, Any]], engine: str | None) -> None:
+        """Carry on the record of a call that moved here: numbering, transcript, usage (both instances'
+        sessions are billed on one record) and the call's clock all continue from what the old side wrote."""
+        self._sequence = max(self._sequence, sequence)
+        for kind, text in turns:
+            if kind in _ROLE_LABEL and text.strip():
+                self._transcript.append(f"{_ROLE_LABEL[kind]}: {text.strip()}")
+                self.turns.append((kind, text.strip()))
+                if kind == EventKind.CALLER.value:
+                    self.caller_turns += 1
+        for name, entry in usage.items():
+            if name == "live" and isinstance(entry, Mapping):
+                self._live = (str(entry.get("model")), float(entry.get("active_seconds") or 0),
+                              float(entry.get("standby_seconds") or 0))
+            elif isinstance(entry, Mapping) and entry.get("model"):
+                self._sources[name] = _Source(model=str(entry["model"]), tokens=TokenUsage.from_dict(entry))
+        self.latencies = [dict(entry) for entry in latencies]
+        self.engine = engine or self.engine
+        self._t0 = self._clock() - max(0.0, (datetime.now(UTC) - self.started_at).total_seconds())

@@ -9,12 +9,28 @@ before a cut is among them (truncated to what was played), so the model knows wh
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.db.models import EventKind
 
 RESUME_LINE = "Sorry, I lost you for a second — could you say that again?"
 RESUME_WAITING_LINE = "Sorry, I lost you for a second — one moment."
+#: said by the instance a call moved to (issue 11: a planned restart); the caller may or may not have been
+#: speaking during the hand-over, so the line fits both
+MOVE_LINE = "Sorry, the line cut out for a second — I'm still here. Go ahead."
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a call that moved here from another instance picks up: the client events that open its new
+    realtime session (restore + the resume line) instead of a greeting, and the call's counters so far."""
+
+    opening: list[dict[str, Any]]
+    elapsed_seconds: float = 0.0
+    turn: int = 0
+    transfer_requested: bool = False
+    open_tool_calls: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def restore_events(session_update: Mapping[str, Any], turns: Iterable[tuple[str, str]],

@@ -34,6 +34,7 @@ from app.voice.live import (
     live_instructions,
     live_session_config,
 )
+from app.voice.move import ResumedCall, move_call, moved_stream_url, somewhere_to_go
 from app.voice.prompts import (
     TRANSFER_TOOL,
     CallerContext,
@@ -72,6 +73,7 @@ class CallRuntime:
         self.draining = False
         self._stopping = False
         self._drain_task: asyncio.Task[int] | None = None
+        self._move_task: asyncio.Task[None] | None = None
         self._supervisor_client: AsyncOpenAI | None = None
         self._realtime_client: AsyncOpenAI | None = None
         self._summaries_client: AsyncOpenAI | None = None
@@ -137,10 +139,12 @@ class CallRuntime:
         transport: CallerTransport,
         *,
         greet: Callable[[Business, CallerContext], str] | None = None,
+        resumed: ResumedCall | None = None,
     ) -> Ending:
         """Run a claimed session's call to its end over `transport`; the call record is finalised.
-        `greet` words the greeting for this caller (the phone greets known callers by name)."""
-        bridge = await self.build_bridge(session, transport, greet=greet)
+        `greet` words the greeting for this caller (the phone greets known callers by name); `resumed` is a
+        call that moved here from a draining instance (app.voice.move), carried on instead of started."""
+        bridge = await self.build_bridge(session, transport, greet=greet, resumed=resumed)
         self.bridges.add(bridge)
         metrics.calls_started.labels(transport.channel).inc()
         metrics.live_calls.inc()
@@ -157,12 +161,13 @@ class CallRuntime:
         *,
         greet: Callable[[Business, CallerContext], str] | None = None,
         limits: CallLimits | None = None,
+        resumed: ResumedCall | None = None,
     ) -> CallBridge:
         """Start the session's Call record and wire its bridge (not yet running). `limits` defaults to the
         business's maximum call length with the standard silence handling."""
         link = self.take_link(session.id)
         try:
-            return await self._wire_bridge(session, transport, link, greet=greet, limits=limits)
+            return await self._wire_bridge(session, transport, link, greet=greet, limits=limits, resumed=resumed)
         except BaseException as exc:
             # A claimed session whose call never runs is closed, with its reason, and its realtime link with it,
             # whatever failed (the database, the caller's context, a bug): shielded, so a cancellation (the
@@ -195,10 +200,11 @@ class CallRuntime:
         *,
         greet: Callable[[Business, CallerContext], str] | None,
         limits: CallLimits | None,
+        resumed: ResumedCall | None = None,
     ) -> CallBridge:
         scope = BusinessScope(self.db.session_maker, session.business_id)
         business = await scope.business()
-        call = await lifecycle.start_call(self.db, session)
+        call = await lifecycle.start_call(self.db, session) if resumed is None else resumed.call
         recorder = CallRecorder(
             self.db,
             call_id=call.id,
@@ -211,8 +217,11 @@ class CallRuntime:
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
         transfer_number = usable_transfer_number(business, self.settings)
-        engine = self.engine_for(business)
+        # A moved call carries on over Realtime: the restore is Realtime's conversation items.
+        engine = self.engine_for(business) if resumed is None else "realtime"
         recorder.set_engine("realtime")
+        if resumed is not None:
+            resumed.restore(recorder)
         live: FallbackLink | None = None
         if engine == "live":
             link = live = self._live_link(business, caller, transport, recorder, fallback=link)
@@ -248,7 +257,8 @@ class CallRuntime:
             link=link,
             recorder=recorder,
             ask_supervisor=ask_supervisor,
-            session_update=session_config(
+            session_update=resumed.session_update if resumed is not None and resumed.session_update
+            else session_config(
                 business,
                 caller,
                 model=self.settings.realtime_model,
@@ -256,6 +266,7 @@ class CallRuntime:
                 audio_format=transport.audio_format,
                 far_field=transport.channel == "browser",
             ),
+            resume=resumed.point if resumed is not None else None,
             greeting=greet(business, caller) if greet is not None else greeting_for(business),
             # No cap at OpenAI's 60-minute session limit: the bridge rolls the call over to a fresh session.
             limits=limits or CallLimits(
@@ -331,14 +342,48 @@ class CallRuntime:
         self.draining = True
         if self._drain_task is None:
             self._drain_task = asyncio.get_running_loop().create_task(self._wait_drained(), name="drain")
+            self._move_task = asyncio.get_running_loop().create_task(self._move_calls(), name="drain-moves")
         log.warning("draining: %d live call(s)", len(self.bridges))
         return len(self.bridges)
+
+    async def _move_calls(self) -> None:
+        """Issue 11: phone calls move to another instance rather than wait for their end (nobody knows when
+        that is); a goodbye or transfer under way finishes here. Browser test calls finish here."""
+        if not any(b.transport.channel == "twilio" for b in self.bridges):
+            return
+        if not await somewhere_to_go(self.settings):
+            log.warning("drain: no other instance answers behind PUBLIC_BASE_URL: live calls finish here")
+            return
+        url = moved_stream_url(self.settings)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_timeout_seconds
+        seen: set[CallBridge] = set()
+        moves: list[asyncio.Task[bool]] = []
+        # A stream whose webhook came just before the drain may connect after it: it moves too.
+        while True:
+            for bridge in list(self.bridges):
+                if bridge not in seen and bridge.transport.channel == "twilio" and bridge.ending is None:
+                    seen.add(bridge)
+                    moves.append(loop.create_task(move_call(bridge, db=self.db, issuer=self.issuer, stream_url=url)))
+            waiting = any(b not in seen and b.transport.channel == "twilio" for b in self.bridges)
+            if loop.time() >= deadline or (all(t.done() for t in moves) and not waiting):
+                break
+            await asyncio.sleep(0.5)
+        results = await asyncio.gather(*moves, return_exceptions=True)
+        for exc in (r for r in results if isinstance(r, BaseException)):
+            log.error("drain: a call move failed: %r", exc)
+        log.warning("drain: %d of %d phone call(s) moved to another instance",
+                    sum(1 for r in results if r is True), len(results))
 
     async def _wait_drained(self) -> int:
         deadline = asyncio.get_running_loop().time() + self.settings.drain_timeout_seconds
         # A few looks a second at a set every call's handler changes, for the drain's minute at most.
         while self.bridges and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
+        browser = [b for b in self.bridges if b.transport.channel == "browser"]
+        if browser:
+            # Test calls can't move: they end now, their socket closed with the reason, rather than be cut.
+            await asyncio.gather(*(b.stop("service_restart") for b in browser), return_exceptions=True)
         if self.bridges:
             log.warning("drain timed out with %d live call(s): they end when the process stops", len(self.bridges))
         else:

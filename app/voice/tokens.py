@@ -17,6 +17,7 @@ from app.db.models import Session
 
 TOKEN_MAX_AGE_SECONDS = 120
 _SALT = "call-connect"
+_MOVE_SALT = "call-move"  # issue 11: a move token can never pass for a connect token, nor the reverse
 
 
 class TokenRejected(Exception):
@@ -44,6 +45,21 @@ class TokenIssuer:
         try:
             data = self._serializer().loads(token, max_age=TOKEN_MAX_AGE_SECONDS)
             return UUID(data["sid"]), str(data["n"])
+        except SignatureExpired:
+            raise TokenRejected("expired") from None
+        except (BadSignature, KeyError, TypeError, ValueError):
+            raise TokenRejected("malformed") from None
+
+    # -- issue 11: the ticket of a call moving to another instance (a CallMove row) ------------------------
+    def sign_move(self, move_id: UUID, nonce: str) -> str:
+        return URLSafeTimedSerializer(list(reversed(self.secrets)), salt=_MOVE_SALT).dumps(
+            {"mv": str(move_id), "n": nonce})
+
+    def read_move(self, token: str) -> tuple[UUID, str]:
+        try:
+            data = URLSafeTimedSerializer(list(reversed(self.secrets)), salt=_MOVE_SALT).loads(
+                token, max_age=TOKEN_MAX_AGE_SECONDS)
+            return UUID(data["mv"]), str(data["n"])
         except SignatureExpired:
             raise TokenRejected("expired") from None
         except (BadSignature, KeyError, TypeError, ValueError):

@@ -311,6 +311,21 @@ class TwilioTransport(CallerTransport):
             self._no_handoff_pending.set()
         return what if self._handed_off else None
 
+    async def move_to(self, document: str) -> bool:
+        """Issue 11: redirect the live call to a fresh stream on another instance (app.voice.move); Twilio ends
+        this stream first, and its `stop` reads as a hand-off, not as the caller hanging up."""
+        if self._calls is None or self._handed_off or self._hung_up or self._gone:
+            return False
+        self._no_handoff_pending.clear()
+        try:
+            self._handed_off = await self._calls.redirect(self.call_sid, document)
+        except TwilioUnavailable as exc:
+            log.warning("move of call %s failed: %s", self.call_sid, exc)
+            return False
+        finally:
+            self._no_handoff_pending.set()
+        return self._handed_off
+
     async def transfer(self, number: str) -> bool:
         if self._calls is None or self._hung_up or self._gone:
             return False

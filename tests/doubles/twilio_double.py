@@ -9,7 +9,9 @@ Three parts, each speaking Twilio's real protocol:
   returns each mark when the audio queued before it has finished playing, and honours `clear`;
 - REST: a local server (`api_base_url`) for `POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json` with Basic
   auth, which records hang-ups and updates, ends the media stream the way Twilio does (a `stop`, then the
-  socket closes) and answers with Twilio's JSON; the account's phone numbers (IncomingPhoneNumbers,
+  socket closes) and answers with Twilio's JSON; an update whose TwiML is a new `<Connect><Stream>` then
+  opens that stream (new StreamSid, `connected`, `start` with its parameters) and the call goes on there;
+  the account's phone numbers (IncomingPhoneNumbers,
   AvailablePhoneNumbers) are in tests/doubles/twilio_numbers.py, served by the same server.
 - Messaging: `POST …/Messages.json` (`To`, `From`, `Body`, `StatusCallback`) answers 201 with the Message
   resource (`SM…` sid, status `queued`), refuses what Twilio refuses (21604 no To, 21602 no Body, 21211 bad To,
@@ -45,7 +47,7 @@ import httpx
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.doubles.twilio_numbers import NumbersApi
 
@@ -163,6 +165,10 @@ class DoubleCall:
     #: time.monotonic() just before the voice webhook POST was sent, and when its answer was read
     webhook_sent_at: float | None = None
     webhook_answered_at: float | None = None
+    #: every media stream the call had, in order: a call updated with a new <Connect><Stream> gets a new one
+    streams: list[MediaStream] = field(default_factory=list)
+    #: the new document while its stream replaces the current one (the old socket's close ends nothing)
+    redirecting: TwimlAnswer | None = None
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         """The Call resource as Twilio's JSON shows it."""
@@ -446,6 +452,13 @@ class TwilioDouble:
             answer = parse_twiml(200, form["Twiml"])
             call.after_stream = []  # the new document replaces the rest of the old one
             call.dialed = answer.dial
+            if answer.stream_url:
+                # As Twilio does: the current stream gets its `stop` and its socket closes, then the new
+                # document runs: a new stream (new StreamSid) to the new URL, with `connected` and `start`.
+                call.redirecting = answer
+                self._restream(call, answer)
+                record(200)
+                return web.json_response(call.resource(self.account_sid))
             if answer.hangup and not answer.dial and answer.record is None:
                 self._end(call, "completed", "rest-twiml")
             if answer.record is not None or answer.dial_attributes.get("action"):
@@ -534,6 +547,30 @@ class TwilioDouble:
         header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(audio), b"WAVE", b"fmt ", 16, 7, 1, 8000,
                              8000, 1, 8, b"data", len(audio))
         return web.Response(body=header + audio, content_type="audio/x-wav")
+
+    def _restream(self, call: DoubleCall, answer: TwimlAnswer) -> None:
+        stream = call.stream
+        if stream is None or stream.loop is None or stream.loop.is_closed():
+            call.redirecting = None
+            return
+        asyncio.run_coroutine_threadsafe(self._follow_stream(call, stream, answer), stream.loop)
+
+    async def _follow_stream(self, call: DoubleCall, old: MediaStream, answer: TwimlAnswer) -> None:
+        await old.end_from_twilio("redirected")
+        assert answer.stream_url is not None
+        stream = MediaStream(self, call, answer.stream_url, answer.parameters)
+        call.after_stream = list(answer.after_stream)
+        try:
+            await stream.connect()
+            await stream.send_connected()
+            await stream.send_start()
+        except (OSError, TimeoutError, InvalidHandshake):
+            # The stream could not be opened: Twilio goes on with the document's next verbs.
+            call.said_after_stream.extend(answer.after_stream)
+            self._end(call, "completed", "twiml-after-stream")
+            self._status_callback_soon(call)
+        finally:
+            call.redirecting = None
 
     def _stop_stream(self, call: DoubleCall, reason: str) -> None:
         stream = call.stream
@@ -701,6 +738,7 @@ class MediaStream:
         self.loop = asyncio.get_running_loop()
         self.ws = await connect(self.url, open_timeout=5, max_size=2**20, user_agent_header="Twilio.TmeWs/1.0")
         self.call.stream = self
+        self.call.streams.append(self)
         self._receiver = asyncio.create_task(self._receive())
 
     async def send_json(self, message: dict[str, Any]) -> None:
@@ -834,7 +872,8 @@ class MediaStream:
             for queued in self._playback:
                 if queued.timer is not None:
                     queued.timer.cancel()
-            if self.call.ended is None and self.call.dialed is None and not self.call.carrying_out:
+            if (self.call.ended is None and self.call.dialed is None and not self.call.carrying_out
+                    and self.call.redirecting is None):
                 # Twilio carries on after <Connect>: the verbs left play, then the call ends.
                 self.call.said_after_stream.extend(self.call.after_stream)
                 self.double._end(self.call, "completed", "twiml-after-stream" if self.call.after_stream

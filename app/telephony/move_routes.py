@@ -1,0 +1,80 @@
+"""The media stream of a phone call moved here from a draining instance (issue 11; app.voice.move).
+
+Twilio opens it because the old instance redirected the call to `<Connect><Stream url=…/twilio/media/moved>`
+with a signed single-use move token as the stream's parameter; nothing reaches OpenAI before that token is
+claimed for this very call.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import WebSocket, websocket
+from litestar.types import ControllerRouterHandler
+
+from app.db.engine import Database
+from app.db.services import BusinessScope
+from app.settings import Settings
+from app.telephony.media import HandshakeFailed, await_start
+from app.telephony.rest import TwilioCalls
+from app.telephony.routes import CLOSE_HANDSHAKE_FAILED, _fallback_for
+from app.voice.lifecycle import claim_move
+from app.voice.move import MOVED_STREAM_PATH, load_resumed
+from app.voice.recording import StereoRecording, save_recording
+from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
+from app.voice.runtime import get_runtime
+from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
+from app.voice.tokens import TokenRejected
+from app.voice.twilio_transport import TwilioTransport
+
+log = logging.getLogger(__name__)
+
+_CLOSE_CODES = {"expired": CLOSE_TOKEN_EXPIRED, "used": CLOSE_TOKEN_USED}
+
+
+@websocket(MOVED_STREAM_PATH, name="twilio:media-moved")
+async def moved_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: Database) -> None:
+    runtime = get_runtime(socket.app)
+    await socket.accept()
+    try:
+        start = await await_start(socket)
+    except HandshakeFailed as exc:
+        log.warning("moved twilio stream refused: %s", exc.reason)
+        await close_socket(socket, CLOSE_HANDSHAKE_FAILED, exc.reason)
+        return
+    try:
+        move, session = await claim_move(db, runtime.issuer, start.token, call_sid=start.call_sid)
+    except TokenRejected as exc:
+        log.warning("moved twilio stream for call %s refused: token %s", start.call_sid, exc.reason)
+        await close_socket(socket, _CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), f"token {exc.reason}")
+        return
+    try:
+        resumed = await load_resumed(db, move)
+        business = await BusinessScope(db.session_maker, session.business_id).business()
+        recording = StereoRecording() if business.recording_enabled else None
+        transport = TwilioTransport(
+            socket,
+            stream_sid=start.stream_sid,
+            call_sid=start.call_sid,
+            calls=TwilioCalls.from_settings(settings),
+            recording=recording,
+            caller_id=business.phone_number,
+            stream_started=start.arrived,
+            fallback=lambda reason: _fallback_for(business, reason, settings),
+        )
+        log.info("call %s moved here: carrying on its record %s", start.call_sid, resumed.call.id)
+        ending = await runtime.run_call(session, transport, resumed=resumed)
+        log.info("moved call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
+        await close_socket(socket, CLOSE_NORMAL, ending.reason)
+        if recording is not None:
+            # Known gap: this holds the part after the move; the old instance's part, saved at the same place
+            # when its stream stopped, is replaced rather than joined.
+            await save_recording(db, settings.recordings_dir, business.id, resumed.call.id, recording)
+    except Exception as exc:
+        log.exception("moved twilio stream for call %s failed", start.call_sid)
+        await runtime.abandon(session.id, f"the moved call failed ({type(exc).__name__})")
+        await close_socket(socket, CLOSE_INTERNAL_ERROR, "internal error")
+
+
+ROUTES: list[ControllerRouterHandler] = [moved_stream]
