@@ -12,7 +12,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
 revision = "move_handoff"
-down_revision = "h13_billing"
+down_revision = "gaps_blocks"  # re-chained at merge (was h13_billing)
 branch_labels = None
 depends_on = None
 
