@@ -9,6 +9,7 @@ from app.dashboard import (
     calls,
     customers,
     engine_settings,
+    language_settings,
     messages,
     notification_settings,
     number_settings,
@@ -32,4 +33,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *voicemail.ROUTES,
     *audit_page.ROUTES,
     *engine_settings.ROUTES,
+    *language_settings.ROUTES,
 ]

@@ -15,6 +15,12 @@ from babel.dates import format_date, format_skeleton, format_time, get_datetime_
 from app.i18n.languages import Language, get
 
 
+def _plain(words: str) -> str:
+    # CLDR puts narrow and no-break spaces inside times ("3:30\u202fPM", "15\xa0h\xa030"): plain spaces read the
+    # same aloud and keep a text message in the GSM alphabet (one such character makes it UCS-2, half as long).
+    return words.replace("\u202f", " ").replace("\xa0", " ")
+
+
 def _lang(language: str | Language | None) -> Language:
     return language if isinstance(language, Language) else get(language)
 
@@ -25,15 +31,15 @@ def spoken_datetime(moment: datetime, language: str | Language | None, tz: tzinf
     local = moment.astimezone(tz)
     day = format_date(local.date(), "full", locale=lang.babel)
     clock = format_time(local.time(), "short", locale=lang.babel)
-    return str(get_datetime_format("full", locale=lang.babel)).replace("{1}", day).replace("{0}", clock)
+    return _plain(str(get_datetime_format("full", locale=lang.babel)).replace("{1}", day).replace("{0}", clock))
 
 
 def spoken_date(day: date, language: str | Language | None) -> str:
-    return str(format_date(day, "full", locale=_lang(language).babel))
+    return _plain(str(format_date(day, "full", locale=_lang(language).babel)))
 
 
 def spoken_time(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
-    return str(format_time(moment.astimezone(tz).time(), "short", locale=_lang(language).babel))
+    return _plain(str(format_time(moment.astimezone(tz).time(), "short", locale=_lang(language).babel)))
 
 
 def short_datetime(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
@@ -42,4 +48,4 @@ def short_datetime(moment: datetime, language: str | Language | None, tz: tzinfo
     local = moment.astimezone(tz)
     day = format_skeleton("MMMEd", local, locale=lang.babel)
     clock = format_time(local.time(), "short", locale=lang.babel)
-    return f"{day}, {clock}"
+    return _plain(f"{day}, {clock}")

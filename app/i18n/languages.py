@@ -124,7 +124,7 @@ def normalise_base(spoken: str) -> str:
     if len(head) == 3 and head.isalpha():
         try:
             return str(Locale.parse(head).language)  # 3-letter ISO-639 codes Babel has data for
-        except Exception:  # noqa: BLE001 - babel's UnknownLocaleError and parse errors: try the names below
+        except Exception:
             pass
     lowered = text.lower()
     for code in ("en", "es", "fr", "de", "pt", "it", "nl", "ja", "zh", "ko", "ru", "ar", "hi", "pl", "tr", "vi",

@@ -12,9 +12,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.db.models import EventKind
+from app.i18n.lines import Line
+from app.i18n.lines import text as line_text
 
-RESUME_LINE = "Sorry, I lost you for a second — could you say that again?"
-RESUME_WAITING_LINE = "Sorry, I lost you for a second — one moment."
+# Issue 16: the bridge says these in the call's language (app.i18n.lines); the English ones, for reference.
+RESUME_LINE = line_text(Line.RESUME, "en-US")
+RESUME_WAITING_LINE = line_text(Line.RESUME_WAITING, "en-US")
 
 
 def restore_events(session_update: Mapping[str, Any], turns: Iterable[tuple[str, str]],
