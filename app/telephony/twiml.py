@@ -43,9 +43,12 @@ def say_and_hang_up(sentence: str, language: str | None = None) -> str:
     return str(response)
 
 
-def dial(number: str, *, caller_id: str | None = None, timeout_seconds: int = 30) -> str:
-    """Transfer: the caller stays on the line (answerOnBridge) until the person picks up."""
+def dial(number: str, *, caller_id: str | None = None, timeout_seconds: int = 30, language: str | None = None) -> str:
+    """Transfer: the caller stays on the line (answerOnBridge) until the person picks up; with `language` (the
+    call's), the transfer line is said first in it, so the caller knows the silence that follows is ringing."""
     response = VoiceResponse()
+    if language is not None:
+        say_line(response, Line.TRANSFER, language)
     dial_verb = Dial(answer_on_bridge=True, timeout=timeout_seconds, caller_id=caller_id)
     dial_verb.number(number)
     response.append(dial_verb)

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 SET_LANGUAGE_TOOL = "set_language"
 #: transcription models whose completed events report the detected languages (and that take `languages`)
 DETECTING_TRANSCRIBERS = frozenset({"gpt-transcribe", "gpt-live-transcribe"})
-#: a transcript this short ("OK", "sí") says too little about the language to switch on it
-MIN_WORDS_TO_SWITCH = 2
+#: a transcript this short ("OK", "sí", "hola") says too little about the language to switch on it; counted in
+#: letters, not words, since Japanese or Chinese put no spaces between words
+MIN_LETTERS_TO_SWITCH = 6
 
 Events = list[dict[str, Any]]
 
@@ -169,7 +170,8 @@ class CallLanguage:
         if not isinstance(detected, list) or not detected or not isinstance(detected[0], dict):
             return []
         code = str(detected[0].get("code") or "")
-        if not code or len(str(event.get("transcript") or "").split()) < MIN_WORDS_TO_SWITCH:
+        letters = sum(ch.isalnum() for ch in str(event.get("transcript") or ""))
+        if not code or letters < MIN_LETTERS_TO_SWITCH:
             return []
         language = langs.match(self.offered, code)
         if language is None:

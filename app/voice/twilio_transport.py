@@ -316,7 +316,8 @@ class TwilioTransport(CallerTransport):
             return False
         self._no_handoff_pending.clear()
         try:
-            applied = await self._calls.redirect(self.call_sid, twiml.dial(number, caller_id=self._caller_id))
+            applied = await self._calls.redirect(self.call_sid, twiml.dial(number, caller_id=self._caller_id,
+                                                                          language=self.language))
         except TwilioUnavailable as exc:
             log.warning("transfer of call %s failed: %s", self.call_sid, exc)
             return False
