@@ -211,3 +211,23 @@ def test_the_summary_is_written_in_the_owners_language() -> None:
                                                                 "translate what was said.")
     assert owner_language_note(["en-US"], "en-US") == " Write it in English."
     assert owner_language_note(None, None) == " Write it in English."
+
+
+def test_the_owners_email_says_which_language_the_caller_spoke() -> None:
+    from uuid import uuid4
+
+    from app.db.models import Business, Call, Notification
+    from app.inbox.texts import Context, owner_text
+
+    business = Business(name="Casa Lupita", languages=["en-US", "es-MX"])
+    call_id = uuid4()
+    notification = Notification(event="follow_up", channel="email", recipient="o@example.com", call_id=call_id,
+                                details={"outcomes": ["callback_requested"]})
+    spanish = Call(id=call_id, language="es-MX", summary="Lupe wants to move her haircut.", outcomes=[],
+                   caller_phone="+15557770101")
+    body = owner_text(Context(notification=notification, business=business, base_url="https://x.example",
+                              call=spanish)).body
+    assert "Lupe wants to move her haircut." in body and "Language: Spanish (Mexico)" in body
+    english = Call(id=call_id, language="en-US", summary="Wants a call back.", outcomes=[], caller_phone="+1555")
+    assert "Language:" not in owner_text(Context(notification=notification, business=business,
+                                                 base_url="https://x.example", call=english)).body
