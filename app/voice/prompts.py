@@ -10,13 +10,13 @@ from typing import Any
 from app.db.hours import describe_hours, zone
 from app.db.models import Business
 from app.i18n.languages import offered
-from app.i18n.lines import Line, text
+from app.i18n.lines import CATALOGUE, Line, text
 
 SUPERVISOR_TOOL = "getNextResponseFromSupervisor"
 END_CALL_TOOL = "end_call"
 TRANSFER_TOOL = "transfer_to_human"
 
-DEFAULT_GREETING = "Thanks for calling {name}. How can I help you today?"
+DEFAULT_GREETING = CATALOGUE[Line.GREETING]["en"]  # issue 16: greeting_for uses the primary language's
 
 
 @dataclass(frozen=True, slots=True)
