@@ -73,6 +73,9 @@ Log helpers (additions): ``RealtimeSessionLog.wait_for_sent(type, timeout=5.0, c
 ``conversation.item.truncate`` received); ``.model``, ``.headers``, ``.id``; ``.sent_at`` /
 ``.received_at`` (``time.monotonic()`` of each ``sent`` / ``received`` entry, index for index);
 ``OpenAIDouble.wait_for_session(index=0, timeout=5.0)``; ``OpenAIDouble.port``;
+``RealtimeScript.caller(text, language="es")``: with a language-detecting transcription model
+(``gpt-transcribe``, ``gpt-live-transcribe``) the completed transcription carries ``languages: [{"code": "es"}]``
+(``[]`` for a line without one), as the GA event does;
 ``RealtimeScript.pending`` / ``ModelScript.pending`` (steps not yet consumed).
 """
 
