@@ -156,6 +156,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from app.dashboard.outcome_words import FILTERS as inbox_filters
 
     template_config.engine_instance.engine.filters.update(inbox_filters)
+    from app.dashboard.language_settings import FILTERS as language_filters  # issue 16
+
+    template_config.engine_instance.engine.filters.update(language_filters)
     # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s
     # carry the headers too; it passes WebSocket scopes straight through.
     app.asgi_handler = SecurityHeaders(app.asgi_handler)

@@ -9,6 +9,7 @@ from app.dashboard import (
     calls,
     customers,
     engine_settings,
+    language_settings,
     messages,
     notification_settings,
     number_settings,
@@ -34,4 +35,5 @@ ROUTES: list[ControllerRouterHandler] = [
     *audit_page.ROUTES,
     *engine_settings.ROUTES,
     *outbox.ROUTES,
+    *language_settings.ROUTES,
 ]

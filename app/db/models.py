@@ -121,6 +121,9 @@ class Business(UUIDv7AuditBase):
     voice_engine: Mapped[str | None] = mapped_column(String(16), default=None)
     # Issue 14 (owner pages): recordings older than this many days are deleted by housekeeping; None keeps them.
     recording_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Issue 16 (languages): BCP-47 codes from app.i18n.languages.SUPPORTED, the primary language first (greeting,
+    # owner's summaries and notifications), then the others the receptionist switches to when a caller speaks one.
+    languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["en-US"], server_default='["en-US"]')
 
     owner: Mapped[User] = relationship(back_populates="business", lazy="noload")
 
@@ -162,6 +165,9 @@ class Customer(UUIDv7AuditBase):
     phone_verified: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
     # issue 9 (owner's inbox): the number replied STOP to the business's texts (Twilio error 21610); never text again.
     sms_opted_out_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # Issue 16 (languages): the offered language (BCP-47) this customer last spoke on a call, for the next call and
+    # for calls and texts the business sends them; None until a call with them reached the receptionist.
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Call(UUIDv7AuditBase):
@@ -214,6 +220,9 @@ class Call(UUIDv7AuditBase):
     # Issue 12: the engine that answered ("realtime" or "live"); a Live call that fell back says "realtime"
     # here and has a system event naming the reason. None on calls recorded before engines existed.
     engine: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Issue 16 (languages): the language the call was held in (BCP-47, one the business offers): the primary
+    # language until the caller spoke another offered one. None on calls from before languages existed.
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class CallEvent(UUIDv7AuditBase):

@@ -218,3 +218,7 @@ async def settle_call(s: AsyncSession, call_id: UUID) -> None:
             .where(Message.call_id == call_id, Message.customer_id.is_(None))
             .values(customer_id=customer_id)
         )
+    if customer_id is not None and call.language and "Caller:" in (call.transcript or ""):
+        # Issue 16: the language the customer spoke, for their next call and what the business sends them
+        # (only when they spoke: a call that never heard them says nothing about their language).
+        await s.execute(update(Customer).where(Customer.id == customer_id).values(language=call.language))

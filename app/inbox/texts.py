@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from app.db.models import Appointment, Business, Call, Customer, Message, Notification
+from app.i18n import languages
 from app.inbox.outcomes import CALLBACK_REQUESTED, TRANSFER_FAILED, end_reason_words, labels
 
 OWNER_SMS_MAX = 600
@@ -177,6 +178,15 @@ def usage_warning_parts(ctx: Context) -> tuple[str, str, str]:
                       f"{renews}", "Upgrade on the Billing page to keep the receptionist answering.")
 
 
+def _spoken_language(ctx: Context) -> str:
+    """The language a call was held in, when it isn't the business's main one (the summary is in the main one)."""
+    if ctx.call is None or not ctx.call.language:
+        return ""
+    main = languages.offered(ctx.business.languages)[0]
+    spoken = languages.get(ctx.call.language)
+    return spoken.name("en") if spoken.base != main.base else ""
+
+
 def owner_text(ctx: Context) -> Text:
     headline, summary, todo = _owner_parts(ctx)
     link = ctx.link()
@@ -189,6 +199,9 @@ def owner_text(ctx: Context) -> Text:
     lines = [headline, summary, ""]
     if ctx.notification.event not in {"digest", "test", "usage_warning"}:
         lines.append(f"Caller: {ctx.who()}")
+        spoken = _spoken_language(ctx)
+        if spoken:
+            lines.append(f"Language: {spoken}")  # issue 16: call them back in it
     lines += [f"What to do: {todo}", f"Call: {link}" if ctx.notification.call_id else f"Open: {link}"]
     if ctx.digest.get("lines"):
         lines += ["", *ctx.digest["lines"]]

@@ -15,6 +15,9 @@ from enum import StrEnum
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from app.db.models import Business
+from app.i18n import languages
+from app.i18n.languages import Language
+from app.i18n.lines import Line, say, say_line, text
 
 FORWARD_TIMEOUT_SECONDS = 20
 VOICEMAIL_MAX_SECONDS = 120
@@ -46,42 +49,50 @@ def plan_limit_end_reason(forwarded: bool) -> str:
     return PLAN_LIMIT_FORWARDED if forwarded else PLAN_LIMIT_VOICEMAIL
 
 
-_FORWARD_LINE = {
-    FallbackReason.AI_LOST: "Sorry, we're having trouble on this line. Let me put you through to someone.",
-}
-_VOICEMAIL_LINE = {
-    FallbackReason.AI_LOST: "Sorry, we're having trouble on this line.",
-    FallbackReason.AFTER_HOURS: "Thanks for calling. We're closed right now.",
-}
-FORWARD_DEFAULT = "Please hold while I put you through."
-VOICEMAIL_DEFAULT = "Sorry, no one can take your call right now."
-VOICEMAIL_PROMPT = "Please leave your name, number and a short message after the tone."
-NO_MESSAGE = "We didn't get a message. Goodbye."
-THANKS = "Thank you, we'll get back to you. Goodbye."
+# Issue 16: the words come from app.i18n.lines, in the call's language (the business's primary language when the
+# call has none yet); each <Say> has the Twilio voice and language of that locale.
+_FORWARD_LINE = {FallbackReason.AI_LOST: Line.FORWARD_TROUBLE}
+_VOICEMAIL_LINE = {FallbackReason.AI_LOST: Line.VOICEMAIL_TROUBLE, FallbackReason.AFTER_HOURS: Line.AFTER_HOURS}
+FORWARD_DEFAULT = text(Line.TRANSFER, "en-US")
+VOICEMAIL_DEFAULT = text(Line.NOBODY_AVAILABLE, "en-US")
+VOICEMAIL_PROMPT = text(Line.VOICEMAIL_PROMPT, "en-US")
+NO_MESSAGE = text(Line.NO_MESSAGE, "en-US")
+THANKS = text(Line.THANKS, "en-US")
+
+
+def call_language(business: Business, language: str | None) -> Language:
+    """The language a fallback speaks: the call's when it is one the business offers, else its primary one."""
+    offered = languages.offered(business.languages)
+    return (languages.match(offered, language) or offered[0]) if language else offered[0]
 
 
 def _url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + path
 
 
-def fallback_twiml(business: Business, reason: FallbackReason | str, *, base_url: str, forward_to: str | None) -> str:
-    """The TwiML for a call the AI doesn't answer: forward to `forward_to`, else voicemail."""
+def fallback_twiml(business: Business, reason: FallbackReason | str, *, base_url: str, forward_to: str | None,
+                   language: str | None = None) -> str:
+    """The TwiML for a call the AI doesn't answer: forward to `forward_to`, else voicemail; spoken in `language`
+    (the call's), else the business's primary language."""
     reason = FallbackReason(reason)
+    lang = call_language(business, language)
     if forward_to:
         response = VoiceResponse()
-        response.say(_FORWARD_LINE.get(reason, FORWARD_DEFAULT), language="en-US")
+        say_line(response, _FORWARD_LINE.get(reason, Line.TRANSFER), lang)
         dial = Dial(answer_on_bridge=True, timeout=FORWARD_TIMEOUT_SECONDS, caller_id=business.phone_number,
                     action=_url(base_url, DIAL_DONE_PATH), method="POST")
         dial.number(forward_to)
         response.append(dial)
         return str(response)
-    return voicemail_twiml(business, reason, base_url=base_url)
+    return voicemail_twiml(business, reason, base_url=base_url, language=lang.code)
 
 
-def voicemail_twiml(business: Business, reason: FallbackReason | str, *, base_url: str) -> str:
+def voicemail_twiml(business: Business, reason: FallbackReason | str, *, base_url: str,
+                    language: str | None = None) -> str:
+    lang = call_language(business, language)
     response = VoiceResponse()
-    response.say(f"{_VOICEMAIL_LINE.get(FallbackReason(reason), VOICEMAIL_DEFAULT)} {VOICEMAIL_PROMPT}",
-                 language="en-US")
+    opening = text(_VOICEMAIL_LINE.get(FallbackReason(reason), Line.NOBODY_AVAILABLE), lang)
+    say(response, f"{opening} {text(Line.VOICEMAIL_PROMPT, lang)}", lang)
     response.record(
         max_length=VOICEMAIL_MAX_SECONDS,
         timeout=VOICEMAIL_SILENCE_SECONDS,
@@ -93,22 +104,22 @@ def voicemail_twiml(business: Business, reason: FallbackReason | str, *, base_ur
         recording_status_callback_event="completed",
     )
     # Only reached when nothing was recorded (Twilio skips the action for an empty recording).
-    response.say(NO_MESSAGE, language="en-US")
+    say_line(response, Line.NO_MESSAGE, lang)
     response.hangup()
     return str(response)
 
 
-def after_dial_twiml(business: Business, dial_status: str, *, base_url: str) -> str:
+def after_dial_twiml(business: Business, dial_status: str, *, base_url: str, language: str | None = None) -> str:
     """The forwarded call ended: done if someone answered, else the caller can leave a voicemail."""
     if dial_status in DIAL_ANSWERED:
         response = VoiceResponse()
         response.hangup()
         return str(response)
-    return voicemail_twiml(business, FallbackReason.AI_UNAVAILABLE, base_url=base_url)
+    return voicemail_twiml(business, FallbackReason.AI_UNAVAILABLE, base_url=base_url, language=language)
 
 
-def thanks_twiml() -> str:
+def thanks_twiml(business: Business | None = None, language: str | None = None) -> str:
     response = VoiceResponse()
-    response.say(THANKS, language="en-US")
+    say_line(response, Line.THANKS, call_language(business, language) if business is not None else language)
     response.hangup()
     return str(response)

@@ -8,9 +8,10 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.types import ControllerRouterHandler
+from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Business
+from app.db.models import Business, Call
 from app.db.services import BusinessScope
 from app.settings import Settings
 from app.telephony import fallback
@@ -22,29 +23,33 @@ from app.voice.runtime import get_runtime
 log = logging.getLogger(__name__)
 
 
-async def _business(db: Database, call_sid: str) -> Business | None:
+async def _business(db: Database, call_sid: str) -> tuple[Business | None, str | None]:
+    """The call's business and the language the call was held in (issue 16: its fallback speaks it)."""
     session = await session_for_call_sid(db, call_sid)
     if session is None:
-        return None
-    return await BusinessScope(db.session_maker, session.business_id).business()
+        return None, None
+    async with db.session() as s:
+        language = await s.scalar(select(Call.language).where(Call.session_id == session.id))
+    return await BusinessScope(db.session_maker, session.business_id).business(), language
 
 
 @post(fallback.DIAL_DONE_PATH, name="twilio:fallback-dial", status_code=200)
 async def dial_done(request: Request[Any, Any, Any], settings: Settings, db: Database) -> Response[str]:
     form = await verified_form(request, settings)
-    business = await _business(db, form.get("CallSid"))
+    business, language = await _business(db, form.get("CallSid"))
     if business is None:
         return Response(content=fallback.thanks_twiml(), media_type=TWIML)
     status = form.get("DialCallStatus")
     log.info("fallback forward of call %s ended: %s", form.get("CallSid"), status)
-    return Response(content=fallback.after_dial_twiml(business, status, base_url=settings.public_base_url),
-                    media_type=TWIML)
+    return Response(content=fallback.after_dial_twiml(business, status, base_url=settings.public_base_url,
+                                                      language=language), media_type=TWIML)
 
 
 @post(fallback.RECORD_DONE_PATH, name="twilio:voicemail", status_code=200)
-async def record_done(request: Request[Any, Any, Any], settings: Settings) -> Response[str]:
-    await verified_form(request, settings)
-    return Response(content=fallback.thanks_twiml(), media_type=TWIML)
+async def record_done(request: Request[Any, Any, Any], settings: Settings, db: Database) -> Response[str]:
+    form = await verified_form(request, settings)
+    business, language = await _business(db, form.get("CallSid"))
+    return Response(content=fallback.thanks_twiml(business, language), media_type=TWIML)
 
 
 @post(fallback.RECORDING_CALLBACK_PATH, name="twilio:voicemail-recording", status_code=204)

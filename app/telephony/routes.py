@@ -18,6 +18,8 @@ from app.billing.usage import BillingScope
 from app.db.engine import Database
 from app.db.models import Business, Call, Channel, Session
 from app.db.services import BusinessScope
+from app.i18n import languages
+from app.i18n.lines import Line, text
 from app.settings import Settings
 from app.telephony import fallback, twiml
 from app.telephony.greeting import phone_greeting
@@ -87,12 +89,13 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
                  fallback.plan_limit_end_reason(forwarded))
         return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.PLAN_LIMIT,
                                               base_url=settings.public_base_url, forward_to=forward_to))
+    primary = languages.offered(business.languages)[0]
     runtime = get_runtime(request.app)
     offered = await offer_twilio_session(db, runtime.issuer, business, call_sid=call_sid,
                                          caller_phone=phone_or_none(caller))
     if offered is None:
         log.warning("call %s: voice webhook repeated after its stream connected", call_sid)
-        return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
+        return _twiml(twiml.say_and_hang_up(text(Line.CALL_UNAVAILABLE, primary), primary.code))
     session, token = offered
     if not settings.openai_api_key:
         # Known up front: the AI can't answer this call, so the webhook's answer is the fallback itself.
@@ -102,7 +105,7 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
                                               forward_to=usable_transfer_number(business, settings)))
     runtime.prewarm(session.id)
     log.info("call %s for business %s: session %s offered", call_sid, business.id, session.id)
-    return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token))
+    return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token, primary.code))
 
 
 @websocket("/twilio/media", name="twilio:media")
@@ -150,7 +153,7 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
         recording=recording,
         caller_id=business.phone_number,
         stream_started=start.arrived,
-        fallback=lambda reason: _fallback_for(business, reason, settings),
+        fallback=lambda reason, language: _fallback_for(business, reason, settings, language),
     )
     ending = await runtime.run_call(
         session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
@@ -165,9 +168,10 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
             await save_recording(db, settings.recordings_dir, business.id, call_id, recording)
 
 
-def _fallback_for(business: Business, reason: str, settings: Settings) -> tuple[str, str]:
+def _fallback_for(business: Business, reason: str, settings: Settings, language: str | None) -> tuple[str, str]:
     forward_to = usable_transfer_number(business, settings)
-    document = fallback.fallback_twiml(business, reason, base_url=settings.public_base_url, forward_to=forward_to)
+    document = fallback.fallback_twiml(business, reason, base_url=settings.public_base_url, forward_to=forward_to,
+                                       language=language)
     return document, ("forwarded to the business" if forward_to else "voicemail")
 
 

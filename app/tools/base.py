@@ -23,6 +23,8 @@ from app.db.hours import zone
 from app.db.models import Business
 from app.db.phone import PhoneError, business_region, normalize_phone
 from app.db.services import BusinessScope, NotVerified, ServiceError
+from app.i18n.dates import spoken_datetime
+from app.i18n.languages import DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ class ToolContext:
     #: on /test); None when nobody is identified (withheld number, SIP or client address).
     caller_phone: str | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: Issue 16: the call's language (BCP-47); it changes when the caller switches to another offered language,
+    #: and the times the tools read out are worded in it
+    language: str = DEFAULT_LANGUAGE
 
     @property
     def tz(self) -> ZoneInfo:
@@ -119,6 +124,10 @@ class ToolContext:
 
     def iso(self, moment: datetime) -> str:
         return moment.astimezone(self.tz).isoformat(timespec="minutes")
+
+    def spoken(self, moment: datetime) -> str:
+        """The local date and time worded in the call's language, for the receptionist to read out."""
+        return spoken_datetime(moment, self.language, self.tz)
 
 
 ToolFn = Callable[[ToolContext, Mapping[str, Any]], Awaitable[dict[str, Any]]]

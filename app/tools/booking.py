@@ -26,6 +26,7 @@ def appointment_view(ctx: ToolContext, appointment: Appointment, with_: str = ""
         "service": appointment.service,
         "start": ctx.iso(appointment.starts_at),
         "end": ctx.iso(appointment.ends_at),
+        "when": ctx.spoken(appointment.starts_at),  # issue 16: worded in the call's language
         "status": appointment.status,
     }
     if with_:
@@ -53,6 +54,8 @@ async def check_availability(ctx: ToolContext, args: Mapping[str, Any]) -> dict[
         "from": first.isoformat(),
         "to": last.isoformat(),
         "free_starts": [ctx.iso(s) for s in slots[:MAX_SLOTS_RETURNED]],
+        # issue 16: the same starts worded in the call's language, as the receptionist should say them
+        "free_starts_spoken": [ctx.spoken(s) for s in slots[:MAX_SLOTS_RETURNED]],
         "more_available": len(slots) > MAX_SLOTS_RETURNED,
     }
     # Issue 15: who is free at each start, closures on the dates asked about, and the booking window.

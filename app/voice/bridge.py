@@ -21,24 +21,21 @@ from typing import Any
 from app import metrics
 from app.billing.pricing import from_realtime, from_transcription
 from app.db.models import CallStatus, EventKind
+from app.i18n.lines import Line
+from app.i18n.lines import text as line_text
+from app.voice.language import SET_LANGUAGE_TOOL, CallLanguage
 from app.voice.prompts import END_CALL_TOOL, SUPERVISOR_TOOL, TRANSFER_TOOL
 from app.voice.realtime import Link, LinkUnavailable
 from app.voice.recorder import HEARTBEAT_SECONDS, CallRecorder, Ending
-from app.voice.resume import (
-    RESUME_LINE,
-    RESUME_WAITING_LINE,
-    ResumePoint,
-    heard_part,
-    restore_events,
-    resume_response,
-)
+from app.voice.resume import ResumePoint, heard_part, restore_events, resume_response
 from app.voice.supervisor import SupervisorAnswer
 from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf
 
 log = logging.getLogger(__name__)
 
-UNAVAILABLE_MESSAGE = "Sorry, the receptionist is unavailable right now. Please try again later."
-TROUBLE_MESSAGE = "Sorry, we're having technical trouble. Please call back in a few minutes."
+# Issue 16: what the service says itself comes from app.i18n.lines in the call's language; these are the English.
+UNAVAILABLE_MESSAGE = line_text(Line.RECEPTIONIST_UNAVAILABLE, "en-US")
+TROUBLE_MESSAGE = line_text(Line.TROUBLE, "en-US")
 BENIGN_ERRORS = {"response_cancel_not_active"}
 BUSY_ERROR = "conversation_already_has_active_response"
 #: how long a call's end waits for a cancelled response's `response.done` (its usage)
@@ -88,8 +85,11 @@ class CallBridge:
         link_factory: LinkFactory | None = None,
         service_stopping: Callable[[], bool] | None = None,
         resume: ResumePoint | None = None,
+        language: CallLanguage | None = None,
     ) -> None:
         self.transport = transport
+        # Issue 16: the call's language (app.voice.language): switches, and the words of the service's own lines.
+        self.language = language or CallLanguage([])
         self.link = link
         self._link_factory = link_factory
         self._service_stopping = service_stopping or (lambda: False)
@@ -187,11 +187,11 @@ class CallBridge:
             for opening in self._opening():
                 await self.link.send(opening)
         except LinkUnavailable as exc:
-            await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
+            await self._fall_back("ai_unavailable", self.language.line(Line.RECEPTIONIST_UNAVAILABLE))
             self.end(CallStatus.FAILED, "openai_unavailable", exc.reason)
         except Exception as exc:
             log.warning("realtime set-up failed: %r", exc)
-            await self._fall_back("ai_unavailable", UNAVAILABLE_MESSAGE)
+            await self._fall_back("ai_unavailable", self.language.line(Line.RECEPTIONIST_UNAVAILABLE))
             self.end(CallStatus.FAILED, "openai_unavailable", f"realtime set-up failed ({type(exc).__name__})")
         else:
             if self._resume is None:
@@ -313,7 +313,7 @@ class CallBridge:
         except Exception as exc:
             log.exception("call task %s failed", name)
             with contextlib.suppress(Exception):
-                await self.transport.announce(TROUBLE_MESSAGE)
+                await self.transport.announce(self.language.line(Line.TROUBLE))
             self.end(CallStatus.FAILED, "error", f"{name} failed: {type(exc).__name__}: {exc}"[:500])
             return None
 
@@ -394,7 +394,7 @@ class CallBridge:
             if link is not self.link:
                 continue
             if self._link_factory is None:
-                await self.transport.announce(TROUBLE_MESSAGE)
+                await self.transport.announce(self.language.line(Line.TROUBLE))
                 self.end(CallStatus.FAILED, "realtime_closed", "the realtime connection closed during the call")
                 return
             if not await self._reconnect():
@@ -495,7 +495,7 @@ class CallBridge:
                               {"gap": "ended", "gap_ms": gap_ms, "attempt": attempt})
             self._request_flush()
             waiting = any(name == SUPERVISOR_TOOL for _c, name, _a in leftover) or bool(self._supervisor_tasks)
-            await self._send(resume_response(RESUME_WAITING_LINE if waiting else RESUME_LINE))
+            await self._send(resume_response(self.language.line(Line.RESUME_WAITING if waiting else Line.RESUME)))
             for call_id, name, _arguments in leftover:
                 self._run_tool(call_id, name)
             return True
@@ -503,7 +503,7 @@ class CallBridge:
         self._link_ready.set()
         self.recorder.add(EventKind.ERROR, "realtime connection could not be restored",
                           {"attempts": RECONNECT_ATTEMPTS, "failures": failures})
-        await self._fall_back("ai_lost", TROUBLE_MESSAGE)
+        await self._fall_back("ai_lost", self.language.line(Line.TROUBLE))
         self.end(CallStatus.FAILED, "realtime_lost", "the realtime connection was lost and could not be restored")
         return False
 
@@ -552,6 +552,8 @@ class CallBridge:
                 self.recorder.add(EventKind.CALLER, text, {"item_id": event.get("item_id")},
                                   offset_ms=self._speech_started_offset)
                 await self.transport.send_caption("caller", text, final=True)
+                if switch := self.language.heard(event):
+                    self._spawn(self._send_all(switch), "language")
             self._request_flush()
         elif kind == "conversation.item.input_audio_transcription.failed":
             error = event.get("error") or {}
@@ -685,6 +687,8 @@ class CallBridge:
             self._spawn(self._end_after_goodbye(), "end-call")
         elif name == TRANSFER_TOOL:
             self._spawn(self._transfer(call_id), "transfer")
+        elif name == SET_LANGUAGE_TOOL:
+            self._spawn(self._set_language(call_id), "set-language")
         else:
             self._spawn(self._tool_output(call_id, {"error": {"code": "unknown_tool", "message": f"no tool {name}"}}),
                         "unknown-tool")
@@ -717,6 +721,16 @@ class CallBridge:
         )
         if respond:
             await self._send({"type": "response.create"})
+
+    async def _send_all(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            await self._send(event)
+
+    async def _set_language(self, call_id: str) -> None:
+        output, events = self.language.run_tool(self._open_tool_calls.get(call_id, ("", ""))[1])
+        await self._response_idle.wait()
+        await self._send_all(events)  # the new instructions first: the answer after the output speaks them
+        await self._tool_output(call_id, output)
 
     async def _deliver_supervisor(self, call_id: str) -> None:
         task = self._supervisor_tasks.pop(call_id)
@@ -804,8 +818,8 @@ class CallBridge:
                                   {"max_call_seconds": self.limits.max_call_seconds})
                 self._spawn(self._say_goodbye_and_end(
                     "max_duration",
-                    "The call has reached its time limit. Politely tell the caller you have to end the call now, "
-                    "suggest they call back if they need more help, and say goodbye.",
+                    "The call has reached its time limit. Say exactly: "
+                    f'"{self.language.line(Line.TIME_LIMIT_GOODBYE)}"',
                 ), "max-duration")
                 continue
             busy = self._caller_speaking or self._response_active or bool(self._supervisor_tasks)
@@ -817,15 +831,15 @@ class CallBridge:
                 self.recorder.add(EventKind.SYSTEM, "caller silent: prompting", {"quiet_s": round(quiet, 1)})
                 self._last_caller_activity = now
                 await self._send({"type": "response.create", "response": {
-                    "instructions": "The caller has been quiet for a while. Briefly ask if they are still there.",
+                    "instructions": "The caller has been quiet for a while. Say exactly: "
+                                    f'"{self.language.line(Line.STILL_THERE)}"',
                     "tool_choice": "none"}})
             elif self._silence_prompted and quiet >= self.limits.silence_goodbye_seconds:
                 self._winding_down = True
                 self.recorder.add(EventKind.SYSTEM, "caller silent: ending call", {"quiet_s": round(quiet, 1)})
                 self._spawn(self._say_goodbye_and_end(
                     "silence",
-                    "The caller has not answered. Say you will end the call now, invite them to call back, "
-                    "and say goodbye.",
+                    f'The caller has not answered. Say exactly: "{self.language.line(Line.SILENCE_GOODBYE)}"',
                 ), "silence-goodbye")
 
 

@@ -34,12 +34,14 @@ from sqlalchemy import select
 
 from app.db.engine import Database
 from app.db.models import Call, CallEvent, CallMove, CallStatus, EventKind
+from app.i18n.lines import Line
+from app.i18n.lines import text as line_text
 from app.settings import Settings
 from app.telephony import twiml
 from app.voice import lifecycle
 from app.voice.bridge import CallBridge
 from app.voice.recorder import CallRecorder
-from app.voice.resume import MOVE_LINE, ResumePoint, restore_events, resume_response
+from app.voice.resume import ResumePoint, restore_events, resume_response
 from app.voice.tokens import TokenIssuer
 from app.voice.twilio_transport import TwilioTransport
 
@@ -165,7 +167,8 @@ async def load_resumed(db: Database, move: CallMove) -> ResumedCall:
     session_update = dict(state.get("session_update") or {})
     open_tools = {str(k): (str(v[0]), str(v[1])) for k, v in (state.get("open_tool_calls") or {}).items()}
     elapsed = max(0.0, (datetime.now(UTC) - call.started_at).total_seconds())
-    opening = [*restore_events(session_update, turns, open_tools), resume_response(MOVE_LINE)]
+    moved_line = line_text(Line.MOVED, call.language)  # in the language the call was held in
+    opening = [*restore_events(session_update, turns, open_tools), resume_response(moved_line)]
     point = ResumePoint(opening=opening, elapsed_seconds=elapsed, turn=int(state.get("turn") or 0) + 1,
                         transfer_requested=bool(state.get("transfer_requested")), open_tool_calls=open_tools)
     return ResumedCall(call=call, session_update=session_update, point=point,

@@ -9,12 +9,14 @@ from typing import Any
 
 from app.db.hours import describe_hours, zone
 from app.db.models import Business
+from app.i18n.languages import offered
+from app.i18n.lines import CATALOGUE, Line, text
 
 SUPERVISOR_TOOL = "getNextResponseFromSupervisor"
 END_CALL_TOOL = "end_call"
 TRANSFER_TOOL = "transfer_to_human"
 
-DEFAULT_GREETING = "Thanks for calling {name}. How can I help you today?"
+DEFAULT_GREETING = CATALOGUE[Line.GREETING]["en"]  # issue 16: greeting_for uses the primary language's
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +26,14 @@ class CallerContext:
     phone: str | None = None
     name: str | None = None
     upcoming: list[str] = field(default_factory=list)  # human wording of upcoming appointments
+    #: issue 16: the language this customer spoke on their last call (BCP-47), if any
+    language: str | None = None
 
 
 def greeting_for(business: Business) -> str:
-    return (business.greeting or "").strip() or DEFAULT_GREETING.format(name=business.name)
+    """The owner's greeting, else the default one in the business's primary language (issue 16)."""
+    return (business.greeting or "").strip() or text(Line.GREETING, offered(business.languages)[0],
+                                                     name=business.name)
 
 
 def business_facts(business: Business, caller: CallerContext, now: datetime | None = None) -> str:

@@ -79,6 +79,8 @@ class CallRecorder:
         self.caller_turns = 0
         # Issue 12: which engine answers, and a Live session's cumulative time (model, active s, standby s).
         self.engine: str | None = None
+        # Issue 16: the language the call is held in (BCP-47), kept current by app.voice.language.
+        self.language: str | None = None
         self._live: tuple[str, float, float] | None = None
         # Issue 11: a move to another instance under way (its CallMove id) and whether it was decided.
         self._move_id: UUID | None = None
@@ -182,6 +184,8 @@ class CallRecorder:
         }
         if self.engine is not None:
             values["engine"] = self.engine
+        if self.language is not None:
+            values["language"] = self.language
         try:
             if final is None:
                 return await lifecycle.flush_call(self._db, self.call_id, values, events)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.db.models import EventKind
+from app.i18n.lines import Line
+from app.i18n.lines import text as line_text
 
-RESUME_LINE = "Sorry, I lost you for a second — could you say that again?"
-RESUME_WAITING_LINE = "Sorry, I lost you for a second — one moment."
-#: said by the instance a call moved to (issue 11: a planned restart); the caller may or may not have been
-#: speaking during the hand-over, so the line fits both
-MOVE_LINE = "Sorry, the line cut out for a second — I'm still here. Go ahead."
+# Issue 16: the bridge says these in the call's language (app.i18n.lines); the English ones, for reference.
+RESUME_LINE = line_text(Line.RESUME, "en-US")
+RESUME_WAITING_LINE = line_text(Line.RESUME_WAITING, "en-US")
+MOVE_LINE = line_text(Line.MOVED, "en-US")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from app.background import BackgroundLoop
 from app.db.engine import Database
 from app.db.models import Business, EventKind, Session
 from app.db.services import BusinessScope
+from app.i18n.languages import Language
 from app.jobs import JobQueue
 from app.settings import Settings
 from app.telephony.rest import TwilioCalls
@@ -26,6 +27,7 @@ from app.telephony.voicemail import Voicemails
 from app.tools import ToolContext
 from app.voice import lifecycle
 from app.voice.bridge import CallBridge, CallLimits
+from app.voice.language import SET_LANGUAGE_TOOL, CallLanguage, set_language_tool
 from app.voice.live import (
     CALL_CONTROL_NOTE,
     FallbackLink,
@@ -217,6 +219,7 @@ class CallRuntime:
         caller = await caller_context(self.db, business, session.caller_phone)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
         transfer_number = usable_transfer_number(business, self.settings)
+        language = self._call_language(business, caller, transport, recorder, tools)
         # A moved call carries on over Realtime: the restore is Realtime's conversation items.
         engine = self.engine_for(business) if resumed is None else "realtime"
         recorder.set_engine("realtime")
@@ -224,9 +227,11 @@ class CallRuntime:
             resumed.restore(recorder)
         live: FallbackLink | None = None
         if engine == "live":
-            link = live = self._live_link(business, caller, transport, recorder, fallback=link)
+            link = live = self._live_link(business, caller, transport, recorder, fallback=link, language=language)
 
-        async def run_call_tool(name: str, _arguments: str) -> dict[str, Any]:
+        async def run_call_tool(name: str, arguments: str) -> dict[str, Any]:
+            if name == SET_LANGUAGE_TOOL:
+                return language.run_tool(arguments)[0]
             if name == TRANSFER_TOOL and not (transfer_number and transport.channel != "browser"):
                 return {"transferred": False, "message": "No one can take the call on this line: offer to take "
                         "a message instead."}
@@ -243,11 +248,12 @@ class CallRuntime:
             supervisor = Supervisor(
                 client,
                 model=self.settings.supervisor_model,
-                instructions=supervisor_instructions(business, caller) + (CALL_CONTROL_NOTE if on_live else ""),
+                instructions=supervisor_instructions(business, caller) + (CALL_CONTROL_NOTE if on_live else "")
+                + language.supervisor_note(with_tool=on_live),
                 tools=tools,
                 recorder=recorder,
                 timeout_seconds=self.settings.supervisor_timeout_seconds,
-                call_tools=call_control_tools() if on_live else (),
+                call_tools=[*call_control_tools(), set_language_tool()] if on_live else (),
                 run_call_tool=run_call_tool if on_live else None,
             )
             return await supervisor.answer(conversation, context)
@@ -258,14 +264,14 @@ class CallRuntime:
             recorder=recorder,
             ask_supervisor=ask_supervisor,
             session_update=resumed.session_update if resumed is not None and resumed.session_update
-            else session_config(
+            else language.configure(session_config(
                 business,
                 caller,
                 model=self.settings.realtime_model,
                 transcription_model=self.settings.transcription_model,
                 audio_format=transport.audio_format,
                 far_field=transport.channel == "browser",
-            ),
+            )),
             resume=resumed.point if resumed is not None else None,
             greeting=greet(business, caller) if greet is not None else greeting_for(business),
             # No cap at OpenAI's 60-minute session limit: the bridge rolls the call over to a fresh session.
@@ -278,7 +284,22 @@ class CallRuntime:
             transfer_number=transfer_number,
             realtime_model=self.settings.realtime_model,
             transcription_model=self.settings.transcription_model,
+            language=language,
         )
+
+    def _call_language(self, business: Business, caller: CallerContext, transport: CallerTransport,
+                       recorder: CallRecorder, tools: ToolContext) -> CallLanguage:
+        """Issue 16: the call's language, starting in the business's primary one; the channel's own lines, the
+        tools' wording of times and the call record follow its switches."""
+        language = CallLanguage.for_business(business.languages, transcription_model=self.settings.transcription_model,
+                                             remembered=caller.language)
+        language.record_with(recorder.add)
+
+        def follow(current: Language) -> None:
+            transport.language = tools.language = recorder.language = current.code
+
+        language.on_change(follow)
+        return language
 
     # -- GPT-Live (issue 12) ------------------------------------------------------------------------------
     def engine_for(self, business: Business) -> str:
@@ -293,11 +314,13 @@ class CallRuntime:
         recorder: CallRecorder,
         *,
         fallback: RealtimeLink,
+        language: CallLanguage,
     ) -> FallbackLink:
         """A Live link for this call, with the (prewarmed) Realtime link kept ready in case Live refuses."""
         model = self.settings.live_model
         live = LiveLink(self.settings, self.realtime_client(), live_session_config(
-            model=model, instructions=live_instructions(business, caller), voice=business.voice or "marin",
+            model=model, instructions=live_instructions(business, caller) + "\n\n" + language.policy(with_tool=False),
+            voice=business.voice or "marin",
             audio_format=transport.audio_format,
         )).start()
         live.on_usage = lambda active, standby: recorder.set_live_usage(model, active, standby)

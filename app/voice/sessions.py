@@ -7,6 +7,8 @@ from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import Business
 from app.db.services import BusinessScope
+from app.i18n.dates import spoken_datetime
+from app.i18n.languages import match, offered
 from app.voice.lifecycle import (
     STALE_AFTER,
     UNCLAIMED_AFTER,
@@ -31,8 +33,12 @@ async def caller_context(db: Database, business: Business, caller_phone: str | N
     if customer is None:
         return CallerContext(phone=caller_phone)
     tz = zone(business.timezone)
+    # Worded in the language the customer last spoke (issue 16), else the business's primary one.
+    language = match(offered(business.languages), customer.language) or offered(business.languages)[0]
     upcoming = [
-        f"{a.service} on {a.starts_at.astimezone(tz):%A %Y-%m-%d at %H:%M} (id {a.id})"
+        f"{a.service} on {a.starts_at.astimezone(tz):%Y-%m-%d %H:%M} ({spoken_datetime(a.starts_at, language, tz)}, "
+        f"id {a.id})"
         for a in await scope.upcoming_for_phone(caller_phone)
     ]
-    return CallerContext(phone=caller_phone, name=customer.name or None, upcoming=upcoming[:5])
+    return CallerContext(phone=caller_phone, name=customer.name or None, upcoming=upcoming[:5],
+                         language=customer.language)

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from uuid import UUID
 
 from openai import AsyncOpenAI
+from sqlalchemy import select
 
 from app.billing.pricing import cost_usd, from_responses
 from app.db.engine import Database
-from app.db.models import Call, Job
+from app.db.models import Business, Call, Job
+from app.i18n import languages
 from app.jobs import JobQueue, Permanent, complete
 from app.settings import Settings
 from app.voice.recorder import SUMMARY_JOB
@@ -28,6 +30,17 @@ SUMMARY_INSTRUCTIONS = (
     "they wanted, and what was done (bookings with day and time, messages taken, anything left open). "
     "Plain text, no preamble."
 )
+
+
+def owner_language_note(stored: list[str] | None, call_language: str | None) -> str:
+    """Issue 16: the owner reads the summary in the business's primary language, whatever the call was in (the
+    transcript stays as spoken)."""
+    owner = languages.offered(stored)[0]
+    note = f" Write it in {owner.language_name('en')}"
+    spoken = languages.get(call_language) if call_language else None
+    if spoken is not None and spoken.base != owner.base:
+        note += f"; the call was in {spoken.language_name('en')}, so translate what was said"
+    return note + "."
 
 
 class Summaries:
@@ -61,9 +74,11 @@ class Summaries:
             if self._client_factory is None:
                 raise RuntimeError("OpenAI is not configured")
             client = self._client_factory()
+            async with self._db.session() as s:
+                stored = await s.scalar(select(Business.languages).where(Business.id == call.business_id))
             response = await client.responses.create(
                 model=self._settings.summary_model,
-                instructions=SUMMARY_INSTRUCTIONS,
+                instructions=SUMMARY_INSTRUCTIONS + owner_language_note(stored, call.language),
                 input=[{"role": "user", "content": f"Please write a summary of this call.\n\n{call.transcript}"}],
                 store=False,
             )

@@ -42,6 +42,9 @@ class CallerTransport(abc.ABC):
     audio_format: dict[str, Any]
     #: bytes of audio per millisecond in that format (pcmu: 8, pcm 24 kHz 16-bit: 48)
     bytes_per_ms: int
+    #: Issue 16: the call's language (BCP-47), kept current by app.voice.language: what the channel says itself
+    #: (TwiML <Say> on the phone) is in it
+    language: str | None = None
 
     @abc.abstractmethod
     def events(self) -> AsyncIterator[CallerEvent]:

@@ -68,7 +68,7 @@ class TwilioTransport(CallerTransport):
         caller_id: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         stream_started: float | None = None,
-        fallback: Callable[[str], tuple[str, str]] | None = None,
+        fallback: Callable[[str, str | None], tuple[str, str]] | None = None,
     ) -> None:
         self._ws = socket
         self.stream_sid = stream_sid
@@ -76,7 +76,7 @@ class TwilioTransport(CallerTransport):
         self._calls = calls
         self.recording = recording
         self._caller_id = caller_id
-        self._fallback = fallback  # reason -> (TwiML, what it does) from app.telephony.fallback
+        self._fallback = fallback  # (reason, language) -> (TwiML, what it does) from app.telephony.fallback
         self._clock = clock
         self._t0 = clock() if stream_started is None else stream_started  # when `start` arrived
         self._send_lock = asyncio.Lock()
@@ -290,7 +290,7 @@ class TwilioTransport(CallerTransport):
             return
         self._no_handoff_pending.clear()
         try:
-            self._handed_off = await self._calls.redirect(self.call_sid, twiml.say_and_hang_up(message))
+            self._handed_off = await self._calls.redirect(self.call_sid, twiml.say_and_hang_up(message, self.language))
         except TwilioUnavailable as exc:
             log.warning("could not announce on call %s: %s", self.call_sid, exc)
         finally:
@@ -300,7 +300,7 @@ class TwilioTransport(CallerTransport):
         """Redirect the live call to the fallback TwiML (forward, else voicemail) through the REST API."""
         if self._fallback is None or self._calls is None or self._handed_off or self._hung_up:
             return None
-        document, what = self._fallback(reason)
+        document, what = self._fallback(reason, self.language)
         self._no_handoff_pending.clear()
         try:
             self._handed_off = await self._calls.redirect(self.call_sid, document)
@@ -331,7 +331,8 @@ class TwilioTransport(CallerTransport):
             return False
         self._no_handoff_pending.clear()
         try:
-            applied = await self._calls.redirect(self.call_sid, twiml.dial(number, caller_id=self._caller_id))
+            applied = await self._calls.redirect(self.call_sid, twiml.dial(number, caller_id=self._caller_id,
+                                                                          language=self.language))
         except TwilioUnavailable as exc:
             log.warning("transfer of call %s failed: %s", self.call_sid, exc)
             return False

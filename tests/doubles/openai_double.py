@@ -73,6 +73,9 @@ Log helpers (additions): ``RealtimeSessionLog.wait_for_sent(type, timeout=5.0, c
 ``conversation.item.truncate`` received); ``.model``, ``.headers``, ``.id``; ``.sent_at`` /
 ``.received_at`` (``time.monotonic()`` of each ``sent`` / ``received`` entry, index for index);
 ``OpenAIDouble.wait_for_session(index=0, timeout=5.0)``; ``OpenAIDouble.port``;
+``RealtimeScript.caller(text, language="es")``: with a language-detecting transcription model
+(``gpt-transcribe``, ``gpt-live-transcribe``) the completed transcription carries ``languages: [{"code": "es"}]``
+(``[]`` for a line without one), as the GA event does;
 ``RealtimeScript.pending`` / ``ModelScript.pending`` (steps not yet consumed).
 """
 
@@ -117,6 +120,8 @@ DEFAULT_VAD_THRESHOLD = 0.5
 TURN_DETECTION_TYPES = ("server_vad", "semantic_vad")
 SEMANTIC_SILENCE_MS = {"low": 800, "medium": 500, "auto": 500, "high": 250}
 DEFAULT_REPLY = "Okay."
+#: transcription models whose completed events carry the detected `languages`
+LANGUAGE_DETECTING_TRANSCRIBERS = ("gpt-transcribe", "gpt-live-transcribe")
 INAUDIBLE = "(inaudible)"
 SESSION_EXPIRED_MESSAGE = "Your session hit the maximum duration of 60 minutes."
 
@@ -272,6 +277,8 @@ class EnergyVad:
 @dataclass(frozen=True)
 class CallerLine:
     transcript: str
+    #: ISO-639-1 code the transcription reports in `languages` (only models that detect it do: see below)
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -307,8 +314,11 @@ class RealtimeScript:
         self._expire_once = False
         self._listeners: list[Callable[[], None]] = []
 
-    def caller(self, transcript: str) -> RealtimeScript:
-        return self._add(CallerLine(transcript))
+    def caller(self, transcript: str, *, language: str | None = None) -> RealtimeScript:
+        """The caller's next utterance is transcribed as `transcript`; `language` is the language the
+        transcription reports for it (GA `languages: [{"code": …}]`), sent only when the session's
+        transcription model is one that detects languages (gpt-transcribe, gpt-live-transcribe)."""
+        return self._add(CallerLine(transcript, language))
 
     def say(self, text: str, *, drop_after_ms: int | None = None) -> RealtimeScript:
         """The model says `text`; with `drop_after_ms` the connection is lost that far into the answer
@@ -358,8 +368,12 @@ class RealtimeScript:
         return None if isinstance(step, CallerLine) else step
 
     def _next_caller_line(self) -> str | None:
+        line = self._next_caller_step()
+        return line.transcript if line is not None else None
+
+    def _next_caller_step(self) -> CallerLine | None:
         step = self._take((CallerLine,))
-        return step.transcript if isinstance(step, CallerLine) else None
+        return step if isinstance(step, CallerLine) else None
 
     def _expiry(self) -> float | None:
         with self._lock:
@@ -1019,7 +1033,8 @@ class RealtimeConnection:
 
     async def _commit(self, item_id: str) -> None:
         previous = self.order[-1] if self.order else None
-        transcript = self.script._next_caller_line() or INAUDIBLE
+        line = self.script._next_caller_step()
+        transcript = (line.transcript if line is not None else None) or INAUDIBLE
         audio_ms = self.buffered_ms
         self.buffered_ms = 0.0
         item = {
@@ -1039,21 +1054,24 @@ class RealtimeConnection:
         item["content"][0]["transcript"] = transcript
         audio_tokens = max(1, round(audio_ms / 100))
         output_tokens = len(transcript) // 4 + 1
-        await self.emit(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item_id,
-                "content_index": 0,
-                "transcript": transcript,
-                "usage": {
-                    "type": "tokens",
-                    "input_tokens": audio_tokens,
-                    "output_tokens": output_tokens,
-                    "total_tokens": audio_tokens + output_tokens,
-                    "input_token_details": {"audio_tokens": audio_tokens, "text_tokens": 0},
-                },
-            }
-        )
+        completed: JSON = {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": item_id,
+            "content_index": 0,
+            "transcript": transcript,
+            "usage": {
+                "type": "tokens",
+                "input_tokens": audio_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": audio_tokens + output_tokens,
+                "input_token_details": {"audio_tokens": audio_tokens, "text_tokens": 0},
+            },
+        }
+        transcriber = self.config["audio"]["input"]["transcription"].get("model")
+        if transcriber in LANGUAGE_DETECTING_TRANSCRIBERS:
+            # The GA event's `languages` ("Returned by gpt-transcribe"; empty: none reliably detected).
+            completed["languages"] = [{"code": line.language}] if line is not None and line.language else []
+        await self.emit(completed)
 
     def _add_item(self, item: JSON) -> None:
         self.items[item["id"]] = item

@@ -104,6 +104,8 @@ class TwimlAnswer:
     record: dict[str, str] | None = None
     #: <Say> texts that come after <Record> (spoken only when nothing was recorded)
     after_record: list[str] = field(default_factory=list)
+    #: each <Say>'s (voice, language) attributes, in order (None where absent)
+    say_voices: list[tuple[str | None, str | None]] = field(default_factory=list)
 
 
 def parse_twiml(status_code: int, body: str) -> TwimlAnswer:
@@ -125,6 +127,7 @@ def parse_twiml(status_code: int, body: str) -> TwimlAnswer:
                 answer.parameters[parameter.attrib["name"]] = parameter.attrib["value"]
         elif verb.tag == "Say":
             answer.says.append(verb.text or "")
+            answer.say_voices.append((verb.attrib.get("voice"), verb.attrib.get("language")))
             if answer.stream_url:
                 answer.after_stream.append(verb.text or "")
             if answer.record is not None:

@@ -1,0 +1,51 @@
+"""Dates and times in a call's (or an owner's) language, with Babel's CLDR data.
+
+The wall clock is always the business's time zone; only the wording follows the language: "Tuesday, May
+5, 2026, 3:30 PM" for en-US, "martes, 5 de mayo de 2026, 3:30 p.m." for es-MX, "Dienstag, 5. Mai 2026,
+15:30" for de-DE. The supervisor reads these to the caller, so they are the full forms (weekday, month
+name), which speak well; pages and texts use the medium forms.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, tzinfo
+
+from babel.dates import format_date, format_skeleton, format_time, get_datetime_format
+
+from app.i18n.languages import Language, get
+
+
+def _plain(words: str) -> str:
+    # CLDR puts narrow and no-break spaces inside times ("3:30\u202fPM", "15\xa0h\xa030"): plain spaces read the
+    # same aloud and keep a text message in the GSM alphabet (one such character makes it UCS-2, half as long).
+    return words.replace("\u202f", " ").replace("\xa0", " ")
+
+
+def _lang(language: str | Language | None) -> Language:
+    return language if isinstance(language, Language) else get(language)
+
+
+def spoken_datetime(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
+    """A date and time to say to a caller, in their language, on the business's wall clock."""
+    lang = _lang(language)
+    local = moment.astimezone(tz)
+    day = format_date(local.date(), "full", locale=lang.babel)
+    clock = format_time(local.time(), "short", locale=lang.babel)
+    return _plain(str(get_datetime_format("full", locale=lang.babel)).replace("{1}", day).replace("{0}", clock))
+
+
+def spoken_date(day: date, language: str | Language | None) -> str:
+    return _plain(str(format_date(day, "full", locale=_lang(language).babel)))
+
+
+def spoken_time(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
+    return _plain(str(format_time(moment.astimezone(tz).time(), "short", locale=_lang(language).babel)))
+
+
+def short_datetime(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
+    """A compact date and time for texts and pages ("Tue, May 5, 3:30 PM" / "mar, 5 de mayo, 15:30")."""
+    lang = _lang(language)
+    local = moment.astimezone(tz)
+    day = format_skeleton("MMMEd", local, locale=lang.babel)
+    clock = format_time(local.time(), "short", locale=lang.babel)
+    return _plain(f"{day}, {clock}")
