@@ -168,7 +168,7 @@ def parse_settings(data: Any, business: Business) -> tuple[dict[str, Any], dict[
             str(data.get("calling_start") or "09:00"), str(data.get("calling_end") or "19:00"))
     except CallingHoursError as exc:
         errors["calling_hours"] = str(exc)
-    for name, low, high, word in (("max_attempts", 1, 5, "attempts"), ("retry_minutes", 1, 1440, "minutes"),
+    for name, low, high, word in (("max_attempts", 1, 5, "attempts"), ("retry_minutes", 0, 1440, "minutes"),
                                   ("max_concurrent", 1, 10, "calls at once")):
         try:
             number = int(str(data.get(name) or ""))
