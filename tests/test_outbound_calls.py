@@ -228,7 +228,7 @@ async def test_a_confirmation_call_answered_by_a_person_confirms_the_appointment
 
 async def test_a_machine_gets_the_voicemail_after_the_beep(w: World) -> None:
     mark = "+12125550124"
-    appointment_id = await add_customer_with_appointment(w.env, w.business_id, mark, "Mark Lee")
+    appointment_id = await add_customer_with_appointment(w.env, w.business_id, mark, "Mark Lee", 21)
     w.twilio.outbound_answers[mark] = "machine_end_beep"
     w.openai.realtime.say("Hi Mark, this is the receptionist at Sam's Salon.")
     assert (await save_calling_settings(w)).status_code == 200
@@ -258,7 +258,7 @@ async def test_a_machine_gets_the_voicemail_after_the_beep(w: World) -> None:
 
 async def test_no_answer_is_retried_then_reported_to_the_owner(w: World) -> None:
     nora = "+12125550125"
-    appointment_id = await add_customer_with_appointment(w.env, w.business_id, nora, "Nora Field")
+    appointment_id = await add_customer_with_appointment(w.env, w.business_id, nora, "Nora Field", 22)
     w.twilio.outbound_answers[nora] = "no-answer"
     assert (await save_calling_settings(w)).status_code == 200
 
