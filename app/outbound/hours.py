@@ -6,8 +6,8 @@ country) is called only when the hours hold in every one of them, so nobody is r
 because the first zone said 9. A number with no zone data falls back to the business's time zone.
 
 Windows are computed per local day with zoneinfo, so a DST change moves the UTC instants and never the wall
-clock: "09:00-19:00" is 09:00-19:00 local on the day clocks go forward too (a start inside the skipped hour
-falls at the first moment after the gap).
+clock: "09:00-19:00" is 09:00-19:00 local on the day clocks go forward too (a wall time inside the skipped
+hour falls an hour later, as `app.inbox.schedule.local_moment` does for reminders).
 """
 
 from __future__ import annotations
