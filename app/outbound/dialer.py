@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from twilio.twiml.voice_response import VoiceResponse
 
+from app.billing.usage import BillingScope
 from app.db.engine import Database
 from app.db.hours import HoursError, zone
 from app.db.models import (
@@ -156,6 +157,14 @@ class Dialer:
             return
         if at > now + timedelta(seconds=1):
             await self._later(job, row, at)
+            return
+        decision = await BillingScope(self._db.session_maker, business.id, self._settings).answer_with_ai(now)
+        if not decision.answer_with_ai:
+            # The receptionist's calls use the plan's minutes like any other: none left, no call.
+            async with self._db.session() as s, s.begin():
+                await finish(s, row.id, OutboundStatus.FAILED, "failed", error="the plan's minutes are used up",
+                             from_statuses=(OutboundStatus.SCHEDULED,))
+                await self._tell_owner(s, business, row, "your plan's minutes are used up")
             return
         if not await claim_slot(self._db, row, cap=max(1, prefs.max_concurrent), now=now):
             await self._later(job, row, now + CAP_WAIT)
