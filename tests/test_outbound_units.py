@@ -220,3 +220,30 @@ async def test_dial_jobs_over_the_cap_wait_and_place_no_call(db: Database, setti
     assert rows[row_ids[0]].status == "dialing" and rows[row_ids[0]].call_sid is not None
     for waiting in row_ids[1:]:
         assert rows[waiting].status == "scheduled" and rows[waiting].scheduled_for == now + timedelta(seconds=30)
+
+
+# -- the confirm tool: identity-bound like cancelling -----------------------------------------------------------
+async def test_confirm_appointment_acts_only_for_the_vouched_number(db: Database) -> None:
+    from app.db.models import Appointment
+    from app.db.services import BusinessScope
+    from app.tools import ToolContext, run_tool
+
+    _owner, business = await create_owner(db, phone_number="+15550001000")
+    scope = BusinessScope(db.session_maker, business.id)
+    jane = await scope.save_customer("+12125550123", name="Jane")
+    starts = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=7)
+    while starts.weekday() > 4:
+        starts += timedelta(days=1)
+    appointment = await scope.book(jane.id, "Haircut", starts)
+
+    def ctx(phone: str | None) -> ToolContext:
+        return ToolContext(scope=scope, business=business, caller_phone=phone)
+
+    args = {"appointment_id": str(appointment.id)}
+    assert (await run_tool(ctx(None), "confirm_appointment", args))["error"]["code"] == "caller_not_verified"
+    assert "error" in await run_tool(ctx("+13105551234"), "confirm_appointment", args)
+    assert await run_tool(ctx("+12125550123"), "confirm_appointment", args) == {
+        "confirmed": True, "appointment_id": str(appointment.id)}
+    async with db.session() as s:
+        row = await s.get(Appointment, appointment.id)
+    assert row is not None and row.confirmation == "confirmed" and row.confirmation_at is not None
