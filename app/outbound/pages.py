@@ -95,12 +95,13 @@ async def outbound_page(request: Request[Any, Any, Any], owner: Owner, business:
 async def outbound_cancel(request: Request[Any, Any, Any], row_id: str, owner: Owner, business: Business,
                           db: Database) -> Template:
     try:
-        cancelled = await _scope(db, business).cancel(parse_id(row_id))
+        result = await _scope(db, business).cancel(parse_id(row_id))
     except NotFound:
         raise NotFoundException("not found") from None
     await audit.record(db, "outbound.cancelled", business_id=business.id, user=owner.user, request=request)
-    notice = "Cancelled: that call will not be made." if cancelled else (
-        "That call is on the line now; it will not be retried.")
+    notice = {"cancelled": "Cancelled: that call will not be made.",
+              "on_the_line": "That call is on the line now; it will not be retried."}.get(
+        result, "That call is already over.")
     return await _outbound_page(request, owner, business, db, notice=notice)
 
 

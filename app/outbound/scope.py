@@ -83,8 +83,9 @@ class OutboundScope:
                                                            OutboundCall.status.not_in(OPEN))
                                 .order_by(OutboundCall.updated_at.desc()).limit(limit))
 
-    async def cancel(self, row_id: UUID) -> bool:
-        """Cancel a call not yet on the line (a dialing attempt finishes; its retries don't happen)."""
+    async def cancel(self, row_id: UUID) -> str:
+        """Cancel a call not yet on the line: "cancelled"; one on the line finishes but is not retried:
+        "on_the_line"; one already over: "finished"."""
         async with self._sessions() as s, s.begin():
             row = await s.scalar(select(OutboundCall).where(OutboundCall.business_id == self.business_id,
                                                             OutboundCall.id == row_id))
@@ -99,8 +100,8 @@ class OutboundScope:
                 # On the line now: this attempt goes on, but no retry follows it.
                 await s.execute(update(OutboundCall).where(OutboundCall.id == row_id)
                                 .values(max_attempts=OutboundCall.attempts))
-                return False
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+                return "on_the_line"
+        return "cancelled" if result.rowcount else "finished"  # type: ignore[attr-defined]
 
     async def customers(self) -> list[Customer]:
         async with self._sessions() as s:
