@@ -37,6 +37,7 @@ from app.db.models import (
     Notification,
     NotificationSettings,
     OutboundCall,
+    OutboundSettings,
 )
 from app.inbox.outbox import DEFAULTS
 from app.settings import load_settings
@@ -358,6 +359,16 @@ async def test_a_scheduled_callback_is_listed_and_can_be_cancelled(w: World) -> 
     [row] = await rows(w.env, select(OutboundCall).where(OutboundCall.id == row.id))
     assert row.status == "cancelled"
     assert not w.twilio.outbound_calls_to("+12125550126")
+
+    # The settings form refuses what makes no sense, saying which field, and saves nothing.
+    assert (await save_calling_settings(w)).status_code == 200
+    bad_settings = await save_calling_settings(w, calling_start="19:00", calling_end="09:00", max_attempts="9",
+                                               confirm_0="500", owner_phone="not a number")
+    assert bad_settings.status_code == 422
+    for words in ("must start before they end", "enter 1 to 5 attempts", "1 to 168"):
+        assert words in bad_settings.text
+    [prefs] = await rows(w.env, select(OutboundSettings).where(OutboundSettings.business_id == w.business_id))
+    assert (prefs.calling_start, prefs.max_attempts, prefs.owner_phone) == ("00:00", 2, OWNER_MOBILE)
 
     # Opted out of calls: the form refuses, and a call already due is never placed.
     async def opt_out(db: Database) -> None:
