@@ -38,6 +38,12 @@ ACTIONS: dict[str, str] = {
     "calls.exported": "Exported calls as CSV",
     "notifications.changed": "Changed notification settings",
     "billing.changed": "Changed the plan or billing",
+    # Issue 16: calling out.
+    "outbound.call_back": "Called a customer back (click to call)",
+    "outbound.callback_scheduled": "Scheduled a callback by the receptionist",
+    "outbound.cancelled": "Cancelled a scheduled outbound call",
+    "outbound.settings_changed": "Changed the calling-out settings",
+    "outbound.call_opt_out": "Changed a customer's opt-out from calls",
 }
 
 

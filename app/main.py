@@ -50,6 +50,8 @@ def _route_handlers() -> list[ControllerRouterHandler]:
     from app.billing.routes import ROUTES as billing_routes
     from app.calendar.routes import ROUTES as calendar_routes
     from app.dashboard.routes import ROUTES as dashboard_routes
+    from app.outbound.pages import ROUTES as outbound_pages
+    from app.outbound.routes import ROUTES as outbound_routes
     from app.telephony.fallback_routes import ROUTES as fallback_routes
     from app.telephony.message_status import ROUTES as message_status_routes
     from app.telephony.move_routes import ROUTES as move_routes
@@ -63,6 +65,7 @@ def _route_handlers() -> list[ControllerRouterHandler]:
         health, metrics, static, *icon_routes, *auth_routes, *dashboard_routes, *voice_routes, *telephony_routes,
         *fallback_routes, *drain_routes, *billing_routes, *calendar_routes, *message_status_routes,
         *move_routes,
+        *outbound_routes, *outbound_pages,  # issue 16
     ]
 
 
@@ -70,11 +73,12 @@ def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Ca
     from app.billing.routes import start_billing, stop_billing
     from app.calendar.runtime import start_calendar, stop_calendar
     from app.inbox.runtime import start_inbox, stop_inbox
+    from app.outbound.runtime import start_outbound, stop_outbound
     from app.voice.runtime import start_runtime, stop_runtime
 
     # Billing and the inbox register their job kinds on the queue the call runtime builds, so they start after it.
-    return ([start_runtime, start_calendar, start_inbox, start_billing],
-            [stop_billing, stop_inbox, stop_calendar, stop_runtime])
+    return ([start_runtime, start_calendar, start_inbox, start_billing, start_outbound],
+            [stop_outbound, stop_billing, stop_inbox, stop_calendar, stop_runtime])
 
 
 def _freeze_startup_heap(_app: Litestar) -> None:

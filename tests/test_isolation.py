@@ -40,6 +40,8 @@ from app.db.models import (
     Message,
     Notification,
     NotificationSettings,
+    OutboundCall,
+    OutboundSettings,
     Resource,
     Session,
     SessionStatus,
@@ -106,7 +108,13 @@ async def _world(db: Database, settings: Settings, business: Business, tag: str)
         conflict = CalendarConflict(business_id=business.id, appointment_id=appointment.id, block_id=block.id,
                                     reason=f"conflict {tag}")
         s.add_all([link, conflict])
-    return {"call": call.id, "session": session.id, "live_session": live_session.id, "customer": customer.id,
+    async with db.session() as s, s.begin():  # issue 16: a scheduled callback and calling-out settings
+        outbound = OutboundCall(business_id=business.id, kind="callback", to_phone="+15557770000",
+                                customer_id=customer.id, purpose=f"callback {tag}", scheduled_for=start)
+        s.add_all([outbound, OutboundSettings(business_id=business.id, owner_phone="+12125550100")])
+        await s.flush()
+    return {"outbound": outbound.id, "call": call.id, "session": session.id, "live_session": live_session.id,
+            "customer": customer.id,
             "appointment": appointment.id, "message": message.id, "resource": resource.id, "closure": closure.id,
             "block": block.id, "account": account.id, "link": link.id, "conflict": conflict.id}
 
@@ -119,7 +127,7 @@ async def _snapshot(db: Database, business_id: UUID) -> list[Any]:
         out: list[Any] = []
         for model in (Business, Session, Call, CallEvent, Customer, Appointment, Billing, AuditEntry, Resource,
                       Closure, BusyBlock, BookingRules, CalendarAccount, CalendarLink, CalendarConflict,
-                      Message, Notification, NotificationSettings):
+                      Message, Notification, NotificationSettings, OutboundCall, OutboundSettings):
             key = model.id if model is Business else model.business_id
             rows = await s.scalars(select(model).where(key == business_id).order_by(model.id))
             out.extend(
@@ -142,6 +150,8 @@ def _fill(path: str, theirs: dict[str, UUID]) -> str:
         # issue 15
         "resource_id": theirs.get("resource"), "closure_id": theirs.get("closure"), "block_id": theirs.get("block"),
         "account_id": theirs.get("account"), "link_id": theirs.get("link"), "conflict_id": theirs.get("conflict"),
+        # issue 16
+        "row_id": theirs.get("outbound"),
     }
     out = path
     for name in re.findall(r"{(\w+)(?::\w+)?}", path):

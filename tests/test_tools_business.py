@@ -40,6 +40,7 @@ def test_tool_names_are_the_contract() -> None:
     assert set(TOOLS) == {
         "get_business_info", "check_availability", "book_appointment", "find_appointments", "cancel_appointment",
         "reschedule_appointment", "find_customer", "save_customer", "take_message",
+        "confirm_appointment",  # issue 16: the customer confirms (on a confirmation call), identity-bound
     }
     for schema in tool_schemas():
         assert schema["type"] == "function" and schema["parameters"]["type"] == "object"

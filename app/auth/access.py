@@ -50,6 +50,12 @@ PUBLIC_PATHS: dict[str, str] = {
     "/ops/drain": "the operator's drain before a restart; OPERATOR_TOKEN bearer token checked (app.web.drain)",
     # Issue 9: delivery reports for the texts the inbox sends.
     "/twilio/messages/status": "Twilio message status callback; X-Twilio-Signature checked",
+    # Issue 16: the callbacks of calls the service places (each names its outbound row; a CallSid that is not
+    # that row's attempt changes nothing).
+    "/twilio/outbound/{row_id:uuid}/voice": "Twilio voice webhook of a placed call; X-Twilio-Signature checked",
+    "/twilio/outbound/{row_id:uuid}/amd": "Twilio async AMD verdict; X-Twilio-Signature checked",
+    "/twilio/outbound/{row_id:uuid}/status": "Twilio status callback of a placed call; X-Twilio-Signature checked",
+    "/twilio/outbound/{row_id:uuid}/dialed": "Twilio <Dial action> of a click-to-call; X-Twilio-Signature checked",
 }
 
 _OWNER_STATE_KEY = "receptionist_owner"

@@ -168,6 +168,8 @@ class Customer(UUIDv7AuditBase):
     # Issue 16 (languages): the offered language (BCP-47) this customer last spoke on a call, for the next call and
     # for calls and texts the business sends them; None until a call with them reached the receptionist.
     language: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Issue 16 (outbound calls): the customer asked not to be called by the receptionist; never dial them.
+    calls_opted_out_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
 class Call(UUIDv7AuditBase):
@@ -223,6 +225,13 @@ class Call(UUIDv7AuditBase):
     # Issue 16 (languages): the language the call was held in (BCP-47, one the business offers): the primary
     # language until the caller spoke another offered one. None on calls from before languages existed.
     language: Mapped[str | None] = mapped_column(String(16), default=None)
+    # -- issue 16 (outbound calls): "inbound" or "outbound"; the placed call it was an attempt of, and what
+    # that attempt came to (confirmed, rescheduled, cancelled, voicemail_left, no_answer, busy, failed, connected).
+    direction: Mapped[str] = mapped_column(String(8), default="inbound", server_default="inbound")
+    outbound_call_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("outbound_call.id", ondelete="SET NULL"), default=None, index=True
+    )
+    outbound_outcome: Mapped[str | None] = mapped_column(String(24), default=None)
 
 
 class CallEvent(UUIDv7AuditBase):
@@ -284,6 +293,10 @@ class Appointment(UUIDv7AuditBase):
         ForeignKey("calendar_link.id", ondelete="SET NULL"), default=None
     )
     google_event_id: Mapped[str | None] = mapped_column(String(1024), default=None)
+    # -- issue 16 (confirmation calls): what the receptionist's call about it came to (confirmed, rescheduled,
+    # cancelled, voicemail_left, no_answer), and when; None while nobody has called about it.
+    confirmation: Mapped[str | None] = mapped_column(String(24), default=None)
+    confirmation_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
 
@@ -660,3 +673,79 @@ class CallMove(UUIDv7AuditBase):
     claimed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     #: why the move was given up (the REST redirect failed), when it was
     cancelled: Mapped[str | None] = mapped_column(String(200), default=None)
+# -- issue 16: outbound calls (click to call, confirmation/reminder calls, scheduled callbacks) ----------------
+
+
+class OutboundKind(StrEnum):
+    CLICK_TO_CALL = "click_to_call"  # the owner's phone first, then the customer (no AI)
+    CONFIRMATION = "confirmation"  # the receptionist confirms an upcoming appointment
+    CALLBACK = "callback"  # the receptionist calls a customer back about what the owner wrote
+
+
+class OutboundStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its time (or its next attempt)
+    DIALING = "dialing"  # an attempt is on the line: counts against the business's concurrent-call cap
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # every attempt used up, refused, or skipped (opted out, no number)
+
+
+class OutboundSettings(UUIDv7AuditBase):
+    """How the receptionist may call out for a business (one row; absent: the defaults, calls off)."""
+
+    __tablename__ = "outbound_settings"
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), unique=True)
+    #: the owner's own phone for "Call back" (empty: the notification settings' SMS number)
+    owner_phone: Mapped[str] = mapped_column(String(20), default="")
+    #: local wall-clock window, in the customer's time zone, when the receptionist may call
+    calling_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    calling_end: Mapped[str] = mapped_column(String(5), default="19:00")
+    #: {"Haircut": 24}: a confirmation call this many hours before each appointment of that service
+    confirmation_hours: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    retry_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    max_concurrent: Mapped[int] = mapped_column(Integer, default=2)
+
+
+class OutboundCall(UUIDv7AuditBase):
+    """One call the service places for a business, with its attempts (each attempt is a Call row pointing
+    here through `Call.outbound_call_id`)."""
+
+    __tablename__ = "outbound_call"
+    __table_args__ = (
+        _enum_check("kind", OutboundKind),
+        _enum_check("status", OutboundStatus),
+        Index("ix_outbound_call_business_status", "business_id", "status"),
+        # One confirmation call per appointment and start time: the planner may run any number of times.
+        UniqueConstraint("appointment_id", "appointment_starts_at", name="uq_outbound_call_appointment_start"),
+    )
+
+    business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=OutboundStatus.SCHEDULED.value)
+    to_phone: Mapped[str] = mapped_column(String(20))
+    customer_id: Mapped[UUID | None] = mapped_column(ForeignKey("customer.id", ondelete="SET NULL"), default=None)
+    appointment_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("appointment.id", ondelete="CASCADE"), default=None, index=True
+    )
+    #: the start the confirmation is about: a moved appointment gets a new call, the old one is dropped
+    appointment_starts_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    message_id: Mapped[UUID | None] = mapped_column(ForeignKey("message.id", ondelete="SET NULL"), default=None,
+                                                    index=True)
+    #: what the owner wrote ("moving her appointment"); the receptionist says it and works from it
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(35), default="en")
+    scheduled_for: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    retry_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    #: the attempt on the line now (its CallSid) and since when: a slot whose status callback never came is
+    #: given back after a while rather than blocking the business's calls forever
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    dialing_since: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    answered_by: Mapped[str | None] = mapped_column(String(24), default=None)
+    outcome: Mapped[str | None] = mapped_column(String(24), default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    voicemail_text: Mapped[str | None] = mapped_column(Text, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

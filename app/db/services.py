@@ -443,6 +443,15 @@ class BusinessScope:
         changes_committed()
         return appointment
 
+    async def confirm(self, appointment_id: UUID, phone: str, *, call_id: UUID | None = None) -> Appointment:
+        """Issue 16: the customer who owns the appointment (by their phone) says they will come."""
+        number = await self._number(phone)
+        async with self._sessions() as s, s.begin():
+            appointment = await self._owned(s, appointment_id, number)
+            appointment.confirmation = "confirmed"
+            appointment.confirmation_at = datetime.now(UTC)
+        return appointment
+
     async def cancel_by_owner(self, appointment_id: UUID) -> Appointment:
         async with self._sessions() as s, s.begin():
             appointment = await s.scalar(

@@ -45,6 +45,13 @@ class Line(StrEnum):
     SILENCE_GOODBYE = "silence_goodbye"
     TIME_LIMIT_GOODBYE = "time_limit_goodbye"
     NOT_OFFERED = "not_offered"
+    # issue 16, calls the business places: {business}, {name} (", Jane" or ""), {service}, {when}, {purpose},
+    # {number} (the business's, to call back)
+    CONFIRMATION_OPENING = "confirmation_opening"
+    CALLBACK_OPENING = "callback_opening"
+    CONFIRMATION_VOICEMAIL = "confirmation_voicemail"
+    CALLBACK_VOICEMAIL = "callback_voicemail"
+    OWNER_WHISPER = "owner_whisper"
 
 
 #: line -> base language -> words. Placeholders: {name} (business), {first_name}, {languages}.
@@ -220,6 +227,56 @@ CATALOGUE: dict[Line, dict[str, str]] = {
               "Nachricht aufnehmen, dann ruft Sie jemand zurück.",
         "pt": "Sinto muito, nesta linha só podemos atender em {languages}. Posso anotar um recado, e alguém "
               "retornará sua ligação.",
+    },
+    Line.CONFIRMATION_OPENING: {
+        "en": "Hi{name}, this is the receptionist at {business}, calling about your {service} on {when}. "
+              "Can you still make it?",
+        "es": "Hola{name}, le llama la recepción de {business} por su cita de {service} el {when}. "
+              "¿Podrá venir?",
+        "fr": "Bonjour{name}, ici l'accueil de {business}, je vous appelle au sujet de votre rendez-vous "
+              "{service} le {when}. Pourrez-vous toujours venir ?",
+        "de": "Hallo{name}, hier ist die Rezeption von {business}. Ich rufe wegen Ihres Termins {service} am "
+              "{when} an. Passt es Ihnen noch?",
+        "pt": "Olá{name}, aqui é a recepção de {business}, estou ligando sobre o seu horário de {service} em "
+              "{when}. Você ainda pode vir?",
+    },
+    Line.CALLBACK_OPENING: {
+        "en": "Hi{name}, this is the receptionist at {business}, calling you back about {purpose}.",
+        "es": "Hola{name}, le llama la recepción de {business} para responderle sobre {purpose}.",
+        "fr": "Bonjour{name}, ici l'accueil de {business}, je vous rappelle au sujet de : {purpose}.",
+        "de": "Hallo{name}, hier ist die Rezeption von {business}. Ich rufe Sie zurück wegen: {purpose}.",
+        "pt": "Olá{name}, aqui é a recepção de {business}, retornando a sua ligação sobre {purpose}.",
+    },
+    Line.CONFIRMATION_VOICEMAIL: {
+        "en": "Hello, this is {business}, calling about your {service} on {when}. If you need to change or "
+              "cancel it, please call us back at {number}. Thank you, goodbye.",
+        "es": "Hola, le llamamos de {business} por su cita de {service} el {when}. Si necesita cambiarla o "
+              "cancelarla, llámenos al {number}. Gracias, adiós.",
+        "fr": "Bonjour, ici {business}, au sujet de votre rendez-vous {service} le {when}. Pour le déplacer ou "
+              "l'annuler, rappelez-nous au {number}. Merci, au revoir.",
+        "de": "Guten Tag, hier ist {business} wegen Ihres Termins {service} am {when}. Wenn Sie ihn verschieben "
+              "oder absagen möchten, rufen Sie uns bitte unter {number} zurück. Vielen Dank, auf Wiederhören.",
+        "pt": "Olá, aqui é {business}, sobre o seu horário de {service} em {when}. Se precisar mudar ou "
+              "cancelar, ligue para nós no {number}. Obrigado, tchau.",
+    },
+    Line.CALLBACK_VOICEMAIL: {
+        "en": "Hello, this is {business}, calling you back about {purpose}. Please call us back at {number} "
+              "when you can. Thank you, goodbye.",
+        "es": "Hola, le llamamos de {business} sobre {purpose}. Por favor, llámenos al {number} cuando pueda. "
+              "Gracias, adiós.",
+        "fr": "Bonjour, ici {business}, je vous rappelle au sujet de : {purpose}. Rappelez-nous au {number} "
+              "quand vous pourrez. Merci, au revoir.",
+        "de": "Guten Tag, hier ist {business}, wir rufen Sie zurück wegen: {purpose}. Bitte rufen Sie uns unter "
+              "{number} zurück, wenn es Ihnen passt. Vielen Dank, auf Wiederhören.",
+        "pt": "Olá, aqui é {business}, retornando sobre {purpose}. Por favor, ligue para nós no {number} quando "
+              "puder. Obrigado, tchau.",
+    },
+    Line.OWNER_WHISPER: {
+        "en": "Calling {name} for you now.",
+        "es": "Ahora llamo a {name}.",
+        "fr": "J'appelle {name} pour vous.",
+        "de": "Ich verbinde Sie jetzt mit {name}.",
+        "pt": "Ligando para {name} agora.",
     },
 }
 

@@ -75,6 +75,8 @@ class Context:
             return f"{self.base_url}/"
         if n.event == "usage_warning":
             return f"{self.base_url}/billing"
+        if n.event == "outbound_unreached":
+            return f"{self.base_url}/outbound"
         if n.appointment_id:
             return f"{self.base_url}/appointments"
         return f"{self.base_url}/messages"
@@ -135,6 +137,15 @@ def _owner_parts(ctx: Context) -> tuple[str, str, str]:
         todo = "Nothing: it is in your appointments." if n.event != "cancelled" else (
             "Nothing: the time is free again.")
         return headline, summary, todo
+    if n.event == "outbound_unreached":  # issue 16: a call the receptionist was to make did not happen
+        name = details.get("customer_name") or format_phone(details.get("customer_phone") or "")
+        what = "confirmation call" if details.get("kind") == "confirmation" else "callback"
+        about = f" about {details['purpose']}" if details.get("purpose") else ""
+        headline = f"The receptionist could not reach {name}"
+        summary = f"The {what}{about} did not happen: {details.get('reason', 'no answer')}."
+        phone = details.get("customer_phone")
+        return headline, summary, (f"Call {name} yourself on {format_phone(phone)}." if phone else
+                                   "See Calls out for details.")
     if n.event == "digest":
         d = ctx.digest
         headline = f"Your day: {_n(d.get('calls', 0), 'call')}, {_n(d.get('bookings', 0), 'new booking')}"

@@ -129,3 +129,42 @@ class TwilioCalls:
         applied = await self._update(call_sid, twiml=twiml)
         log.info("twilio call update %s: %s", call_sid, "applied" if applied else "call had already ended")
         return applied
+
+    # -- issue 16: placing calls --------------------------------------------------------------------------
+    async def place_call(self, *, to: str, from_: str, status_callback: str, url: str | None = None,
+                         twiml: str | None = None, amd_callback: str | None = None,
+                         ring_seconds: int = 25) -> str:
+        """`Calls.create` from one of the account's numbers; returns the new CallSid. With `amd_callback`,
+        asynchronous answering-machine detection that waits for the end of a machine's greeting (the verdict
+        is POSTed there while the call goes on). Raises TwilioRefused for a request Twilio will never accept
+        (a bad or barred number: 4xx), TwilioUnavailable when it may work later."""
+        fields: dict[str, Any] = {
+            "to": to, "from_": from_, "status_callback": status_callback, "status_callback_method": "POST",
+            "status_callback_event": ["initiated", "ringing", "answered", "completed"], "timeout": ring_seconds,
+        }
+        if url is not None:
+            fields["url"], fields["method"] = url, "POST"
+        if twiml is not None:
+            fields["twiml"] = twiml
+        if amd_callback is not None:
+            fields.update(machine_detection="DetectMessageEnd", async_amd="true",
+                          async_amd_status_callback=amd_callback, async_amd_status_callback_method="POST")
+        try:
+            call = await self._client.calls.create_async(**fields)
+        except TwilioRestException as exc:
+            if 400 <= exc.status < 500:
+                raise TwilioRefused(exc.code, f"Twilio refused the call ({exc.status}, code {exc.code}): "
+                                    f"{exc.msg}") from exc
+            raise TwilioUnavailable(f"Twilio failed to place the call ({exc.status}, code {exc.code})") from exc
+        except (TwilioException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TwilioUnavailable(f"could not reach Twilio: {exc!r}") from exc
+        log.info("twilio call placed: %s", call.sid)
+        return str(call.sid)
+
+
+class TwilioRefused(TwilioUnavailable):
+    """Twilio answered 4xx to a request: retrying the same request will not help."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.code = code

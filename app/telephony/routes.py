@@ -20,9 +20,10 @@ from app.db.models import Business, Call, Channel, Session
 from app.db.services import BusinessScope
 from app.i18n import languages
 from app.i18n.lines import Line, text
+from app.outbound.opening import outbound_opening
 from app.settings import Settings
 from app.telephony import fallback, twiml
-from app.telephony.greeting import phone_greeting
+from app.telephony.greeting import RECORDING_NOTICE, phone_greeting
 from app.telephony.media import HandshakeFailed, StreamStart, await_start
 from app.telephony.records import (
     FINAL_STATUSES,
@@ -155,9 +156,16 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
         stream_started=start.arrived,
         fallback=lambda reason, language: _fallback_for(business, reason, settings, language),
     )
-    ending = await runtime.run_call(
-        session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
-    )
+    # Issue 16: on a call the business placed, the receptionist opens with who is calling and why.
+    opening = await outbound_opening(db, session)
+    if opening is not None:
+        notice = RECORDING_NOTICE + " " if recording is not None else ""
+        ending = await runtime.run_call(session, transport, greet=lambda _b, _c: notice + opening.greeting,
+                                        purpose=opening.purpose)
+    else:
+        ending = await runtime.run_call(
+            session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
+        )
     log.info("call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
     # After `stop` (or a hang-up) the socket still gets its close frame rather than a reset connection.
     await close_socket(socket, CLOSE_NORMAL, ending.reason)

@@ -16,6 +16,7 @@ from app.tools.booking import (
     FIND_APPOINTMENTS,
     RESCHEDULE_APPOINTMENT,
 )
+from app.tools.confirmations import CONFIRM_APPOINTMENT
 from app.tools.customers import FIND_CUSTOMER, SAVE_CUSTOMER, TAKE_MESSAGE
 from app.tools.info import GET_BUSINESS_INFO
 
@@ -30,6 +31,7 @@ TOOLS: dict[str, Tool] = {
         FIND_APPOINTMENTS,
         CANCEL_APPOINTMENT,
         RESCHEDULE_APPOINTMENT,
+        CONFIRM_APPOINTMENT,  # issue 16
         FIND_CUSTOMER,
         SAVE_CUSTOMER,
         TAKE_MESSAGE,

@@ -435,3 +435,33 @@ async def claim_move(db: Database, issuer: TokenIssuer, token: str, *, call_sid:
         claimed, claimed_session = await s.get(CallMove, move_id), await s.get(Session, move.session_id)
         assert claimed is not None and claimed_session is not None
         return claimed, claimed_session
+
+
+# -- issue 16: outbound attempts nobody (or no AI) answered -------------------------------------------------
+async def record_outbound_attempt(db: Database, business_id: UUID, *, call_sid: str, to_phone: str,
+                                  outbound_call_id: UUID, outcome: str, end_reason: str, started_at: datetime,
+                                  duration_seconds: float = 0.0, answered: bool = False) -> UUID | None:
+    """Record a placed call that ran no receptionist (nobody answered, the line was busy, or the owner's
+    click-to-call bridge) as an ended outbound Session and Call, so the owner sees every attempt on the calls
+    page. Keyed by the CallSid: a repeated status callback records nothing twice (returns None)."""
+    now = datetime.now(UTC)
+    try:
+        async with db.session() as s, s.begin():
+            customer_id = await s.scalar(select(Customer.id).where(Customer.business_id == business_id,
+                                                                    Customer.phone == to_phone))
+            session = Session(business_id=business_id, channel=Channel.TWILIO.value,
+                              status=SessionStatus.COMPLETED.value, caller_phone=to_phone, twilio_call_sid=call_sid,
+                              token_used_at=now, started_at=started_at, ended_at=now)
+            s.add(session)
+            await s.flush()
+            call = Call(session_id=session.id, business_id=business_id, channel=Channel.TWILIO.value,
+                        caller_phone=to_phone, customer_id=customer_id,
+                        status=(CallStatus.COMPLETED if answered else CallStatus.ABANDONED).value,
+                        started_at=started_at, ended_at=now, duration_seconds=max(0.0, duration_seconds),
+                        billable_seconds=0.0, end_reason=end_reason, direction="outbound",
+                        outbound_call_id=outbound_call_id, outbound_outcome=outcome)
+            s.add(call)
+            await s.flush()
+            return call.id
+    except IntegrityError:
+        return None

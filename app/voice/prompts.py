@@ -28,6 +28,8 @@ class CallerContext:
     upcoming: list[str] = field(default_factory=list)  # human wording of upcoming appointments
     #: issue 16: the language this customer spoke on their last call (BCP-47), if any
     language: str | None = None
+    #: issue 16: set when the business placed this call (a confirmation call, a callback): why it called
+    purpose: str = ""
 
 
 def greeting_for(business: Business) -> str:
@@ -63,6 +65,9 @@ def business_facts(business: Business, caller: CallerContext, now: datetime | No
                      "(ask for their name and save it with their phone number)")
     if caller.upcoming:
         lines.append("Caller's upcoming appointments: " + "; ".join(caller.upcoming))
+    if caller.purpose:
+        lines.append("This is an outbound call: the business called this person, who did not call you. The number "
+                     f"called is theirs (it counts as their caller ID). Why we called: {caller.purpose}")
     if business.instructions.strip():
         lines.append(f"Owner's instructions: {business.instructions.strip()}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -142,11 +143,13 @@ class CallRuntime:
         *,
         greet: Callable[[Business, CallerContext], str] | None = None,
         resumed: ResumedCall | None = None,
+        purpose: str = "",
     ) -> Ending:
         """Run a claimed session's call to its end over `transport`; the call record is finalised.
         `greet` words the greeting for this caller (the phone greets known callers by name); `resumed` is a
-        call that moved here from a draining instance (app.voice.move), carried on instead of started."""
-        bridge = await self.build_bridge(session, transport, greet=greet, resumed=resumed)
+        call that moved here from a draining instance (app.voice.move), carried on instead of started;
+        `purpose` says why the business placed the call, on an outbound call (issue 16)."""
+        bridge = await self.build_bridge(session, transport, greet=greet, resumed=resumed, purpose=purpose)
         self.bridges.add(bridge)
         metrics.calls_started.labels(transport.channel).inc()
         metrics.live_calls.inc()
@@ -164,12 +167,14 @@ class CallRuntime:
         greet: Callable[[Business, CallerContext], str] | None = None,
         limits: CallLimits | None = None,
         resumed: ResumedCall | None = None,
+        purpose: str = "",
     ) -> CallBridge:
         """Start the session's Call record and wire its bridge (not yet running). `limits` defaults to the
         business's maximum call length with the standard silence handling."""
         link = self.take_link(session.id)
         try:
-            return await self._wire_bridge(session, transport, link, greet=greet, limits=limits, resumed=resumed)
+            return await self._wire_bridge(session, transport, link, greet=greet, limits=limits, resumed=resumed,
+                                           purpose=purpose)
         except BaseException as exc:
             # A claimed session whose call never runs is closed, with its reason, and its realtime link with it,
             # whatever failed (the database, the caller's context, a bug): shielded, so a cancellation (the
@@ -203,6 +208,7 @@ class CallRuntime:
         greet: Callable[[Business, CallerContext], str] | None,
         limits: CallLimits | None,
         resumed: ResumedCall | None = None,
+        purpose: str = "",
     ) -> CallBridge:
         scope = BusinessScope(self.db.session_maker, session.business_id)
         business = await scope.business()
@@ -217,6 +223,8 @@ class CallRuntime:
             on_finalised=self.jobs.poke,
         )
         caller = await caller_context(self.db, business, session.caller_phone)
+        if purpose:
+            caller = dataclasses.replace(caller, purpose=purpose)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
         transfer_number = usable_transfer_number(business, self.settings)
         language = self._call_language(business, caller, transport, recorder, tools)

@@ -13,6 +13,10 @@ Three parts, each speaking Twilio's real protocol:
   opens that stream (new StreamSid, `connected`, `start` with its parameters) and the call goes on there;
   the account's phone numbers (IncomingPhoneNumbers,
   AvailablePhoneNumbers) are in tests/doubles/twilio_numbers.py, served by the same server.
+- Outbound calls: `POST …/Calls.json` (`To`, `From`, `Url` or `Twiml`, `StatusCallback` + `StatusCallbackEvent`,
+  `MachineDetection`, `AsyncAmd`, `AsyncAmdStatusCallback`) answers 201 and plays the call out as Twilio does:
+  signed status callbacks, the voice webhook with `Direction=outbound-api`, the async AMD verdict
+  (`AnsweredBy`), and records what a call update `<Say>`s after a machine's beep (`said_after_beep`).
 - Messaging: `POST …/Messages.json` (`To`, `From`, `Body`, `StatusCallback`) answers 201 with the Message
   resource (`SM…` sid, status `queued`), refuses what Twilio refuses (21604 no To, 21602 no Body, 21211 bad To,
   21606 a From that is not one of `sms_numbers`, 21617 a Body over 1,600 characters, 21610 a recipient in
@@ -172,6 +176,16 @@ class DoubleCall:
     streams: list[MediaStream] = field(default_factory=list)
     #: the new document while its stream replaces the current one (the old socket's close ends nothing)
     redirecting: TwimlAnswer | None = None
+    #: outbound calls (POST Calls.json): the create request, its own status callback and events, the async AMD
+    #: callback, who answered (AnsweredBy), the voice webhook's TwiML answer, and what was <Say>d after the beep
+    direction: str = "inbound"
+    create_form: dict[str, str] = field(default_factory=dict)
+    status_callback: str | None = None
+    status_events: list[str] = field(default_factory=list)
+    answered_by: str | None = None
+    voice_answer: TwimlAnswer | None = None
+    beeped: bool = False
+    said_after_beep: list[str] = field(default_factory=list)
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         """The Call resource as Twilio's JSON shows it."""
@@ -182,9 +196,10 @@ class DoubleCall:
         duration = int(self.ended - (self.answered or self.created)) if self.ended else None
         uri = f"/2010-04-01/Accounts/{account_sid}/Calls/{self.sid}.json"
         return {
-            "account_sid": account_sid, "annotation": None, "answered_by": None, "api_version": "2010-04-01",
+            "account_sid": account_sid, "annotation": None, "answered_by": self.answered_by,
+            "api_version": "2010-04-01",
             "caller_name": None, "date_created": rfc2822(self.created), "date_updated": rfc2822(time.time()),
-            "direction": "inbound", "duration": str(duration) if duration is not None else None,
+            "direction": self.direction, "duration": str(duration) if duration is not None else None,
             "end_time": rfc2822(self.ended), "forwarded_from": None, "from": self.from_,
             "from_formatted": self.from_, "group_sid": None, "parent_call_sid": None,
             "phone_number_sid": "PN" + "0" * 32, "price": None, "price_unit": "USD", "queue_time": "0",
@@ -246,6 +261,16 @@ class TwilioDouble:
         self.voicemail_audio: bytes = b""
         self.recordings: dict[str, bytes] = {}  # RecordingSid -> mu-law audio, served as WAV
         self.fallback_posts: list[tuple[str, dict[str, str]]] = []  # (url, form) of Dial/Record callbacks
+        #: outbound calls: who answers each number (AnsweredBy, or no-answer / busy / failed), how long it rings,
+        #: how long AMD takes to hear a person and a machine's greeting lasts, every Calls.json request
+        self.outbound_answers: dict[str, str] = {}
+        self.outbound_default = "human"
+        self.ring_seconds = 0.2
+        self.amd_seconds = 0.5
+        self.machine_greeting_seconds = 1.0
+        self.created_calls: list[dict[str, str]] = []
+        self.create_failures: list[int] = []
+        self.amd_callbacks: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -263,6 +288,7 @@ class TwilioDouble:
 
         async def serve() -> None:
             app = web.Application()
+            app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create_call)
             app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
             app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
             self.numbers.add_routes(app)
@@ -328,6 +354,11 @@ class TwilioDouble:
             self.undeliverable.clear()
             self.recordings.clear()
             self.fallback_posts.clear()
+            self.outbound_answers.clear()
+            self.created_calls.clear()
+            self.create_failures.clear()
+            self.amd_callbacks.clear()
+        self.outbound_default = "human"
         self.dial_outcome = "no-answer"
         self.voicemail_audio = b""
         self.numbers.reset()
@@ -354,9 +385,9 @@ class TwilioDouble:
     def voice_params(self, call: DoubleCall) -> dict[str, str]:
         return {
             "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call.sid,
-            "CallStatus": "ringing", "Called": call.to, "CalledCountry": "US", "Caller": call.from_,
-            "CallerCountry": "US", "Direction": "inbound", "From": call.from_, "FromCountry": "US",
-            "To": call.to, "ToCountry": "US",
+            "CallStatus": "ringing" if call.direction == "inbound" else "in-progress", "Called": call.to,
+            "CalledCountry": "US", "Caller": call.from_, "CallerCountry": "US", "Direction": call.direction,
+            "From": call.from_, "FromCountry": "US", "To": call.to, "ToCountry": "US",
         }
 
     async def place_call(
@@ -385,7 +416,7 @@ class TwilioDouble:
         """A call-progress event as Twilio sends it to the number's status callback."""
         params = {
             "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call.sid, "CallStatus": status,
-            "Called": call.to, "Caller": call.from_, "Direction": "inbound", "From": call.from_, "To": call.to,
+            "Called": call.to, "Caller": call.from_, "Direction": call.direction, "From": call.from_, "To": call.to,
             "CallbackSource": "call-progress-events", "SequenceNumber": "0",
             "Timestamp": format_datetime(datetime.now(UTC), usegmt=True),
         }
@@ -455,6 +486,8 @@ class TwilioDouble:
             answer = parse_twiml(200, form["Twiml"])
             call.after_stream = []  # the new document replaces the rest of the old one
             call.dialed = answer.dial
+            if call.beeped:  # an answering machine records whatever is said after its beep
+                call.said_after_beep.extend(answer.says)
             if answer.stream_url:
                 # As Twilio does: the current stream gets its `stop` and its socket closes, then the new
                 # document runs: a new stream (new StreamSid) to the new URL, with `connected` and `start`.
@@ -464,6 +497,8 @@ class TwilioDouble:
                 return web.json_response(call.resource(self.account_sid))
             if answer.hangup and not answer.dial and answer.record is None:
                 self._end(call, "completed", "rest-twiml")
+                if call.status_callback:
+                    self._status_callback_soon(call)
             if answer.record is not None or answer.dial_attributes.get("action"):
                 self._carry_out_soon(call, answer)
             self._stop_stream(call, "redirected")
@@ -581,7 +616,7 @@ class TwilioDouble:
             asyncio.run_coroutine_threadsafe(stream.end_from_twilio(reason), stream.loop)
 
     def _status_callback_soon(self, call: DoubleCall) -> None:
-        url = self.status_callback_url
+        url = call.status_callback or self.status_callback_url
         if url is None or self._loop is None or self.calls.get(call.sid) is not call:
             return  # a leg replaced by a retried webhook is not the call Twilio reports on
         duration = int((call.ended or time.time()) - (call.answered or call.created))
@@ -672,6 +707,121 @@ class TwilioDouble:
     def texts_to(self, number: str) -> list[dict[str, Any]]:
         with self._lock:
             return [m for m in self.messages if m["to"] == number]
+
+    # -- outbound calls (POST Calls.json), as Twilio places them ----------------------------------------------
+    async def _create_call(self, request: web.Request) -> web.Response:
+        """`Calls.create`: answers 201 with the Call resource (queued), then plays the call out: status callbacks
+        (initiated, ringing, answered, completed, as StatusCallbackEvent asked; completed always), the voice
+        webhook (`Direction=outbound-api`) or the inline Twiml, and the async AMD verdict. Who picks up is
+        `outbound_answers[To]` (else `outbound_default`): an AnsweredBy value (human, machine_end_beep, …, fax)
+        or a final status nobody answered with (no-answer, busy, failed)."""
+        form: dict[str, Any] = {}
+        events: list[str] = []
+        for key, value in (await request.post()).items():
+            if key == "StatusCallbackEvent":
+                events.extend(str(value).split())
+            else:
+                form[key] = str(value)
+        if not self._authorised(request) or request.match_info["account"] != self.account_sid:
+            return _twilio_error(401, 20003, "Authenticate")
+        with self._lock:
+            self.created_calls.append(form | {"StatusCallbackEvent": " ".join(events)})
+        if self.create_failures:
+            status = self.create_failures.pop(0)
+            return _twilio_error(status, 20500, "An internal server error has occurred")
+        to, from_ = form.get("To", ""), form.get("From", "")
+        if not to:
+            return _twilio_error(400, 21201, "No 'To' number is specified")
+        if not _E164.match(to):
+            return _twilio_error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if not _E164.match(from_):
+            return _twilio_error(400, 21212, f"Invalid 'From' Phone Number: {from_}")
+        if not form.get("Url") and not form.get("Twiml"):
+            return _twilio_error(400, 21205, "Url parameter is required.")
+        if len(form.get("Twiml", "")) > 4000:
+            return _twilio_error(400, 21230, "Twiml is too long (4000 characters at most).")
+        if form.get("AsyncAmd") == "true" and not form.get("AsyncAmdStatusCallback"):
+            return _twilio_error(400, 21262, "No AMD status callback URL provided")
+        call = DoubleCall(sid=sid("CA"), from_=from_, to=to, status="queued", direction="outbound-api",
+                          create_form=form, status_callback=form.get("StatusCallback"), status_events=events)
+        with self._lock:
+            self.calls[call.sid] = call
+        asyncio.get_running_loop().create_task(self._play_outbound(call))
+        return web.json_response(call.resource(self.account_sid), status=201)
+
+    async def _call_event(self, call: DoubleCall, event: str, status: str, *, duration: int | None = None) -> None:
+        if not call.status_callback or (event != "completed" and event not in call.status_events):
+            return
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": "2010-04-01", "CallSid": call.sid, "CallStatus": status,
+            "Called": call.to, "Caller": call.from_, "Direction": call.direction, "From": call.from_, "To": call.to,
+            "CallbackSource": "call-progress-events", "SequenceNumber": str(len(self.status_callbacks)),
+            "Timestamp": format_datetime(datetime.now(UTC), usegmt=True),
+        }
+        if duration is not None:
+            params["CallDuration"] = str(duration)
+            params["Duration"] = str(max(1, (duration + 59) // 60)) if duration else "0"
+        self.status_callbacks.append(params)
+        with contextlib.suppress(httpx.HTTPError):
+            await self.post_webhook(call.status_callback, params)
+
+    async def _play_outbound(self, call: DoubleCall) -> None:
+        await asyncio.sleep(0.05)
+        call.status = "initiated"
+        await self._call_event(call, "initiated", "initiated")
+        call.status = "ringing"
+        await self._call_event(call, "ringing", "ringing")
+        await asyncio.sleep(self.ring_seconds)
+        outcome = self.outbound_answers.get(call.to, self.outbound_default)
+        if outcome in {"no-answer", "busy", "failed"}:
+            self._end(call, outcome, f"outbound-{outcome}")
+            await self._call_event(call, "completed", outcome, duration=0)
+            return
+        call.status, call.answered = "in-progress", time.time()
+        await self._call_event(call, "answered", "in-progress")
+        form = call.create_form
+        if form.get("Twiml"):
+            answer = parse_twiml(200, form["Twiml"])
+        else:
+            url = form["Url"]
+            call.webhook_sent_at, response = await self._post_webhook(url, self.voice_params(call))
+            call.webhook_answered_at = time.monotonic()
+            answer = parse_twiml(response.status_code, response.text)
+        call.voice_answer = answer
+        if answer.stream_url:
+            call.after_stream = list(answer.after_stream)
+        elif answer.dial or answer.record is not None:
+            self._carry_out_soon(call, answer)  # a click-to-call's <Dial>: ends with the completed callback
+        else:
+            call.said_after_stream.extend(answer.says)
+            self._end(call, "completed", "twiml")
+            self._status_callback_soon(call)
+        if form.get("AsyncAmd") == "true" and form.get("MachineDetection"):
+            await self._post_amd(call, outcome)
+
+    async def _post_amd(self, call: DoubleCall, answered_by: str) -> None:
+        """The async AMD verdict: a person is told apart quickly; DetectMessageEnd reports a machine only once
+        its greeting has ended (machine_end_beep: the beep has just sounded)."""
+        if call.voice_answer is not None and call.voice_answer.stream_url:
+            for _ in range(200):  # Twilio's detection listens to the answered call: wait for its stream
+                if call.stream is not None or call.ended is not None:
+                    break
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(self.amd_seconds if answered_by == "human" else self.machine_greeting_seconds)
+        if call.ended is not None:
+            return
+        call.answered_by = answered_by
+        call.beeped = answered_by.startswith("machine_end")
+        params = {"AccountSid": self.account_sid, "CallSid": call.sid, "AnsweredBy": answered_by,
+                  "MachineDetectionDuration": str(int(1000 * (self.amd_seconds if answered_by == "human"
+                                                              else self.machine_greeting_seconds)))}
+        self.amd_callbacks.append(params)
+        with contextlib.suppress(httpx.HTTPError):
+            await self.post_webhook(call.create_form["AsyncAmdStatusCallback"], params)
+
+    def outbound_calls_to(self, number: str) -> list[DoubleCall]:
+        with self._lock:
+            return [c for c in self.calls.values() if c.direction == "outbound-api" and c.to == number]
 
     # -- what tests read ----------------------------------------------------------------------------------
     def hang_ups(self, call_sid: str) -> list[RestRequest]:
