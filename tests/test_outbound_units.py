@@ -75,8 +75,12 @@ def test_calling_hours_keep_the_wall_clock_across_dst_changes() -> None:
 
 
 def test_lines_fall_back_to_the_base_language_then_english() -> None:
-    assert lines_for("en-GB") is lines_for("en") is lines_for(None) is lines_for("xx-YY")
+    assert lines_for("en") == lines_for(None) == lines_for("xx-YY") == lines_for("en-US")
     assert "{business}" in lines_for("en").confirmation_voicemail
+    spanish = lines_for("es")  # a base language: its offered locale, with that locale's Twilio voice
+    assert spanish == lines_for("es-MX") and spanish.say_language.startswith("es-")
+    assert spanish.confirmation_voicemail != lines_for("en").confirmation_voicemail
+    assert "{business}" in spanish.confirmation_voicemail and "{number}" in spanish.confirmation_voicemail
 
 
 # -- before a call is placed ----------------------------------------------------------------------------------
