@@ -68,10 +68,11 @@ def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Ca
     from app.billing.routes import start_billing, stop_billing
     from app.calendar.runtime import start_calendar, stop_calendar
     from app.inbox.runtime import start_inbox, stop_inbox
+    from app.telephony.line import start_telephony
     from app.voice.runtime import start_runtime, stop_runtime
 
     # Billing and the inbox register their job kinds on the queue the call runtime builds, so they start after it.
-    return ([start_runtime, start_calendar, start_inbox, start_billing],
+    return ([start_runtime, start_telephony, start_calendar, start_inbox, start_billing],
             [stop_billing, stop_inbox, stop_calendar, stop_runtime])
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from app.voice.recording import decode_ulaw
+from app.telephony.mulaw_recording import decode_ulaw
 from tests.doubles.twilio_double import (
     DoubleCall,
     MediaStream,

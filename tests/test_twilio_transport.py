@@ -11,9 +11,9 @@ import pytest
 from litestar.exceptions import WebSocketDisconnect
 
 from app.telephony.media import HandshakeFailed, await_start
-from app.voice.recording import StereoRecording
+from app.telephony.mulaw_recording import StereoRecording
+from app.telephony.twilio_transport import TwilioTransport
 from app.voice.transport import AudioIn, CallerGone, Dtmf
-from app.voice.twilio_transport import TwilioTransport
 
 SID = "MZ" + "1" * 32
 

@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.telephony import fallback, twiml
 from app.telephony.greeting import phone_greeting
 from app.telephony.media import HandshakeFailed, StreamStart, await_start
+from app.telephony.mulaw_recording import StereoRecording
 from app.telephony.records import (
     FINAL_STATUSES,
     business_for_number,
@@ -32,13 +33,13 @@ from app.telephony.records import (
 from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
 from app.telephony.transfers import usable_transfer_number
+from app.telephony.twilio_transport import TwilioTransport
 from app.voice.lifecycle import claim_session, fail_unstarted, record_without_ai
-from app.voice.recording import StereoRecording, save_recording
+from app.voice.recording_store import save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
 from app.voice.runtime import CallRuntime, get_runtime
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected
-from app.voice.twilio_transport import TwilioTransport
 
 log = logging.getLogger(__name__)
 

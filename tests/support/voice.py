@@ -149,13 +149,14 @@ class LiveCall:
 async def place_call(settings: Any, db: Any, *, limits: Any = None, transport: PlaybackTransport | None = None,
                      **business: Any) -> LiveCall:
     """Create a business and a claimed browser session, and run its call over a PlaybackTransport."""
+    from app.telephony.line import PhoneLine
     from app.voice.runtime import CallRuntime
     from app.voice.sessions import open_session
     from app.voice.tokens import claim_session
     from tests.support.data import create_owner
 
     _user, biz = await create_owner(db, **business)
-    runtime = CallRuntime(settings, db)
+    runtime = CallRuntime(settings, db, telephony=PhoneLine(settings))
     session, token = await open_session(db, runtime.issuer, biz, "browser")
     runtime.prewarm(session.id)
     claimed = await claim_session(db, runtime.issuer, token, session_id=session.id)

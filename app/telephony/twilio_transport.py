@@ -26,9 +26,9 @@ from litestar.exceptions import WebSocketDisconnect
 
 from app.db.models import Channel
 from app.telephony import twiml
+from app.telephony.mulaw_recording import StereoRecording
 from app.telephony.rest import TwilioCalls, TwilioUnavailable
 from app.voice import frames
-from app.voice.recording import StereoRecording
 from app.voice.sockets import CLOSE_NORMAL, close_socket
 from app.voice.transport import AudioIn, CallerEvent, CallerGone, CallerTransport, Dtmf
 

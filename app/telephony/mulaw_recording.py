@@ -1,4 +1,4 @@
-"""Call recordings: both directions of a phone call as one stereo WAV (caller left, agent right).
+"""Phone call recordings: both directions of a Twilio call (mu-law) as one stereo WAV (caller left, agent right).
 
 During the call nothing is decoded: the transport hands over the raw mu-law chunks with the time each was
 spoken (caller: Twilio's media `timestamp`) or played (agent: from the playback clock and returned marks).
@@ -8,22 +8,11 @@ event loop.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import wave
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
-from uuid import UUID
 
 import numpy as np
-from sqlalchemy import update
-
-from app.db.engine import Database
-from app.db.models import Call
-
-log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 8000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -119,36 +108,3 @@ class StereoRecording:
             out.setframerate(SAMPLE_RATE)
             out.writeframes(frames.astype("<i2").tobytes())
         partial.replace(path)  # a reader never sees a half-written file
-
-
-def recording_path(recordings_dir: Path, business_id: UUID, call_id: UUID) -> Path:
-    return recordings_dir / str(business_id) / f"{call_id}.wav"
-
-
-class WavRecording(Protocol):
-    """What `save_recording` needs: a phone call's StereoRecording or a browser call's PcmStereoRecording."""
-
-    @property
-    def is_empty(self) -> bool: ...
-
-    def write_wav(self, path: Path) -> None: ...
-
-
-async def save_recording(
-    db: Database, recordings_dir: Path, business_id: UUID, call_id: UUID, recording: WavRecording
-) -> Path | None:
-    """Write the WAV off the event loop and point the Call at it; None when there was no audio."""
-    if recording.is_empty:
-        return None
-    path = recording_path(recordings_dir, business_id, call_id).resolve()
-    started = datetime.now(UTC)
-    await asyncio.to_thread(recording.write_wav, path)
-    async with db.session() as s, s.begin():
-        await s.execute(
-            update(Call)
-            .where(Call.id == call_id, Call.business_id == business_id)
-            .values(recording_path=str(path))
-        )
-    log.info("recording of call %s written to %s in %.0f ms", call_id, path,
-             (datetime.now(UTC) - started).total_seconds() * 1000)
-    return path
