@@ -37,6 +37,7 @@ from app.web.health import health
 from app.web.logs import configure_logging
 from app.web.metrics import metrics
 from app.web.proxy import ProxyHeadersMiddleware
+from app.web.raw_frames import RawFrames
 from app.web.request_id import RequestIdMiddleware
 from app.web.security_headers import SecurityHeaders
 
@@ -157,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     template_config.engine_instance.engine.filters.update(inbox_filters)
     # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s
     # carry the headers too; it passes WebSocket scopes straight through.
-    app.asgi_handler = SecurityHeaders(app.asgi_handler)
+    app.asgi_handler = RawFrames(SecurityHeaders(app.asgi_handler))  # RawFrames: see app/web/raw_frames.py
     template_config.engine_instance.engine.globals.update(
         version=__version__, google_configured=settings.google_configured, asset=asset_url
     )

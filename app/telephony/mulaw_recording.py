@@ -8,11 +8,14 @@ event loop.
 
 from __future__ import annotations
 
+import base64
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from app.voice.transport import base64_bytes
 
 SAMPLE_RATE = 8000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -40,11 +43,16 @@ def decode_ulaw(data: bytes) -> np.ndarray:
 @dataclass(slots=True)
 class _Piece:
     start_ms: float
-    payload: bytes
+    #: mu-law bytes, or their base64 as the model sent it (decoded only when the file is written, off the loop)
+    payload: bytes | str
+    nbytes: int
 
     @property
     def end_ms(self) -> float:
-        return self.start_ms + len(self.payload) / SAMPLES_PER_MS
+        return self.start_ms + self.nbytes / SAMPLES_PER_MS
+
+    def audio(self) -> bytes:
+        return base64.b64decode(self.payload) if isinstance(self.payload, str) else self.payload
 
 
 @dataclass
@@ -56,11 +64,13 @@ class StereoRecording:
 
     def add_caller(self, timestamp_ms: float, payload: bytes) -> None:
         if payload and 0 <= timestamp_ms < MAX_RECORDING_MS:
-            self.caller.append(_Piece(float(timestamp_ms), payload))
+            self.caller.append(_Piece(float(timestamp_ms), payload, len(payload)))
 
-    def add_agent(self, start_ms: float, payload: bytes) -> None:
+    def add_agent(self, start_ms: float, payload: bytes | str) -> None:
+        """`payload`: mu-law bytes or their base64 (kept as it is: nothing is decoded on the audio path)."""
         if payload and 0 <= start_ms < MAX_RECORDING_MS:
-            self.agent.append(_Piece(float(start_ms), payload))
+            nbytes = base64_bytes(payload) if isinstance(payload, str) else len(payload)
+            self.agent.append(_Piece(float(start_ms), payload, nbytes))
 
     def cut_agent(self, at_ms: float) -> None:
         """Playback was cleared at `at_ms`: agent audio scheduled after it was never heard."""
@@ -70,7 +80,8 @@ class StereoRecording:
                 kept.append(piece)
             elif piece.start_ms < at_ms:
                 heard = round((at_ms - piece.start_ms) * SAMPLES_PER_MS)
-                kept.append(_Piece(piece.start_ms, piece.payload[:heard]))
+                cut = piece.audio()[:heard]
+                kept.append(_Piece(piece.start_ms, cut, len(cut)))
         self.agent = kept
 
     def delay_agent(self, from_ms: float, delay_ms: float) -> None:
@@ -93,7 +104,7 @@ class StereoRecording:
         for column, pieces in ((0, self.caller), (1, self.agent)):
             for piece in pieces:
                 start = round(piece.start_ms * SAMPLES_PER_MS)
-                samples = decode_ulaw(piece.payload)[: max(0, total - start)]
+                samples = decode_ulaw(piece.audio())[: max(0, total - start)]
                 # Later pieces overwrite: a re-sent or overlapping chunk must not double the amplitude.
                 frames[start : start + len(samples), column] = samples
         return frames

@@ -9,7 +9,6 @@ once however the call ends.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -27,7 +26,7 @@ from app.voice.recorder import HEARTBEAT_SECONDS, CallRecorder, Ending
 from app.voice.response_state import ResponseState, TurnMetrics
 from app.voice.resume import RESUME_LINE, RESUME_WAITING_LINE, heard_part, restore_events, resume_response
 from app.voice.supervisor import SupervisorAnswer
-from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf
+from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf, base64_bytes
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +515,10 @@ class CallBridge:
                 await self.transport.send_caption("agent", text, final=True)
         elif kind == "response.function_call_arguments.done":
             self._on_tool_call(str(event.get("call_id")), str(event.get("name")), str(event.get("arguments") or ""))
+        elif kind == "response.output_audio.done":
+            await self.transport.audio_done()
         elif kind == "response.done":
+            await self.transport.audio_done()
             await self._on_response_done(event.get("response") or {})
         elif kind == "error":
             self._on_error(event.get("error") or {})
@@ -525,16 +527,19 @@ class CallBridge:
         if self._response.is_muted(event.get("response_id")):
             return  # the caller interrupted this response; its remaining audio must not play
         item_id = str(event.get("item_id"))
-        chunk = base64.b64decode(event.get("delta") or "")
-        if not chunk:
+        delta = event.get("delta")
+        if not delta or not isinstance(delta, str):
             return
+        # The base64 goes to the caller's transport as it came: a channel that speaks it (Twilio) sends the very
+        # string, so only its length is read here.
+        nbytes = base64_bytes(delta)
         now = self._clock()
         if self._response.playing_item != item_id:
             self._response.playing_item = item_id
             await self.transport.send_state("speaking")
-        self._response.produced(item_id, len(chunk))
-        await self.transport.send_audio(item_id, chunk)
-        self._response.audio_until = max(self._response.audio_until, now) + len(chunk) / self._bpm / 1000
+        self._response.produced(item_id, nbytes)
+        await self.transport.send_audio(item_id, delta)
+        self._response.audio_until = max(self._response.audio_until, now) + nbytes / self._bpm / 1000
         self._turns.agent_audio(now)
 
     def produced_ms(self, item_id: str) -> int:

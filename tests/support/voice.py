@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -74,7 +75,9 @@ class PlaybackTransport(CallerTransport):
             if isinstance(event, CallerGone):
                 return
 
-    async def send_audio(self, item_id: str, chunk: bytes) -> None:
+    async def send_audio(self, item_id: str, chunk: bytes | str) -> None:
+        if isinstance(chunk, str):
+            chunk = base64.b64decode(chunk)
         now = time.monotonic()
         self.first_audio_at = self.first_audio_at or now
         self.received[item_id] = self.received.get(item_id, 0) + len(chunk)
