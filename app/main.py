@@ -37,6 +37,7 @@ from app.web.health import health
 from app.web.logs import configure_logging
 from app.web.metrics import metrics
 from app.web.proxy import ProxyHeadersMiddleware
+from app.web.raw_frames import RawFrames
 from app.web.request_id import RequestIdMiddleware
 from app.web.security_headers import SecurityHeaders
 
@@ -74,10 +75,11 @@ def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Ca
     from app.calendar.runtime import start_calendar, stop_calendar
     from app.inbox.runtime import start_inbox, stop_inbox
     from app.outbound.runtime import start_outbound, stop_outbound
+    from app.telephony.line import start_telephony
     from app.voice.runtime import start_runtime, stop_runtime
 
     # Billing and the inbox register their job kinds on the queue the call runtime builds, so they start after it.
-    return ([start_runtime, start_calendar, start_inbox, start_billing, start_outbound],
+    return ([start_runtime, start_telephony, start_calendar, start_inbox, start_billing, start_outbound],
             [stop_outbound, stop_billing, stop_inbox, stop_calendar, stop_runtime])
 
 
@@ -165,7 +167,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     template_config.engine_instance.engine.filters.update(language_filters)
     # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s
     # carry the headers too; it passes WebSocket scopes straight through.
-    app.asgi_handler = SecurityHeaders(app.asgi_handler)
+    app.asgi_handler = RawFrames(SecurityHeaders(app.asgi_handler))  # RawFrames: see app/web/raw_frames.py
     template_config.engine_instance.engine.globals.update(
         version=__version__, google_configured=settings.google_configured, asset=asset_url
     )

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.telephony.twilio_transport import TwilioTransport
 from app.voice import frames
 from app.voice.browser import BrowserTransport
 from app.voice.transport import AudioIn, CallerGone
-from app.voice.twilio_transport import TwilioTransport
 from tests.support.frames import malformed_browser_frames, malformed_twilio_frames, twilio_frames
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

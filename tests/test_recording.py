@@ -12,7 +12,8 @@ import numpy as np
 from app.db.engine import Database
 from app.db.models import Call, Channel, Session
 from app.settings import Settings
-from app.voice.recording import SAMPLE_RATE, StereoRecording, decode_ulaw, save_recording
+from app.telephony.mulaw_recording import SAMPLE_RATE, StereoRecording, decode_ulaw
+from app.voice.recording_store import save_recording
 from tests.doubles.twilio_double import caller_audio
 from tests.support.data import create_owner
 

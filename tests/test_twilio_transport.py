@@ -11,9 +11,9 @@ import pytest
 from litestar.exceptions import WebSocketDisconnect
 
 from app.telephony.media import HandshakeFailed, await_start
-from app.voice.recording import StereoRecording
+from app.telephony.mulaw_recording import StereoRecording
+from app.telephony.twilio_transport import TwilioTransport
 from app.voice.transport import AudioIn, CallerGone, Dtmf
-from app.voice.twilio_transport import TwilioTransport
 
 SID = "MZ" + "1" * 32
 
@@ -93,28 +93,46 @@ async def test_handshake_failures(frames: list[Any], reason: str) -> None:
     assert failure.value.reason == reason
 
 
-async def test_every_chunk_is_followed_by_a_mark_and_marks_say_what_was_heard() -> None:
+async def test_marks_are_coalesced_and_say_what_was_heard() -> None:
     socket, clock, recording = FakeSocket(), Clock(), StereoRecording()
     t = transport(socket, clock, recording)
-    for _ in range(3):
+    for _ in range(5):
         await t.send_audio("item_a", b"\x10" * 400)  # 50 ms each, queued back to back
-    assert [m["event"] for m in socket.outgoing] == ["media", "mark"] * 3
+    # One mark per MARK_EVERY_MS (100 ms) of audio, not one per chunk; the tail waits for the end of the audio.
+    assert [m["event"] for m in socket.outgoing] == ["media", "media", "mark", "media", "media", "mark", "media"]
+    await t.audio_done()
+    assert socket.outgoing[-1]["event"] == "mark"
+    await t.audio_done()  # nothing open: no second mark
+    assert [m["event"] for m in socket.outgoing].count("mark") == 3
     assert base64.b64decode(socket.outgoing[0]["media"]["payload"]) == b"\x10" * 400  # untouched
     assert all(m["streamSid"] == SID for m in socket.outgoing)
     names = [m["mark"]["name"] for m in socket.outgoing if m["event"] == "mark"]
     assert len(set(names)) == 3
     assert t.heard_ms("item_a") == 0
     clock.advance(30)
-    assert t.heard_ms("item_a") == 30  # inside the first chunk
-    clock.advance(20)
+    assert t.heard_ms("item_a") == 30  # inside the first segment, from the clock
+    clock.advance(70)
     t._on_mark(names[0])
-    assert t.heard_ms("item_a") == 50
+    assert t.heard_ms("item_a") == 100
     assert not await t.wait_played(0.01)
-    clock.advance(100)
+    clock.advance(150)
     t._on_mark(names[2])  # a lost mark in between: the later one covers it
-    assert t.heard_ms("item_a") == 150 and await t.wait_played(0.01)
+    assert t.heard_ms("item_a") == 250 and await t.wait_played(0.01)
     assert t.heard_ms("unknown") == 0
-    assert [p.start_ms for p in recording.agent] == pytest.approx([0, 50, 100])
+    assert [p.start_ms for p in recording.agent] == pytest.approx([0, 50, 100, 150, 200])
+
+
+async def test_a_new_item_or_a_pause_closes_the_segment() -> None:
+    socket, clock = FakeSocket(), Clock()
+    t = transport(socket, clock)
+    await t.send_audio("item_a", b"\x10" * 160)
+    await t.send_audio("item_b", b"\x10" * 160)  # another item: item_a's segment gets its mark first
+    assert [m["event"] for m in socket.outgoing] == ["media", "mark", "media"]
+    clock.advance(100)  # playback ran dry for 60 ms: the next chunk starts a segment of its own
+    await t.send_audio("item_b", b"\x10" * 160)
+    assert [m["event"] for m in socket.outgoing] == ["media", "mark", "media", "mark", "media"]
+    assert await t.wait_played(0.01) is False  # waiting closes the open segment (its mark goes out)
+    assert socket.outgoing[-1]["event"] == "mark"
 
 
 async def test_clear_freezes_what_was_heard_and_ignores_the_returned_marks() -> None:
@@ -123,27 +141,26 @@ async def test_clear_freezes_what_was_heard_and_ignores_the_returned_marks() -> 
     for _ in range(4):
         await t.send_audio("item_b", b"\x10" * 400)
     names = [m["mark"]["name"] for m in socket.outgoing if m["event"] == "mark"]
-    clock.advance(50)
-    t._on_mark(names[0])
-    clock.advance(20)
+    clock.advance(70)
     await t.clear()
     assert socket.outgoing[-1] == {"event": "clear", "streamSid": SID}
     assert t.heard_ms("item_b") == 70
-    for name in names[1:]:  # Twilio returns the pending marks after a clear
+    for name in names:  # Twilio returns the pending marks after a clear
         t._on_mark(name)
     assert t.heard_ms("item_b") == 70 and await t.wait_played(0.01)
-    assert sum(len(p.payload) for p in recording.agent) == 70 * 8  # the unheard rest is not in the recording
+    assert sum(p.nbytes for p in recording.agent) == 70 * 8  # the unheard rest is not in the recording
+    assert sum(len(p.audio()) for p in recording.agent) == 70 * 8
 
 
 async def test_late_marks_move_the_recording_of_what_is_still_queued() -> None:
     socket, clock, recording = FakeSocket(), Clock(), StereoRecording()
     t = transport(socket, clock, recording)
-    await t.send_audio("item_c", b"\x10" * 400)
-    await t.send_audio("item_c", b"\x10" * 400)
+    for _ in range(3):
+        await t.send_audio("item_c", b"\x10" * 400)
     names = [m["mark"]["name"] for m in socket.outgoing if m["event"] == "mark"]
-    clock.advance(130)  # the first chunk finished 80 ms late (network jitter)
+    clock.advance(180)  # the first segment (100 ms) finished 80 ms late (network jitter)
     t._on_mark(names[0])
-    assert [p.start_ms for p in recording.agent] == pytest.approx([0, 130])
+    assert [p.start_ms for p in recording.agent] == pytest.approx([0, 50, 180])
 
 
 async def test_inbound_events_and_malformed_frames() -> None:
@@ -164,7 +181,8 @@ async def test_inbound_events_and_malformed_frames() -> None:
     for frame in frames:
         socket.feed(frame)
     events = [event async for event in t.events()]
-    assert events == [AudioIn(audio), Dtmf("7"), CallerGone("hung_up")]
+    # The payload goes on as the very string Twilio sent (no decode/encode round trip).
+    assert events == [AudioIn(base64.b64encode(audio).decode()), Dtmf("7"), CallerGone("hung_up")]
     assert t.ignored_frames == 7
     assert [(p.start_ms, p.payload) for p in recording.caller] == [(140.0, audio)]
 

@@ -24,9 +24,16 @@ from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.billing.plans import Plan, plan_for_product, trial_plan
-from app.db.models import Billing, BillingSubscription, Call, Channel, SubscriptionStatus, UsageWarning
+from app.db.models import (
+    PLAN_LIMIT_END_REASONS,
+    Billing,
+    BillingSubscription,
+    Call,
+    Channel,
+    SubscriptionStatus,
+    UsageWarning,
+)
 from app.settings import Settings
-from app.telephony.fallback import PLAN_LIMIT_END_REASONS
 
 #: A call shorter than this that ended before the caller said anything is not billed (a misdial, a hang-up
 #: during the greeting).

@@ -46,6 +46,17 @@ class CallStatus(StrEnum):
     ABANDONED = "abandoned"
 
 
+# The one name for "the plan's limit kept this call from the AI", as `Call.end_reason` stores it (by where the
+# fallback sent the caller): the webhook records it, the billing page counts it, the calls page words it.
+PLAN_LIMIT_FORWARDED = "limit_reached_forwarded"
+PLAN_LIMIT_VOICEMAIL = "limit_reached_voicemail"
+PLAN_LIMIT_END_REASONS = (PLAN_LIMIT_FORWARDED, PLAN_LIMIT_VOICEMAIL)
+
+
+def plan_limit_end_reason(forwarded: bool) -> str:
+    return PLAN_LIMIT_FORWARDED if forwarded else PLAN_LIMIT_VOICEMAIL
+
+
 class EventKind(StrEnum):
     CALLER = "caller"
     AGENT = "agent"

@@ -20,9 +20,18 @@ from uuid import UUID
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Appointment, Call, CallEvent, CallStatus, Customer, EventKind, Message
+from app.db.models import (
+    PLAN_LIMIT_FORWARDED,
+    PLAN_LIMIT_VOICEMAIL,
+    Appointment,
+    Call,
+    CallEvent,
+    CallStatus,
+    Customer,
+    EventKind,
+    Message,
+)
 from app.jobs import enqueue
-from app.telephony.fallback import PLAN_LIMIT_FORWARDED, PLAN_LIMIT_VOICEMAIL
 
 #: every call shorter than this that the caller ended is "hung up early"
 EARLY_HANG_UP_SECONDS = 15.0

@@ -38,17 +38,6 @@ class FallbackReason(StrEnum):
     PLAN_LIMIT = "plan_limit"
 
 
-# The one name for "the plan's limit kept this call from the AI", as `Call.end_reason` stores it (by where the
-# fallback sent the caller): the webhook records it, the billing page counts it, the calls page words it.
-PLAN_LIMIT_FORWARDED = "limit_reached_forwarded"
-PLAN_LIMIT_VOICEMAIL = "limit_reached_voicemail"
-PLAN_LIMIT_END_REASONS = (PLAN_LIMIT_FORWARDED, PLAN_LIMIT_VOICEMAIL)
-
-
-def plan_limit_end_reason(forwarded: bool) -> str:
-    return PLAN_LIMIT_FORWARDED if forwarded else PLAN_LIMIT_VOICEMAIL
-
-
 # Issue 16: the words come from app.i18n.lines, in the call's language (the business's primary language when the
 # call has none yet); each <Say> has the Twilio voice and language of that locale.
 _FORWARD_LINE = {FallbackReason.AI_LOST: Line.FORWARD_TROUBLE}

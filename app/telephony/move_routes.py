@@ -17,16 +17,17 @@ from app.db.engine import Database
 from app.db.services import BusinessScope
 from app.settings import Settings
 from app.telephony.media import HandshakeFailed, await_start
+from app.telephony.mulaw_recording import StereoRecording
 from app.telephony.rest import TwilioCalls
 from app.telephony.routes import CLOSE_HANDSHAKE_FAILED, _fallback_for
+from app.telephony.twilio_transport import TwilioTransport
 from app.voice.lifecycle import claim_move
 from app.voice.move import MOVED_STREAM_PATH, load_resumed
-from app.voice.recording import StereoRecording, save_recording
+from app.voice.recording_store import save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
 from app.voice.runtime import get_runtime
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected
-from app.voice.twilio_transport import TwilioTransport
 
 log = logging.getLogger(__name__)
 

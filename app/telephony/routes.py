@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.billing.usage import BillingScope
 from app.db.engine import Database
-from app.db.models import Business, Call, Channel, Session
+from app.db.models import Business, Call, Channel, Session, plan_limit_end_reason
 from app.db.services import BusinessScope
 from app.i18n import languages
 from app.i18n.lines import Line, text
@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.telephony import fallback, twiml
 from app.telephony.greeting import RECORDING_NOTICE, phone_greeting
 from app.telephony.media import HandshakeFailed, StreamStart, await_start
+from app.telephony.mulaw_recording import StereoRecording
 from app.telephony.records import (
     FINAL_STATUSES,
     business_for_number,
@@ -35,13 +36,13 @@ from app.telephony.records import (
 from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
 from app.telephony.transfers import usable_transfer_number
+from app.telephony.twilio_transport import TwilioTransport
 from app.voice.lifecycle import claim_session, fail_unstarted, record_without_ai
-from app.voice.recording import StereoRecording, save_recording
+from app.voice.recording_store import save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
 from app.voice.runtime import CallRuntime, get_runtime
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected
-from app.voice.twilio_transport import TwilioTransport
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db:
                                        forwarded=forwarded):
             log.info("call %s: plan-limit webhook repeated", call_sid)
         log.info("call %s for business %s not answered by the AI (%s)", call_sid, business.id,
-                 fallback.plan_limit_end_reason(forwarded))
+                 plan_limit_end_reason(forwarded))
         return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.PLAN_LIMIT,
                                               base_url=settings.public_base_url, forward_to=forward_to))
     primary = languages.offered(business.languages)[0]

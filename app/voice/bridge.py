@@ -9,7 +9,6 @@ once however the call ends.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -27,9 +26,10 @@ from app.voice.language import SET_LANGUAGE_TOOL, CallLanguage
 from app.voice.prompts import END_CALL_TOOL, SUPERVISOR_TOOL, TRANSFER_TOOL
 from app.voice.realtime import Link, LinkUnavailable
 from app.voice.recorder import HEARTBEAT_SECONDS, CallRecorder, Ending
+from app.voice.response_state import ResponseState, TurnMetrics
 from app.voice.resume import ResumePoint, heard_part, restore_events, resume_response
 from app.voice.supervisor import SupervisorAnswer
-from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf
+from app.voice.transport import AudioIn, CallerGone, CallerTransport, Dtmf, base64_bytes
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +125,7 @@ class CallBridge:
         self._winding_down = False  # a goodbye is under way: no more prompts, limits or tools
 
         # response / playback state
-        self._response_active = False
-        self._response_idle = asyncio.Event()
-        self._response_idle.set()
-        self._response_finished = asyncio.Event()
-        self._muted_response: str | None = None
-        self._last_response_id: str | None = None
-        self._create_after_done = False
-        self._playing_item: str | None = None
-        self.produced_bytes: dict[str, int] = {}
-        self._agent_audio_until = clock()
-        self._agent_partial = ""
+        self._response = ResponseState(clock)
         self._pending_tools: list[tuple[str, str, str]] = []
         self._supervisor_tasks: dict[str, asyncio.Task[SupervisorAnswer]] = {}
 
@@ -144,9 +134,7 @@ class CallBridge:
         self._last_caller_activity = clock()
         self._silence_prompted = False
         self._speech_started_offset = 0
-        self._turn = 0
-        self._turn_stopped_at: float | None = None
-        self._awaiting_answer: tuple[int, float] | None = None
+        self._turns = TurnMetrics(recorder.add_latency)
         self.truncations: list[dict[str, int | str]] = []
 
         self._flush_task: asyncio.Task[None] | None = None
@@ -181,7 +169,7 @@ class CallBridge:
 
     async def run(self) -> Ending:
         await self.transport.send_state("connecting")
-        self._turn_stopped_at = self._clock()  # turn 0: the greeting's latency, from the call's start
+        self._turns.call_started(self._clock())  # turn 0: the greeting's latency, from the call's start
         try:
             await self.link.wait_connected()
             for opening in self._opening():
@@ -198,9 +186,7 @@ class CallBridge:
                 self.recorder.add(EventKind.SYSTEM, "call started", {"channel": self.transport.channel})
             else:
                 self.recorder.add(EventKind.SYSTEM, "call continued on this instance", {"move": "claimed"})
-            self._spawn(self._caller_pump(), "caller-pump")
-            self._realtime_task = self._spawn(self._realtime_pump(), "realtime-pump")
-            self._spawn(self._watchdog(), "watchdog")
+            self._spawn(self._pumps(), "pumps")
         try:
             await self._done.wait()
         except asyncio.CancelledError:
@@ -282,12 +268,12 @@ class CallBridge:
         """A response still being generated when the call ends (the caller hung up mid-answer) is cancelled,
         and its `response.done` awaited briefly: OpenAI bills what it generated all the same, so its usage
         and words belong in the record."""
-        if not self._response_active or self._realtime_task is None or self._realtime_task.done():
+        if not self._response.active or self._realtime_task is None or self._realtime_task.done():
             return
         with contextlib.suppress(Exception):
             await self._send({"type": "response.cancel"})
             async with asyncio.timeout(SETTLE_SECONDS):
-                await self._response_idle.wait()
+                await self._response.wait_idle()
 
     async def _settle_link(self) -> None:
         """A link with accounting to collect at the end (GPT-Live's final usage comes with `session.closed`)
@@ -299,8 +285,20 @@ class CallBridge:
             async with asyncio.timeout(SETTLE_SECONDS):
                 await settle()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(self._guard(coro, name), name=name)
+    async def _pumps(self) -> None:
+        """The call's three loops in one task group: cancelled together when the call ends (each is guarded, so
+        one failing ends the call through `end` rather than tearing down the others mid-settle)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._guard(self._caller_pump(), "caller-pump"), name="caller-pump")
+            self._realtime_task = group.create_task(self._guard(self._realtime_pump(), "realtime-pump"),
+                                                    name="realtime-pump")
+            group.create_task(self._guard(self._watchdog(), "watchdog"), name="watchdog")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, guarded: bool = True) -> asyncio.Task[Any]:
+        """The one way the call starts a task (the flush aside, which must outlive the cancel at the end):
+        every one is cancelled and awaited when the call is finalised. Unguarded: the caller awaits the result
+        and handles its failure (the supervisor's answer)."""
+        task = asyncio.create_task(self._guard(coro, name) if guarded else coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -426,7 +424,7 @@ class CallBridge:
     async def _keep_what_was_heard(self) -> dict[str, Any]:
         """The answer being played when the session dropped: playback stops, and the words the caller heard
         go into the transcript (the rest was never heard, and the new session must not think it was said)."""
-        item_id, partial = self._playing_item, self._agent_partial.strip()
+        item_id, partial = self._response.playing_item, self._response.partial.strip()
         if item_id is None:
             return {}
         produced = self.produced_ms(item_id)
@@ -440,15 +438,7 @@ class CallBridge:
         return {"item_id": item_id, "heard_ms": heard, "produced_ms": produced}
 
     def _forget_response(self) -> None:
-        self._response_active = False
-        self._response_idle.set()
-        self._response_finished.set()
-        self._muted_response = None
-        self._last_response_id = None
-        self._create_after_done = False
-        self._playing_item = None
-        self._agent_partial = ""
-        self._agent_audio_until = self._clock()
+        self._response.forget()
         self._caller_speaking = False
 
     async def _fall_back(self, reason: str, apology: str) -> None:
@@ -520,7 +510,7 @@ class CallBridge:
             self._link_started = self._clock() - self.limits.realtime_session_seconds + 30
             self._switching = False
             return
-        if self._ending is not None or self._response_active or self._caller_speaking:
+        if self._ending is not None or self._response.active or self._caller_speaking:
             with contextlib.suppress(Exception):
                 await link.close()  # something started meanwhile: keep the old session, try again soon
             self._link_started = self._clock() - self.limits.realtime_session_seconds + 5
@@ -543,8 +533,7 @@ class CallBridge:
         elif kind == "input_audio_buffer.speech_stopped":
             self._caller_speaking = False
             self._last_caller_activity = self._clock()
-            self._turn += 1
-            self._turn_stopped_at = self._clock()
+            self._turns.caller_stopped(self._clock())
         elif kind == "conversation.item.input_audio_transcription.completed":
             text = str(event.get("transcript") or "").strip()
             self.recorder.add_usage("transcription", self._transcription_model, from_transcription(event.get("usage")))
@@ -563,63 +552,62 @@ class CallBridge:
             await self.transport.send_caption("caller", str(event.get("delta") or ""), final=False)
         elif kind == "response.created":
             response = event.get("response") or {}
-            self._response_active = True
-            self._response_idle.clear()
-            self._agent_partial = ""
-            self._last_response_id = response.get("id")
-            if response.get("id") != self._muted_response:
-                self._muted_response = None
+            self._response.created(response.get("id"))
         elif kind == "response.output_audio_transcript.delta":
-            self._agent_partial += str(event.get("delta") or "")
-            await self.transport.send_caption("agent", self._agent_partial, final=False)
+            self._response.partial += str(event.get("delta") or "")
+            await self.transport.send_caption("agent", self._response.partial, final=False)
         elif kind == "response.output_audio_transcript.done":
             text = str(event.get("transcript") or "").strip()
-            self._agent_partial = ""  # recorded whole: nothing partial left to keep if the socket drops now
+            self._response.partial = ""  # recorded whole: nothing partial left to keep if the socket drops now
             if text:
                 self.recorder.add(EventKind.AGENT, text, {"item_id": event.get("item_id")})
                 await self.transport.send_caption("agent", text, final=True)
         elif kind == "response.function_call_arguments.done":
             self._on_tool_call(str(event.get("call_id")), str(event.get("name")), str(event.get("arguments") or ""))
+        elif kind == "response.output_audio.done":
+            await self.transport.audio_done()
         elif kind == "response.done":
+            await self.transport.audio_done()
             await self._on_response_done(event.get("response") or {})
         elif kind == "error":
             self._on_error(event.get("error") or {})
 
     async def _on_audio(self, event: dict[str, Any]) -> None:
-        if self._muted_response is not None and event.get("response_id") == self._muted_response:
+        if self._response.is_muted(event.get("response_id")):
             return  # the caller interrupted this response; its remaining audio must not play
         item_id = str(event.get("item_id"))
-        chunk = base64.b64decode(event.get("delta") or "")
-        if not chunk:
+        delta = event.get("delta")
+        if not delta or not isinstance(delta, str):
             return
+        # The base64 goes to the caller's transport as it came: a channel that speaks it (Twilio) sends the very
+        # string, so only its length is read here.
+        nbytes = base64_bytes(delta)
         now = self._clock()
-        if self._playing_item != item_id:
-            self._playing_item = item_id
+        if self._response.playing_item != item_id:
+            self._response.playing_item = item_id
             await self.transport.send_state("speaking")
-        self.produced_bytes[item_id] = self.produced_bytes.get(item_id, 0) + len(chunk)
-        await self.transport.send_audio(item_id, chunk)
-        self._agent_audio_until = max(self._agent_audio_until, now) + len(chunk) / self._bpm / 1000
-        if self._turn_stopped_at is not None:
-            self.recorder.add_latency({"turn": self._turn, "response_ms": int((now - self._turn_stopped_at) * 1000)})
-            self._turn_stopped_at = None
-        if self._awaiting_answer is not None:
-            turn, asked_at = self._awaiting_answer
-            self.recorder.add_latency({"turn": turn, "answer_ms": int((now - asked_at) * 1000)})
-            self._awaiting_answer = None
+        self._response.produced(item_id, nbytes)
+        await self.transport.send_audio(item_id, delta)
+        self._response.audio_until = max(self._response.audio_until, now) + nbytes / self._bpm / 1000
+        self._turns.agent_audio(now)
 
     def produced_ms(self, item_id: str) -> int:
-        return self.produced_bytes.get(item_id, 0) // self._bpm
+        return self._response.produced_ms(item_id, self._bpm)
+
+    @property
+    def produced_bytes(self) -> dict[str, int]:
+        return self._response.produced_bytes
 
     async def _on_speech_started(self, event: dict[str, Any]) -> None:
         self._caller_speaking = True
         self._silence_prompted = False
         self._last_caller_activity = self._clock()
         self._speech_started_offset = self.recorder.offset_ms()
-        item_id = self._playing_item
+        item_id = self._response.playing_item
         if item_id is None:
             return
         produced = self.produced_ms(item_id)
-        if self.transport.heard_ms(item_id) + 20 >= produced and not self._response_active:
+        if self.transport.heard_ms(item_id) + 20 >= produced and not self._response.active:
             return  # everything produced has played: nothing to interrupt
         await self.transport.clear()
         heard = self.transport.heard_ms(item_id)
@@ -632,10 +620,10 @@ class CallBridge:
                                  "heard_ms": heard})
         self.recorder.add(EventKind.SYSTEM, "caller interrupted",
                           {"item_id": item_id, "audio_end_ms": audio_end_ms, "produced_ms": produced})
-        self._playing_item = None
-        self._agent_audio_until = self._clock()
-        if self._response_active:
-            self._muted_response = self._last_response_id
+        self._response.playing_item = None
+        self._response.audio_until = self._clock()
+        if self._response.active:
+            self._response.muted = self._response.last_id
             await self._send({"type": "response.cancel"})
         await self.transport.send_state("listening")
 
@@ -650,16 +638,11 @@ class CallBridge:
                 context = str(json.loads(arguments or "{}").get("relevantContextFromLastUserMessage", ""))
             except (ValueError, AttributeError):
                 context = ""
-            task = asyncio.create_task(self._ask_supervisor(self.recorder.transcript, context),
-                                       name="supervisor")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            self._supervisor_tasks[call_id] = task
+            self._supervisor_tasks[call_id] = self._spawn(
+                self._ask_supervisor(self.recorder.transcript, context), "supervisor", guarded=False)
 
     async def _on_response_done(self, response: dict[str, Any]) -> None:
-        self._response_active = False
-        self._response_finished.set()
-        self._last_response_id = None
+        self._response.done()
         if response.get("usage"):
             self.recorder.add_usage("realtime", self._realtime_model, from_realtime(response["usage"]))
         status = response.get("status")
@@ -667,11 +650,10 @@ class CallBridge:
             details = response.get("status_details") or {}
             self.recorder.add(EventKind.ERROR, "realtime response failed", {"details": details})
         tools, self._pending_tools = self._pending_tools, []
-        self._response_idle.set()
         if self._ending is not None:
             return  # the call is over: nothing more is asked of the model
-        if self._create_after_done:
-            self._create_after_done = False
+        if self._response.create_after_done:
+            self._response.create_after_done = False
             await self._send({"type": "response.create"})
         for call_id, name, _arguments in tools:
             self._run_tool(call_id, name)
@@ -702,7 +684,7 @@ class CallBridge:
         if code == BUSY_ERROR:
             # A caller turn started a response just before ours: ask again once that one is done, so a
             # supervisor answer or a goodbye is never dropped.
-            self._create_after_done = True
+            self._response.create_after_done = True
             return
         log.warning("realtime error %s: %s", code, message)
         self.recorder.add(EventKind.ERROR, message or code, {"source": "realtime", "code": code,
@@ -713,7 +695,7 @@ class CallBridge:
         # realtime pump opens a new session with the call restored.
 
     async def _tool_output(self, call_id: str, output: dict[str, Any], *, respond: bool = True) -> None:
-        await self._response_idle.wait()
+        await self._response.wait_idle()
         self._open_tool_calls.pop(call_id, None)
         await self._send(
             {"type": "conversation.item.create",
@@ -734,7 +716,7 @@ class CallBridge:
 
     async def _deliver_supervisor(self, call_id: str) -> None:
         task = self._supervisor_tasks.pop(call_id)
-        turn = self._turn
+        turn = self._turns.turn
         answer = await task
         self.recorder.add_latency({"turn": turn, "supervisor_ms": answer.ms})
         self.recorder.add(EventKind.TOOL_RESULT, SUPERVISOR_TOOL,
@@ -743,7 +725,7 @@ class CallBridge:
         self._request_flush()
         if self._winding_down:
             return
-        self._awaiting_answer = (turn, self._clock())
+        self._turns.answer_asked(turn, self._clock())
         await self._tool_output(call_id, {"nextResponse": answer.text})
 
     async def _end_after_goodbye(self) -> None:
@@ -753,7 +735,7 @@ class CallBridge:
 
     async def _ask_for_person(self) -> None:
         """Keypad 0 with no one to transfer to: the receptionist hears it and offers a message instead."""
-        await self._response_idle.wait()
+        await self._response.wait_idle()
         await self._send({"type": "conversation.item.create", "item": {
             "type": "message", "role": "user",
             "content": [{"type": "input_text", "text": "(The caller pressed 0 on the keypad to reach a person.)"}]}})
@@ -786,14 +768,14 @@ class CallBridge:
         self._winding_down = True
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(3):
-                await self._response_idle.wait()
-        self._response_finished.clear()
+                await self._response.wait_idle()
+        self._response.expect_finish()
         await self._send({"type": "response.create", "response": {"instructions": instructions,
                                                                    "tool_choice": "none"}})
         deadline = self._clock() + self.limits.goodbye_grace_seconds
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.limits.goodbye_grace_seconds):
-                await self._response_finished.wait()
+                await self._response.wait_finished()
         await self.transport.wait_played(max(0.5, deadline - self._clock()))
         self.end(CallStatus.COMPLETED, reason)
 
@@ -808,8 +790,8 @@ class CallBridge:
                 continue
             if (self._link_factory is not None and not self._switching and self._link_ready.is_set()
                     and now - self._link_started >= self.limits.realtime_session_seconds
-                    and not (self._caller_speaking or self._response_active or self._supervisor_tasks
-                             or self._open_tool_calls) and now >= self._agent_audio_until):
+                    and not (self._caller_speaking or self._response.active or self._supervisor_tasks
+                             or self._open_tool_calls) and now >= self._response.audio_until):
                 self._switching = True
                 self._spawn(self._rollover(), "realtime-rollover")
             if now - self._started >= self.limits.max_call_seconds:
@@ -822,10 +804,10 @@ class CallBridge:
                     f'"{self.language.line(Line.TIME_LIMIT_GOODBYE)}"',
                 ), "max-duration")
                 continue
-            busy = self._caller_speaking or self._response_active or bool(self._supervisor_tasks)
-            if busy or now < self._agent_audio_until:
+            busy = self._caller_speaking or self._response.active or bool(self._supervisor_tasks)
+            if busy or now < self._response.audio_until:
                 continue
-            quiet = now - max(self._last_caller_activity, self._agent_audio_until)
+            quiet = now - max(self._last_caller_activity, self._response.audio_until)
             if not self._silence_prompted and quiet >= self.limits.silence_prompt_seconds:
                 self._silence_prompted = True
                 self.recorder.add(EventKind.SYSTEM, "caller silent: prompting", {"quiet_s": round(quiet, 1)})

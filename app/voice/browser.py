@@ -11,6 +11,7 @@ dry; "cleared" answers a clear), and {"type":"hangup"}. Anything else is logged 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -117,8 +118,12 @@ class BrowserTransport(CallerTransport):
     def _heard_so_far(self, item_id: str) -> int:
         return self._heard.get(item_id, (0, 0.0))[0]
 
-    async def send_audio(self, item_id: str, chunk: bytes) -> None:
+    async def send_audio(self, item_id: str, chunk: bytes | str) -> None:
         if self._gone:
+            return
+        if isinstance(chunk, str):
+            chunk = base64.b64decode(chunk)  # the page plays binary PCM frames
+        if not chunk:
             return
         if item_id != self._last_item:
             self._last_item = item_id

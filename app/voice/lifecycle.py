@@ -43,11 +43,11 @@ from app.db.models import (
     Customer,
     Session,
     SessionStatus,
+    plan_limit_end_reason,
 )
 from app.db.services import BusinessScope
 from app.inbox.outcomes import enqueue_settle
 from app.jobs import enqueue
-from app.telephony.fallback import plan_limit_end_reason
 from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer, TokenRejected
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ async def record_without_ai(db: Database, business: Business, *, call_sid: str, 
     """Record a Twilio call the AI will not answer (the fallback's forward or voicemail handles it) as an ended
     Session and Call, so the owner sees it on the calls and billing pages; it bills nothing. False when Twilio
     retried the webhook (same CallSid) and the call is already recorded. Its end reason is the fallback's
-    plan-limit name (`app.telephony.fallback.plan_limit_end_reason`)."""
+    plan-limit name (`app.db.models.plan_limit_end_reason`)."""
     now = datetime.now(UTC)
     try:
         async with db.session() as s, s.begin():

@@ -243,8 +243,8 @@ class LiveLink:
     async def _send_live(self, event: dict[str, Any]) -> None:
         await self.connection.send_raw(json.dumps(event))
 
-    async def append_audio(self, chunk: bytes) -> None:
-        payload = base64.b64encode(chunk).decode("ascii")
+    async def append_audio(self, chunk: bytes | str) -> None:
+        payload = chunk if isinstance(chunk, str) else base64.b64encode(chunk).decode("ascii")
         await self.connection.send_raw('{"type":"session.input_audio.append","audio":"' + payload + '"}')
 
     # -- the bridge's (Realtime) client events, in Live's terms -------------------------------------------
@@ -547,7 +547,7 @@ class FallbackLink:
     async def send(self, event: dict[str, Any]) -> None:
         await self._current.send(event)
 
-    async def append_audio(self, chunk: bytes) -> None:
+    async def append_audio(self, chunk: bytes | str) -> None:
         await self._current.append_audio(chunk)
 
     def events(self) -> AsyncIterator[dict[str, Any]]:

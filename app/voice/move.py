@@ -37,13 +37,12 @@ from app.db.models import Call, CallEvent, CallMove, CallStatus, EventKind
 from app.i18n.lines import Line
 from app.i18n.lines import text as line_text
 from app.settings import Settings
-from app.telephony import twiml
 from app.voice import lifecycle
 from app.voice.bridge import CallBridge
 from app.voice.recorder import CallRecorder
 from app.voice.resume import ResumePoint, restore_events, resume_response
 from app.voice.tokens import TokenIssuer
-from app.voice.twilio_transport import TwilioTransport
+from app.voice.transport import MovableLine
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ async def move_call(bridge: CallBridge, *, db: Database, issuer: TokenIssuer, st
     """Hand one live phone call to another instance; True when it moved. A call that ends meanwhile, or that
     Twilio won't redirect after MOVE_ATTEMPTS, stays (and ends) here."""
     transport = bridge.transport
-    if not isinstance(transport, TwilioTransport):
+    if not isinstance(transport, MovableLine):
         return False
     loop = asyncio.get_running_loop()
     recorder = bridge.recorder
@@ -108,7 +107,7 @@ async def move_call(bridge: CallBridge, *, db: Database, issuer: TokenIssuer, st
         recorder.begin_move(move_id)
         moved = False
         try:
-            moved = await transport.move_to(twiml.connect_stream(stream_url, token))
+            moved = await transport.move_to(stream_url, token)
         finally:
             if not moved and not await lifecycle.cancel_move(db, move_id, "the redirect did not go through"):
                 moved = True  # the other instance claimed it: Twilio did apply the redirect

@@ -21,7 +21,7 @@ from app.settings import Settings
 from app.voice.browser import BrowserTransport
 from app.voice.lifecycle import claim_session, offer_session
 from app.voice.pcm_recording import PcmStereoRecording
-from app.voice.recording import save_recording
+from app.voice.recording_store import save_recording
 from app.voice.runtime import get_runtime
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected

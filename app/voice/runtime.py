@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from litestar import Litestar
@@ -22,9 +22,6 @@ from app.db.services import BusinessScope
 from app.i18n.languages import Language
 from app.jobs import JobQueue
 from app.settings import Settings
-from app.telephony.rest import TwilioCalls
-from app.telephony.transfers import usable_transfer_number
-from app.telephony.voicemail import Voicemails
 from app.tools import ToolContext
 from app.voice import lifecycle
 from app.voice.bridge import CallBridge, CallLimits
@@ -62,10 +59,22 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 60.0
 
 
+class Telephony(Protocol):
+    """What the call runtime asks of the phone side. `app.telephony.line.PhoneLine` implements it and is handed
+    in where the app is put together, so `voice` names no vendor and imports point telephony -> voice only."""
+
+    def transfer_number(self, business: Business) -> str | None:
+        """Where this business's calls may be put through to now (None: no transfers)."""
+        ...
+
+
 class CallRuntime:
-    def __init__(self, settings: Settings, db: Database, jobs: JobQueue | None = None) -> None:
+    def __init__(self, settings: Settings, db: Database, jobs: JobQueue | None = None, *,
+                 telephony: Telephony | None = None) -> None:
         self.settings = settings
         self.db = db
+        #: None: a runtime without a phone side (no transfers); set by app.telephony.line.start_telephony
+        self.telephony = telephony
         # The process's one job worker: the call summaries are one of its kinds; other rooms register theirs.
         self.jobs = jobs or JobQueue(db)
         self.issuer = TokenIssuer(settings.session_secrets)
@@ -81,9 +90,11 @@ class CallRuntime:
         self._realtime_client: AsyncOpenAI | None = None
         self._summaries_client: AsyncOpenAI | None = None
         self._housekeeping = BackgroundLoop("call-housekeeping", self._housekeeping_pass, HOUSEKEEPING_SECONDS)
-        Summaries(db, settings, self._summary_client if settings.openai_api_key else None).register(self.jobs)
-        Voicemails(db, settings, self._summary_client if settings.openai_api_key else None,
-                   TwilioCalls.from_settings(settings)).register(self.jobs)
+        Summaries(db, settings, self.summary_client_factory()).register(self.jobs)
+
+    def summary_client_factory(self) -> Callable[[], AsyncOpenAI] | None:
+        """The client for after-call work (summaries, voicemail transcripts); None without an OpenAI key."""
+        return self._summary_client if self.settings.openai_api_key else None
 
     def _summary_client(self) -> AsyncOpenAI:
         if self._summaries_client is None:
@@ -226,7 +237,7 @@ class CallRuntime:
         if purpose:
             caller = dataclasses.replace(caller, purpose=purpose)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
-        transfer_number = usable_transfer_number(business, self.settings)
+        transfer_number = self.telephony.transfer_number(business) if self.telephony is not None else None
         language = self._call_language(business, caller, transport, recorder, tools)
         # A moved call carries on over Realtime: the restore is Realtime's conversation items.
         engine = self.engine_for(business) if resumed is None else "realtime"

@@ -10,14 +10,15 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
 class AudioIn:
-    """Caller audio in the transport's own format, passed to the realtime model untouched."""
+    """Caller audio in the transport's own format, passed to the realtime model untouched: bytes, or a `str`
+    when the channel's wire already carries it as base64 (that string then goes to the model as it is)."""
 
-    payload: bytes
+    payload: bytes | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,21 @@ class CallerGone:
 
 
 CallerEvent = AudioIn | Dtmf | CallerGone
+
+
+@runtime_checkable
+class MovableLine(Protocol):
+    """A transport whose call can be handed to another instance (a phone line: the telephony side redirects
+    it to a fresh stream there). The browser's can't: it finishes or ends with the instance."""
+
+    call_sid: str
+
+    async def move_to(self, stream_url: str, token: str) -> bool: ...
+
+
+def base64_bytes(text: str) -> int:
+    """Bytes a (padded) base64 string decodes to, without decoding it."""
+    return len(text) * 3 // 4 - (2 if text.endswith("==") else 1 if text.endswith("=") else 0)
 
 
 class CallerTransport(abc.ABC):
@@ -51,8 +67,13 @@ class CallerTransport(abc.ABC):
         """Caller events until the caller is gone; the last one is always `CallerGone`."""
 
     @abc.abstractmethod
-    async def send_audio(self, item_id: str, chunk: bytes) -> None:
-        """Queue agent audio of realtime item `item_id` for playback."""
+    async def send_audio(self, item_id: str, chunk: bytes | str) -> None:
+        """Queue agent audio of realtime item `item_id` for playback: the model's delta as it came (its base64
+        `str`, which a channel that speaks base64 passes on untouched) or bytes."""
+
+    async def audio_done(self) -> None:  # noqa: B027
+        """The model has finished this item's audio (nothing more follows it soon): a channel that batches its
+        playback bookkeeping closes the batch now."""
 
     @abc.abstractmethod
     async def clear(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -74,7 +75,9 @@ class PlaybackTransport(CallerTransport):
             if isinstance(event, CallerGone):
                 return
 
-    async def send_audio(self, item_id: str, chunk: bytes) -> None:
+    async def send_audio(self, item_id: str, chunk: bytes | str) -> None:
+        if isinstance(chunk, str):
+            chunk = base64.b64decode(chunk)
         now = time.monotonic()
         self.first_audio_at = self.first_audio_at or now
         self.received[item_id] = self.received.get(item_id, 0) + len(chunk)
@@ -149,13 +152,14 @@ class LiveCall:
 async def place_call(settings: Any, db: Any, *, limits: Any = None, transport: PlaybackTransport | None = None,
                      **business: Any) -> LiveCall:
     """Create a business and a claimed browser session, and run its call over a PlaybackTransport."""
+    from app.telephony.line import PhoneLine
     from app.voice.runtime import CallRuntime
     from app.voice.sessions import open_session
     from app.voice.tokens import claim_session
     from tests.support.data import create_owner
 
     _user, biz = await create_owner(db, **business)
-    runtime = CallRuntime(settings, db)
+    runtime = CallRuntime(settings, db, telephony=PhoneLine(settings))
     session, token = await open_session(db, runtime.issuer, biz, "browser")
     runtime.prewarm(session.id)
     claimed = await claim_session(db, runtime.issuer, token, session_id=session.id)

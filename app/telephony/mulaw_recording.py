@@ -1,4 +1,4 @@
-"""Call recordings: both directions of a phone call as one stereo WAV (caller left, agent right).
+"""Phone call recordings: both directions of a Twilio call (mu-law) as one stereo WAV (caller left, agent right).
 
 During the call nothing is decoded: the transport hands over the raw mu-law chunks with the time each was
 spoken (caller: Twilio's media `timestamp`) or played (agent: from the playback clock and returned marks).
@@ -8,22 +8,14 @@ event loop.
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import base64
 import wave
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
-from uuid import UUID
 
 import numpy as np
-from sqlalchemy import update
 
-from app.db.engine import Database
-from app.db.models import Call
-
-log = logging.getLogger(__name__)
+from app.voice.transport import base64_bytes
 
 SAMPLE_RATE = 8000
 SAMPLES_PER_MS = SAMPLE_RATE // 1000
@@ -51,11 +43,16 @@ def decode_ulaw(data: bytes) -> np.ndarray:
 @dataclass(slots=True)
 class _Piece:
     start_ms: float
-    payload: bytes
+    #: mu-law bytes, or their base64 as the model sent it (decoded only when the file is written, off the loop)
+    payload: bytes | str
+    nbytes: int
 
     @property
     def end_ms(self) -> float:
-        return self.start_ms + len(self.payload) / SAMPLES_PER_MS
+        return self.start_ms + self.nbytes / SAMPLES_PER_MS
+
+    def audio(self) -> bytes:
+        return base64.b64decode(self.payload) if isinstance(self.payload, str) else self.payload
 
 
 @dataclass
@@ -67,11 +64,13 @@ class StereoRecording:
 
     def add_caller(self, timestamp_ms: float, payload: bytes) -> None:
         if payload and 0 <= timestamp_ms < MAX_RECORDING_MS:
-            self.caller.append(_Piece(float(timestamp_ms), payload))
+            self.caller.append(_Piece(float(timestamp_ms), payload, len(payload)))
 
-    def add_agent(self, start_ms: float, payload: bytes) -> None:
+    def add_agent(self, start_ms: float, payload: bytes | str) -> None:
+        """`payload`: mu-law bytes or their base64 (kept as it is: nothing is decoded on the audio path)."""
         if payload and 0 <= start_ms < MAX_RECORDING_MS:
-            self.agent.append(_Piece(float(start_ms), payload))
+            nbytes = base64_bytes(payload) if isinstance(payload, str) else len(payload)
+            self.agent.append(_Piece(float(start_ms), payload, nbytes))
 
     def cut_agent(self, at_ms: float) -> None:
         """Playback was cleared at `at_ms`: agent audio scheduled after it was never heard."""
@@ -81,7 +80,8 @@ class StereoRecording:
                 kept.append(piece)
             elif piece.start_ms < at_ms:
                 heard = round((at_ms - piece.start_ms) * SAMPLES_PER_MS)
-                kept.append(_Piece(piece.start_ms, piece.payload[:heard]))
+                cut = piece.audio()[:heard]
+                kept.append(_Piece(piece.start_ms, cut, len(cut)))
         self.agent = kept
 
     def delay_agent(self, from_ms: float, delay_ms: float) -> None:
@@ -104,7 +104,7 @@ class StereoRecording:
         for column, pieces in ((0, self.caller), (1, self.agent)):
             for piece in pieces:
                 start = round(piece.start_ms * SAMPLES_PER_MS)
-                samples = decode_ulaw(piece.payload)[: max(0, total - start)]
+                samples = decode_ulaw(piece.audio())[: max(0, total - start)]
                 # Later pieces overwrite: a re-sent or overlapping chunk must not double the amplitude.
                 frames[start : start + len(samples), column] = samples
         return frames
@@ -119,36 +119,3 @@ class StereoRecording:
             out.setframerate(SAMPLE_RATE)
             out.writeframes(frames.astype("<i2").tobytes())
         partial.replace(path)  # a reader never sees a half-written file
-
-
-def recording_path(recordings_dir: Path, business_id: UUID, call_id: UUID) -> Path:
-    return recordings_dir / str(business_id) / f"{call_id}.wav"
-
-
-class WavRecording(Protocol):
-    """What `save_recording` needs: a phone call's StereoRecording or a browser call's PcmStereoRecording."""
-
-    @property
-    def is_empty(self) -> bool: ...
-
-    def write_wav(self, path: Path) -> None: ...
-
-
-async def save_recording(
-    db: Database, recordings_dir: Path, business_id: UUID, call_id: UUID, recording: WavRecording
-) -> Path | None:
-    """Write the WAV off the event loop and point the Call at it; None when there was no audio."""
-    if recording.is_empty:
-        return None
-    path = recording_path(recordings_dir, business_id, call_id).resolve()
-    started = datetime.now(UTC)
-    await asyncio.to_thread(recording.write_wav, path)
-    async with db.session() as s, s.begin():
-        await s.execute(
-            update(Call)
-            .where(Call.id == call_id, Call.business_id == business_id)
-            .values(recording_path=str(path))
-        )
-    log.info("recording of call %s written to %s in %.0f ms", call_id, path,
-             (datetime.now(UTC) - started).total_seconds() * 1000)
-    return path

@@ -1,9 +1,17 @@
 """The phone caller's transport: a Twilio bidirectional Media Stream on a Litestar WebSocket.
 
-Audio is `audio/pcmu` both ways and never transcoded: inbound payloads go to the model as they are, model
-deltas go to Twilio as they are. After every outgoing chunk the transport sends a named mark; Twilio returns
-a mark once the audio queued before it has played (or was cleared), so returned marks say exactly how much
-of each agent item the caller has heard — what barge-in truncation and "hang up after the goodbye" need.
+Audio is `audio/pcmu` both ways and never transcoded, nor even re-encoded: the base64 payload of an inbound
+`media` frame is the string that goes into `input_audio_buffer.append`, and a model delta's base64 is the
+string that goes into the outbound `media` frame (inbound payloads are decoded once, to validate them; the
+agent side of a recording is decoded when the file is written, after the call).
+
+Marks: Twilio returns a named mark once the audio queued before it has played (or was cleared). One mark per
+delta would double the frames both ways, so outgoing audio is grouped into segments of up to MARK_EVERY_MS of
+one item, one mark each (also closed when the item changes, the model says its audio is done, playback ran
+dry for more than a frame, or someone waits for playback). Within a segment the playback position is read
+from the clock, counted back from the segment's end and re-anchored by every returned mark, so while Twilio
+plays to the schedule the estimate of what the caller heard is exact to the mark's network delay, never ahead
+of the schedule and never past what was sent: what barge-in truncation and "hang up after the goodbye" need.
 
 Closing the socket does not end a phone call; hang-up and transfer go through Twilio's REST API.
 """
@@ -26,11 +34,11 @@ from litestar.exceptions import WebSocketDisconnect
 
 from app.db.models import Channel
 from app.telephony import twiml
+from app.telephony.mulaw_recording import StereoRecording
 from app.telephony.rest import TwilioCalls, TwilioUnavailable
 from app.voice import frames
-from app.voice.recording import StereoRecording
-from app.voice.sockets import CLOSE_NORMAL, close_socket
-from app.voice.transport import AudioIn, CallerEvent, CallerGone, CallerTransport, Dtmf
+from app.voice.sockets import CLOSE_NORMAL, close_socket, frame_channel
+from app.voice.transport import AudioIn, CallerEvent, CallerGone, CallerTransport, Dtmf, base64_bytes
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,9 @@ LATE_MARK_MS = 20.0
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 MAX_PAYLOAD_BYTES = 8 * 1000  # a second of audio; Twilio sends 20 ms frames
 REST_SETTLE_SECONDS = 12.0  # a little over the REST client's own timeout
+FRAME_MS = 20.0  # Twilio's frame; the accuracy the heard-position estimate keeps
+#: the longest stretch of agent audio under one mark
+MARK_EVERY_MS = 100.0
 
 
 @dataclass(slots=True)
@@ -50,6 +61,7 @@ class _Pending:
     item_ms: float  # ms of the item played once this chunk has finished
     start_ms: float  # when it starts playing, stream clock
     end_ms: float
+    gap_ms: float = 0.0  # silence inside the segment (playback ran dry between two of its chunks)
 
 
 class TwilioTransport(CallerTransport):
@@ -71,6 +83,7 @@ class TwilioTransport(CallerTransport):
         fallback: Callable[[str, str | None], tuple[str, str]] | None = None,
     ) -> None:
         self._ws = socket
+        self._frames = frame_channel(socket)
         self.stream_sid = stream_sid
         self.call_sid = call_sid
         self._calls = calls
@@ -84,6 +97,7 @@ class TwilioTransport(CallerTransport):
         self._media_head = '{"event":"media","streamSid":' + frames.encode(stream_sid) + ',"media":{"payload":"'
         self._mark_seq = 0
         self._pending: dict[str, _Pending] = {}
+        self._open: tuple[str, _Pending] | None = None  # the segment still growing: its mark is not sent yet
         self._order: deque[str] = deque()
         self._sent_ms: dict[str, float] = {}
         self._heard: dict[str, float] = {}
@@ -110,7 +124,7 @@ class TwilioTransport(CallerTransport):
     async def events(self) -> AsyncIterator[CallerEvent]:
         while True:
             try:
-                raw = await self._ws.receive_text()
+                raw = await self._frames.receive_text()
             except (WebSocketDisconnect, RuntimeError):
                 await self._settle_handoff()
                 self._went_away()
@@ -146,11 +160,13 @@ class TwilioTransport(CallerTransport):
                 # `connected` / `start` again: out of order here, and harmless to skip.
                 self._ignore(f"an unexpected {type(frame).__name__} frame")
 
-    def _media_payload(self, media: frames.MediaBody) -> bytes | None:
+    def _media_payload(self, media: frames.MediaBody) -> str | None:
+        """The frame's base64 payload as it came (what the model gets), once it is known to be audio."""
         if media.track not in {"inbound", "inbound_track"}:
             self._ignore("a media frame of another track")
             return None
         try:
+            # Decoded only to validate (a C call of ~3 us); what goes on is the string itself.
             payload = binascii.a2b_base64(media.payload, strict_mode=True)
         except (binascii.Error, ValueError):
             self._ignore("a media frame with a bad payload")
@@ -161,7 +177,7 @@ class TwilioTransport(CallerTransport):
         if self.recording is not None:
             timestamp = frames.media_timestamp(media)
             self.recording.add_caller(self._now_ms() if timestamp is None else timestamp, payload)
-        return payload
+        return media.payload
 
     async def _settle_handoff(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -189,30 +205,62 @@ class TwilioTransport(CallerTransport):
             return False
         async with self._send_lock:
             try:
-                await self._ws.send_text(text)
+                await self._frames.send_text(text)
             except (WebSocketDisconnect, RuntimeError, OSError):
                 self._went_away()
                 return False
         return True
 
-    async def send_audio(self, item_id: str, chunk: bytes) -> None:
+    async def send_audio(self, item_id: str, chunk: bytes | str) -> None:
+        """`chunk`: mu-law bytes, or (the model's delta as it came) their base64, which is sent as it is."""
         if self._gone or not chunk:
             return
+        if isinstance(chunk, str):
+            payload, nbytes = chunk, base64_bytes(chunk)
+        else:
+            payload, nbytes = base64.b64encode(chunk).decode("ascii"), len(chunk)
         now = self._now_ms()
         start = max(now, self._queue_end_ms)
-        duration = len(chunk) / BYTES_PER_MS
+        duration = nbytes / BYTES_PER_MS
         self._queue_end_ms = start + duration
-        self._sent_ms[item_id] = self._sent_ms.get(item_id, 0.0) + duration
-        self._mark_seq += 1
-        name = f"{item_id}:{self._mark_seq}"
-        self._pending[name] = _Pending(item_id, self._sent_ms[item_id], start, self._queue_end_ms)
-        self._order.append(name)
+        item_ms = self._sent_ms[item_id] = self._sent_ms.get(item_id, 0.0) + duration
+        segment = self._open[1] if self._open is not None else None
+        if segment is not None and (segment.item_id != item_id or segment.gap_ms + start - segment.end_ms > FRAME_MS
+                                    or segment.end_ms - segment.start_ms >= MARK_EVERY_MS):
+            await self._close_segment()
+            segment = None
+        if segment is None:
+            self._mark_seq += 1
+            name = f"{item_id}:{self._mark_seq}"
+            segment = self._pending[name] = _Pending(item_id, item_ms, start, start + duration)
+            self._order.append(name)
+            self._open = (name, segment)
+        else:
+            # Appended to the open segment. A gap before this chunk (playback ran dry) is silence the estimate
+            # skips, since it counts back from the segment's end; more than a frame of it in one segment gets
+            # a mark of its own instead, so a lagging playback is re-anchored often enough.
+            segment.gap_ms += start - segment.end_ms
+            segment.item_ms = item_ms
+            segment.end_ms = start + duration
         self._drained.clear()
         if self.recording is not None:
             self.recording.add_agent(start, chunk)
-        payload = base64.b64encode(chunk).decode("ascii")
-        if await self._send_raw(self._media_head + payload + '"}}'):
-            await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
+        if not await self._send_raw(self._media_head + payload + '"}}'):
+            return
+        if segment.end_ms - segment.start_ms >= MARK_EVERY_MS:
+            await self._close_segment()
+
+    async def _close_segment(self) -> None:
+        """Send the open segment's mark: from now on Twilio says when it has played."""
+        if self._open is None:
+            return
+        name, _segment = self._open
+        self._open = None
+        await self._send_raw('{"event":"mark","streamSid":' + frames.encode(self.stream_sid)
+                             + ',"mark":{"name":' + frames.encode(name) + '}}')
+
+    async def audio_done(self) -> None:
+        await self._close_segment()
 
     def _on_mark(self, name: str) -> None:
         pending = self._pending.pop(name, None)
@@ -269,6 +317,7 @@ class TwilioTransport(CallerTransport):
         # Twilio returns every pending mark after a clear; they no longer mean "played", so forget them first.
         self._pending.clear()
         self._order.clear()
+        self._open = None
         self._queue_end_ms = now
         self._drained.set()
         if self.recording is not None:
@@ -276,6 +325,7 @@ class TwilioTransport(CallerTransport):
         await self._send({"event": "clear", "streamSid": self.stream_sid})
 
     async def wait_played(self, timeout: float) -> bool:
+        await self._close_segment()
         try:
             async with asyncio.timeout(timeout):
                 await self._drained.wait()
@@ -311,14 +361,15 @@ class TwilioTransport(CallerTransport):
             self._no_handoff_pending.set()
         return what if self._handed_off else None
 
-    async def move_to(self, document: str) -> bool:
-        """Issue 11: redirect the live call to a fresh stream on another instance (app.voice.move); Twilio ends
-        this stream first, and its `stop` reads as a hand-off, not as the caller hanging up."""
+    async def move_to(self, stream_url: str, token: str) -> bool:
+        """Issue 11: redirect the live call to a fresh stream (`stream_url`, presenting the move `token`) on
+        another instance (app.voice.move); Twilio ends this stream first, and its `stop` reads as a hand-off,
+        not as the caller hanging up."""
         if self._calls is None or self._handed_off or self._hung_up or self._gone:
             return False
         self._no_handoff_pending.clear()
         try:
-            self._handed_off = await self._calls.redirect(self.call_sid, document)
+            self._handed_off = await self._calls.redirect(self.call_sid, twiml.connect_stream(stream_url, token))
         except TwilioUnavailable as exc:
             log.warning("move of call %s failed: %s", self.call_sid, exc)
             return False
