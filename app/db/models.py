@@ -623,3 +623,15 @@ class AuditEntry(UUIDv7AuditBase):
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     client_ip: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class RateLimitWindow(UUIDv7AuditBase):
+    """Issue 10: one client's request count in its current window, shared by every worker and instance on the
+    database (app.db.rate_limits: one atomic upsert per request). `key` names the limit and a hash of the
+    client's address, never the address itself."""
+
+    __tablename__ = "rate_limit_window"
+
+    key: Mapped[str] = mapped_column(String(96), unique=True)
+    window_start: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
