@@ -19,8 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from app.auth.cookies import COOKIE_NAME, SessionSigner
+from app.dashboard.sessions import LIVE_LIST_SESSIONS
 from app.db.engine import Database
-from app.db.models import Appointment, Call, CallEvent, Job
+from app.db.models import Appointment, Call, CallEvent, Job, Session
 from app.settings import load_settings
 from tests.doubles.openai_double import FunctionCallReply, TextReply
 from tests.doubles.twilio_double import TwilioDouble
@@ -46,17 +48,18 @@ class Pair:
     openai: DecidingOpenAIDouble
     twilio: TwilioDouble
     business_id: UUID
+    owner_id: UUID
 
     def database(self) -> Database:
         return Database(load_settings(self.cluster.env))
 
 
-async def _seed(env: dict[str, str]) -> UUID:
+async def _seed(env: dict[str, str]) -> tuple[UUID, UUID]:
     db = Database(load_settings(env))
     try:
-        _owner, business = await create_owner(db, name="Two Instance Salon", phone_number=SALON,
-                                              greeting="Thanks for calling.")
-        return business.id
+        owner, business = await create_owner(db, name="Two Instance Salon", phone_number=SALON,
+                                             greeting="Thanks for calling.")
+        return business.id, owner.id
     finally:
         await db.dispose()
 
@@ -74,9 +77,9 @@ def pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             hrana = stack.enter_context(HranaServer(data_dir / "remote.db", auth_token=TURSO_TOKEN))
             env.update(DATABASE_URL=hrana.database_url, TURSO_AUTH_TOKEN=TURSO_TOKEN)
         cluster = stack.enter_context(run_cluster(env))
-        business_id = asyncio.run(_seed(cluster.env))
+        business_id, owner_id = asyncio.run(_seed(cluster.env))
         twilio.status_callback_url = cluster.a.url + "/twilio/status"
-        yield Pair(cluster, openai, twilio, business_id)
+        yield Pair(cluster, openai, twilio, business_id, owner_id)
         logs = cluster.logs()
         assert "Traceback" not in logs, logs[-5000:]
         assert "database is locked" not in logs
@@ -118,6 +121,20 @@ async def test_calls_whose_webhook_and_stream_land_on_different_instances_greet_
     # Every call is greeted; A's prewarmed links that no stream took are closed, not left to idle.
     await wait_until(lambda: sum(1 for log in mine() if log.sent_of_type("response.done")) >= CALLS, timeout=30)
     await wait_until(lambda: all(s.marks_returned and not s.playing for s in streams), timeout=20)
+
+    # The owner watching on A sees the calls B is bridging: the live view reads the shared database.
+    db = pair.database()
+    try:
+        async with db.session() as s:
+            session_ids = {str(i) for i in await s.scalars(select(Session.id).where(
+                Session.twilio_call_sid.in_([call.sid for call, _a in placed])))}
+    finally:
+        await db.dispose()
+    signer = SessionSigner((pair.cluster.env["SESSION_SECRETS"],))
+    async with httpx.AsyncClient(timeout=30, cookies={COOKIE_NAME: signer.sign(pair.owner_id)}) as owner:
+        live = await owner.get(pair.cluster.a.url + "/sessions/live")
+    assert live.status_code == 200
+    assert sum(1 for sid in session_ids if f"/sessions/{sid}" in live.text) == min(CALLS, LIVE_LIST_SESSIONS)
 
     for k in range(CALLS):
         openai.realtime.caller(f"Please book me in, caller {k}.")
