@@ -96,10 +96,13 @@ async def one_start(twilio: TwilioDouble, voice_url: str, stream_base: str, k: i
     result = Start()
     await asyncio.sleep(stagger)
     t0 = time.monotonic()
-    call, answer = await twilio.place_call(voice_url, to=BUSINESS_NUMBER, from_=f"+1555800{k:04d}")
+    try:
+        call, answer = await twilio.place_call(voice_url, to=BUSINESS_NUMBER, from_=f"+1555800{k:04d}")
+    except Exception as exc:  # the webhook itself failed (a refused or timed-out connection)
+        call, answer, result.error = None, None, f"webhook: {type(exc).__name__}"
     result.webhook_ms = (time.monotonic() - t0) * 1000
-    if not answer.stream_url:
-        result.error = f"no stream in the TwiML ({answer.status_code})"
+    if call is None or answer is None or not answer.stream_url:
+        result.error = result.error or f"no stream in the TwiML ({answer.status_code if answer else '-'})"
         if start_gate is not None:
             await start_gate.wait()  # don't hold the others back
         return result
@@ -259,16 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, means in stages.items():
         print(f"  instance {name}: " + ", ".join(f"{k} {v:.1f} (n={n})" for k, (v, n) in sorted(means.items())))
     print()
+    answered = sum(1 for r in rounds for s in r.starts if not s.error.startswith(("webhook", "no stream")))
     print(f"calls recorded {total}, ended {ended}, 'call ended' events {events} "
-          f"(expected {args.calls * args.rounds} of each)")
+          f"(expected {answered} of each: the calls whose webhook was answered)")
     locked = logs.count("database is locked")
     print(f'"database is locked" in the server logs: {locked}; tracebacks: {logs.count("Traceback")}')
     if locked:
         failures.append("database is locked")
-    if not (total == ended == events == args.calls * args.rounds):
+    if not (total == ended == events == answered):
         failures.append("not every call was finalised exactly once")
     for failure in failures:
         print("FAILED:", failure)
+    if failures:
+        print("errors:", sorted({s.error for r in rounds for s in r.starts if s.error})[:5])
     return 1 if failures else 0
 
 
