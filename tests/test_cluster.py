@@ -145,8 +145,9 @@ async def test_calls_whose_webhook_and_stream_land_on_different_instances_greet_
         openai.realtime.say_from_tool_output()
     ask = short_utterance("book")
     await asyncio.gather(*(s.speak(ask) for s in streams))
-    await wait_until(lambda: len(openai.response_requests) >= 2 * CALLS, timeout=40)
-    await asyncio.sleep(1.0)
+    used = [log for log in mine() if log.received_of_type("response.create")]
+    # Greeting, "One moment.", the supervisor's answer: three responses done on every call's session.
+    await wait_until(lambda: all(len(log.sent_of_type("response.done")) >= 3 for log in used), timeout=60)
     for k in range(CALLS):
         openai.realtime.caller(f"Thanks, goodbye from caller {k}.")
     for _ in range(CALLS):
@@ -185,8 +186,8 @@ async def test_calls_whose_webhook_and_stream_land_on_different_instances_greet_
     assert len(jobs) == CALLS and all(j.status == "done" and j.attempts == 1 for j in jobs)
     summaries = [r for r in openai.response_requests if r.get("model") == "gpt-4.1-mini"]
     assert len(summaries) == CALLS
-    # Each stream connected on B, and B's own connect served the call (started as `start` arrived, beside the
-    # claim); A's prewarmed links, which no stream took, were closed once B had claimed their sessions, well
+    # Each stream connected on B, and B's own connect served the call (started once its claim succeeded, beside
+    # the set-up); A's prewarmed links, which no stream took, were closed once B had claimed their sessions, well
     # before their 30 s time-to-live.
     assert len(mine()) == 2 * CALLS
     assert sum(1 for log in mine() if log.received_of_type("response.create")) == CALLS

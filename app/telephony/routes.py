@@ -125,17 +125,14 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         log.warning("twilio stream refused: %s", exc.reason)
         await close_socket(socket, CLOSE_HANDSHAKE_FAILED, exc.reason)
         return
-    try:
-        # The webhook may have been answered by another worker or instance, whose prewarmed link can't come
-        # here: start the connect now (no-op when this process holds one), so it runs beside the claim and
-        # the call's set-up. Only a token this service signed (and still fresh) opens one.
-        runtime.prewarm(runtime.issuer.read(start.token)[0])
-    except TokenRejected:
-        pass  # claim_session says why, below
     began = time.perf_counter()
     try:
         session = await claim_session(db, runtime.issuer, start.token, call_sid=start.call_sid)
         metrics.call_setup_ms.labels("claim").observe((time.perf_counter() - began) * 1000)
+        # The webhook may have been answered by another worker or instance, whose prewarmed link can't come
+        # here: start the connect now (no-op when this process holds one), so it runs beside the call's
+        # set-up. Not before the claim: a replayed token must not cost an OpenAI connection.
+        runtime.prewarm(session.id)
     except TokenRejected as exc:
         log.warning("twilio stream for call %s refused: token %s", start.call_sid, exc.reason)
         try:
