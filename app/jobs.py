@@ -154,7 +154,7 @@ class JobQueue:
         async with self._db.session() as s:
             candidates = list(await s.scalars(select(Job.id).where(claimable).order_by(Job.run_after).limit(5)))
         for job_id in candidates:
-            async with self._db.session() as s, s.begin():
+            async with self._db.write() as s:
                 result = await s.execute(
                     update(Job)
                     .where(Job.id == job_id, claimable)
@@ -194,7 +194,7 @@ class JobQueue:
         values: dict[str, Any] = {"status": status.value, "last_error": error}
         if run_after is not None:
             values["run_after"] = run_after
-        async with self._db.session() as s, s.begin():
+        async with self._db.write() as s:
             await s.execute(
                 update(Job)
                 .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value, Job.attempts == job.attempts)

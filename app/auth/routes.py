@@ -13,7 +13,6 @@ from typing import Any
 from litestar import MediaType, Request, Router, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
@@ -25,8 +24,10 @@ from app.auth.users import business_id_of, end_all_sessions, user_for_email, use
 from app.db.engine import Database
 from app.db.models import User
 from app.settings import Settings
+from app.web.rate_limit import shared_rate_limit
 
-RATE_LIMIT = RateLimitConfig(rate_limit=("minute", 30))
+#: one limit per client address over all sign-in routes, counted on the database (every worker and instance)
+RATE_LIMIT = shared_rate_limit("sign-in", per_minute=30)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FORWARDING_HEADERS = frozenset({b"forwarded", b"x-forwarded-for", b"x-real-ip", b"x-forwarded-host"})
 
@@ -214,7 +215,7 @@ async def logout(request: Request[Any, Any, Any], owner: Owner, settings: Settin
 auth_router = Router(
     path="/auth",
     route_handlers=[login_page, google_start, google_callback, local_sign_in, logout],
-    middleware=[RATE_LIMIT.middleware],
+    middleware=[RATE_LIMIT],
 )
 
 ROUTES = [auth_router]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.db.writer import SerialWriter
 from app.settings import ROOT, Settings
 
 BUSY_TIMEOUT_MS = 10_000
@@ -73,11 +74,17 @@ class Database:
         if self.engine.dialect.name == "sqlite" and self.engine.dialect.driver == "aiosqlite":
             event.listen(self.engine.sync_engine, "connect", _on_sqlite_connect)
         self.session_maker: async_sessionmaker[AsyncSession] = self.config.create_session_maker()
+        # Issue 10: the hot write paths queue per process (app/db/writer.py).
+        self._writer = SerialWriter(self.session_maker, immediate=self.engine.dialect.driver == "aiosqlite")
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.session_maker() as session:
             yield session
+
+    def write(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A write transaction in this process's writer queue (`BEGIN IMMEDIATE` on SQLite); commits on exit."""
+        return self._writer.transaction()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -760,3 +760,15 @@ class OutboundCall(UUIDv7AuditBase):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     voicemail_text: Mapped[str | None] = mapped_column(Text, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class RateLimitWindow(UUIDv7AuditBase):
+    """Issue 10: one client's request count in its current window, shared by every worker and instance on the
+    database (app.db.rate_limits: one atomic upsert per request). `key` names the limit and a hash of the
+    client's address, never the address itself."""
+
+    __tablename__ = "rate_limit_window"
+
+    key: Mapped[str] = mapped_column(String(96), unique=True)
+    window_start: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    hits: Mapped[int] = mapped_column(Integer, default=0)

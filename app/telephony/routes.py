@@ -7,6 +7,7 @@ single-use token that the voice webhook put in its TwiML.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from litestar import Request, Response, WebSocket, post, websocket
@@ -14,6 +15,7 @@ from litestar.exceptions import HTTPException, PermissionDeniedException, Valida
 from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
+from app import metrics
 from app.billing.usage import BillingScope
 from app.db.engine import Database
 from app.db.models import Business, Call, Channel, Session, plan_limit_end_reason
@@ -72,6 +74,14 @@ def _twiml(body: str) -> Response[str]:
 
 @post("/twilio/voice", name="twilio:voice", status_code=200)
 async def voice_webhook(request: Request[Any, Any, Any], settings: Settings, db: Database) -> Response[str]:
+    began = time.perf_counter()
+    try:
+        return await _answer_voice_webhook(request, settings, db)
+    finally:
+        metrics.call_setup_ms.labels("webhook").observe((time.perf_counter() - began) * 1000)
+
+
+async def _answer_voice_webhook(request: Request[Any, Any, Any], settings: Settings, db: Database) -> Response[str]:
     form = await verified_form(request, settings)
     call_sid, called, caller = form.get("CallSid"), form.get("To"), form.get("From")
     if not call_sid.startswith("CA"):
@@ -120,8 +130,14 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         log.warning("twilio stream refused: %s", exc.reason)
         await close_socket(socket, CLOSE_HANDSHAKE_FAILED, exc.reason)
         return
+    began = time.perf_counter()
     try:
         session = await claim_session(db, runtime.issuer, start.token, call_sid=start.call_sid)
+        metrics.call_setup_ms.labels("claim").observe((time.perf_counter() - began) * 1000)
+        # The webhook may have been answered by another worker or instance, whose prewarmed link can't come
+        # here: start the connect now (no-op when this process holds one), so it runs beside the call's
+        # set-up. Not before the claim: a replayed token must not cost an OpenAI connection.
+        runtime.prewarm(session.id)
     except TokenRejected as exc:
         log.warning("twilio stream for call %s refused: token %s", start.call_sid, exc.reason)
         try:

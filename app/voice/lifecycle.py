@@ -88,7 +88,7 @@ async def offer_session(
 ) -> tuple[Session, str]:
     """A new pending Session and the connect token its caller's socket must present."""
     nonce = issuer.new_nonce()
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         session = Session(business_id=business.id, channel=channel, caller_phone=caller_phone,
                           twilio_call_sid=call_sid, token_nonce=nonce)
         s.add(session)
@@ -101,7 +101,7 @@ async def reoffer_session(db: Database, issuer: TokenIssuer, business: Business,
     """A fresh token for the session of a retried Twilio webhook (the old token stops working), as long as no
     stream has claimed it and it has not ended; None otherwise."""
     nonce = issuer.new_nonce()
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         session = await s.scalar(select(Session).where(Session.twilio_call_sid == call_sid))
         if session is None or session.business_id != business.id:
             return None
@@ -138,22 +138,32 @@ async def claim_session(db: Database, issuer: TokenIssuer, token: str, *, sessio
     sid, nonce = issuer.read(token)
     if session_id is not None and sid != session_id:
         raise TokenRejected("mismatch")
-    async with db.session() as s, s.begin():
-        row = await s.scalar(select(Session).where(Session.id == sid))
-        if row is None or row.token_nonce != nonce:
-            raise TokenRejected("unknown")
-        if call_sid is not None and row.twilio_call_sid != call_sid:
-            raise TokenRejected("mismatch")
-        result = await s.execute(
-            update(Session).where(Session.id == sid, Session.token_used_at.is_(None))
-            .values(token_used_at=datetime.now(UTC))
-        )
-        if not _ended(result):
-            raise TokenRejected("used")
-    async with db.session() as s:
-        claimed = await s.get(Session, sid)
-        assert claimed is not None
+    # One statement in the writer queue (it sits on the way to the greeting): the conditional UPDATE is the
+    # claim, and RETURNING hands back the row. Why a claim failed is read afterwards, outside the queue.
+    claimable = [Session.id == sid, Session.token_nonce == nonce, Session.token_used_at.is_(None)]
+    if call_sid is not None:
+        claimable.append(Session.twilio_call_sid == call_sid)
+    async with db.write() as s:
+        claimed = (await s.execute(
+            update(Session).where(*claimable).values(token_used_at=datetime.now(UTC)).returning(Session)
+            .execution_options(synchronize_session=False)
+        )).scalar()
+    if claimed is not None:
         return claimed
+    async with db.session() as s:
+        row = await s.scalar(select(Session).where(Session.id == sid))
+    if row is None or row.token_nonce != nonce:
+        raise TokenRejected("unknown")
+    if call_sid is not None and row.twilio_call_sid != call_sid:
+        raise TokenRejected("mismatch")
+    raise TokenRejected("used")
+
+
+async def session_claimed(db: Database, session_id: UUID) -> bool:
+    """Whether a stream (in any process) has claimed the session's token, or it has ended."""
+    async with db.session() as s:
+        used = await s.scalar(select(Session.token_used_at).where(Session.id == session_id))
+    return used is not None
 
 
 # -- start ----------------------------------------------------------------------------------------------------
@@ -162,7 +172,7 @@ async def start_call(db: Database, session: Session) -> Call:
     now = datetime.now(UTC)
     scope = BusinessScope(db.session_maker, session.business_id)
     customer = await scope.customer_by_phone(session.caller_phone) if session.caller_phone else None
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         result = await s.execute(
             update(Session).where(Session.id == session.id, Session.ended_at.is_(None))
             .values(status=SessionStatus.ACTIVE.value, started_at=now)
@@ -180,7 +190,7 @@ async def start_call(db: Database, session: Session) -> Call:
 async def flush_call(db: Database, call_id: UUID, values: dict[str, Any], events: Sequence[CallEvent]) -> bool:
     """Write a live call's running record (transcript, usage, new events); False when the call was already
     ended elsewhere (another process, a status callback): theirs is kept."""
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         result = await s.execute(
             update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(updated_at=datetime.now(UTC),
                                                                                    **values)
@@ -199,7 +209,7 @@ async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: d
     in the same transaction."""
     now = datetime.now(UTC)
     duration = round((now - started_at).total_seconds(), 3)
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         result = await s.execute(
             update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(
                 updated_at=now, status=status, end_reason=reason, ended_at=now, duration_seconds=duration,
@@ -229,7 +239,7 @@ async def record_without_ai(db: Database, business: Business, *, call_sid: str, 
     plan-limit name (`app.db.models.plan_limit_end_reason`)."""
     now = datetime.now(UTC)
     try:
-        async with db.session() as s, s.begin():
+        async with db.write() as s:
             session = Session(business_id=business.id, channel=Channel.TWILIO.value,
                               status=SessionStatus.COMPLETED.value, caller_phone=caller_phone,
                               twilio_call_sid=call_sid, token_used_at=now, started_at=now, ended_at=now)
@@ -250,7 +260,7 @@ async def fail_unstarted(db: Database, session_id: UUID, reason: str) -> bool:
     """End a claimed (or merely offered) session whose call never got running: the session is `failed` with
     `reason`, and a Call row already started for it is ended as failed too. True if this changed anything."""
     now = datetime.now(UTC)
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         result = await s.execute(
             update(Session).where(Session.id == session_id, Session.ended_at.is_(None))
             .values(status=SessionStatus.FAILED.value, ended_at=now, failure_reason=reason[:500],
@@ -284,7 +294,7 @@ async def finalise_without_stream(db: Database, call_sid: str, twilio_status: st
     now = datetime.now(UTC)
     description = _NO_STREAM.get(twilio_status, f"the call ended ({twilio_status})")
     status = CallStatus.ABANDONED if twilio_status in {"completed", "canceled"} else CallStatus.FAILED
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         session = await s.scalar(select(Session).where(Session.twilio_call_sid == call_sid))
         if session is None:
             return None
@@ -326,7 +336,7 @@ async def reap_stale_calls(db: Database, *, now: datetime | None = None) -> int:
                                 .where(Call.ended_at.is_(None), Call.updated_at < cutoff))).all()
     ended = 0
     for call_id, session_id, started_at, last_seen in rows:
-        async with db.session() as s, s.begin():
+        async with db.write() as s:
             result = await s.execute(
                 update(Call)
                 .where(Call.id == call_id, Call.ended_at.is_(None), Call.updated_at < cutoff)
@@ -356,7 +366,7 @@ async def close_unclaimed(db: Database, *, now: datetime | None = None) -> int:
     that never opened its stream and whose status callback was lost). Claiming the token in the same
     statement keeps a late socket out. Returns how many were closed."""
     now = now or datetime.now(UTC)
-    async with db.session() as s, s.begin():
+    async with db.write() as s:
         result = await s.execute(
             update(Session)
             .where(Session.ended_at.is_(None), Session.token_used_at.is_(None),

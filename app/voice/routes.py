@@ -25,6 +25,7 @@ from app.voice.recording_store import save_recording
 from app.voice.runtime import get_runtime
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected
+from app.web.rate_limit import shared_rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,11 @@ async def test_caller_phone(db: Database, business: Business, body: Any) -> str 
     raise ValidationException(detail="Choose who the test caller is.")
 
 
-@post("/api/sessions", name="voice:create-session", status_code=201)
+#: each test call opens a realtime session (billed): a signed-in browser gets 20 a minute, over all instances
+SESSION_RATE_LIMIT = shared_rate_limit("test-sessions", per_minute=20)
+
+
+@post("/api/sessions", name="voice:create-session", status_code=201, middleware=[SESSION_RATE_LIMIT])
 async def create_session(request: Request[Any, Any, Any], business: Business, db: Database) -> dict[str, str]:
     runtime = get_runtime(request.app)
     try:

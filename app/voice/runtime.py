@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 from uuid import UUID
@@ -55,6 +56,8 @@ from app.voice.transport import CallerTransport
 log = logging.getLogger(__name__)
 
 PREWARM_TTL_SECONDS = 30.0
+#: Twilio opens the media stream about a second after the webhook's answer
+PREWARM_CHECK_SECONDS = 5.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 60.0
 
@@ -79,6 +82,7 @@ class CallRuntime:
         self.jobs = jobs or JobQueue(db)
         self.issuer = TokenIssuer(settings.session_secrets)
         self._prewarmed: dict[UUID, tuple[RealtimeLink, asyncio.TimerHandle]] = {}
+        self._checks: set[asyncio.Task[None]] = set()
         self.bridges: set[CallBridge] = set()
         #: set by a drain (POST /ops/drain) before a planned restart: health answers "draining" so the load
         #: balancer sends new calls elsewhere, and a call cut when the process then stops is a service restart
@@ -123,6 +127,24 @@ class CallRuntime:
         link = RealtimeLink(self.settings, self.realtime_client()).start()
         handle = asyncio.get_running_loop().call_later(PREWARM_TTL_SECONDS, self._expire, session_id)
         self._prewarmed[session_id] = (link, handle)
+        # Issue 10: with several workers or instances the stream often lands elsewhere (and connects there);
+        # once its session is claimed by someone else, this link is closed instead of idling out the TTL.
+        asyncio.get_running_loop().call_later(PREWARM_CHECK_SECONDS, self._check_prewarmed, session_id)
+
+    def _check_prewarmed(self, session_id: UUID) -> None:
+        if session_id in self._prewarmed and not self._stopping:
+            task = asyncio.get_running_loop().create_task(self._drop_if_claimed(session_id))
+            self._checks.add(task)
+            task.add_done_callback(self._checks.discard)
+
+    async def _drop_if_claimed(self, session_id: UUID) -> None:
+        try:
+            claimed = await lifecycle.session_claimed(self.db, session_id)
+        except Exception:
+            log.warning("prewarm check for session %s failed; the link idles out its TTL", session_id)
+            return
+        if claimed:  # still here and claimed: by another process (a stream here would have taken it)
+            await self.drop_prewarmed(session_id)
 
     def _expire(self, session_id: UUID) -> None:
         entry = self._prewarmed.pop(session_id, None)
@@ -160,7 +182,9 @@ class CallRuntime:
         `greet` words the greeting for this caller (the phone greets known callers by name); `resumed` is a
         call that moved here from a draining instance (app.voice.move), carried on instead of started;
         `purpose` says why the business placed the call, on an outbound call (issue 16)."""
+        began = time.perf_counter()
         bridge = await self.build_bridge(session, transport, greet=greet, resumed=resumed, purpose=purpose)
+        metrics.call_setup_ms.labels("prepare").observe((time.perf_counter() - began) * 1000)
         self.bridges.add(bridge)
         metrics.calls_started.labels(transport.channel).inc()
         metrics.live_calls.inc()
@@ -222,8 +246,19 @@ class CallRuntime:
         purpose: str = "",
     ) -> CallBridge:
         scope = BusinessScope(self.db.session_maker, session.business_id)
-        business = await scope.business()
-        call = await lifecycle.start_call(self.db, session) if resumed is None else resumed.call
+
+        async def business_and_caller() -> tuple[Business, CallerContext]:
+            business = await scope.business()
+            return business, await caller_context(self.db, business, session.caller_phone)
+
+        # The call's one write (in the writer queue) and its reads (concurrent in WAL) side by side: both are
+        # on the way to the greeting. Not a TaskGroup: a statement cancelled halfway is worse than a finished one.
+        if resumed is None:
+            call, (business, caller) = await asyncio.gather(lifecycle.start_call(self.db, session),
+                                                            business_and_caller())
+        else:
+            call = resumed.call
+            business, caller = await business_and_caller()
         recorder = CallRecorder(
             self.db,
             call_id=call.id,
@@ -233,7 +268,6 @@ class CallRuntime:
             price_overrides=self.settings.price_overrides,
             on_finalised=self.jobs.poke,
         )
-        caller = await caller_context(self.db, business, session.caller_phone)
         if purpose:
             caller = dataclasses.replace(caller, purpose=purpose)
         tools = ToolContext(scope=scope, business=business, call_id=call.id, caller_phone=session.caller_phone)
