@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,73 +16,38 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import func, select
 
 from app.db.engine import Database
-from app.db.models import Appointment, Call, CallEvent, Session
+from app.db.models import Appointment, Business, Call, CallEvent, Session, User
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.data import create_owner
-from tests.support.server import RunningServer, base_env, run_server
+from tests.support.browser import ARTIFACTS, ensure_owner, launch, sign_in_locally, wait_for, write_wav
+from tests.support.server import RunningServer
 from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 OWNER_EMAIL = "caller-test@example.com"
 
 
-def write_wav(path: Path, pcm: bytes) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(24000)
-        w.writeframes(pcm)
-    return path
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+@pytest.fixture(scope="module")
+def double(openai_double: OpenAIDouble) -> OpenAIDouble:
+    return openai_double
 
 
 @pytest.fixture(scope="module")
-def double() -> Iterator[OpenAIDouble]:
-    with OpenAIDouble(api_key="test-key") as d:
-        yield d
+def server(voice_server: RunningServer) -> RunningServer:
+    asyncio.run(ensure_owner(voice_server.env, OWNER_EMAIL, recording_enabled=True))
+    return voice_server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> Iterator[RunningServer]:
-    data_dir = tmp_path_factory.mktemp("browser-call")
-    env = base_env(data_dir, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=double.base_url,
-                   SUPERVISOR_TIMEOUT_SECONDS="5")
-    with run_server(env) as running:
-        asyncio.run(_create_business(running.env))
-        yield running
-
-
-async def _create_business(env: dict[str, str]) -> None:
-    db = Database(load_settings(env))
-    try:
-        await create_owner(db, email=OWNER_EMAIL, recording_enabled=True)
-    finally:
-        await db.dispose()
+def _owned(email: str) -> Any:
+    """This module's owner's business: the servers are shared with other modules' owners."""
+    return select(Business.id).join(User, User.id == Business.owner_id).where(User.email == email).scalar_subquery()
 
 
 async def _call_record(env: dict[str, str]) -> tuple[Call, list[CallEvent], list[Appointment], Session]:
     db = Database(load_settings(env))
     try:
         async with db.session() as s:
-            call = (await s.scalars(select(Call).order_by(Call.started_at.desc()))).first()
+            call = (await s.scalars(select(Call).where(Call.business_id == _owned(OWNER_EMAIL))
+                                    .order_by(Call.started_at.desc()))).first()
             assert call is not None
             events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == call.id)
                                           .order_by(CallEvent.sequence)))
@@ -97,10 +60,7 @@ async def _call_record(env: dict[str, str]) -> tuple[Call, list[CallEvent], list
 
 
 def sign_in(page: Page, base_url: str) -> None:
-    page.goto(f"{base_url}/auth/login?next=/test")
-    page.fill("#email", OWNER_EMAIL)
-    page.click("#local-sign-in button[type=submit]")
-    page.wait_for_url(f"{base_url}/test")
+    sign_in_locally(page, base_url, OWNER_EMAIL, "/test")
 
 
 def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAIDouble, tmp_path: Path) -> None:
@@ -143,9 +103,26 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
             assert root.get_attribute("data-sample-rate") == "24000"
             page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=5_000)
 
+            # Meanwhile the owner watches the live page in another tab and opens this call's row: it stays
+            # open while the call goes on, and the caller's request and the answer appear in it.
+            session_id = root.get_attribute("data-session-id")
+            live = context.new_page()
+            live.goto(f"{server.url}/sessions")
+            row = live.locator(f"#live-{session_id}")
+            row.locator("summary").click(timeout=10_000)
+            assert row.get_attribute("open") is not None
+
             # The caller's request, then the supervisor's answer, spoken and captioned.
             page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=15_000)
             page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
+            live.wait_for_function(
+                "([id, text]) => { const r = document.getElementById(id); return r && r.open && "
+                "r.textContent.includes(text); }", arg=[f"live-{session_id}", "book a haircut"], timeout=10_000)
+            live.wait_for_function(
+                "([id, text]) => { const r = document.getElementById(id); return r && r.open && "
+                "r.textContent.includes(text); }", arg=[f"live-{session_id}", answer], timeout=10_000)
+            live.screenshot(path=str(ARTIFACTS / "browser-call-live-row.png"), full_page=True)
+            live.close()
             rt = double.realtime_sessions[0]
             assert rt.input_audio_bytes > 48 * 4000
             assert rt.sent_of_type("error") == []  # every client event was valid GA protocol
@@ -166,7 +143,6 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
             # The ended call points at its record.
             record = page.locator("#call-record")
             record.wait_for(state="visible", timeout=5_000)
-            session_id = root.get_attribute("data-session-id")
             assert record.get_attribute("href") == f"/sessions/{session_id}/record"
             record.click()
             page.wait_for_url(re.compile(r"/calls/[0-9a-f-]+$"))
@@ -211,11 +187,6 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
     assert "Traceback" not in server.log()
 
 
-def launch(pw: Any, mic: Path) -> Any:
-    return pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                              args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}"])
-
-
 def test_browser_barge_in_truncates_at_what_was_played(
     server: RunningServer, double: OpenAIDouble, tmp_path: Path
 ) -> None:
@@ -253,10 +224,9 @@ def test_browser_barge_in_truncates_at_what_was_played(
 
 
 @pytest.fixture(scope="module")
-def keyless_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with run_server(base_env(tmp_path_factory.mktemp("browser-call-keyless"))) as running:
-        asyncio.run(_create_business(running.env))
-        yield running
+def keyless_server(plain_server: RunningServer) -> RunningServer:
+    asyncio.run(ensure_owner(plain_server.env, OWNER_EMAIL, recording_enabled=True))
+    return plain_server
 
 
 def test_without_openai_the_page_says_so(keyless_server: RunningServer, tmp_path: Path) -> None:
@@ -281,7 +251,7 @@ def test_without_openai_the_page_says_so(keyless_server: RunningServer, tmp_path
         db = Database(load_settings(keyless_server.env))
         try:
             async with db.session() as s:
-                row = (await s.scalars(select(Session))).one()
+                row = (await s.scalars(select(Session).where(Session.business_id == _owned(OWNER_EMAIL)))).one()
                 return row.status, row.failure_reason
         finally:
             await db.dispose()
@@ -294,7 +264,8 @@ async def _session_count(env: dict[str, str]) -> int:
     db = Database(load_settings(env))
     try:
         async with db.session() as s:
-            return int(await s.scalar(select(func.count(Session.id))) or 0)
+            return int(await s.scalar(select(func.count(Session.id))
+                                      .where(Session.business_id == _owned(OWNER_EMAIL))) or 0)
     finally:
         await db.dispose()
 
@@ -303,8 +274,7 @@ def test_a_refused_microphone_leaves_no_session_behind(server: RunningServer) ->
     before = asyncio.run(_session_count(server.env))
     with sync_playwright() as pw:
         # Without the fake consent UI and without a granted permission, Chromium refuses the microphone.
-        args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
+        browser = launch(pw, consent=False)
         try:
             page = browser.new_context().new_page()
             sign_in(page, server.url)
