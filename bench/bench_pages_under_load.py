@@ -107,7 +107,9 @@ def _history_rows(rng: random.Random, business_id: uuid.UUID, first: int, calls:
             "id": call_id, "session_id": session_id, "business_id": business_id, "channel": channel,
             "caller_phone": phone if channel == "twilio" else None, "status": status, "started_at": started,
             "ended_at": started + timedelta(seconds=duration), "duration_seconds": duration,
-            "billable_seconds": 0.0 if channel == "browser" else duration,
+            # Only the last 30 days count against the plan: the owner's allowance stands in for a paid plan's
+            # monthly period (the trial's minutes are counted over all time and would be used up).
+            "billable_seconds": 0.0 if channel == "browser" or now - started > timedelta(days=30) else duration,
             "end_reason": "goodbye", "transcript": transcript, "summary": "Caller asked about an appointment.",
             "usage": {"realtime": {"audio_input": 900, "audio_output": 1400}}, "latencies": [],
             "outcomes": outcomes, "needs_follow_up": bool(outcomes and outcomes[0] == "message_taken"),
@@ -354,9 +356,9 @@ def run(args: argparse.Namespace) -> Run:
                            TWILIO_ACCOUNT_SID=twilio.account_sid, TWILIO_AUTH_TOKEN=twilio.auth_token,
                            TWILIO_API_BASE_URL=twilio.api_base_url, LOG_LEVEL="WARNING")
             database_file = Path(tmp) / "receptionist.db"
-            # The trial's included minutes would be long used up by a year of calls (callers would reach
-            # voicemail): this owner's allowance is unlimited for the run.
-            env["FREE_TRIAL_MINUTES"] = "100000"  # the most it accepts; the history uses ~40,000 (plus 10%)
+            # The trial's 30 minutes would be long used up by a year of calls (callers would reach voicemail):
+            # this owner's allowance covers the last 30 days' billable minutes (see `_history_rows`).
+            env["FREE_TRIAL_MINUTES"] = "100000"  # the most it accepts; the last 30 days use ~30,000
             upgrade(load_settings(env))  # in process: the server's own start-up then finds it at head
             asyncio.run(seed(env))
             owner_id, seeded = seed_history(database_file, args.history)
