@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -359,9 +360,21 @@ def run(args: argparse.Namespace) -> Run:
             # The trial's 30 minutes would be long used up by a year of calls (callers would reach voicemail):
             # this owner's allowance covers the last 30 days' billable minutes (see `_history_rows`).
             env["FREE_TRIAL_MINUTES"] = "100000"  # the most it accepts; the last 30 days use ~30,000
-            upgrade(load_settings(env))  # in process: the server's own start-up then finds it at head
-            asyncio.run(seed(env))
-            owner_id, seeded = seed_history(database_file, args.history)
+            if args.reuse:
+                # A database an earlier run kept (--keep): seeding 100,000 calls takes minutes on a loaded box.
+                started_copy = time.perf_counter()
+                shutil.copyfile(args.reuse, database_file)
+                upgrade(load_settings(env))
+                with sqlite3.connect(database_file) as kept:
+                    owner_id = uuid.UUID(bytes=kept.execute(
+                        "select owner_id from business where name = 'Load Salon'").fetchone()[0])
+                seeded = time.perf_counter() - started_copy
+            else:
+                upgrade(load_settings(env))  # in process: the server's own start-up then finds it at head
+                asyncio.run(seed(env))
+                owner_id, seeded = seed_history(database_file, args.history)
+                if args.keep:
+                    shutil.copyfile(database_file, args.keep)
             size = database_file.stat().st_size / 1e6
             print(f"seeded {args.history:,} past calls (+{OTHER_BUSINESSES} businesses with "
                   f"{args.history // 10:,} each) in {seeded:.1f}s, {size:.0f} MB", flush=True)
@@ -457,6 +470,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--pages", type=int, default=3, help="owner tabs in phase (b)")
+    parser.add_argument("--keep", type=Path, help="keep a copy of the seeded database here")
+    parser.add_argument("--reuse", type=Path, help="start from a database --keep kept (same --history)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured calls first (0: none)")
     parser.add_argument("--show-queries", type=int, default=8, help="slowest statements to list")
     parser.add_argument("--think", type=float, default=0.0, help="seconds between page loads (0: back to back)")
