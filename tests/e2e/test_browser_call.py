@@ -19,7 +19,7 @@ from app.db.engine import Database
 from app.db.models import Appointment, Business, Call, CallEvent, Session, User
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.browser import ARTIFACTS, ensure_owner, launch, sign_in_locally, wait_for, write_wav
+from tests.support.browser import ARTIFACTS, ensure_owner, launch, mic_page, sign_in_locally, wait_for, write_wav
 from tests.support.server import RunningServer
 from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
 
@@ -82,74 +82,67 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
     mic = write_wav(tmp_path / "mic.wav", silence(3500) + wav_pcm(ASSETS / "book-24k.wav") + silence(40000))
     ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=server.url)
-            page = context.new_page()
-            blocked: list[str] = []  # the call page runs under the CSP: workers, audio, socket all allowed
-            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
-            sign_in(page, server.url)
-            page.click("#call-start")
-            root = page.locator("#test-call")
+    with mic_page(mic, server.url) as page:
+        blocked: list[str] = []  # the call page runs under the CSP: workers, audio, socket all allowed
+        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+        sign_in(page, server.url)
+        page.click("#call-start")
+        root = page.locator("#test-call")
 
-            # The greeting's audio really plays through the page's output.
-            page.wait_for_function(
-                "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
-                timeout=10_000,
-            )
-            assert float(root.get_attribute("data-played-peak-rms") or 0) > 0.01
-            assert root.get_attribute("data-sample-rate") == "24000"
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=5_000)
+        # The greeting's audio really plays through the page's output.
+        page.wait_for_function(
+            "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
+            timeout=10_000,
+        )
+        assert float(root.get_attribute("data-played-peak-rms") or 0) > 0.01
+        assert root.get_attribute("data-sample-rate") == "24000"
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=5_000)
 
-            # Meanwhile the owner watches the live page in another tab and opens this call's row: it stays
-            # open while the call goes on, and the caller's request and the answer appear in it.
-            session_id = root.get_attribute("data-session-id")
-            live = context.new_page()
-            live.goto(f"{server.url}/sessions")
-            row = live.locator(f"#live-{session_id}")
-            row.locator("summary").click(timeout=10_000)
-            assert row.get_attribute("open") is not None
+        # Meanwhile the owner watches the live page in another tab and opens this call's row: it stays
+        # open while the call goes on, and the caller's request appears in it.
+        session_id = root.get_attribute("data-session-id")
+        live = page.context.new_page()
+        live.goto(f"{server.url}/sessions")
+        row = live.locator(f"#live-{session_id}")
+        row.locator("summary").click(timeout=10_000)
+        assert row.get_attribute("open") is not None
 
-            # The caller's request, then the supervisor's answer, spoken and captioned.
-            page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=15_000)
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
-            live.wait_for_function(
-                "([id, text]) => { const r = document.getElementById(id); return r && r.open && "
-                "r.textContent.includes(text); }", arg=[f"live-{session_id}", "book a haircut"], timeout=10_000)
-            live.wait_for_function(
-                "([id, text]) => { const r = document.getElementById(id); return r && r.open && "
-                "r.textContent.includes(text); }", arg=[f"live-{session_id}", answer], timeout=10_000)
-            live.screenshot(path=str(ARTIFACTS / "browser-call-live-row.png"), full_page=True)
-            live.close()
-            rt = double.realtime_sessions[0]
-            assert rt.input_audio_bytes > 48 * 4000
-            assert rt.sent_of_type("error") == []  # every client event was valid GA protocol
-            config = rt.session_config
-            assert config["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
-            assert config["audio"]["input"]["turn_detection"]["type"] == "server_vad"
-            assert config["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
-            assert [t["name"] for t in config["tools"]] == [
-                "getNextResponseFromSupervisor", "end_call", "transfer_to_human"]
-            assert "Sam's Salon" in config["instructions"] and "Haircut" in config["instructions"]
-            assert "OpenAI-Beta" not in rt.headers and "openai-beta" not in {k.lower() for k in rt.headers}
-            page.screenshot(path=str(ARTIFACTS / "browser-call-answered.png"), full_page=True)
-            page.wait_for_function(
-                "() => Number(document.querySelector('#test-call').dataset.micFrames || 0) > 0", timeout=2_000
-            )
-            page.click("#call-hangup")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
-            # The ended call points at its record.
-            record = page.locator("#call-record")
-            record.wait_for(state="visible", timeout=5_000)
-            assert record.get_attribute("href") == f"/sessions/{session_id}/record"
-            record.click()
-            page.wait_for_url(re.compile(r"/calls/[0-9a-f-]+$"))
-            assert "Browser test call" in page.locator("main").inner_text()
-            assert blocked == []
-        finally:
-            browser.close()
+        # The caller's request, then the supervisor's answer, spoken and captioned.
+        page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=15_000)
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
+        live.wait_for_function(
+            "([id, text]) => { const r = document.getElementById(id); return r && r.open && "
+            "r.textContent.includes(text); }", arg=[f"live-{session_id}", "book a haircut"], timeout=10_000)
+        # Still open after the answer was spoken, the list having been refreshed every second meanwhile.
+        live.wait_for_timeout(1500)
+        assert live.locator(f"#live-{session_id}").get_attribute("open") is not None
+        live.screenshot(path=str(ARTIFACTS / "browser-call-live-row.png"), full_page=True)
+        live.close()
+        rt = double.realtime_sessions[0]
+        assert rt.input_audio_bytes > 48 * 4000
+        assert rt.sent_of_type("error") == []  # every client event was valid GA protocol
+        config = rt.session_config
+        assert config["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+        assert config["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+        assert config["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
+        assert [t["name"] for t in config["tools"]] == [
+            "getNextResponseFromSupervisor", "end_call", "transfer_to_human"]
+        assert "Sam's Salon" in config["instructions"] and "Haircut" in config["instructions"]
+        assert "OpenAI-Beta" not in rt.headers and "openai-beta" not in {k.lower() for k in rt.headers}
+        page.screenshot(path=str(ARTIFACTS / "browser-call-answered.png"), full_page=True)
+        page.wait_for_function(
+            "() => Number(document.querySelector('#test-call').dataset.micFrames || 0) > 0", timeout=2_000
+        )
+        page.click("#call-hangup")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
+        # The ended call points at its record.
+        record = page.locator("#call-record")
+        record.wait_for(state="visible", timeout=5_000)
+        assert record.get_attribute("href") == f"/sessions/{session_id}/record"
+        record.click()
+        page.wait_for_url(re.compile(r"/calls/[0-9a-f-]+$"))
+        assert "Browser test call" in page.locator("main").inner_text()
+        assert blocked == []
 
     def finalised() -> Any:
         call, events, appointments, session = asyncio.run(_call_record(server.env))
@@ -195,26 +188,19 @@ def test_browser_barge_in_truncates_at_what_was_played(
                      "and we would love to help you look your best. How can I help you today?")
     double.realtime.say(long_greeting).caller("Wait, sorry, actually make it the afternoon.").say("Of course.")
     mic = write_wav(tmp_path / "mic.wav", silence(2500) + wav_pcm(ASSETS / "interrupt-24k.wav") + silence(40000))
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=server.url)
-            page = context.new_page()
-            sign_in(page, server.url)
-            page.click("#call-start")
-            page.wait_for_function("() => document.querySelector('#test-call').dataset.lastClearMs", timeout=15_000)
-            root = page.locator("#test-call")
-            played_at_clear = int(root.get_attribute("data-last-clear-ms") or -1)
-            item_id = root.get_attribute("data-last-clear-item")
-            rt = double.realtime_sessions[0]
-            truncate = rt.wait_for_received("conversation.item.truncate", 5.0)
-            page.wait_for_selector(".caption.agent.final:has-text('Of course.')", timeout=10_000)
-            page.screenshot(path=str(ARTIFACTS / "browser-call-barge-in.png"), full_page=True)
-            page.click("#call-hangup")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
-        finally:
-            browser.close()
+    with mic_page(mic, server.url) as page:
+        sign_in(page, server.url)
+        page.click("#call-start")
+        page.wait_for_function("() => document.querySelector('#test-call').dataset.lastClearMs", timeout=15_000)
+        root = page.locator("#test-call")
+        played_at_clear = int(root.get_attribute("data-last-clear-ms") or -1)
+        item_id = root.get_attribute("data-last-clear-item")
+        rt = double.realtime_sessions[0]
+        truncate = rt.wait_for_received("conversation.item.truncate", 5.0)
+        page.wait_for_selector(".caption.agent.final:has-text('Of course.')", timeout=10_000)
+        page.screenshot(path=str(ARTIFACTS / "browser-call-barge-in.png"), full_page=True)
+        page.click("#call-hangup")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
     assert truncate["item_id"] == item_id
     assert 500 < played_at_clear < len(long_greeting) * 60
     assert abs(truncate["audio_end_ms"] - played_at_clear) <= 20  # within one frame of what was played
@@ -231,21 +217,14 @@ def keyless_server(plain_server: RunningServer) -> RunningServer:
 
 def test_without_openai_the_page_says_so(keyless_server: RunningServer, tmp_path: Path) -> None:
     mic = write_wav(tmp_path / "mic.wav", silence(1000))
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=keyless_server.url)
-            page = context.new_page()
-            sign_in(page, keyless_server.url)
-            assert page.locator(".notice.bad").first.is_visible()  # warned before calling
-            page.click("#call-start")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=10_000)
-            notice = page.locator("#call-notice")
-            assert "unavailable" in notice.inner_text()
-            page.screenshot(path=str(ARTIFACTS / "browser-call-no-openai.png"), full_page=True)
-        finally:
-            browser.close()
+    with mic_page(mic, keyless_server.url) as page:
+        sign_in(page, keyless_server.url)
+        assert page.locator(".notice.bad").first.is_visible()  # warned before calling
+        page.click("#call-start")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=10_000)
+        notice = page.locator("#call-notice")
+        assert "unavailable" in notice.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "browser-call-no-openai.png"), full_page=True)
 
     async def session_state() -> tuple[str, str | None]:
         db = Database(load_settings(keyless_server.env))

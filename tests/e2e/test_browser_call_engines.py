@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from app.db.engine import Database
 from app.db.models import Appointment, Business, Call, CallEvent, Customer, User
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.browser import ARTIFACTS, ensure_owner, launch, sign_in_locally, wait_for, write_wav
+from tests.support.browser import ARTIFACTS, ensure_owner, mic_page, sign_in_locally, wait_for, write_wav
 from tests.support.server import RunningServer
 from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
 
@@ -73,26 +72,19 @@ def script(double: OpenAIDouble, engine: str, answer: str, day: Any) -> None:
 
 
 def browser_call(server: RunningServer, mic: Path, engine: str, answer: str) -> None:
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=server.url)
-            page = context.new_page()
-            sign_in_locally(page, server.url, EMAILS[engine], "/test")
-            page.click("#call-start")
-            page.wait_for_function(
-                "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
-                timeout=15_000,
-            )
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=10_000)
-            page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=20_000)
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
-            page.screenshot(path=str(ARTIFACTS / f"browser-call-{engine}.png"), full_page=True)
-            page.click("#call-hangup")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
-        finally:
-            browser.close()
+    with mic_page(mic, server.url) as page:
+        sign_in_locally(page, server.url, EMAILS[engine], "/test")
+        page.click("#call-start")
+        page.wait_for_function(
+            "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
+            timeout=15_000,
+        )
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=10_000)
+        page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=20_000)
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / f"browser-call-{engine}.png"), full_page=True)
+        page.click("#call-hangup")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
 
 
 def comparable(call: Call, events: list[CallEvent], booked: list[Appointment], customers: list[Customer]) -> Any:

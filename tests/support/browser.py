@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 import wave
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +41,21 @@ def launch(pw: Any, mic: Path | None = None, *, consent: bool = True) -> Any:
     if mic is not None:
         args.append(f"--use-file-for-fake-audio-capture={mic}")
     return pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+
+
+@contextmanager
+def mic_page(mic: Path, origin: str) -> Iterator[Any]:
+    """A page in a fresh chromium whose fake microphone plays `mic`, allowed to use it on `origin`."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch(pw, mic)
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["microphone"], origin=origin)
+            yield context.new_page()
+        finally:
+            browser.close()
 
 
 def write_wav(path: Path, pcm: bytes, rate: int = 24000) -> Path:
