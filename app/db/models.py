@@ -147,6 +147,9 @@ class Session(UUIDv7AuditBase):
         Index("ix_call_session_business_created", "business_id", "created_at"),
         # Housekeeping closes sessions nobody connected to; open sessions are few, so the index stays small.
         Index("ix_call_session_open_created", "created_at", sqlite_where=text("ended_at IS NULL")),
+        # Issue 14: the live list and the live-call count, per business, read only the open sessions (a live
+        # session is one not ended); without it every poll walked all of the business's sessions.
+        Index("ix_call_session_open_business", "business_id", "created_at", sqlite_where=text("ended_at IS NULL")),
     )
 
     business_id: Mapped[UUID] = mapped_column(ForeignKey("business.id", ondelete="CASCADE"), index=True)
@@ -192,6 +195,10 @@ class Call(UUIDv7AuditBase):
         # Housekeeping looks for live calls whose process stopped writing; almost every call has ended, so
         # this index stays tiny however many calls there are.
         Index("ix_call_live_updated", "updated_at", sqlite_where=text("ended_at IS NULL")),
+        # Issue 14: everything the overview's day buckets and totals and the plan's usage sum, so those
+        # aggregates read the index alone (at 100,000 calls the table lookups were most of their time).
+        Index("ix_call_business_figures", "business_id", "started_at", "channel", "billable_seconds", "is_spam",
+              "duration_seconds", "cost_usd"),
     )
 
     session_id: Mapped[UUID] = mapped_column(ForeignKey("call_session.id", ondelete="CASCADE"), unique=True)

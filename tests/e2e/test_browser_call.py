@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,73 +16,38 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy import func, select
 
 from app.db.engine import Database
-from app.db.models import Appointment, Call, CallEvent, Session
+from app.db.models import Appointment, Business, Call, CallEvent, Session, User
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.data import create_owner
-from tests.support.server import RunningServer, base_env, run_server
+from tests.support.browser import ARTIFACTS, ensure_owner, launch, mic_page, sign_in_locally, wait_for, write_wav
+from tests.support.server import RunningServer
 from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
 OWNER_EMAIL = "caller-test@example.com"
 
 
-def write_wav(path: Path, pcm: bytes) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(24000)
-        w.writeframes(pcm)
-    return path
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+@pytest.fixture(scope="module")
+def double(openai_double: OpenAIDouble) -> OpenAIDouble:
+    return openai_double
 
 
 @pytest.fixture(scope="module")
-def double() -> Iterator[OpenAIDouble]:
-    with OpenAIDouble(api_key="test-key") as d:
-        yield d
+def server(voice_server: RunningServer) -> RunningServer:
+    asyncio.run(ensure_owner(voice_server.env, OWNER_EMAIL, recording_enabled=True))
+    return voice_server
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> Iterator[RunningServer]:
-    data_dir = tmp_path_factory.mktemp("browser-call")
-    env = base_env(data_dir, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=double.base_url,
-                   SUPERVISOR_TIMEOUT_SECONDS="5")
-    with run_server(env) as running:
-        asyncio.run(_create_business(running.env))
-        yield running
-
-
-async def _create_business(env: dict[str, str]) -> None:
-    db = Database(load_settings(env))
-    try:
-        await create_owner(db, email=OWNER_EMAIL, recording_enabled=True)
-    finally:
-        await db.dispose()
+def _owned(email: str) -> Any:
+    """This module's owner's business: the servers are shared with other modules' owners."""
+    return select(Business.id).join(User, User.id == Business.owner_id).where(User.email == email).scalar_subquery()
 
 
 async def _call_record(env: dict[str, str]) -> tuple[Call, list[CallEvent], list[Appointment], Session]:
     db = Database(load_settings(env))
     try:
         async with db.session() as s:
-            call = (await s.scalars(select(Call).order_by(Call.started_at.desc()))).first()
+            call = (await s.scalars(select(Call).where(Call.business_id == _owned(OWNER_EMAIL))
+                                    .order_by(Call.started_at.desc()))).first()
             assert call is not None
             events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == call.id)
                                           .order_by(CallEvent.sequence)))
@@ -97,10 +60,7 @@ async def _call_record(env: dict[str, str]) -> tuple[Call, list[CallEvent], list
 
 
 def sign_in(page: Page, base_url: str) -> None:
-    page.goto(f"{base_url}/auth/login?next=/test")
-    page.fill("#email", OWNER_EMAIL)
-    page.click("#local-sign-in button[type=submit]")
-    page.wait_for_url(f"{base_url}/test")
+    sign_in_locally(page, base_url, OWNER_EMAIL, "/test")
 
 
 def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAIDouble, tmp_path: Path) -> None:
@@ -122,58 +82,67 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
     mic = write_wav(tmp_path / "mic.wav", silence(3500) + wav_pcm(ASSETS / "book-24k.wav") + silence(40000))
     ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=server.url)
-            page = context.new_page()
-            blocked: list[str] = []  # the call page runs under the CSP: workers, audio, socket all allowed
-            page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
-            sign_in(page, server.url)
-            page.click("#call-start")
-            root = page.locator("#test-call")
+    with mic_page(mic, server.url) as page:
+        blocked: list[str] = []  # the call page runs under the CSP: workers, audio, socket all allowed
+        page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+        sign_in(page, server.url)
+        page.click("#call-start")
+        root = page.locator("#test-call")
 
-            # The greeting's audio really plays through the page's output.
-            page.wait_for_function(
-                "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
-                timeout=10_000,
-            )
-            assert float(root.get_attribute("data-played-peak-rms") or 0) > 0.01
-            assert root.get_attribute("data-sample-rate") == "24000"
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=5_000)
+        # The greeting's audio really plays through the page's output.
+        page.wait_for_function(
+            "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
+            timeout=10_000,
+        )
+        assert float(root.get_attribute("data-played-peak-rms") or 0) > 0.01
+        assert root.get_attribute("data-sample-rate") == "24000"
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=5_000)
 
-            # The caller's request, then the supervisor's answer, spoken and captioned.
-            page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=15_000)
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
-            rt = double.realtime_sessions[0]
-            assert rt.input_audio_bytes > 48 * 4000
-            assert rt.sent_of_type("error") == []  # every client event was valid GA protocol
-            config = rt.session_config
-            assert config["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
-            assert config["audio"]["input"]["turn_detection"]["type"] == "server_vad"
-            assert config["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
-            assert [t["name"] for t in config["tools"]] == [
-                "getNextResponseFromSupervisor", "end_call", "transfer_to_human"]
-            assert "Sam's Salon" in config["instructions"] and "Haircut" in config["instructions"]
-            assert "OpenAI-Beta" not in rt.headers and "openai-beta" not in {k.lower() for k in rt.headers}
-            page.screenshot(path=str(ARTIFACTS / "browser-call-answered.png"), full_page=True)
-            page.wait_for_function(
-                "() => Number(document.querySelector('#test-call').dataset.micFrames || 0) > 0", timeout=2_000
-            )
-            page.click("#call-hangup")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
-            # The ended call points at its record.
-            record = page.locator("#call-record")
-            record.wait_for(state="visible", timeout=5_000)
-            session_id = root.get_attribute("data-session-id")
-            assert record.get_attribute("href") == f"/sessions/{session_id}/record"
-            record.click()
-            page.wait_for_url(re.compile(r"/calls/[0-9a-f-]+$"))
-            assert "Browser test call" in page.locator("main").inner_text()
-            assert blocked == []
-        finally:
-            browser.close()
+        # Meanwhile the owner watches the live page in another tab and opens this call's row: it stays
+        # open while the call goes on, and the caller's request appears in it.
+        session_id = root.get_attribute("data-session-id")
+        live = page.context.new_page()
+        live.goto(f"{server.url}/sessions")
+        row = live.locator(f"#live-{session_id}")
+        row.locator("summary").click(timeout=10_000)
+        assert row.get_attribute("open") is not None
+
+        # The caller's request, then the supervisor's answer, spoken and captioned.
+        page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=15_000)
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
+        live.wait_for_function(
+            "([id, text]) => { const r = document.getElementById(id); return r && r.open && "
+            "r.textContent.includes(text); }", arg=[f"live-{session_id}", "book a haircut"], timeout=10_000)
+        # Still open after the answer was spoken, the list having been refreshed every second meanwhile.
+        live.wait_for_timeout(1500)
+        assert live.locator(f"#live-{session_id}").get_attribute("open") is not None
+        live.screenshot(path=str(ARTIFACTS / "browser-call-live-row.png"), full_page=True)
+        live.close()
+        rt = double.realtime_sessions[0]
+        assert rt.input_audio_bytes > 48 * 4000
+        assert rt.sent_of_type("error") == []  # every client event was valid GA protocol
+        config = rt.session_config
+        assert config["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+        assert config["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+        assert config["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
+        assert [t["name"] for t in config["tools"]] == [
+            "getNextResponseFromSupervisor", "end_call", "transfer_to_human"]
+        assert "Sam's Salon" in config["instructions"] and "Haircut" in config["instructions"]
+        assert "OpenAI-Beta" not in rt.headers and "openai-beta" not in {k.lower() for k in rt.headers}
+        page.screenshot(path=str(ARTIFACTS / "browser-call-answered.png"), full_page=True)
+        page.wait_for_function(
+            "() => Number(document.querySelector('#test-call').dataset.micFrames || 0) > 0", timeout=2_000
+        )
+        page.click("#call-hangup")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
+        # The ended call points at its record.
+        record = page.locator("#call-record")
+        record.wait_for(state="visible", timeout=5_000)
+        assert record.get_attribute("href") == f"/sessions/{session_id}/record"
+        record.click()
+        page.wait_for_url(re.compile(r"/calls/[0-9a-f-]+$"))
+        assert "Browser test call" in page.locator("main").inner_text()
+        assert blocked == []
 
     def finalised() -> Any:
         call, events, appointments, session = asyncio.run(_call_record(server.env))
@@ -211,11 +180,6 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
     assert "Traceback" not in server.log()
 
 
-def launch(pw: Any, mic: Path) -> Any:
-    return pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
-                              args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={mic}"])
-
-
 def test_browser_barge_in_truncates_at_what_was_played(
     server: RunningServer, double: OpenAIDouble, tmp_path: Path
 ) -> None:
@@ -224,26 +188,19 @@ def test_browser_barge_in_truncates_at_what_was_played(
                      "and we would love to help you look your best. How can I help you today?")
     double.realtime.say(long_greeting).caller("Wait, sorry, actually make it the afternoon.").say("Of course.")
     mic = write_wav(tmp_path / "mic.wav", silence(2500) + wav_pcm(ASSETS / "interrupt-24k.wav") + silence(40000))
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=server.url)
-            page = context.new_page()
-            sign_in(page, server.url)
-            page.click("#call-start")
-            page.wait_for_function("() => document.querySelector('#test-call').dataset.lastClearMs", timeout=15_000)
-            root = page.locator("#test-call")
-            played_at_clear = int(root.get_attribute("data-last-clear-ms") or -1)
-            item_id = root.get_attribute("data-last-clear-item")
-            rt = double.realtime_sessions[0]
-            truncate = rt.wait_for_received("conversation.item.truncate", 5.0)
-            page.wait_for_selector(".caption.agent.final:has-text('Of course.')", timeout=10_000)
-            page.screenshot(path=str(ARTIFACTS / "browser-call-barge-in.png"), full_page=True)
-            page.click("#call-hangup")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
-        finally:
-            browser.close()
+    with mic_page(mic, server.url) as page:
+        sign_in(page, server.url)
+        page.click("#call-start")
+        page.wait_for_function("() => document.querySelector('#test-call').dataset.lastClearMs", timeout=15_000)
+        root = page.locator("#test-call")
+        played_at_clear = int(root.get_attribute("data-last-clear-ms") or -1)
+        item_id = root.get_attribute("data-last-clear-item")
+        rt = double.realtime_sessions[0]
+        truncate = rt.wait_for_received("conversation.item.truncate", 5.0)
+        page.wait_for_selector(".caption.agent.final:has-text('Of course.')", timeout=10_000)
+        page.screenshot(path=str(ARTIFACTS / "browser-call-barge-in.png"), full_page=True)
+        page.click("#call-hangup")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
     assert truncate["item_id"] == item_id
     assert 500 < played_at_clear < len(long_greeting) * 60
     assert abs(truncate["audio_end_ms"] - played_at_clear) <= 20  # within one frame of what was played
@@ -253,35 +210,27 @@ def test_browser_barge_in_truncates_at_what_was_played(
 
 
 @pytest.fixture(scope="module")
-def keyless_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with run_server(base_env(tmp_path_factory.mktemp("browser-call-keyless"))) as running:
-        asyncio.run(_create_business(running.env))
-        yield running
+def keyless_server(plain_server: RunningServer) -> RunningServer:
+    asyncio.run(ensure_owner(plain_server.env, OWNER_EMAIL, recording_enabled=True))
+    return plain_server
 
 
 def test_without_openai_the_page_says_so(keyless_server: RunningServer, tmp_path: Path) -> None:
     mic = write_wav(tmp_path / "mic.wav", silence(1000))
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=keyless_server.url)
-            page = context.new_page()
-            sign_in(page, keyless_server.url)
-            assert page.locator(".notice.bad").first.is_visible()  # warned before calling
-            page.click("#call-start")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=10_000)
-            notice = page.locator("#call-notice")
-            assert "unavailable" in notice.inner_text()
-            page.screenshot(path=str(ARTIFACTS / "browser-call-no-openai.png"), full_page=True)
-        finally:
-            browser.close()
+    with mic_page(mic, keyless_server.url) as page:
+        sign_in(page, keyless_server.url)
+        assert page.locator(".notice.bad").first.is_visible()  # warned before calling
+        page.click("#call-start")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=10_000)
+        notice = page.locator("#call-notice")
+        assert "unavailable" in notice.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "browser-call-no-openai.png"), full_page=True)
 
     async def session_state() -> tuple[str, str | None]:
         db = Database(load_settings(keyless_server.env))
         try:
             async with db.session() as s:
-                row = (await s.scalars(select(Session))).one()
+                row = (await s.scalars(select(Session).where(Session.business_id == _owned(OWNER_EMAIL)))).one()
                 return row.status, row.failure_reason
         finally:
             await db.dispose()
@@ -294,7 +243,8 @@ async def _session_count(env: dict[str, str]) -> int:
     db = Database(load_settings(env))
     try:
         async with db.session() as s:
-            return int(await s.scalar(select(func.count(Session.id))) or 0)
+            return int(await s.scalar(select(func.count(Session.id))
+                                      .where(Session.business_id == _owned(OWNER_EMAIL))) or 0)
     finally:
         await db.dispose()
 
@@ -303,8 +253,7 @@ def test_a_refused_microphone_leaves_no_session_behind(server: RunningServer) ->
     before = asyncio.run(_session_count(server.env))
     with sync_playwright() as pw:
         # Without the fake consent UI and without a granted permission, Chromium refuses the microphone.
-        args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=args)
+        browser = launch(pw, consent=False)
         try:
             page = browser.new_context().new_page()
             sign_in(page, server.url)

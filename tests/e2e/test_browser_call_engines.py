@@ -5,21 +5,18 @@ leaves the same appointment, customer and call record apart from the engine and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Appointment, Call, CallEvent, Customer
+from app.db.models import Appointment, Business, Call, CallEvent, Customer, User
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
-from tests.e2e.test_browser_call import ARTIFACTS, launch, wait_for, write_wav
-from tests.support.data import create_owner
-from tests.support.server import RunningServer, base_env, run_server
+from tests.support.browser import ARTIFACTS, ensure_owner, mic_page, sign_in_locally, wait_for, write_wav
+from tests.support.server import RunningServer
 from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
 
 EMAILS = {"realtime": "realtime-owner@example.com", "live": "live-owner@example.com"}
@@ -27,36 +24,29 @@ REQUEST = "Hi, I'd like to book a haircut for tomorrow at ten in the morning."
 
 
 @pytest.fixture(scope="module")
-def double() -> Iterator[OpenAIDouble]:
-    with OpenAIDouble(api_key="test-key") as d:
-        yield d
+def double(openai_double: OpenAIDouble) -> OpenAIDouble:
+    return openai_double
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, double: OpenAIDouble) -> Iterator[RunningServer]:
-    data_dir = tmp_path_factory.mktemp("browser-engines")
-    env = base_env(data_dir, OPENAI_API_KEY="test-key", OPENAI_BASE_URL=double.base_url,
-                   SUPERVISOR_TIMEOUT_SECONDS="5")
-    with run_server(env) as running:
-        asyncio.run(_create_businesses(running.env))
-        yield running
+def server(voice_server: RunningServer) -> RunningServer:
+    for engine, email in EMAILS.items():
+        asyncio.run(ensure_owner(voice_server.env, email, voice_engine=engine))
+    return voice_server
 
 
-async def _create_businesses(env: dict[str, str]) -> None:
-    db = Database(load_settings(env))
-    try:
-        for engine, email in EMAILS.items():
-            await create_owner(db, email=email, voice_engine=engine)
-    finally:
-        await db.dispose()
-
-
-async def _latest_call(env: dict[str, str]) -> tuple[Call, list[CallEvent], list[Appointment], list[Customer]]:
+async def _latest_call(env: dict[str, str], engine: str
+                       ) -> tuple[Call, list[CallEvent], list[Appointment], list[Customer]] | None:
+    """The latest call of the business whose engine is `engine` (the server is shared with other owners)."""
     db = Database(load_settings(env))
     try:
         async with db.session() as s:
-            call = (await s.scalars(select(Call).order_by(Call.started_at.desc()))).first()
-            assert call is not None
+            business = select(Business.id).join(User, User.id == Business.owner_id).where(
+                User.email == EMAILS[engine]).scalar_subquery()
+            call = (await s.scalars(select(Call).where(Call.business_id == business)
+                                    .order_by(Call.started_at.desc()))).first()
+            if call is None:
+                return None
             events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == call.id)
                                           .order_by(CallEvent.sequence)))
             booked = list((await s.scalars(select(Appointment).where(Appointment.call_id == call.id))).unique())
@@ -82,29 +72,19 @@ def script(double: OpenAIDouble, engine: str, answer: str, day: Any) -> None:
 
 
 def browser_call(server: RunningServer, mic: Path, engine: str, answer: str) -> None:
-    with sync_playwright() as pw:
-        browser = launch(pw, mic)
-        try:
-            context = browser.new_context()
-            context.grant_permissions(["microphone"], origin=server.url)
-            page = context.new_page()
-            page.goto(f"{server.url}/auth/login?next=/test")
-            page.fill("#email", EMAILS[engine])
-            page.click("#local-sign-in button[type=submit]")
-            page.wait_for_url(f"{server.url}/test")
-            page.click("#call-start")
-            page.wait_for_function(
-                "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
-                timeout=15_000,
-            )
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=10_000)
-            page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=20_000)
-            page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
-            page.screenshot(path=str(ARTIFACTS / f"browser-call-{engine}.png"), full_page=True)
-            page.click("#call-hangup")
-            page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
-        finally:
-            browser.close()
+    with mic_page(mic, server.url) as page:
+        sign_in_locally(page, server.url, EMAILS[engine], "/test")
+        page.click("#call-start")
+        page.wait_for_function(
+            "() => Number(document.querySelector('#test-call').dataset.playedSamples || 0) > 24000",
+            timeout=15_000,
+        )
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{GREETING}\")", timeout=10_000)
+        page.wait_for_selector(".caption.caller.final:has-text('book a haircut')", timeout=20_000)
+        page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / f"browser-call-{engine}.png"), full_page=True)
+        page.click("#call-hangup")
+        page.wait_for_selector("#test-call[data-state=ended]", timeout=5_000)
 
 
 def comparable(call: Call, events: list[CallEvent], booked: list[Appointment], customers: list[Customer]) -> Any:
@@ -131,8 +111,8 @@ def test_the_same_browser_booking_on_both_engines(server: RunningServer, double:
         browser_call(server, mic, engine, answer)
 
         def finalised(engine: str = engine) -> Any:
-            record = asyncio.run(_latest_call(server.env))
-            return record if record[0].ended_at and record[0].engine == engine else None
+            record = asyncio.run(_latest_call(server.env, engine))
+            return record if record and record[0].ended_at and record[0].engine == engine else None
 
         records[engine] = wait_for(finalised, 15, f"the finalised {engine} call")
         if engine == "live":

@@ -4,10 +4,8 @@ Screenshots (desktop and phone width) are kept under test-artifacts/dashboard/."
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,20 +14,19 @@ import pytest
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Business, Call, SessionStatus
+from app.db.models import Business, SessionStatus
 from app.db.services import BusinessScope
 from app.inbox.outcomes import settle_call
 from app.settings import load_settings
 from tests.doubles.oidc import mock_google
-from tests.support.dashboard import add_event, seed_call
-from tests.support.server import ROOT, RunningServer, base_env, run_server
+from tests.support.browser import ARTIFACTS as ALL_ARTIFACTS
+from tests.support.browser import CHROMIUM, launch, run_db, say
+from tests.support.dashboard import seed_call
+from tests.support.server import RunningServer, base_env, run_server
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+ARTIFACTS = ALL_ARTIFACTS / "dashboard"
 SUBJECT = "google-owner-e2e"
 EMAIL = "robin.owner@example.com"
 TIMEOUT_MS = 10_000
@@ -47,12 +44,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         )
         with run_server(env) as running:
             yield running
-
-
-def _run(coro: Any) -> Any:
-    # Playwright's sync API keeps an event loop running in this thread; database work gets its own thread.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result(timeout=30)
 
 
 async def _seed(env: dict[str, str]) -> dict[str, Any]:
@@ -100,21 +91,10 @@ async def _seed(env: dict[str, str]) -> dict[str, Any]:
         await db.dispose()
 
 
-async def _say(env: dict[str, str], call_id: Any, sequence: int, text: str) -> None:
-    db = Database(load_settings(env))
-    try:
-        async with db.session() as s:
-            call = await s.get(Call, call_id)
-        assert call is not None
-        await add_event(db, call, sequence, "agent", text)
-    finally:
-        await db.dispose()
-
-
 def test_owner_journey_in_chromium(server: RunningServer) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(TIMEOUT_MS)
@@ -165,7 +145,7 @@ def _journey(page: Any, context: Any, browser: Any, server: RunningServer, expec
             expect(page).to_have_url(server.url + "/")
             expect(page.locator("h1")).to_have_text("Robin's Hair Studio")
 
-            ids = _run(_seed(server.env))
+            ids = run_db(_seed(server.env))
             page.reload()
             expect(page.locator("svg.chart >> visible=true")).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / "03-overview.png"), full_page=True)
@@ -189,12 +169,12 @@ def _journey(page: Any, context: Any, browser: Any, server: RunningServer, expec
             # The live session view picks up a turn flushed while the page is open.
             page.goto(server.url + f"/sessions/{ids['live_session']}")
             expect(page.locator("#live-transcript")).to_contain_text("Hello, is anyone there?")
-            _run(_say(server.env, ids["live_call"], 2, "Hi! Thanks for calling Robin's Hair Studio."))
+            run_db(say(server.env, ids["live_call"], 2, "Hi! Thanks for calling Robin's Hair Studio."))
             expect(page.locator("#live-transcript")).to_contain_text("Thanks for calling Robin's Hair Studio",
                                                                      timeout=5_000)
             page.screenshot(path=str(ARTIFACTS / "06-live-session.png"), full_page=True)
             page.goto(server.url + "/sessions")
-            _run(_say(server.env, ids["live_call"], 3, "What can I book for you today?"))
+            run_db(say(server.env, ids["live_call"], 3, "What can I book for you today?"))
             expect(page.locator("#live-sessions")).to_contain_text("What can I book for you today?", timeout=5_000)
             page.screenshot(path=str(ARTIFACTS / "07-sessions.png"), full_page=True)
 

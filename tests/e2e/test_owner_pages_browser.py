@@ -6,12 +6,9 @@ test fails on any violation. Screenshots go to test-artifacts/owner-pages/<viewp
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
 import wave
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,16 +21,15 @@ from app.db.engine import Database
 from app.db.models import Business, Call, SessionStatus, User
 from app.inbox.outbox import add_notification
 from app.settings import load_settings
-from tests.support.dashboard import add_event, seed_call
-from tests.support.server import ROOT, RunningServer, base_env, run_server
+from tests.support.browser import ARTIFACTS as ALL_ARTIFACTS
+from tests.support.browser import CHROMIUM, launch, run_db, say
+from tests.support.dashboard import seed_call
+from tests.support.server import ROOT, RunningServer
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
 AXE = ROOT / "tests" / "e2e" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-ARTIFACTS = ROOT / "test-artifacts" / "owner-pages"
+ARTIFACTS = ALL_ARTIFACTS / "owner-pages"
 TIMEOUT_MS = 10_000
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]
@@ -45,16 +41,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    data = tmp_path_factory.mktemp("owner-pages-e2e")
-    with run_server(base_env(data, RECORDINGS_DIR=str(data / "recordings"))) as running:
-        yield running
-
-
-def _run(coro: Any) -> Any:
-    # Playwright's sync API keeps an event loop running in this thread; database work gets its own thread.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result(timeout=30)
+def server(plain_server: RunningServer) -> RunningServer:
+    return plain_server
 
 
 def _tone_wav(seconds: float) -> bytes:
@@ -106,17 +94,6 @@ async def _seed(env: dict[str, str], email: str) -> dict[str, Any]:
         await db.dispose()
 
 
-async def _say(env: dict[str, str], call_id: Any, sequence: int, text: str) -> None:
-    db = Database(load_settings(env))
-    try:
-        async with db.session() as s:
-            call = await s.get(Call, call_id)
-        assert call is not None
-        await add_event(db, call, sequence, "agent", text)
-    finally:
-        await db.dispose()
-
-
 class Checks:
     """axe-core on every page (zero violations) and a screenshot of each, per viewport."""
 
@@ -153,7 +130,7 @@ class Checks:
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 def test_owner_pages_in_chromium(server: RunningServer, viewport: str) -> None:
     with playwright_sync.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        browser = launch(pw)
         try:
             # bypass_csp: axe-core is injected by the test, not served by the app.
             context = browser.new_context(viewport=VIEWPORTS[viewport], timezone_id="America/Chicago",
@@ -187,9 +164,15 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
     expect(page).to_have_url(re.compile(r"/onboarding$"))
     expect(page.locator("#timezone")).to_have_value("America/Chicago")
     check("onboarding")
+    # A voice can be heard before it is chosen: the sample is a static file the page plays.
+    page.select_option("#voice", "cedar")
+    with page.expect_response(lambda r: "/voices/cedar" in r.url) as sample:
+        page.click("[data-voice-preview]")
+    assert sample.value.status in (200, 206) and sample.value.headers["content-type"].startswith("audio/")
 
     # Every kind of mistake at once.
     page.fill("#name", "")
+    page.fill("#timezone", "Atlantis")
     page.fill("#transfer_number", "not a number")
     page.fill("#hours_mon", "09:00-13:00, 12:00-17:00")
     page.fill("#hours_tue", "17:00-09:00")
@@ -211,8 +194,9 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
 
     summary = page.locator("#form-result .error-summary")
     expect(summary).to_be_visible()
-    expect(summary.locator("li")).to_have_count(7)
-    for text in ("Enter your business", "international format", "09:00-13:00 and 12:00-17:00 overlap",
+    expect(summary.locator("li")).to_have_count(8)
+    for text in ("Enter your business", "No timezone called 'Atlantis'", "international format",
+                 "09:00-13:00 and 12:00-17:00 overlap",
                  "17:00-09:00 closes before it opens", "couldn't read the time 'nine'",
                  "between 1 and 60 minutes", "Service 2: Couldn't read 'ages'"):
         expect(summary).to_contain_text(text)
@@ -224,6 +208,7 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
 
     # Fixed, in the forms people use; the explicit overnight is accepted.
     page.fill("#name", "Robin's Hair Studio")
+    page.fill("#timezone", "chicago")  # just the city, as people type it
     page.fill("#transfer_number", "")  # optional; the business's own number is picked from the Twilio account
     page.fill("#hours_mon", "9-12, 1-5")
     page.fill("#hours_tue", "5pm-1am overnight")
@@ -237,6 +222,7 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
     # The settings round trip: what was typed comes back in its clean form.
     page.click("nav >> text=Settings")
     expect(page.locator('nav a[aria-current="page"]')).to_have_text("Settings")
+    expect(page.locator("#timezone")).to_have_value("America/Chicago")
     expect(page.locator("#hours_mon")).to_have_value("09:00-12:00, 13:00-17:00")
     expect(page.locator("#hours_tue")).to_have_value("17:00-01:00 overnight")
     expect(page.locator("#service_1-minutes")).to_have_value("90")
@@ -263,7 +249,7 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
     page.reload()
     expect(page.locator("#greeting")).to_have_value("Robin's, how can I help?")
 
-    ids = _run(_seed(server.env, email))
+    ids = run_db(_seed(server.env, email))
     page.goto(server.url + "/")
     expect(page.locator("svg.chart >> visible=true")).to_be_visible()
     expect(page.locator("#tests-note")).to_contain_text("1 test call this month not counted")
@@ -312,9 +298,9 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
     expect(row).to_be_visible()
     row.locator("summary").click()
     expect(row).to_have_attribute("open", "")
-    _run(_say(server.env, ids["live_call"], 2, "Hi! Thanks for calling Robin's Hair Studio."))
+    run_db(say(server.env, ids["live_call"], 2, "Hi! Thanks for calling Robin's Hair Studio."))
     expect(row).to_contain_text("Thanks for calling Robin's Hair Studio", timeout=5_000)
-    _run(_say(server.env, ids["live_call"], 3, "What can I book for you today?"))
+    run_db(say(server.env, ids["live_call"], 3, "What can I book for you today?"))
     expect(row).to_contain_text("What can I book for you today?", timeout=5_000)
     expect(page.locator(f"#live-{ids['live_session']}")).to_have_attribute("open", "")
     check("live-expanded")
@@ -322,10 +308,16 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
     expect(page.locator("#live-transcript")).to_contain_text("What can I book for you today?")
     check("session-live")
 
-    for name, path in (("appointments", "/appointments"), ("customers", "/customers"), ("billing", "/billing"),
-                       ("notifications", "/notifications"), ("test-call", "/test")):
+    # Every other page the owner can reach from the nav and the settings page.
+    pages = (("appointments", "/appointments"), ("customers", "/customers"), ("new-customer", "/customers/new"),
+             ("billing", "/billing"), ("test-call", "/test"), ("messages", "/messages"), ("sessions", "/sessions"),
+             ("calendar", "/calendar"), ("calendar-setup", "/calendar/setup"), ("activity", "/audit"),
+             ("number", "/settings/number"), ("notifications", "/settings/notifications"),
+             ("calendar-settings", "/settings/calendar"), ("engine", "/settings/engine"), ("outbox", "/notifications"))
+    for name, path in pages:
         page.goto(server.url + path)
+        page.wait_for_load_state("networkidle")  # sections the page loads with htmx are part of it
         check(name)
-    assert len(check.checked) == 15
+    assert len(check.checked) == 10 + len(pages)
     page.goto(server.url + "/notifications")
     expect(page.locator("#outbox")).to_contain_text("Daily digest")
