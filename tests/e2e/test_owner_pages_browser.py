@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Business, Call, SessionStatus, User
+from app.db.models import Business, SessionStatus, User
 from app.inbox.outbox import add_notification
 from app.settings import load_settings
 from tests.support.browser import ARTIFACTS as ALL_ARTIFACTS
