@@ -122,3 +122,25 @@ async def test_an_empty_recording_writes_nothing(db: Database, tmp_path: Path) -
     target = tmp_path / "recordings"
     assert await save_recording(db, target, business.id, uuid.uuid4(), StereoRecording()) is None
     assert not target.exists()
+
+
+async def test_a_moved_call_s_second_part_is_joined_after_the_first(db: Database, tmp_path: Path) -> None:
+    """A call that moved to another instance: each instance saves its part at the call's one path, the second
+    joined after the first, so the owner hears the whole call in one file."""
+    _user, business = await create_owner(db, recording_enabled=True)
+    call_id = uuid.uuid4()
+    first, second = StereoRecording(), StereoRecording()
+    first.add_caller(0, caller_audio("hours")[:8000])  # a second of the caller before the move
+    second.add_agent(0, tone(500))  # and the agent's answer after it
+    target = tmp_path / "recordings"
+    path = await save_recording(db, target, business.id, call_id, first)
+    assert path is not None
+    before = first.render().shape[0]
+    assert await save_recording(db, target, business.id, call_id, second, continues=True) == path
+    with wave.open(str(path)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (2, 2, SAMPLE_RATE)
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    assert frames.shape[0] == before + second.render().shape[0]
+    assert np.array_equal(frames[:before], first.render().astype("<i2"))  # the first part, untouched
+    assert rms(frames[before:, 1]) > 4000 and rms(frames[before:, 0]) == 0  # then the agent's answer
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no part files left behind

@@ -69,9 +69,10 @@ async def moved_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         log.info("moved call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
         await close_socket(socket, CLOSE_NORMAL, ending.reason)
         if recording is not None:
-            # Known gap: this holds the part after the move; the old instance's part, saved at the same place
-            # when its stream stopped, is replaced rather than joined.
-            await save_recording(db, settings.recordings_dir, business.id, resumed.call.id, recording)
+            # The old instance saved the part before the move at the same place when its stream stopped: this
+            # part is joined after it.
+            await save_recording(db, settings.recordings_dir, business.id, resumed.call.id, recording,
+                                 continues=True)
     except Exception as exc:
         log.exception("moved twilio stream for call %s failed", start.call_sid)
         await runtime.abandon(session.id, f"the moved call failed ({type(exc).__name__})")
