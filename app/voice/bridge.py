@@ -146,7 +146,7 @@ class CallBridge:
         self._held = False
         if resume is not None:
             self._started -= resume.elapsed_seconds
-            self._turn = resume.turn
+            self._turns.turn = resume.turn
             self._transfer_requested = resume.transfer_requested
             self._open_tool_calls = dict(resume.open_tool_calls)
 
@@ -209,9 +209,9 @@ class CallBridge:
         """Nobody is speaking, nothing is being generated, played or looked up: a call can be handed over
         here without cutting a word or a tool call."""
         return (self._ending is None and not self._winding_down and not self._switching and self._link_ready.is_set()
-                and not (self._caller_speaking or self._response_active or self._supervisor_tasks
+                and not (self._caller_speaking or self._response.active or self._supervisor_tasks
                          or self._open_tool_calls or self._pending_tools)
-                and self._clock() >= self._agent_audio_until)
+                and self._clock() >= self._response.audio_until)
 
     def must_not_be_cut(self) -> bool:
         """A tool call is open, a goodbye or transfer is under way, or a new realtime session is being opened:
@@ -226,7 +226,7 @@ class CallBridge:
         self._winding_down = held
 
     def move_state(self) -> dict[str, Any]:
-        return {"session_update": self._session_update, "turn": self._turn,
+        return {"session_update": self._session_update, "turn": self._turns.turn,
                 "transfer_requested": self._transfer_requested,
                 "open_tool_calls": {k: list(v) for k, v in self._open_tool_calls.items()}}
 
@@ -710,7 +710,7 @@ class CallBridge:
 
     async def _set_language(self, call_id: str) -> None:
         output, events = self.language.run_tool(self._open_tool_calls.get(call_id, ("", ""))[1])
-        await self._response_idle.wait()
+        await self._response.wait_idle()
         await self._send_all(events)  # the new instructions first: the answer after the output speaks them
         await self._tool_output(call_id, output)
 
