@@ -204,7 +204,8 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
         await wait_until(lambda: all(len(call.streams) == 2 for call in calls), timeout=30)
 
         async def none_left() -> bool:
-            return (await client.get("/ops/drain", headers=auth)).json()["live_calls"] == 0
+            state = (await client.get("/ops/drain", headers=auth)).json()
+            return state["live_calls"] == 0 and not state["moving"]
 
         await wait_until(none_left, timeout=20)
     moved_sockets = [(path, backend) for path, backend in pair.balancer.sockets[sockets_before:]

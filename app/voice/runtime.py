@@ -422,6 +422,11 @@ class CallRuntime:
         log.warning("draining: %d live call(s)", len(self.bridges))
         return len(self.bridges)
 
+    @property
+    def moving(self) -> bool:
+        """Phone calls are still being handed to another instance (drain started, hand-over not finished)."""
+        return self._move_task is not None and not self._move_task.done()
+
     async def _move_calls(self) -> None:
         """Issue 11: phone calls move to another instance rather than wait for their end (nobody knows when
         that is); a goodbye or transfer under way finishes here. Browser test calls finish here."""

@@ -46,7 +46,9 @@ async def drain_status(request: Request[Any, Any, Any], settings: Settings) -> R
     if (refused := _refusal(request, settings)) is not None:
         return refused
     runtime = get_runtime(request.app)
-    return Response({"draining": runtime.draining, "live_calls": len(runtime.bridges)})
+    # "moving" until the hand-over of phone calls has finished (its report written): a deploy that stops the
+    # instance on live_calls == 0 alone could cut that last step.
+    return Response({"draining": runtime.draining, "live_calls": len(runtime.bridges), "moving": runtime.moving})
 
 
 ROUTES: list[ControllerRouterHandler] = [start_drain, drain_status]
