@@ -1069,7 +1069,8 @@ async def test_a_drained_instance_says_so_and_a_call_cut_by_its_restart_is_a_ser
             assert drained.status_code == 202 and drained.json()["live_calls"] == 1
             health = await client.get("/health")
             assert health.status_code == 503 and health.json()["status"] == "draining"
-            assert (await client.get("/ops/drain", headers=auth)).json() == {"draining": True, "live_calls": 1, "moving": False}
+            state = (await client.get("/ops/drain", headers=auth)).json()
+            assert state == {"draining": True, "live_calls": 1, "moving": False}
         await asyncio.to_thread(other.__exit__, None, None, None)
         stopped = True
     finally:
