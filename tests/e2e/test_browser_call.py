@@ -126,7 +126,7 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
         assert config["audio"]["input"]["turn_detection"]["type"] == "server_vad"
         assert config["audio"]["input"]["transcription"]["model"] == "gpt-4o-mini-transcribe"
         assert [t["name"] for t in config["tools"]] == [
-            "getNextResponseFromSupervisor", "end_call", "transfer_to_human"]
+            "getNextResponseFromSupervisor", "end_call", "transfer_to_human", "set_language"]
         assert "Sam's Salon" in config["instructions"] and "Haircut" in config["instructions"]
         assert "OpenAI-Beta" not in rt.headers and "openai-beta" not in {k.lower() for k in rt.headers}
         page.screenshot(path=str(ARTIFACTS / "browser-call-answered.png"), full_page=True)

@@ -151,7 +151,7 @@ def _journey(page: Any, context: Any, browser: Any, server: RunningServer, expec
             page.screenshot(path=str(ARTIFACTS / "03-overview.png"), full_page=True)
 
             # Find the call by a word from its transcript (htmx live search) and open it.
-            page.click("nav >> text=Calls")
+            page.click("nav >> text=\"Calls\"")
             expect(page.locator("#calls-results tbody tr")).to_have_count(10)
             page.fill("#q", "balayage")
             expect(page.locator("#calls-results tbody tr")).to_have_count(1)

@@ -238,7 +238,7 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
         dialog.dismiss()
 
     page.on("dialog", dismiss)
-    page.locator("nav >> text=Calls").click(no_wait_after=True)
+    page.locator("nav >> text=\"Calls\"").click(no_wait_after=True)
     page.wait_for_timeout(500)
     assert dialogs == ["beforeunload"], "leaving with unsaved changes asks first"
     expect(page).to_have_url(re.compile(r"/settings$"))
@@ -256,7 +256,7 @@ def _journey(page: Any, server: RunningServer, viewport: str, check: Checks) -> 
     check("overview")
 
     # A filtered calls list survives the back button, results and filter inputs alike.
-    page.click("nav >> text=Calls")
+    page.click("nav >> text=\"Calls\"")
     expect(page.locator("#calls-results tbody tr")).to_have_count(7)
     page.fill("#q", "balayage")
     expect(page.locator("#calls-results tbody tr")).to_have_count(1)
