@@ -112,7 +112,7 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
         page.wait_for_selector(f".caption.agent.final:has-text(\"{answer}\")", timeout=20_000)
         live.wait_for_function(
             "([id, text]) => { const r = document.getElementById(id); return r && r.open && "
-            "r.textContent.includes(text); }", arg=[f"live-{session_id}", "book a haircut"], timeout=10_000)
+            "r.textContent.includes(text); }", arg=[f"live-{session_id}", "book a haircut"], timeout=30_000)
         # Still open after the answer was spoken, the list having been refreshed every second meanwhile.
         live.wait_for_timeout(1500)
         assert live.locator(f"#live-{session_id}").get_attribute("open") is not None
