@@ -911,7 +911,9 @@ async def test_a_withheld_caller_cannot_cancel_someone_elses_booking_but_can_boo
         await _ask(stream, log, 3 + 2 * turn)
     await stream.hang_up()
     session, row, events = await finalised(w, call.sid)
-    assert session.caller_phone is None and row.caller_phone is None and row.customer_id is None
+    # Withheld: no number recorded. The call may come to be linked to the customer the booking made (the
+    # outcomes job runs just after the call ends), never to the customer whose booking was asked about.
+    assert session.caller_phone is None and row.caller_phone is None and row.customer_id != lee_id
 
     outputs = _supervisor_outputs(events)
     assert [o["name"] for o in outputs] == ["cancel_appointment", "find_customer", "find_appointments",
@@ -939,6 +941,7 @@ async def test_a_withheld_caller_cannot_cancel_someone_elses_booking_but_can_boo
     [new] = booked
     assert new.caller_verified is False and new.customer.phone == "+15553334242"
     assert new.customer.phone_verified is False and new.customer.name == "Ann Onymous"
+    assert row.customer_id in (None, new.customer_id)
     assert message.body == "Please call me back about a colour." and message.caller_phone is None
 
 
