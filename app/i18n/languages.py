@@ -102,6 +102,18 @@ def offered(stored: Sequence[str] | None) -> list[Language]:
     return languages or [SUPPORTED[DEFAULT_LANGUAGE]]
 
 
+def for_owner(stored: Sequence[str] | None) -> Language:
+    """The language the owner reads: the business's primary one. The dashboard, the owner's notifications and
+    the call summaries are written in it; transcripts stay as spoken."""
+    return offered(stored)[0]
+
+
+def for_customer(customer_language: str | None, stored: Sequence[str] | None) -> Language:
+    """The language to write to a customer in: the offered one they last spoke, else the business's primary."""
+    offered_languages = offered(stored)
+    return match(offered_languages, customer_language) or offered_languages[0]
+
+
 def match(offered_languages: Sequence[Language], spoken: str | None) -> Language | None:
     """The offered language a caller speaks: `spoken` is an ISO-639-1 code ("es"), a BCP-47 tag ("es-419")
     or an English name ("Spanish"), as a transcription or the voice model reports it."""

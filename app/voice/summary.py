@@ -35,7 +35,7 @@ SUMMARY_INSTRUCTIONS = (
 def owner_language_note(stored: list[str] | None, call_language: str | None) -> str:
     """Issue 16: the owner reads the summary in the business's primary language, whatever the call was in (the
     transcript stays as spoken)."""
-    owner = languages.offered(stored)[0]
+    owner = languages.for_owner(stored)
     note = f" Write it in {owner.language_name('en')}"
     spoken = languages.get(call_language) if call_language else None
     if spoken is not None and spoken.base != owner.base:
