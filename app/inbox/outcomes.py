@@ -21,8 +21,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import (
-    PLAN_LIMIT_FORWARDED,
-    PLAN_LIMIT_VOICEMAIL,
     Appointment,
     Call,
     CallEvent,
@@ -31,6 +29,9 @@ from app.db.models import (
     EventKind,
     Message,
 )
+from app.i18n.languages import Language
+from app.i18n.texts import END_REASONS as END_REASON_WORDS
+from app.i18n.texts import end_reason, outcome_label
 from app.jobs import enqueue
 
 #: every call shorter than this that the caller ended is "hung up early"
@@ -47,57 +48,33 @@ HUNG_UP_EARLY = "hung_up_early"
 FAILED = "failed"
 CALLBACK_REQUESTED = "callback_requested"
 
-#: code -> the words an owner sees, in the order they are shown
+#: code -> the words an owner sees, in the order they are shown (English; `labels(codes, language)` for the
+#: owner's language, from the written-lines catalogue `app.i18n.texts`)
 LABELS: dict[str, str] = {
-    FAILED: "Call failed",
-    TRANSFER_FAILED: "Transfer failed",
-    CALLBACK_REQUESTED: "Wants a call back",
-    MESSAGE_TAKEN: "Message taken",
-    BOOKED: "Booked",
-    RESCHEDULED: "Rescheduled",
-    CANCELLED: "Cancelled",
-    TRANSFERRED: "Transferred",
-    QUESTION_ANSWERED: "Question answered",
-    HUNG_UP_EARLY: "Hung up early",
+    code: outcome_label(code, "en")
+    for code in (FAILED, TRANSFER_FAILED, CALLBACK_REQUESTED, MESSAGE_TAKEN, BOOKED, RESCHEDULED, CANCELLED,
+                 TRANSFERRED, QUESTION_ANSWERED, HUNG_UP_EARLY)
 }
 FOLLOW_UP = frozenset({MESSAGE_TAKEN, TRANSFER_FAILED, FAILED, CALLBACK_REQUESTED})
 
-# Why a call ended, in the owner's words (`Call.end_reason` holds the engine's code).
-END_REASONS: dict[str, str] = {
-    "goodbye": "said goodbye",
-    "caller_hung_up": "the caller hung up",
-    "caller_gone": "the caller hung up",
-    "caller_stop": "the caller hung up",
-    "transferred": "transferred to a person",
-    "shutdown": "the service restarted",
-    "interrupted": "cut off (the service stopped)",
-    "error": "an error ended the call",
-    "openai_unavailable": "the receptionist could not be reached",
-    "realtime_closed": "the receptionist's connection dropped",
-    "realtime_session_expired": "the call reached the one-hour limit",
-    "max_duration": "the call reached its time limit",
-    "silence": "the caller stayed silent",
-    "twilio_completed": "the caller hung up before it was answered",
-    "twilio_canceled": "the caller hung up before it was answered",
-    "twilio_busy": "the line was busy",
-    "twilio_no_answer": "nobody answered",
-    "twilio_failed": "the call could not be connected",
-    PLAN_LIMIT_FORWARDED: "forwarded to you: the plan's minutes are used up",
-    PLAN_LIMIT_VOICEMAIL: "sent to voicemail: the plan's minutes are used up",
-}
+# Why a call ended, in the owner's words (`Call.end_reason` holds the engine's code), in English; every
+# language's words are in `app.i18n.texts.END_REASONS` (PLAN_LIMIT_* included).
+END_REASONS: dict[str, str] = {code: words["en"] for code, words in END_REASON_WORDS.items()}
 
 _INFO_TOOLS = {"get_business_info", "check_availability", "find_appointments", "find_customer"}
 
 
-def end_reason_words(reason: str | None) -> str:
+def end_reason_words(reason: str | None, language: str | Language | None = None) -> str:
+    """Why a call ended, in `language` (default English); an unknown code in plain words."""
     if not reason:
         return ""
-    return END_REASONS.get(reason, reason.replace("_", " "))
+    return end_reason(reason, language or "en") or reason.replace("_", " ")
 
 
-def labels(codes: Iterable[str]) -> list[str]:
+def labels(codes: Iterable[str], language: str | Language | None = None) -> list[str]:
+    """The outcomes' labels in display order, in `language` (default English)."""
     wanted = set(codes)
-    return [LABELS[c] for c in LABELS if c in wanted]
+    return [outcome_label(c, language or "en") for c in LABELS if c in wanted]
 
 
 @dataclass(frozen=True, slots=True)

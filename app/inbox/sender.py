@@ -286,10 +286,10 @@ class Notifier:
         waiting = list(await s.scalars(select(Message).where(
             Message.business_id == business.id, Message.handled_at.is_(None))
             .order_by(Message.created_at.desc()).limit(10)))
-        lines = [f"- {m.caller_name or m.caller_phone or 'A caller'}: {m.body[:140]}" for m in waiting]
         return {"calls": calls or 0, "follow_ups": follow_ups or 0, "unread": unread or 0,
                 "bookings": bookings or 0, "cancellations": cancellations or 0,
-                "lines": (["Unread messages:", *lines] if lines else [])}
+                # (who, first words): worded in the owner's language by app.inbox.texts
+                "waiting": [(m.caller_name or m.caller_phone or "", m.body[:140]) for m in waiting]}
 
     async def digest(self, job: Job) -> None:
         now = self._clock()

@@ -3,6 +3,13 @@
 Composed when the notification is sent (not when it is queued), so an owner's email carries the call's
 summary written after the call, and a caller's text the business's current name and number. Times are the
 business's local wall clock.
+
+Issue 16: the words come from the written-lines catalogue (`app.i18n.texts`), in the owner's language for the
+owner (`languages.for_owner`: the business's primary one) and in the customer's for a customer
+(`languages.for_customer`: the offered language they spoke on this call, else the one they last spoke, else
+the primary); dates and times worded by Babel in that language (`app.i18n.dates`). What people said (the
+call's summary, which is already written in the owner's language, a message, a purpose the owner typed) and
+names stay as they are.
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ from typing import Any
 
 from app.db.models import Appointment, Business, Call, Customer, Message, Notification
 from app.i18n import languages
+from app.i18n.dates import written_date, written_datetime
+from app.i18n.languages import Language
+from app.i18n.texts import Counted, Written, counted, number, text
 from app.inbox.outcomes import CALLBACK_REQUESTED, TRANSFER_FAILED, end_reason_words, labels
 
 OWNER_SMS_MAX = 600
-
 
 def format_phone(phone: str) -> str:
     # E.164 as stored: unambiguous in any country, and phones and mail apps make it a link.
@@ -33,6 +42,19 @@ class Context:
     appointment: Appointment | None = None
     messages: list[Message] = field(default_factory=list)
     digest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def owner_language(self) -> Language:
+        return languages.for_owner(self.business.languages)
+
+    @property
+    def customer_language(self) -> Language:
+        """The language to write to this customer in: the one they spoke on the notification's call (a
+        booking made on a call is confirmed in the call's language, before the call's end records it on the
+        customer), else the one they last spoke, else the business's primary language."""
+        spoken = (self.call.language if self.call is not None else None) or (
+            self.customer.language if self.customer is not None else None)
+        return languages.for_customer(spoken, self.business.languages)
 
     @property
     def tz(self) -> Any:
@@ -60,12 +82,13 @@ class Context:
         name, phone = self.caller_name(), self.caller_phone()
         if name and phone:
             return f"{name} ({format_phone(phone)})"
-        return name or (format_phone(phone) if phone else "A caller")
+        return name or (format_phone(phone) if phone else text(Written.A_CALLER, self.owner_language))
 
-    def local(self, iso: str | None) -> str:
+    def local(self, iso: str | None, language: Language | None = None) -> str:
+        """A stored UTC moment on the business's clock, worded in `language` (default: the owner's)."""
         if not iso:
             return ""
-        return datetime.fromisoformat(iso).astimezone(self.tz).strftime("%a %d %b at %H:%M")
+        return written_datetime(datetime.fromisoformat(iso), language or self.owner_language, self.tz)
 
     def link(self) -> str:
         n = self.notification
@@ -88,10 +111,6 @@ class Text:
     body: str
 
 
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def _summary_line(ctx: Context, fallback: str) -> str:
     if ctx.call is not None and ctx.call.summary:
         return ctx.call.summary.strip()
@@ -101,105 +120,160 @@ def _summary_line(ctx: Context, fallback: str) -> str:
 
 
 def _owner_parts(ctx: Context) -> tuple[str, str, str]:
-    """(headline, summary, what to do) for the owner."""
+    """(headline, summary, what to do) for the owner, in the owner's language."""
     n = ctx.notification
+    lang = ctx.owner_language
     details = n.details or {}
     outcomes = set(details.get("outcomes") or (ctx.call.outcomes if ctx.call else []) or [])
     who = ctx.who()
     phone = ctx.caller_phone()
-    call_back = f"Call {ctx.caller_name() or 'them'} back on {format_phone(phone)}." if phone else (
-        "They left no number: see the call for details.")
+    if phone:
+        name = ctx.caller_name()
+        call_back = (text(Written.CALL_BACK_NAMED, lang, name=name, phone=format_phone(phone)) if name
+                     else text(Written.CALL_BACK_THEM, lang, phone=format_phone(phone)))
+    else:
+        call_back = text(Written.NO_NUMBER, lang)
     if n.event == "follow_up":
         urgent = any(m.urgency == "urgent" for m in ctx.messages)
         if ctx.messages:
-            headline = f"{'URGENT: ' if urgent else ''}{who} left a message"
+            headline = (text(Written.URGENT, lang) if urgent else "") + text(Written.LEFT_MESSAGE, lang, who=who)
         elif TRANSFER_FAILED in outcomes:
-            headline = f"{who} asked for a person, but nobody could be reached"
+            headline = text(Written.NOBODY_REACHED, lang, who=who)
         elif CALLBACK_REQUESTED in outcomes:
-            headline = f"{who} asked to be called back"
+            headline = text(Written.WANTS_CALLBACK, lang, who=who)
         else:
-            headline = f"{who} needs a reply"
-        return headline, _summary_line(ctx, ", ".join(labels(outcomes)) or "See the call."), call_back
+            headline = text(Written.NEEDS_REPLY, lang, who=who)
+        fallback = ", ".join(labels(outcomes, lang)) or text(Written.SEE_THE_CALL, lang)
+        return headline, _summary_line(ctx, fallback), call_back
     if n.event == "call_failed":
-        reason = end_reason_words(ctx.call.end_reason if ctx.call else None)
-        headline = f"A call from {who} failed" + (f" ({reason})" if reason else "")
-        return headline, _summary_line(ctx, "The receptionist could not finish the call."), (
-            call_back if phone else "Check the call record; the caller may not have been helped.")
+        reason = end_reason_words(ctx.call.end_reason if ctx.call else None, lang)
+        headline = text(Written.CALL_FAILED, lang, who=who) + (f" ({reason})" if reason else "")
+        return headline, _summary_line(ctx, text(Written.NOT_FINISHED, lang)), (
+            call_back if phone else text(Written.CHECK_RECORD, lang))
     if n.event in {"booked", "rescheduled", "cancelled"}:
-        service = details.get("service", "Appointment")
+        service = details.get("service") or text(Written.APPOINTMENT, lang)
         when = ctx.local(details.get("starts_at"))
-        headline = {
-            "booked": f"New booking: {service}, {when}, for {who}",
-            "rescheduled": f"Booking moved: {service} now {when}, for {who}",
-            "cancelled": f"Booking cancelled: {service}, {when}, for {who}",
+        head, by_phone, todo = {
+            "booked": (Written.NEW_BOOKING, Written.BOOKED_BY_PHONE, Written.NOTHING_BOOKED),
+            "rescheduled": (Written.BOOKING_MOVED, Written.RESCHEDULED_BY_PHONE, Written.NOTHING_BOOKED),
+            "cancelled": (Written.BOOKING_CANCELLED, Written.CANCELLED_BY_PHONE, Written.NOTHING_FREE),
         }[n.event]
-        summary = _summary_line(ctx, f"{'Booked' if n.event == 'booked' else n.event.capitalize()} by phone.")
-        todo = "Nothing: it is in your appointments." if n.event != "cancelled" else (
-            "Nothing: the time is free again.")
-        return headline, summary, todo
+        return (text(head, lang, service=service, when=when, who=who),
+                _summary_line(ctx, text(by_phone, lang)), text(todo, lang))
     if n.event == "outbound_unreached":  # issue 16: a call the receptionist was to make did not happen
-        name = details.get("customer_name") or format_phone(details.get("customer_phone") or "")
-        what = "confirmation call" if details.get("kind") == "confirmation" else "callback"
-        about = f" about {details['purpose']}" if details.get("purpose") else ""
-        headline = f"The receptionist could not reach {name}"
-        summary = f"The {what}{about} did not happen: {details.get('reason', 'no answer')}."
-        phone = details.get("customer_phone")
-        return headline, summary, (f"Call {name} yourself on {format_phone(phone)}." if phone else
-                                   "See Calls out for details.")
+        return _unreached_parts(ctx, lang)
     if n.event == "digest":
         d = ctx.digest
-        headline = f"Your day: {_n(d.get('calls', 0), 'call')}, {_n(d.get('bookings', 0), 'new booking')}"
-        summary = (f"{_n(d.get('unread', 0), 'unread message')}, {_n(d.get('follow_ups', 0), 'call')} to follow up, "
-                   f"{_n(d.get('cancellations', 0), 'cancellation')}.")
-        todo = "Read your messages." if d.get("unread") else "Nothing waiting."
+        headline = text(Written.DIGEST_HEAD, lang, calls=counted(Counted.CALLS, d.get("calls", 0), lang),
+                        bookings=counted(Counted.NEW_BOOKINGS, d.get("bookings", 0), lang))
+        summary = (f"{counted(Counted.UNREAD_MESSAGES, d.get('unread', 0), lang)}, "
+                   f"{counted(Counted.CALLS_TO_FOLLOW_UP, d.get('follow_ups', 0), lang)}, "
+                   f"{counted(Counted.CANCELLATIONS, d.get('cancellations', 0), lang)}.")
+        todo = text(Written.READ_MESSAGES if d.get("unread") else Written.NOTHING_WAITING, lang)
         return headline, summary, todo
     if n.event == "usage_warning":
         return usage_warning_parts(ctx)
     if n.event == "test":
-        return ("Test notification", f"Notifications from {ctx.business.name}'s receptionist reach you here.",
-                "Nothing: this was a test.")
+        return (text(Written.TEST_HEAD, lang), text(Written.TEST_SUMMARY, lang, business=ctx.business.name),
+                text(Written.TEST_TODO, lang))
     return n.event, "", ""
+
+
+#: `details["reason_code"]` of an outbound call that didn't happen (app.outbound.dialer) -> its words
+_REASONS: dict[str, Written] = {
+    "opted_out": Written.REASON_OPTED_OUT,
+    "not_on_record": Written.REASON_NOT_ON_RECORD,
+    "no_business_number": Written.REASON_NO_BUSINESS_NUMBER,
+    "minutes_used": Written.REASON_MINUTES_USED,
+    "not_reached": Written.REASON_NOT_REACHED,
+    "cant_call": Written.REASON_CANT_CALL,
+    "twilio_refused": Written.REASON_TWILIO_REFUSED,
+}
+_ATTEMPT_OUTCOMES: dict[str, Written] = {
+    "no_answer": Written.ATTEMPT_NO_ANSWER, "busy": Written.ATTEMPT_BUSY, "failed": Written.ATTEMPT_FAILED,
+}
+
+
+def _unreached_reason(details: dict[str, Any], lang: Language) -> str:
+    code = details.get("reason_code")
+    if code not in _REASONS:
+        # Stored before reasons had codes: the words the dialer wrote then (English).
+        return str(details.get("reason") or text(Written.REASON_NO_ANSWER, lang))
+    outcome = str(details.get("outcome") or "no_answer")
+    outcome_words = text(_ATTEMPT_OUTCOMES[outcome], lang) if outcome in _ATTEMPT_OUTCOMES else outcome
+    return text(_REASONS[code], lang, attempts=number(int(details.get("attempts") or 0), lang),
+                outcome=outcome_words, detail=str(details.get("detail") or ""))
+
+
+def _unreached_parts(ctx: Context, lang: Language) -> tuple[str, str, str]:
+    details = ctx.notification.details or {}
+    name = details.get("customer_name") or format_phone(details.get("customer_phone") or "")
+    purpose = str(details.get("purpose") or "")
+    if details.get("kind") == "confirmation":
+        line = Written.UNREACHED_CONFIRMATION_ABOUT if purpose else Written.UNREACHED_CONFIRMATION
+    else:
+        line = Written.UNREACHED_CALLBACK_ABOUT if purpose else Written.UNREACHED_CALLBACK
+    summary = text(line, lang, purpose=purpose, reason=_unreached_reason(details, lang))
+    phone = details.get("customer_phone")
+    todo = (text(Written.CALL_YOURSELF, lang, name=name, phone=format_phone(phone)) if phone
+            else text(Written.SEE_CALLS_OUT, lang))
+    return text(Written.UNREACHED, lang, name=name), summary, todo
 
 
 def usage_warning_parts(ctx: Context) -> tuple[str, str, str]:
     """Issue 13's 80 % / 100 % warning: how much is used, and what happens next on this plan (overage billed,
     or calls forwarded to the owner / to voicemail), from the facts frozen when the threshold was crossed."""
+    lang = ctx.owner_language
     d = ctx.notification.details or {}
     threshold, included = int(d.get("threshold", 0)), int(d.get("included_minutes", 0))
-    used, plan = float(d.get("used_minutes", 0)), str(d.get("plan_name") or "your plan")
+    used = float(d.get("used_minutes", 0))
+    plan = str(d.get("plan_name") or text(Written.PLAN_FALLBACK, lang))
     overage = d.get("over_limit") == "overage"
     forward_to = d.get("forward_to")
-    fallback = (f"forwarded to your transfer number {format_phone(str(forward_to))}" if forward_to
-                else "sent to voicemail (set a transfer number in Settings to have them forwarded to you)")
+    fallback = (text(Written.FORWARDED_TO, lang, phone=format_phone(str(forward_to))) if forward_to
+                else text(Written.TO_VOICEMAIL, lang))
     renews = ""
     if d.get("period_end"):
-        renews = f" Your minutes renew on {datetime.fromisoformat(str(d['period_end'])).astimezone(ctx.tz):%d %b %Y}."
+        renews = text(Written.RENEWS, lang,
+                      date=written_date(datetime.fromisoformat(str(d["period_end"])), lang, ctx.tz))
     if threshold >= 100:
-        headline = f"All {included} included minutes of your {plan} plan are used"
+        headline = text(Written.ALL_USED, lang, included=number(included, lang), plan=plan)
         if overage:
-            return (headline, f"Calls are still answered by the receptionist; every further minute is billed as "
-                              f"overage.{renews}", "Nothing, unless you want a bigger plan: see Billing.")
-        return (headline, f"From now on calls are {fallback} instead of answered by the receptionist.{renews}",
-                "Upgrade on the Billing page to have the receptionist answer again.")
-    headline = f"You have used {threshold} % of your {plan} plan's minutes ({used:g} of {included})"
+            return (headline, text(Written.STILL_ANSWERED_BILLED, lang, renews=renews),
+                    text(Written.NOTHING_BIGGER, lang))
+        return (headline, text(Written.FROM_NOW, lang, fallback=fallback, renews=renews),
+                text(Written.UPGRADE_AGAIN, lang))
+    headline = text(Written.USED_SHARE, lang, threshold=number(threshold, lang), plan=plan,
+                    used=number(used, lang), included=number(included, lang))
     if overage:
-        return (headline, f"When they run out, calls are still answered and extra minutes are billed as "
-                          f"overage.{renews}", "Nothing, unless you want a bigger plan: see Billing.")
-    return (headline, f"When they run out, calls will be {fallback} instead of answered by the receptionist."
-                      f"{renews}", "Upgrade on the Billing page to keep the receptionist answering.")
+        return headline, text(Written.OVERAGE_LATER, lang, renews=renews), text(Written.NOTHING_BIGGER, lang)
+    return (headline, text(Written.FALLBACK_LATER, lang, fallback=fallback, renews=renews),
+            text(Written.UPGRADE_KEEP, lang))
 
 
 def _spoken_language(ctx: Context) -> str:
-    """The language a call was held in, when it isn't the business's main one (the summary is in the main one)."""
+    """The language a call was held in, named in the owner's language, when it isn't the business's main one
+    (the summary is in the main one)."""
     if ctx.call is None or not ctx.call.language:
         return ""
-    main = languages.offered(ctx.business.languages)[0]
+    main = ctx.owner_language
     spoken = languages.get(ctx.call.language)
-    return spoken.name("en") if spoken.base != main.base else ""
+    return spoken.name(main.code) if spoken.base != main.base else ""
+
+
+def _digest_lines(ctx: Context) -> list[str]:
+    """The unread messages listed under the digest: who (or "A caller") and the first words they left."""
+    waiting = ctx.digest.get("waiting") or []
+    if not waiting:
+        return []
+    lang = ctx.owner_language
+    return [text(Written.UNREAD_HEADING, lang),
+            *(f"- {who or text(Written.A_CALLER, lang)}: {body}" for who, body in waiting)]
 
 
 def owner_text(ctx: Context) -> Text:
     headline, summary, todo = _owner_parts(ctx)
+    lang = ctx.owner_language
     link = ctx.link()
     if ctx.notification.channel == "sms":
         body = f"{ctx.business.name}: {headline}. {summary} {todo} {link}"
@@ -209,32 +283,46 @@ def owner_text(ctx: Context) -> Text:
         return Text(subject="", body=body)
     lines = [headline, summary, ""]
     if ctx.notification.event not in {"digest", "test", "usage_warning"}:
-        lines.append(f"Caller: {ctx.who()}")
+        lines.append(text(Written.CALLER_LINE, lang, who=ctx.who()))
         spoken = _spoken_language(ctx)
         if spoken:
-            lines.append(f"Language: {spoken}")  # issue 16: call them back in it
-    lines += [f"What to do: {todo}", f"Call: {link}" if ctx.notification.call_id else f"Open: {link}"]
-    if ctx.digest.get("lines"):
-        lines += ["", *ctx.digest["lines"]]
+            lines.append(text(Written.LANGUAGE_LINE, lang, language=spoken))  # issue 16: call them back in it
+    lines += [text(Written.WHAT_TO_DO, lang, todo=todo),
+              text(Written.CALL_LINK if ctx.notification.call_id else Written.OPEN_LINK, lang, link=link)]
+    digest_lines = _digest_lines(ctx)
+    if digest_lines:
+        lines += ["", *digest_lines]
     return Text(subject=f"[{ctx.business.name}] {headline}", body="\n".join(lines) + "\n")
 
 
+_CALLER_TEXTS: dict[str, Written] = {
+    "confirm_booked": Written.CONFIRM_BOOKED,
+    "confirm_rescheduled": Written.CONFIRM_RESCHEDULED,
+    "confirm_cancelled": Written.CONFIRM_CANCELLED,
+    "reminder": Written.REMINDER,
+}
+
+
 def caller_text(ctx: Context) -> Text:
-    """A caller's confirmation or reminder: business name, local date and time, how to change it."""
+    """A caller's confirmation or reminder, in their language: business name, local date and time, how to
+    change it, and how to stop texts (the keyword STOP in every language)."""
     n = ctx.notification
+    lang = ctx.customer_language
     details = n.details or {}
-    service = details.get("service", "appointment")
-    when = ctx.local(details.get("starts_at"))
-    number = format_phone(ctx.business.phone_number) if ctx.business.phone_number else ""
-    change = f" To change or cancel it, call {number}." if number else ""
-    body = {
-        "confirm_booked": f"{ctx.business.name}: your {service} is booked for {when}.{change}",
-        "confirm_rescheduled": f"{ctx.business.name}: your {service} has moved to {when}.{change}",
-        "confirm_cancelled": f"{ctx.business.name}: your {service} on {when} is cancelled."
-        + (f" To book again, call {number}." if number else ""),
-        "reminder": f"Reminder from {ctx.business.name}: your {service} is tomorrow, {when}.{change}",
-    }.get(n.event, f"{ctx.business.name}: {n.event}")
-    return Text(subject="", body=body + " Reply STOP to opt out.")
+    service = details.get("service")
+    your_service = (text(Written.YOUR_SERVICE, lang, service=service) if service
+                    else text(Written.YOUR_APPOINTMENT, lang))
+    when = ctx.local(details.get("starts_at"), lang)
+    number_ = format_phone(ctx.business.phone_number) if ctx.business.phone_number else ""
+    line = _CALLER_TEXTS.get(n.event)
+    if line is None:
+        body = f"{ctx.business.name}: {n.event}"
+    else:
+        body = text(line, lang, business=ctx.business.name, your_service=your_service, when=when)
+        if number_:
+            body += text(Written.TO_BOOK_AGAIN if n.event == "confirm_cancelled" else Written.TO_CHANGE, lang,
+                         number=number_)
+    return Text(subject="", body=body + text(Written.OPT_OUT, lang))
 
 
 def compose(ctx: Context) -> Text:

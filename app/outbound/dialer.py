@@ -141,11 +141,12 @@ class Dialer:
             return
         refusal = self._refusal(row, business, customer, appointment, prefs, now)
         if refusal is not None:
-            status, outcome, reason = refusal
+            status, outcome, reason, code = refusal
             async with self._db.session() as s, s.begin():
                 await finish(s, row.id, status, outcome, error=reason, from_statuses=(OutboundStatus.SCHEDULED,))
                 if status is OutboundStatus.FAILED:
-                    await self._tell_owner(s, business, row, reason)
+                    await self._tell_owner(s, business, row, reason, code=code,
+                                           detail=reason if code == "cant_call" else "")
             log.info("outbound call %s not placed: %s", row.id, outcome or status.value)
             self.poke()
             return
@@ -165,7 +166,7 @@ class Dialer:
             async with self._db.session() as s, s.begin():
                 await finish(s, row.id, OutboundStatus.FAILED, "failed", error="the plan's minutes are used up",
                              from_statuses=(OutboundStatus.SCHEDULED,))
-                await self._tell_owner(s, business, row, "your plan's minutes are used up")
+                await self._tell_owner(s, business, row, "your plan's minutes are used up", code="minutes_used")
             return
         if not await claim_slot(self._db, row, cap=max(1, prefs.max_concurrent), now=now):
             await self._later(job, row, now + CAP_WAIT)
@@ -174,28 +175,32 @@ class Dialer:
 
     def _refusal(self, row: OutboundCall, business: Business, customer: Customer | None,
                  appointment: Appointment | None, prefs: OutboundSettings, now: datetime
-                 ) -> tuple[OutboundStatus, str | None, str] | None:
+                 ) -> tuple[OutboundStatus, str | None, str, str] | None:
+        """Why this call must not be placed: (status, outcome, the reason in English for the record, its code
+        for the owner's notification in their language), or None."""
         if customer is not None and customer.calls_opted_out_at is not None:
-            return OutboundStatus.FAILED, "opted_out", "the customer asked not to be called"
+            return OutboundStatus.FAILED, "opted_out", "the customer asked not to be called", "opted_out"
         if customer is None or customer.phone != row.to_phone:
             # Only a number the business already has for this customer is ever dialled.
-            return OutboundStatus.FAILED, "refused", "the number is not the customer's number on record"
+            return (OutboundStatus.FAILED, "refused", "the number is not the customer's number on record",
+                    "not_on_record")
         problem = transfer_error(row.to_phone, business_region(business.phone_number, business.timezone),
                                  allowed_regions=self._settings.transfer_allow_countries,
                                  allow_international=self._settings.transfer_allow_international)
         if problem:
-            return OutboundStatus.FAILED, "refused", problem
+            return OutboundStatus.FAILED, "refused", problem, "cant_call"
         if not business.phone_number:
-            return OutboundStatus.FAILED, "failed", "the business has no phone number to call from"
+            return (OutboundStatus.FAILED, "failed", "the business has no phone number to call from",
+                    "no_business_number")
         if row.kind == OutboundKind.CONFIRMATION.value:
             current = (appointment is not None and appointment.status == AppointmentStatus.BOOKED.value
                        and row.appointment_starts_at is not None
                        and appointment.starts_at.astimezone(UTC) == row.appointment_starts_at.astimezone(UTC)
                        and appointment.starts_at > now)
             if not current:
-                return OutboundStatus.CANCELLED, None, "the appointment was moved, cancelled or is past"
+                return OutboundStatus.CANCELLED, None, "the appointment was moved, cancelled or is past", "moved"
             if appointment is not None and appointment.service not in (prefs.confirmation_hours or {}):
-                return OutboundStatus.CANCELLED, None, "confirmation calls are off for this service"
+                return OutboundStatus.CANCELLED, None, "confirmation calls are off for this service", "off"
         return None
 
     async def _later(self, job: Job, row: OutboundCall, at: datetime) -> None:
@@ -223,7 +228,7 @@ class Dialer:
         except TwilioRefused as exc:
             async with self._db.session() as s, s.begin():
                 await finish(s, row.id, OutboundStatus.FAILED, "refused", error=str(exc))
-                await self._tell_owner(s, business, row, str(exc))
+                await self._tell_owner(s, business, row, str(exc), code="twilio_refused", detail=str(exc))
             return
         except TwilioUnavailable as exc:
             # Twilio may be back in a moment: give the slot and the attempt back, and let the job retry.
@@ -278,7 +283,8 @@ class Dialer:
                 await finish(s, row.id, OutboundStatus.FAILED, outcome,
                              error=f"not reached after {fresh.attempts} attempts")
                 await self._tell_owner(s, business, fresh,
-                                       f"not reached after {fresh.attempts} attempts ({outcome.replace('_', ' ')})")
+                                       f"not reached after {fresh.attempts} attempts ({outcome.replace('_', ' ')})",
+                                       code="not_reached", outcome=outcome)
                 await self._set_confirmation(s, fresh, "no_answer")
         self.poke()
 
@@ -379,8 +385,11 @@ class Dialer:
         await s.execute(update(Appointment).where(Appointment.id == row.appointment_id).values(
             confirmation="unconfirmed" if outcome == "talked" else outcome, confirmation_at=datetime.now(UTC)))
 
-    async def _tell_owner(self, s: AsyncSession, business: Business, row: OutboundCall, reason: str) -> None:
-        """The owner hears of a call the receptionist could not make (by their notification settings)."""
+    async def _tell_owner(self, s: AsyncSession, business: Business, row: OutboundCall, reason: str, *,
+                          code: str, detail: str = "", outcome: str = "") -> None:
+        """The owner hears of a call the receptionist could not make (by their notification settings).
+        `reason` is kept in English for the record; `code` (+ `detail`, `outcome`) lets the notification word
+        it in the owner's language (app.inbox.texts)."""
         prefs = await preferences(s, business.id)
         if not prefs.on_failures:
             return
@@ -390,7 +399,8 @@ class Dialer:
                 s, business_id=business.id, key=f"outbound_unreached:{row.id}:{channel}", event="outbound_unreached",
                 channel=channel, recipient=recipient, customer_id=row.customer_id,
                 appointment_id=row.appointment_id,
-                details={"reason": reason, "kind": row.kind, "purpose": row.purpose,
+                details={"reason": reason, "reason_code": code, "detail": detail, "outcome": outcome,
+                         "kind": row.kind, "purpose": row.purpose,
                          "customer_name": customer.name if customer else "", "customer_phone": row.to_phone,
                          "attempts": row.attempts},
             )
