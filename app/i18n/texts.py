@@ -118,7 +118,7 @@ class Counted(StrEnum):
 
 #: line -> base language -> words
 CATALOGUE: dict[Written, dict[str, str]] = {
-    Written.A_CALLER: {"en": "A caller", "es": "Alguien", "fr": "Quelqu'un", "de": "Jemand", "pt": "Alguém"},
+    Written.A_CALLER: {"en": "A caller", "es": "Alguien", "fr": "Un appelant", "de": "Jemand", "pt": "Alguém"},
     Written.CALL_BACK_NAMED: {
         "en": "Call {name} back on {phone}.",
         "es": "Llame a {name} al {phone}.",
@@ -151,7 +151,7 @@ CATALOGUE: dict[Written, dict[str, str]] = {
     Written.NOBODY_REACHED: {
         "en": "{who} asked for a person, but nobody could be reached",
         "es": "{who} pidió hablar con una persona, pero no se localizó a nadie",
-        "fr": "{who} a demandé à parler à quelqu'un, mais personne n'a pu être joint",
+        "fr": "{who} a demandé à parler à une personne, mais personne n'a pu être joint",
         "de": "{who} wollte eine Person sprechen, aber niemand war erreichbar",
         "pt": "{who} pediu para falar com uma pessoa, mas ninguém foi encontrado",
     },

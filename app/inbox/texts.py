@@ -14,6 +14,7 @@ names stay as they are.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,8 @@ from app.i18n.texts import Counted, Written, counted, number, text
 from app.inbox.outcomes import CALLBACK_REQUESTED, TRANSFER_FAILED, end_reason_words, labels
 
 OWNER_SMS_MAX = 600
+# A time that ends in an abbreviation's full stop ("10:00 a.m.") at the end of a sentence gets one stop, not two.
+_DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
 
 def format_phone(phone: str) -> str:
     # E.164 as stored: unambiguous in any country, and phones and mail apps make it a link.
@@ -322,7 +325,7 @@ def caller_text(ctx: Context) -> Text:
         if number_:
             body += text(Written.TO_BOOK_AGAIN if n.event == "confirm_cancelled" else Written.TO_CHANGE, lang,
                          number=number_)
-    return Text(subject="", body=body + text(Written.OPT_OUT, lang))
+    return Text(subject="", body=_DOUBLE_STOP.sub(".", body + text(Written.OPT_OUT, lang)))
 
 
 def compose(ctx: Context) -> Text:
