@@ -15,10 +15,11 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from sqlalchemy import select
 from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.models import BookingRules, Call, Customer, Job, Message, Notification, NotificationSettings, Session
+from app.i18n.dates import short_datetime
 from app.inbox.outbox import DEFAULTS
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
@@ -34,6 +36,7 @@ from tests.doubles.smtp_server import SmtpServer, body_of
 from tests.doubles.twilio_double import TwilioDouble, caller_audio
 from tests.support.data import create_owner
 from tests.support.server import RunningServer, free_port, phone_env, run_server
+from tests.support.written import english_words_in
 
 SALON = "+15550001000"
 OWNER_MOBILE = "+15559990000"
@@ -310,3 +313,82 @@ async def test_the_service_killed_between_the_event_and_the_send_sends_after_res
                                                                    Notification.channel == "email"))
             assert rows[0].status == "sent"
             assert "Traceback" not in again.log()
+
+
+# -- issue 16: written in the reader's language -----------------------------------------------------------
+CASA = "+15550002000"
+CASA_EMAIL = "lupita@casa.example"
+
+
+async def seed_spanish_business(env: dict[str, str], caller: str) -> UUID:
+    """A business whose primary language is Mexican Spanish (French offered too), and a customer who spoke
+    French on their last call."""
+    db = Database(load_settings(env))
+    try:
+        _owner, business = await create_owner(
+            db, name="Casa Lupita", phone_number=CASA, email=CASA_EMAIL, timezone="America/Mexico_City",
+            languages=["es-MX", "fr-FR"], services=[{"name": "Corte", "minutes": 30, "price": 25.0}],
+            greeting="Gracias por llamar a Casa Lupita.")
+        async with db.session() as s, s.begin():
+            s.add(NotificationSettings(business_id=business.id, **{**DEFAULTS, "confirmations_enabled": True}))
+            s.add(Customer(business_id=business.id, name="Lupe Ortiz", phone=caller, language="fr-FR"))
+        return business.id
+    finally:
+        await db.dispose()
+
+
+async def test_the_owner_reads_the_booking_in_spanish_and_the_french_customer_is_confirmed_in_french(
+    w: World,
+) -> None:
+    caller = "+15553335555"
+    await seed_spanish_business(w.env, caller)
+    w.twilio.sms_numbers = {SALON, CASA}
+    mexico = ZoneInfo("America/Mexico_City")
+    day = date.today() + timedelta(days=7)
+    while day.weekday() > 4:  # a weekday, inside the business's hours
+        day += timedelta(days=1)
+    starts = datetime(day.year, day.month, day.day, 10, 0, tzinfo=mexico)
+    w.openai.realtime.say("Gracias por llamar a Casa Lupita.")
+    w.openai.realtime.caller("Bonjour, je voudrais une coupe, s'il vous plaît.")
+    w.openai.realtime.tool("set_language", {"language": "fr"})  # she speaks French again: the call switches
+    w.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "une coupe"},
+                           say_first="Un instant.")
+    w.openai.realtime.say_from_tool_output()
+    w.openai.responses.for_model("gpt-4.1").function_call(
+        "book_appointment", {"service": "Corte", "start": f"{day.isoformat()}T10:00", "customer_name": "Lupe Ortiz"}
+    ).text("C'est réservé.")
+    w.openai.responses.for_model(load_settings(w.env).summary_model).text(
+        "Resumen: Lupe Ortiz reservó un corte; habló en francés.")
+    sessions_before = len(w.openai.realtime_sessions)
+    call, answer = await w.twilio.place_call(w.voice_url, to=CASA, from_=caller)
+    stream = await w.twilio.open_stream(call, answer)
+    log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
+    await asyncio.to_thread(log.wait_for_sent, "response.done", 10.0, 1)
+    await stream.speak(caller_audio("book"))
+
+    # The customer's confirmation, while they are on the line: French (the language she speaks), the date and
+    # time worded by Babel on Mexico City's clock, and the opt-out keyword Twilio knows.
+    await wait_until(lambda: w.twilio.texts_to(caller), timeout=15)
+    [confirmation] = w.twilio.texts_to(caller)
+    when = short_datetime(starts, "fr-FR", mexico)
+    assert confirmation["from"] == CASA
+    assert confirmation["body"] == (f"Casa Lupita : votre rendez-vous (Corte) est réservé pour le {when}. Pour le "
+                                    f"modifier ou l'annuler, appelez le {CASA}. Répondez STOP pour ne plus recevoir "
+                                    "de messages.")
+    await stream.hang_up()
+    await wait_until(lambda: call_for(w.env, call.sid))
+
+    # The owner's email, once the call's summary is in: subject and body in Spanish, the time in es-MX.
+    await wait_until(lambda: w.smtp.to(CASA_EMAIL), timeout=20)
+    [email] = w.smtp.to(CASA_EMAIL)
+    body = body_of(email)
+    es_when = short_datetime(starts, "es-MX", mexico)
+    assert email["Subject"] == f"[Casa Lupita] Nueva reserva: Corte, {es_when}, para Lupe Ortiz ({caller})"
+    assert body.splitlines()[1] == "Resumen: Lupe Ortiz reservó un corte; habló en francés."
+    assert "Qué hacer: Nada: ya está en sus citas." in body and f"Llamada de: Lupe Ortiz ({caller})" in body
+    assert "Idioma: francés (Francia)" in body  # the language to call her back in, named in Spanish
+    names = ("Casa Lupita", "Lupe Ortiz", "Corte")
+    assert not english_words_in(email["Subject"] + "\n" + body, "es", names), body
+    # the summary was asked for in the owner's language
+    summary_requests = [r for r in w.openai.response_requests if "summar" in str(r.get("instructions", "")).lower()]
+    assert summary_requests and "Write it in Spanish" in str(summary_requests[-1]["instructions"])

@@ -31,6 +31,7 @@ from app.i18n.texts import (
 )
 from app.inbox import outcomes
 from app.inbox.texts import Context, compose
+from tests.support import written
 
 BASE_URL = "https://app.example"
 STARTS = "2027-03-15T15:00:00+00:00"  # 09:00 in Mexico City, 16:00 in Paris and Berlin, 12:00 in São Paulo
@@ -64,25 +65,8 @@ def test_every_written_line_exists_in_every_offered_language_with_the_same_place
     assert all(re.search(r"\bSTOP\b", CATALOGUE[Written.OPT_OUT][base]) for base in CATALOGUE_LANGUAGES)
 
 
-def _english_vocabulary() -> set[str]:
-    english = [words["en"] for words in (*CATALOGUE.values(), *OUTCOME_LABELS.values(), *END_REASONS.values())]
-    english += [form for words in COUNTED.values() for form in words["en"]]
-    return {w.lower() for text in english for w in re.findall(r"[A-Za-z']{3,}", re.sub(r"\{\w+\}", " ", text))}
-
-
-def _vocabulary(base: str) -> set[str]:
-    texts = [words[base] for words in (*CATALOGUE.values(), *OUTCOME_LABELS.values(), *END_REASONS.values())]
-    texts += [form for words in COUNTED.values() for form in words[base]]
-    return {w.lower() for text in texts for w in re.findall(r"\w{3,}", text)}
-
-
 def english_words_in(text: str, base: str) -> set[str]:
-    """English words of the catalogue in `text` that aren't also words of the `base` language's own lines
-    ("plan", "Twilio", "message" in French), nor part of the names and the STOP keyword."""
-    allowed = _vocabulary(base) | {w.lower() for name in NAMES for w in name.split()} | {"stop"}
-    without_links = re.sub(r"https?://\S+", " ", text)
-    found = {w.lower() for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", without_links)}
-    return (found & _english_vocabulary()) - allowed
+    return written.english_words_in(text, base, NAMES)
 
 
 def business(code: str, *others: str) -> Business:
