@@ -30,6 +30,7 @@ OWNER_SMS_MAX = 600
 # A time that ends in an abbreviation's full stop ("10:00 a.m.") at the end of a sentence gets one stop, not two.
 _DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?!\.)")
 
+
 def format_phone(phone: str) -> str:
     # E.164 as stored: unambiguous in any country, and phones and mail apps make it a link.
     return phone
