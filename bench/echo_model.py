@@ -33,7 +33,8 @@ received: dict[int, float] = {}
 sent: dict[int, float] = {}
 open_sessions = 0
 sessions_total = 0
-_ids = itertools.count(1)
+_ids = itertools.count(1)  # event ids
+_sessions = itertools.count(1)
 
 
 def stamp_of(b64: str) -> int:
@@ -54,7 +55,7 @@ async def session(ws: ServerConnection) -> None:
     global open_sessions, sessions_total
     open_sessions += 1
     sessions_total += 1
-    n = next(_ids)
+    n = next(_sessions)
     response: dict[str, str] | None = None
 
     async def emit(event: dict[str, Any]) -> None:
@@ -83,7 +84,7 @@ async def session(ws: ServerConnection) -> None:
                 for k in range(GREETING_FRAMES):
                     await emit({"type": "response.output_audio.delta", "response_id": response["id"],
                                 "item_id": response["item"], "output_index": 0, "content_index": 0,
-                                "delta": frame(GREETING_STAMP + n * 16 + k)})
+                                "delta": frame(GREETING_STAMP + (n % 4096) * 16 + k)})
             elif kind == "response.cancel" and response is not None:
                 await emit({"type": "response.done", "response": {
                     "id": response["id"], "status": "cancelled", "object": "realtime.response",

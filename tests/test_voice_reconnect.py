@@ -13,7 +13,7 @@ from app.billing.pricing import TokenUsage, from_realtime
 from app.db.engine import Database
 from app.db.models import Call, CallEvent
 from app.settings import Settings
-from app.voice.bridge import CallLimits
+from app.voice.bridge import RECONNECTS_PER_WINDOW, CallLimits
 from app.voice.resume import RESUME_LINE, heard_part, restore_events
 from tests.doubles.openai_double import OpenAIDouble
 from tests.support.voice import ASSETS, LiveCall, place_call, silence, wav_pcm
@@ -121,6 +121,22 @@ async def test_a_long_call_rolls_over_to_a_new_session_unnoticed(call_settings: 
     call, events = await record(call_db, live)
     assert "realtime session rolled over" in [e.text for e in events]
     assert "Agent: Nine to five." in call.transcript and RESUME_LINE not in call.transcript
+
+
+async def test_a_link_that_keeps_dropping_goes_to_the_fallback_instead_of_reconnecting_forever(
+        call_settings: Settings, call_db: Database, double: OpenAIDouble) -> None:
+    # An upstream that accepts every new session and cuts it at once: each reconnect "succeeds", so only a
+    # budget per window stops a storm of billed sessions and resume lines.
+    double.realtime.say("Hello, Sam's Salon.", drop_after_ms=300)
+    for _ in range(RECONNECTS_PER_WINDOW + 2):
+        double.realtime.say(RESUME_LINE, drop_after_ms=100)
+    live = await place_call(call_settings, call_db)
+    ending = await asyncio.wait_for(live.task, 60)
+    assert (ending.status, ending.reason) == ("failed", "realtime_lost")
+    assert live.bridge.reconnects == RECONNECTS_PER_WINDOW
+    assert len(double.realtime_sessions) == RECONNECTS_PER_WINDOW + 1
+    _call, events = await record(call_db, live)
+    assert "realtime connection keeps dropping" in [e.text for e in events]
 
 
 def test_restore_events_and_heard_part() -> None:

@@ -45,6 +45,11 @@ SETTLE_SECONDS = 2.0
 RECONNECT_ATTEMPTS = 2
 #: how long one attempt may take (connect + restore)
 RECONNECT_TIMEOUT_SECONDS = 4.0
+#: a link that drops again and again right after it was restored (an upstream accepting sessions and closing
+#: them) would otherwise be reconnected forever, each time a new billed session and another resume line: past
+#: this many reconnects in RECONNECT_WINDOW_SECONDS the call goes to the fallback instead
+RECONNECTS_PER_WINDOW = 5
+RECONNECT_WINDOW_SECONDS = 60.0
 
 AskSupervisor = Callable[[str, str], Awaitable[SupervisorAnswer]]
 #: a new, connecting link of the same kind (reconnects and roll-overs)
@@ -99,6 +104,7 @@ class CallBridge:
         self._link_swapped = asyncio.Event()
         self._switching = False
         self.reconnects = 0
+        self._reconnected_at: list[float] = []
         self.rollovers = 0
         # tool calls the model made whose output has not been sent: a new session must know them
         self._open_tool_calls: dict[str, tuple[str, str]] = {}
@@ -463,6 +469,15 @@ class CallBridge:
         self._request_flush()
         with contextlib.suppress(Exception):
             await self.link.close()
+        self._reconnected_at = [t for t in self._reconnected_at if lost_at - t < RECONNECT_WINDOW_SECONDS]
+        if len(self._reconnected_at) >= RECONNECTS_PER_WINDOW:
+            self._switching = False
+            self._link_ready.set()
+            self.recorder.add(EventKind.ERROR, "realtime connection keeps dropping",
+                              {"reconnects": len(self._reconnected_at), "window_seconds": RECONNECT_WINDOW_SECONDS})
+            await self._fall_back("ai_lost", self.language.line(Line.TROUBLE))
+            self.end(CallStatus.FAILED, "realtime_lost", "the realtime connection kept dropping")
+            return False
         failures: list[str] = []
         for attempt in range(1, RECONNECT_ATTEMPTS + 1):
             if self._ending is not None:
@@ -479,6 +494,7 @@ class CallBridge:
             self._swap(link)
             self._switching = False
             self.reconnects += 1
+            self._reconnected_at.append(self._clock())
             metrics.realtime_reconnects.inc()
             gap_ms = int((self._clock() - lost_at) * 1000)
             self.recorder.add(EventKind.SYSTEM, "realtime connection restored",
