@@ -39,6 +39,8 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.support.threaded_site import ThreadedSite
+
 SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 SCOPE_FREEBUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 SCOPE_LIST = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
@@ -101,13 +103,14 @@ class GoogleCalendarDouble:
         self.notifications: list[dict[str, str]] = []
         self.notification_statuses: list[int] = []
         self.requests: list[tuple[str, str]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
-        self.port = 0
+        self._site = ThreadedSite("google-calendar-double", self._app)
 
     # -- lifecycle -------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._site.port
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -124,33 +127,20 @@ class GoogleCalendarDouble:
         }
 
     def start(self) -> GoogleCalendarDouble:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            self._routes(app)
-            self._runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="google-calendar-double", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self._site.start()
         return self
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._site.stop()
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._site.loop
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        self._routes(app)
+        return app
 
     def __enter__(self) -> GoogleCalendarDouble:
         return self.start()
