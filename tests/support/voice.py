@@ -169,12 +169,3 @@ async def place_call(settings: Any, db: Any, *, limits: Any = None, transport: P
     task = asyncio.create_task(bridge.run())
     task.add_done_callback(lambda _t: runtime.bridges.discard(bridge))
     return LiveCall(runtime, bridge, transport, session.id, bridge.recorder.call_id, biz.id, task)
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
