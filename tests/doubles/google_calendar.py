@@ -39,7 +39,7 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
-from tests.support.threaded_site import ThreadedSite
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 SCOPE_FREEBUSY = "https://www.googleapis.com/auth/calendar.freebusy"
@@ -86,7 +86,7 @@ class Channel:
     stopped: bool = False
 
 
-class GoogleCalendarDouble:
+class GoogleCalendarDouble(OnThreadedSite):
     def __init__(self, *, client_id: str = "calendar-test-client.apps.googleusercontent.com",
                  client_secret: str = "calendar-test-secret", account: str = "owner@example.com",
                  page_size: int = 250) -> None:
@@ -108,10 +108,6 @@ class GoogleCalendarDouble:
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @property
-    def port(self) -> int:
-        return self._site.port
-
-    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -126,27 +122,10 @@ class GoogleCalendarDouble:
             "GOOGLE_OAUTH_REVOKE_URL": self.base_url + "/revoke",
         }
 
-    def start(self) -> GoogleCalendarDouble:
-        self._site.start()
-        return self
-
-    def stop(self) -> None:
-        self._site.stop()
-
-    @property
-    def _loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._site.loop
-
     def _app(self) -> web.Application:
         app = web.Application()
         self._routes(app)
         return app
-
-    def __enter__(self) -> GoogleCalendarDouble:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     # -- test-side controls ----------------------------------------------------------------------------
     def add_calendar(self, calendar_id: str, summary: str, access_role: str = "owner") -> Calendar:
@@ -265,13 +244,19 @@ class GoogleCalendarDouble:
         self.requests.append((request.method, request.path))
         return None
 
-    def _calendar(self, request: web.Request) -> Calendar | web.Response:
+    def _calendar(self, request: web.Request, *, write: bool = False) -> Calendar | web.Response:
+        """The request's calendar; or Google's answer to a bad token, an unknown calendar, or (`write`) a
+        calendar the account may only read, checked in that order."""
+        if (denied := self._authorised(request)) is not None:
+            return denied
         calendar_id = request.match_info["calendar"]
         if calendar_id == "primary":
             calendar_id = self.account
         calendar = self.calendars.get(calendar_id)
         if calendar is None:
             return _error(404, "notFound", "Not Found")
+        if write and (denied := self._writable(calendar)) is not None:
+            return denied
         return calendar
 
     # -- routes ----------------------------------------------------------------------------------------
@@ -425,8 +410,6 @@ class GoogleCalendarDouble:
         return None
 
     async def _events_list(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
         calendar = self._calendar(request)
         if isinstance(calendar, web.Response):
             return calendar
@@ -473,13 +456,9 @@ class GoogleCalendarDouble:
         return web.json_response(body)
 
     async def _events_insert(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        calendar = self._calendar(request)
+        calendar = self._calendar(request, write=True)
         if isinstance(calendar, web.Response):
             return calendar
-        if (denied := self._writable(calendar)) is not None:
-            return denied
         body = await request.json()
         if "id" in body and not _EVENT_ID.match(str(body["id"])):
             return _error(400, "invalid", "Invalid resource id value.")
@@ -495,8 +474,6 @@ class GoogleCalendarDouble:
         return web.json_response(event)
 
     async def _events_get(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
         calendar = self._calendar(request)
         if isinstance(calendar, web.Response):
             return calendar
@@ -506,13 +483,9 @@ class GoogleCalendarDouble:
         return web.json_response(event)
 
     async def _events_patch(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        calendar = self._calendar(request)
+        calendar = self._calendar(request, write=True)
         if isinstance(calendar, web.Response):
             return calendar
-        if (denied := self._writable(calendar)) is not None:
-            return denied
         body = await request.json()
         with self._lock:
             event = calendar.events.get(request.match_info["event"])
@@ -532,13 +505,9 @@ class GoogleCalendarDouble:
         return web.json_response(event)
 
     async def _events_delete(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        calendar = self._calendar(request)
+        calendar = self._calendar(request, write=True)
         if isinstance(calendar, web.Response):
             return calendar
-        if (denied := self._writable(calendar)) is not None:
-            return denied
         with self._lock:
             event = calendar.events.get(request.match_info["event"])
             if event is None:
@@ -550,8 +519,6 @@ class GoogleCalendarDouble:
         return web.Response(status=204)
 
     async def _events_watch(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
         calendar = self._calendar(request)
         if isinstance(calendar, web.Response):
             return calendar

@@ -94,7 +94,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
@@ -105,7 +104,7 @@ from openai.types.realtime import (
     RealtimeSessionCreateRequest,
 )
 
-from tests.support.threaded_site import ThreadedSite
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 JSON = dict[str, Any]
 
@@ -488,23 +487,15 @@ class ResponsesScript:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class RealtimeSessionLog:
-    id: str
-    model: str
-    headers: dict[str, str]
-    received: list[JSON] = field(default_factory=list)
-    sent: list[JSON] = field(default_factory=list)
-    session_config: JSON = field(default_factory=dict)
-    closed: threading.Event = field(default_factory=threading.Event)
-    input_audio_bytes: int = 0
-    truncations: list[JSON] = field(default_factory=list)
-    dropped: bool = False  # the double cut this connection (RealtimeScript.say(drop_after_ms=…))
-    #: time.monotonic() of each entry of `sent` (just before it went on the wire) and of `received`
-    #: (when its frame was read), index for index
-    sent_at: list[float] = field(default_factory=list)
-    received_at: list[float] = field(default_factory=list)
-    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+class EventLog:
+    """The events one connection sent and received, with waits on them; a dataclass subclass holds the lists
+    (Realtime's session log here, Live's in live_double)."""
+
+    sent: list[JSON]
+    received: list[JSON]
+    sent_at: list[float]
+    received_at: list[float]
+    _changed: threading.Condition
 
     def sent_of_type(self, event_type: str) -> list[JSON]:
         with self._changed:
@@ -540,6 +531,26 @@ class RealtimeSessionLog:
             )
             events.append(event)
             self._changed.notify_all()
+
+
+@dataclass
+class RealtimeSessionLog(EventLog):
+    id: str
+    model: str
+    headers: dict[str, str]
+    received: list[JSON] = field(default_factory=list)
+    sent: list[JSON] = field(default_factory=list)
+    session_config: JSON = field(default_factory=dict)
+    closed: threading.Event = field(default_factory=threading.Event)
+    input_audio_bytes: int = 0
+    truncations: list[JSON] = field(default_factory=list)
+    dropped: bool = False  # the double cut this connection (RealtimeScript.say(drop_after_ms=…))
+    #: time.monotonic() of each entry of `sent` (just before it went on the wire) and of `received`
+    #: (when its frame was read), index for index
+    sent_at: list[float] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1618,7 +1629,7 @@ def reply_output(reply: FunctionCallReply | TextReply) -> list[JSON]:
 # ---------------------------------------------------------------------------------------------
 
 
-class OpenAIDouble:
+class OpenAIDouble(OnThreadedSite):
     def __init__(self, api_key: str = "test-key", host: str = "127.0.0.1") -> None:
         self.api_key = api_key
         self.host = host
@@ -1653,25 +1664,6 @@ class OpenAIDouble:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
-
-    @property
-    def _loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._site.loop
-
-    def start(self) -> OpenAIDouble:
-        self._site.start()
-        return self
-
-    def stop(self) -> None:
-        self._site.stop()
-
-    def __enter__(self) -> OpenAIDouble:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def reset(self) -> None:
         self.realtime.clear()

@@ -43,7 +43,7 @@ from aiohttp import web
 from polar.v2026_04 import outputs
 from standardwebhooks import Webhook
 
-from tests.support.threaded_site import ThreadedSite
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 ORGANIZATION_ID = "5f0c1b2e-7c1a-4a5e-9a57-7b0f2d6f6a01"
 
@@ -148,7 +148,7 @@ class OrderState:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-class PolarDouble:
+class PolarDouble(OnThreadedSite):
     def __init__(self, *, token: str = "polar_oat_test", webhook_secret: str = "polar_whs_test_secret",
                  products: Mapping[str, str] | None = None) -> None:
         self.token = token
@@ -170,19 +170,8 @@ class PolarDouble:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @property
-    def port(self) -> int:
-        return self._site.port
-
-    @property
     def api_base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> PolarDouble:
-        self._site.start()
-        return self
-
-    def stop(self) -> None:
-        self._site.stop()
 
     def _app(self) -> web.Application:
         app = web.Application()

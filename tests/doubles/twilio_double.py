@@ -54,7 +54,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.doubles.twilio_numbers import NumbersApi
-from tests.support.threaded_site import ThreadedSite
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 FRAME_MS = 20
@@ -231,7 +231,7 @@ def _twilio_error(status: int, code: int, message: str) -> web.Response:
     return web.json_response(body, status=status)
 
 
-class TwilioDouble:
+class TwilioDouble(OnThreadedSite):
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
         self.account_sid = account_sid or sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
@@ -277,23 +277,8 @@ class TwilioDouble:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @property
-    def port(self) -> int:
-        return self._site.port
-
-    @property
     def api_base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> TwilioDouble:
-        self._site.start()
-        return self
-
-    def stop(self) -> None:
-        self._site.stop()
-
-    @property
-    def _loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._site.loop
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -314,12 +299,6 @@ class TwilioDouble:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
-
-    def __enter__(self) -> TwilioDouble:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         with self._lock:

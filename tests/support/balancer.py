@@ -18,33 +18,25 @@ import aiohttp
 from aiohttp import web
 
 from tests.support.server import free_port
-from tests.support.threaded_site import ThreadedSite
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                "transfer-encoding", "upgrade", "host", "content-length", "content-encoding"}
 
 
-class LoadBalancer:
+class LoadBalancer(OnThreadedSite):
     def __init__(self) -> None:
-        self.port = free_port()
         self.backends: list[str] = []  # http://127.0.0.1:PORT of each instance
         #: (path, backend) of every WebSocket relayed, in order
         self.sockets: list[tuple[str, str]] = []
         self._client: aiohttp.ClientSession | None = None
-        self._site = ThreadedSite("load-balancer", self._app, port=self.port)
+        self._site = ThreadedSite("load-balancer", self._app, port=free_port())
 
     @property
     def url(self) -> str:
         return self._site.url
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def start(self) -> LoadBalancer:
-        self._site.start()
-        return self
-
-    def stop(self) -> None:
-        self._site.stop()
-
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=2**24)
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -55,12 +47,6 @@ class LoadBalancer:
         self._client = aiohttp.ClientSession(auto_decompress=True)
         yield
         await self._client.close()
-
-    def __enter__(self) -> LoadBalancer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     # -- routing ------------------------------------------------------------------------------------------
     async def _pick(self) -> str | None:

@@ -13,6 +13,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Callable
+from typing import Self
 
 from aiohttp import web
 
@@ -99,3 +100,31 @@ class ThreadedSite:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+class OnThreadedSite:
+    """What a double (or the load balancer) served by a `ThreadedSite` in `self._site` gets for free: start and
+    stop (also as a with-block), its port, and its loop for scheduling (None when stopped)."""
+
+    _site: ThreadedSite
+
+    def start(self) -> Self:
+        self._site.start()
+        return self
+
+    def stop(self) -> None:
+        self._site.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._site.port
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._site.loop
