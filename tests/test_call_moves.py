@@ -34,7 +34,13 @@ from tests.support.data import seed_owner
 from tests.support.dates import next_weekday
 from tests.support.server import RunningServer, phone_env, run_server
 from tests.support.waiting import wait_until
-from tests.test_twilio_calls import PHONE_IN_FACTS, DecidingOpenAIDouble, books_own_slot, short_utterance
+from tests.test_twilio_calls import (
+    PHONE_IN_FACTS,
+    DecidingOpenAIDouble,
+    all_ask_to_book,
+    books_own_slot,
+    short_utterance,
+)
 
 SALON_NUMBER = "+15550003000"
 OPERATOR_TOKEN = "operator-token-moves-0123456789"
@@ -174,13 +180,7 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
         assert any("this is caller" in item for item in restored), restored
         assert any("output_text" in item for item in restored)
 
-    for k in range(count):
-        pair.openai.realtime.caller(f"Can you book me in, caller {k}?")
-    for _ in range(count):
-        pair.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "book"},
-                                  say_first="One moment.")
-    for _ in range(count):
-        pair.openai.realtime.say_from_tool_output()
+    all_ask_to_book(pair.openai.realtime, [f"Can you book me in, caller {k}?" for k in range(count)])
     await asyncio.gather(*(s.speak(short_utterance("book")) for s in new_streams))  # type: ignore[union-attr]
     await wait_until(lambda: all(len(sessions_of(p)[1].sent_of_type("response.done")) >= 4 for p in callers),
                      timeout=40)

@@ -32,6 +32,7 @@ from app.telephony import twiml
 from tests.doubles.openai_double import (
     FunctionCallReply,
     OpenAIDouble,
+    RealtimeScript,
     RealtimeSessionLog,
     TextReply,
     reply_output,
@@ -556,6 +557,18 @@ def books_own_slot(slot_of: dict[str, str]) -> Callable[[dict[str, Any]], Functi
     return decide
 
 
+def all_ask_to_book(realtime: RealtimeScript, asks: list[str]) -> None:
+    """Concurrent callers each say one of `asks`; each receptionist asks its supervisor and reads out the answer
+    (the script hands out caller lines, tool calls and readings each in turn, one per call)."""
+    for ask in asks:
+        realtime.caller(ask)
+    for _ in asks:
+        realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "book"},
+                      say_first="One moment.")
+    for _ in asks:
+        realtime.say_from_tool_output()
+
+
 def short_utterance(name: str, speech_ms: int = 1200) -> bytes:
     """The start of a recorded line (0.3 s of silence, then speech), cut short to keep the test lean."""
     return caller_audio(name)[: (300 + speech_ms) * 8]
@@ -599,13 +612,7 @@ async def test_twenty_concurrent_calls_to_two_businesses(w: World) -> None:
     await wait_until(lambda: all(s.marks_returned and not s.playing for s in streams), timeout=10)
 
     # Phase 2: everyone asks to book at once; each supervisor books that caller's own slot.
-    for k in range(count):
-        w.openai.realtime.caller(f"Please book me in, caller number {k}.")
-    for _ in range(count):
-        w.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "book"},
-                               say_first="One moment.")
-    for _ in range(count):
-        w.openai.realtime.say_from_tool_output()
+    all_ask_to_book(w.openai.realtime, [f"Please book me in, caller number {k}." for k in range(count)])
     ask = short_utterance("book")
     await asyncio.gather(*(s.speak(ask) for s in streams))
     await wait_until(lambda: all(len(log.sent_of_type("response.done")) >= 3 for log in logs.values()), timeout=30)
