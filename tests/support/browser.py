@@ -1,5 +1,5 @@
 """What the Chromium tests share: launching Debian's chromium (optionally with a fake microphone fed from a
-WAV), signing in locally, waiting without tight timings, and database work from inside Playwright's sync API."""
+WAV), signing in locally, and database work from inside Playwright's sync API (waiting: tests.support.waiting)."""
 
 from __future__ import annotations
 
