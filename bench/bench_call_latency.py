@@ -48,6 +48,7 @@ from tests.doubles.openai_double import AudioFormat, OpenAIDouble, RealtimeSessi
 from tests.doubles.twilio_double import MediaStream, TwilioDouble, caller_audio  # noqa: E402
 from tests.support.data import create_owner  # noqa: E402
 from tests.support.server import RunningServer, phone_env, run_server  # noqa: E402
+from tests.support.waiting import wait_until  # noqa: E402
 
 BUSINESS_NUMBER = "+15550003000"
 # Every agent turn says this (~3.6 s of audio at the double's 60 ms a character): identical steps keep the
@@ -207,14 +208,6 @@ def short_utterance(name: str, speech_ms: int) -> bytes:
     return caller_audio(name)[: (300 + speech_ms) * 8]
 
 
-async def until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
 def count_sent(log: RealtimeSessionLog, event_type: str) -> int:
     with log._changed:
         return sum(1 for e in log.sent if e.get("type") == event_type)
@@ -239,19 +232,19 @@ async def one_call(server: RunningServer, openai: OpenAIDouble, twilio: TwilioDo
             found.append(log)
         return log is not None
 
-    await until(session_configured, 20)
+    await wait_until(session_configured, 20)
     log = found[0]
 
     def played_out(responses: int) -> Callable[[], bool]:
         return lambda: count_sent(log, "response.done") >= responses and not stream.playing
 
-    await until(played_out(1), 30)  # the greeting has played
+    await wait_until(played_out(1), 30)  # the greeting has played
     await asyncio.sleep(0.3)
     deltas = count_sent(log, "response.output_audio.delta")
     await stream.speak(short_utterance("hours", 1200))  # a question: VAD start/stop, the answer begins
-    await until(lambda: count_sent(log, "response.output_audio.delta") >= deltas + 20, 30)  # ~1 s of answer
+    await wait_until(lambda: count_sent(log, "response.output_audio.delta") >= deltas + 20, 30)  # ~1 s of answer
     await stream.say(short_utterance("interrupt", 800))  # barge-in
-    await until(played_out(3), 30)  # the interrupted answer, then the reply, has played
+    await wait_until(played_out(3), 30)  # the interrupted answer, then the reply, has played
     await asyncio.sleep(0.3)
     await stream.hang_up()
     start_at = next(at for at, m in stream.sent if m.get("event") == "start")

@@ -47,7 +47,7 @@ from bench.bench_call_latency import pct  # noqa: E402
 from bench.bench_load import BUSINESS_NUMBER, start_process  # noqa: E402
 from tests.doubles.twilio_double import TwilioDouble  # noqa: E402
 from tests.support.cluster import Cluster, run_cluster  # noqa: E402
-from tests.support.data import create_owner  # noqa: E402
+from tests.support.data import seed_owner  # noqa: E402
 from tests.support.server import base_env, free_port  # noqa: E402
 
 
@@ -148,12 +148,7 @@ async def burst(cluster: Cluster, twilio: TwilioDouble, calls: int, within: floa
 
 
 async def seed(env: dict[str, str]) -> None:
-    db = Database(load_settings(env))
-    try:
-        await create_owner(db, name="Burst Salon", phone_number=BUSINESS_NUMBER,
-                           greeting="Thanks for calling Burst Salon.")
-    finally:
-        await db.dispose()
+    await seed_owner(env, name="Burst Salon", phone_number=BUSINESS_NUMBER, greeting="Thanks for calling Burst Salon.")
 
 
 async def finalised(env: dict[str, str]) -> tuple[int, int, int]:

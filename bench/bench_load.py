@@ -41,11 +41,9 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.db.engine import Database  # noqa: E402
-from app.settings import load_settings  # noqa: E402
 from bench.bench_call_latency import cpu_seconds, pct, process_tree  # noqa: E402
 from tests.doubles.twilio_double import TwilioDouble  # noqa: E402
-from tests.support.data import create_owner  # noqa: E402
+from tests.support.data import seed_owner  # noqa: E402
 from tests.support.server import base_env, free_port, run_server  # noqa: E402
 
 BUSINESS_NUMBER = "+15550007000"
@@ -240,12 +238,7 @@ async def service_setup(server_url: str, twilio: TwilioDouble, calls: int) -> li
 
 
 async def seed(env: dict[str, str]) -> None:
-    db = Database(load_settings(env))
-    try:
-        await create_owner(db, name="Load Salon", phone_number=BUSINESS_NUMBER,
-                           greeting="Thanks for calling Load Salon.")
-    finally:
-        await db.dispose()
+    await seed_owner(env, name="Load Salon", phone_number=BUSINESS_NUMBER, greeting="Thanks for calling Load Salon.")
 
 
 def run_floor(model_port: int, args: argparse.Namespace) -> Result:

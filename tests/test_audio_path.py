@@ -3,7 +3,6 @@ through untouched in both directions (what reaches OpenAI and Twilio is the very
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import random
@@ -11,44 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from litestar.exceptions import WebSocketDisconnect
 
 from app.telephony.twilio_transport import FRAME_MS, MARK_EVERY_MS, TwilioTransport
 from app.voice.bridge import CallBridge, CallLimits, truncation_point
 from app.voice.realtime import RealtimeLink, _underlying_send
+from tests.support.media_socket import Clock, FakeSocket
 
 SID = "MZ" + "2" * 32
-
-
-class FakeSocket:
-    def __init__(self) -> None:
-        self.scope: dict[str, Any] = {}
-        self.connection_state = "receive"
-        self.incoming: asyncio.Queue[str | None] = asyncio.Queue()
-        self.outgoing: list[str] = []
-
-    async def receive_text(self) -> str:
-        frame = await self.incoming.get()
-        if frame is None:
-            raise WebSocketDisconnect(detail="gone")
-        return frame
-
-    async def send_text(self, text: str) -> None:
-        self.outgoing.append(text)
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        pass
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def set_ms(self, ms: float) -> None:
-        self.now = 10.0 + ms / 1000
 
 
 @dataclass
@@ -81,7 +49,7 @@ async def _one_call(seed: int) -> list[tuple[int, float, int]]:
     """A model answering in deltas of 10-60 ms, sometimes ahead of playback, sometimes behind it (playback runs
     dry); at random moments: (estimated heard ms, what Twilio really played, ms produced)."""
     rng = random.Random(seed)
-    clock, socket, twilio = Clock(), FakeSocket(), TwilioPlayback(rng=random.Random(seed + 1000))
+    clock, socket, twilio = Clock(start=10.0), FakeSocket(), TwilioPlayback(rng=random.Random(seed + 1000))
     t = TwilioTransport(socket, stream_sid=SID, call_sid="CA1", calls=None, clock=clock)  # type: ignore[arg-type]
     now = produced = 0.0
     samples: list[tuple[int, float, int]] = []
@@ -100,11 +68,11 @@ async def _one_call(seed: int) -> list[tuple[int, float, int]]:
             continue
         now = next_delta
         clock.set_ms(now)
-        sent = len(socket.outgoing)
+        sent = len(socket.sent)
         duration = rng.choice([10, 20, 20, 40, 60])
         await t.send_audio("item", base64.b64encode(b"\xff" * (duration * 8)).decode())
         produced += duration
-        twilio.take(socket.outgoing[sent:], now)
+        twilio.take(socket.sent[sent:], now)
         # ahead of real time most of the time, behind it now and then
         next_delta = now + (rng.uniform(0, duration * 0.8) if rng.random() < 0.8 else duration + rng.uniform(0, 50))
     return samples
@@ -122,12 +90,12 @@ async def test_coalesced_marks_truncate_within_a_frame_and_never_past_what_was_p
 
 
 async def test_fewer_marks_than_deltas() -> None:
-    clock, socket = Clock(), FakeSocket()
+    clock, socket = Clock(start=10.0), FakeSocket()
     t = TwilioTransport(socket, stream_sid=SID, call_sid="CA1", calls=None, clock=clock)  # type: ignore[arg-type]
     for _ in range(50):  # one second of 20 ms deltas, all at once (the model runs ahead of playback)
         await t.send_audio("item", base64.b64encode(b"\x7f" * 160).decode())
     await t.audio_done()
-    events = [json.loads(text)["event"] for text in socket.outgoing]
+    events = [json.loads(text)["event"] for text in socket.sent]
     assert events.count("media") == 50
     assert events.count("mark") == 1000 // MARK_EVERY_MS
 
@@ -211,7 +179,7 @@ async def test_model_audio_reaches_twilio_as_the_string_openai_sent() -> None:
     for delta in deltas:
         await bridge._on_event({"type": "response.output_audio.delta", "response_id": "resp_1", "item_id": "item_1",
                                 "output_index": 0, "content_index": 0, "delta": delta})
-    media = [json.loads(text) for text in socket.outgoing if '"event":"media"' in text]
+    media = [json.loads(text) for text in socket.sent if '"event":"media"' in text]
     assert [frame["media"]["payload"] for frame in media] == deltas
     assert all(frame["streamSid"] == SID for frame in media)
     assert bridge.produced_bytes["item_1"] == sum(len(base64.b64decode(d)) for d in deltas)

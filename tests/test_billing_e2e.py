@@ -17,7 +17,6 @@ from uuid import UUID
 import httpx
 import pytest
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
@@ -26,8 +25,9 @@ from tests.doubles.smtp_server import SmtpServer, body_of
 from tests.doubles.twilio_double import TwilioDouble, caller_audio
 from tests.support.billing import STARTER, polar_double, polar_env
 from tests.support.data import create_owner
-from tests.support.server import ROOT, RunningServer, phone_env, run_server
-from tests.test_twilio_calls import finalised, hear_it_all, sent_at, wait_until
+from tests.support.phone_world import PhoneWorld, phone_service
+from tests.support.waiting import wait_until
+from tests.test_twilio_calls import finalised, hear_it_all, sent_at
 
 NUMBER = "+15550003000"
 TRANSFER = "+12125550111"  # a number the transfer rules accept (a 555 area code is not a real one)
@@ -37,19 +37,12 @@ E2E_PLANS = [{"key": "starter", "name": "Starter", "product_id": STARTER, "inclu
 
 
 @dataclass
-class World:
-    server: RunningServer
-    openai: OpenAIDouble
-    twilio: TwilioDouble
+class World(PhoneWorld):
     polar: PolarDouble
-    env: dict[str, str]
     owner_id: UUID
     business_id: UUID
     smtp: SmtpServer
     owner_email: str
-
-    def database(self) -> Database:
-        return Database(load_settings(self.env))
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +50,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir: Path = tmp_path_factory.mktemp("billing-e2e")
     with (OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, polar_double() as polar,
           SmtpServer() as smtp):
-        env = phone_env(data_dir, openai, twilio, SMTP_URL=smtp.url, SMTP_FROM="receptionist@service.example",
-                        **polar_env(polar, POLAR_PLANS=json.dumps(E2E_PLANS)))
-        with run_server(env) as server:
-            twilio.status_callback_url = server.url + "/twilio/status"
+        with phone_service(data_dir, openai, twilio, "billing-server.log", SMTP_URL=smtp.url,
+                           SMTP_FROM="receptionist@service.example",
+                           **polar_env(polar, POLAR_PLANS=json.dumps(E2E_PLANS))) as server:
 
             async def seed() -> tuple[UUID, UUID, str]:
                 db = Database(load_settings(server.env))
@@ -71,17 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                     await db.dispose()
 
             owner_id, business_id, email = asyncio.run(seed())
-            yield World(server, openai, twilio, polar, server.env, owner_id, business_id, smtp, email)
-            log = server.log()
-            (ROOT / "test-artifacts").mkdir(exist_ok=True)
-            (ROOT / "test-artifacts" / "billing-server.log").write_text(log)
-            assert "Traceback" not in log, log[-5000:]
-
-
-def owner_client(w: World) -> httpx.AsyncClient:
-    signer = SessionSigner(load_settings(w.env).session_secrets)
-    return httpx.AsyncClient(base_url=w.server.url, cookies={COOKIE_NAME: signer.sign(w.owner_id)},
-                             follow_redirects=False, timeout=15)
+            yield World(server, openai, twilio, server.env, polar, owner_id, business_id, smtp, email)
 
 
 async def csrf(client: httpx.AsyncClient) -> str:
@@ -93,7 +75,7 @@ async def csrf(client: httpx.AsyncClient) -> str:
 
 async def test_upgrade_use_minutes_warn_and_forward_at_the_limit(world: World) -> None:
     w = world
-    async with owner_client(w) as owner:
+    async with w.client_for(w.owner_id) as owner:
         # 1. The owner upgrades: a Polar checkout for the Starter product, for this owner.
         response = await owner.post("/billing/checkout", data={"plan": "starter"},
                                     headers={"x-csrftoken": await csrf(owner)})

@@ -3,10 +3,8 @@ ways, 410 resync, free/busy-only calendars, conflicts, Google down, revoke."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +19,6 @@ from app.calendar.crypto import TokenCipher
 from app.calendar.runtime import CalendarRuntime
 from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
-from app.db.hours import zone
 from app.db.models import Appointment, BusyBlock, CalendarAccount, CalendarLink, Job
 from app.main import create_app
 from app.settings import Settings
@@ -29,20 +26,10 @@ from tests.conftest import make_settings, migrated_database
 from tests.doubles.google_calendar import GoogleCalendarDouble
 from tests.support.dashboard import csrf_token, sign_in
 from tests.support.data import create_owner
+from tests.support.dates import local, next_saturday
+from tests.support.waiting import wait_until
 
-NY = zone("America/New_York")
 OWNER_CAL = "owner@example.com"
-
-
-def next_saturday() -> date:
-    day = date.today() + timedelta(days=3)
-    while day.weekday() != 5:
-        day += timedelta(days=1)
-    return day
-
-
-def local(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY)
 
 
 @pytest.fixture
@@ -115,23 +102,18 @@ async def link_calendar(client: AsyncTestClient[Litestar], gdb: Database, google
     return link
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 async def jobs_done(gdb: Database) -> bool:
     async with gdb.session() as s:
         return not list(await s.scalars(select(Job).where(Job.kind.like("calendar.%"),
                                                           Job.status.in_(("pending", "running")))))
+
+
+async def linked(client: AsyncTestClient[Litestar], google: GoogleCalendarDouble, gdb: Database) -> CalendarLink:
+    """Google connected, the owner's calendar linked and its first sync done."""
+    await connect_google(client, google)
+    link = await link_calendar(client, gdb)
+    await wait_until(lambda: jobs_done(gdb))
+    return link
 
 
 async def test_connect_sync_book_move_cancel_and_revoke(
@@ -153,7 +135,7 @@ async def test_connect_sync_book_move_cancel_and_revoke(
     google.add_event(OWNER_CAL, local(sat, 12), local(sat, 12, 30), transparency="transparent")
     google.add_event(OWNER_CAL, local(sat, 13), local(sat, 13, 15), summary="Dentist")
     link = await link_calendar(client, gdb)
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
 
     scope = CalendarScope(gdb.session_maker, business.id)
     _service, slots = await scope.availability("Haircut", sat)
@@ -165,7 +147,7 @@ async def test_connect_sync_book_move_cancel_and_revoke(
     # A booking is written to Google as an event with the customer, phone and service.
     customer = await scope.save_customer("+15551112222", name="Ann Lee")
     appointment = await scope.book(customer.id, "Haircut", local(sat, 11), actor="caller")
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     events = [e for e in google.live_events(OWNER_CAL) if "Ann Lee" in e.get("summary", "")]
     assert len(events) == 1
     event = events[0]
@@ -177,11 +159,11 @@ async def test_connect_sync_book_move_cancel_and_revoke(
 
     # Move and cancel follow it to Google.
     await scope.reschedule(appointment.id, None, local(sat, 11, 30), actor="owner")
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     moved = next(e for e in google.live_events(OWNER_CAL) if e["id"] == event["id"])
     assert moved["start"]["dateTime"].startswith(f"{sat.isoformat()}T11:30")
     await scope.cancel_by_owner(appointment.id)
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     assert all(e["id"] != event["id"] for e in google.live_events(OWNER_CAL))
 
     # Revoking removes the grant here and at Google; its busy times stop blocking.
@@ -205,7 +187,7 @@ async def test_incremental_sync_deletion_410_and_conflicts(
     sat = next_saturday()
     private = google.add_event(OWNER_CAL, local(sat, 10), local(sat, 11))
     link = await link_calendar(client, gdb)
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     sync = runtime(client).sync
     scope = CalendarScope(gdb.session_maker, business.id)
     assert (await scope.availability("Haircut", sat))[1][0].strftime("%H:%M") == "11:00"
@@ -247,7 +229,7 @@ async def test_free_busy_only_calendar_blocks_through_freebusy(
     sat = next_saturday()
     google.add_event("shared@example.com", local(sat, 10), local(sat, 10, 45))
     await link_calendar(client, gdb, "shared@example.com", "freeBusyReader")
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     scope = CalendarScope(gdb.session_maker, business.id)
     assert (await scope.availability("Haircut", sat))[1][0].strftime("%H:%M") == "10:45"
     assert ("POST", "/calendar/v3/freeBusy") in google.requests
@@ -257,9 +239,7 @@ async def test_google_down_books_locally_and_syncs_on_recovery(
     app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
 ) -> None:
     client, business = app_client
-    await connect_google(client, google)
-    await link_calendar(client, gdb)
-    await wait_for(lambda: jobs_done(gdb))
+    await linked(client, google, gdb)
     google.down = True
     google.expire_access_tokens()
     scope = CalendarScope(gdb.session_maker, business.id)
@@ -273,11 +253,11 @@ async def test_google_down_books_locally_and_syncs_on_recovery(
             job = await s.scalar(select(Job).where(Job.kind == "calendar.push"))
             return job is not None and job.attempts >= 1 and job.status == "pending"
 
-    await wait_for(failed_once)
+    await wait_until(failed_once)
     assert not any("Cy" in e.get("summary", "") for e in google.live_events(OWNER_CAL))
     google.down = False
-    await wait_for(lambda: any("Cy" in e.get("summary", "") for e in google.live_events(OWNER_CAL)), timeout=15)
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: any("Cy" in e.get("summary", "") for e in google.live_events(OWNER_CAL)), timeout=15)
+    await wait_until(lambda: jobs_done(gdb))
     async with gdb.session() as s:
         row = await s.get(Appointment, appointment.id)
     assert row is not None and row.google_event_id
@@ -328,9 +308,7 @@ async def test_watch_channels_are_renewed_before_expiry_and_the_periodic_pass_ca
     app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
 ) -> None:
     client, business = app_client
-    await connect_google(client, google)
-    link = await link_calendar(client, gdb)
-    await wait_for(lambda: jobs_done(gdb))
+    link = await linked(client, google, gdb)
     first = google.live_channels(OWNER_CAL)
     assert len(first) == 1 and first[0].address == "http://127.0.0.1:9/google/calendar/notify" and first[0].token
     sync = runtime(client).sync
@@ -353,7 +331,7 @@ async def test_watch_channels_are_renewed_before_expiry_and_the_periodic_pass_ca
     missed = google.add_event(OWNER_CAL, local(sat, 11), local(sat, 12))
     await sync.periodic()
     runtime(client).wake()
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     async with gdb.session() as s:
         ids = {b.external_id for b in await s.scalars(select(BusyBlock).where(BusyBlock.link_id == link.id))}
     assert missed["id"] in ids
@@ -366,14 +344,12 @@ async def test_a_booking_event_moved_or_deleted_in_google_is_a_conflict_not_a_si
     app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
 ) -> None:
     client, business = app_client
-    await connect_google(client, google)
-    link = await link_calendar(client, gdb)
-    await wait_for(lambda: jobs_done(gdb))
+    link = await linked(client, google, gdb)
     scope = CalendarScope(gdb.session_maker, business.id)
     sat = next_saturday()
     customer = await scope.save_customer("+15558889999", name="Dee")
     appointment = await scope.book(customer.id, "Haircut", local(sat, 11))
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     async with gdb.session() as s:
         event_id = (await s.get(Appointment, appointment.id)).google_event_id  # type: ignore[union-attr]
     assert event_id
@@ -398,9 +374,7 @@ async def test_time_the_owner_blocks_is_written_to_google_and_removed_with_it(
     app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
 ) -> None:
     client, business = app_client
-    await connect_google(client, google)
-    link = await link_calendar(client, gdb)
-    await wait_for(lambda: jobs_done(gdb))
+    link = await linked(client, google, gdb)
     scope = CalendarScope(gdb.session_maker, business.id)
     sat = next_saturday()
     day_page = f"/calendar?view=day&date={sat.isoformat()}"
@@ -411,7 +385,7 @@ async def test_time_the_owner_blocks_is_written_to_google_and_removed_with_it(
     r = await client.post("/calendar/blocks", data={"date": sat.isoformat(), "start": "12:00", "end": "13:00",
                                                     "note": "Lunch"}, headers=htmx)
     assert r.status_code == 200 and r.headers.get("hx-redirect"), r.text
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     events = [e for e in google.live_events(OWNER_CAL) if e.get("summary") == "Blocked: Lunch"]
     assert len(events) == 1
     event = events[0]
@@ -441,12 +415,12 @@ async def test_time_the_owner_blocks_is_written_to_google_and_removed_with_it(
     async def retrying() -> bool:
         return 'data-google="retrying"' in (await client.get(day_page)).text
 
-    await wait_for(retrying, timeout=15)
+    await wait_until(retrying, timeout=15)
     assert "09:00" not in [s.strftime("%H:%M") for s in (await scope.availability("Haircut", sat))[1]]
     google.down = False
-    await wait_for(lambda: len([e for e in google.live_events(OWNER_CAL) if e.get("summary") == "Blocked"]) == 1,
+    await wait_until(lambda: len([e for e in google.live_events(OWNER_CAL) if e.get("summary") == "Blocked"]) == 1,
                    timeout=20)
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     page = (await client.get(day_page)).text
     assert page.count('data-google="synced"') == 2 and 'data-google="retrying"' not in page
 
@@ -454,7 +428,7 @@ async def test_time_the_owner_blocks_is_written_to_google_and_removed_with_it(
     token = await csrf_token(client, "/calendar")
     r = await client.post(f"/calendar/blocks/{block.id}/delete", headers={"x-csrftoken": token, "hx-request": "true"})
     assert r.status_code == 200
-    await wait_for(lambda: jobs_done(gdb))
+    await wait_until(lambda: jobs_done(gdb))
     assert all(e["id"] != event["id"] for e in google.live_events(OWNER_CAL))
     assert "12:00" in [s.strftime("%H:%M") for s in (await scope.availability("Haircut", sat))[1]]
 
@@ -463,9 +437,7 @@ async def test_a_block_removed_before_its_event_was_written_leaves_nothing_in_go
     app_client: tuple[AsyncTestClient[Litestar], Any], google: GoogleCalendarDouble, gdb: Database,
 ) -> None:
     client, business = app_client
-    await connect_google(client, google)
-    await link_calendar(client, gdb)
-    await wait_for(lambda: jobs_done(gdb))
+    await linked(client, google, gdb)
     google.down = True
     google.expire_access_tokens()
     scope = CalendarScope(gdb.session_maker, business.id)
@@ -473,5 +445,5 @@ async def test_a_block_removed_before_its_event_was_written_leaves_nothing_in_go
     block = await scope.block_time(local(sat, 15), local(sat, 16), note="Training")
     await scope.unblock(block.id)
     google.down = False
-    await wait_for(lambda: jobs_done(gdb), timeout=20)
+    await wait_until(lambda: jobs_done(gdb), timeout=20)
     assert not any("Training" in e.get("summary", "") for e in google.live_events(OWNER_CAL))

@@ -9,7 +9,6 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,30 +19,20 @@ from sqlalchemy import select
 from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
-from app.db.hours import zone
 from app.db.models import Appointment, BusyBlock, CalendarLink
 from app.settings import load_settings
 from tests.doubles.google_calendar import GoogleCalendarDouble
 from tests.doubles.twilio_double import TwilioDouble, caller_audio
-from tests.support.data import create_owner
-from tests.support.server import ROOT, RunningServer, phone_env, run_server
-from tests.test_twilio_calls import DecidingOpenAIDouble, World, connect, finalised, hear_it_all, sent_at, wait_until
+from tests.support.data import seed_owner
+from tests.support.dates import local, next_saturday
+from tests.support.phone_world import phone_service
+from tests.support.server import RunningServer
+from tests.support.waiting import wait_until
+from tests.test_twilio_calls import DecidingOpenAIDouble, World, connect, finalised, hear_it_all, sent_at
 
-NY = zone("America/New_York")
 NUMBER = "+15550004000"
 OWNER_CAL = "owner@example.com"
 _META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
-
-
-def next_saturday() -> date:
-    day = date.today() + timedelta(days=3)
-    while day.weekday() != 5:
-        day += timedelta(days=1)
-    return day
-
-
-def local(day: date, hour: int, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=NY)
 
 
 @dataclass
@@ -58,13 +47,9 @@ class CalendarWorld:
 
 
 async def _seed(env: dict[str, str]) -> tuple[UUID, UUID]:
-    db = Database(load_settings(env))
-    try:
-        user, business = await create_owner(db, name="Sam's Salon", phone_number=NUMBER,
-                                            greeting="Thanks for calling Sam's Salon.")
-        return user.id, business.id
-    finally:
-        await db.dispose()
+    user, business = await seed_owner(env, name="Sam's Salon", phone_number=NUMBER,
+                                      greeting="Thanks for calling Sam's Salon.")
+    return user.id, business.id
 
 
 def _connect_google(server: RunningServer, env: dict[str, str], user_id: UUID, google: GoogleCalendarDouble) -> None:
@@ -86,35 +71,30 @@ def _connect_google(server: RunningServer, env: dict[str, str], user_id: UUID, g
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalendarWorld]:
     data_dir = tmp_path_factory.mktemp("calendar-e2e")
     with DecidingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, \
-            GoogleCalendarDouble() as google:
-        env = phone_env(data_dir, openai, twilio, CALENDAR_SYNC_SECONDS="3600", **google.env())
-        with run_server(env) as server:
-            env = server.env
-            user_id, business_id = asyncio.run(_seed(env))
-            twilio.status_callback_url = server.url + "/twilio/status"
-            _connect_google(server, env, user_id, google)
-            phone = World(server, openai, twilio, env, business_id, business_id, user_id, user_id)
+            GoogleCalendarDouble() as google, \
+            phone_service(data_dir, openai, twilio, "calendar-server.log", CALENDAR_SYNC_SECONDS="3600",
+                          **google.env()) as server:
+        env = server.env
+        user_id, business_id = asyncio.run(_seed(env))
+        _connect_google(server, env, user_id, google)
+        phone = World(server, openai, twilio, env, business_id, business_id, user_id, user_id)
 
-            async def linked() -> UUID:
-                db = Database(load_settings(env))
-                try:
-                    async def ready() -> bool:
-                        async with db.session() as s:
-                            link = await s.scalar(select(CalendarLink))
-                            return link is not None and link.last_synced_at is not None
-                    await wait_until(ready, timeout=20)
+        async def linked() -> UUID:
+            db = Database(load_settings(env))
+            try:
+                async def ready() -> bool:
                     async with db.session() as s:
-                        return (await s.scalar(select(CalendarLink))).id  # type: ignore[union-attr]
-                finally:
-                    await db.dispose()
+                        link = await s.scalar(select(CalendarLink))
+                        return link is not None and link.last_synced_at is not None
+                await wait_until(ready, timeout=20)
+                async with db.session() as s:
+                    return (await s.scalar(select(CalendarLink))).id  # type: ignore[union-attr]
+            finally:
+                await db.dispose()
 
-            link_id = asyncio.run(linked())
-            assert google.live_channels(OWNER_CAL), "the service watches the calendar for changes"
-            yield CalendarWorld(phone, google, business_id, link_id)
-            log = server.log()
-            (ROOT / "test-artifacts").mkdir(exist_ok=True)
-            (ROOT / "test-artifacts" / "calendar-server.log").write_text(log)
-            assert "Traceback" not in log, log[-5000:]
+        link_id = asyncio.run(linked())
+        assert google.live_channels(OWNER_CAL), "the service watches the calendar for changes"
+        yield CalendarWorld(phone, google, business_id, link_id)
 
 
 @pytest.fixture

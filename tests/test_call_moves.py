@@ -11,9 +11,7 @@ import asyncio
 import base64
 import json
 import os
-import re
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
@@ -23,61 +21,35 @@ from uuid import UUID
 
 import httpx
 import pytest
-from aiohttp import web
 from sqlalchemy import func, select
 
 from app.db.engine import Database
 from app.db.models import Appointment, Call, CallEvent, CallMove, Job, Session
 from app.settings import load_settings
 from app.voice.lifecycle import STALE_AFTER, reap_stale_calls
-from tests.doubles.openai_double import (
-    FunctionCallReply,
-    OpenAIDouble,
-    RealtimeSessionLog,
-    TextReply,
-    reply_output,
-    response_object,
-)
-from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, caller_audio
+from tests.doubles.openai_double import RealtimeSessionLog
+from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble
 from tests.support.balancer import LoadBalancer
-from tests.support.data import create_owner
+from tests.support.data import seed_owner
+from tests.support.dates import next_weekday
 from tests.support.server import RunningServer, phone_env, run_server
+from tests.support.waiting import wait_until
+from tests.test_twilio_calls import (
+    PHONE_IN_FACTS,
+    DecidingOpenAIDouble,
+    all_ask_to_book,
+    books_own_slot,
+    short_utterance,
+)
 
 SALON_NUMBER = "+15550003000"
 OPERATOR_TOKEN = "operator-token-moves-0123456789"
-PHONE_IN_FACTS = re.compile(r"Caller's phone \(from the line\): (\+\d+)")
-
-
-class BookingOpenAIDouble(OpenAIDouble):
-    """The supervisor model books each caller's own slot, read from the conversation it is sent (a shared
-    script can't say which of five concurrent calls a request belongs to)."""
-
-    slots: dict[str, str]
-
-    async def _responses_handler(self, request: web.Request) -> web.StreamResponse:
-        if not self._authorized(request):
-            return await super()._responses_handler(request)
-        body = await request.json()
-        if body.get("model") != "gpt-4.1":
-            return await super()._responses_handler(request)  # summaries take the default reply
-        phone = PHONE_IN_FACTS.search(json.dumps(body))
-        if phone is None:
-            reply: FunctionCallReply | TextReply = TextReply("I don't know who is calling.")
-        elif any(item.get("type") == "function_call_output" for item in body.get("input", [])):
-            reply = TextReply(f"Booked for {phone.group(1)}.")
-        else:
-            reply = FunctionCallReply("book_appointment", {"service": "Haircut", "start": self.slots[phone.group(1)],
-                                                           "customer_name": f"Caller {phone.group(1)[-4:]}"})
-        self.response_requests.append(body)
-        return web.json_response(response_object(body, reply_output(reply)))
-
-
 @dataclass
 class Pair:
     a: RunningServer
     b: RunningServer
     balancer: LoadBalancer
-    openai: BookingOpenAIDouble
+    openai: DecidingOpenAIDouble
     twilio: TwilioDouble
     env: dict[str, str]
     business_id: UUID
@@ -87,27 +59,16 @@ class Pair:
         return Database(load_settings(self.env))
 
 
-def next_weekday(after: date) -> date:
-    day = after + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
-
-
 async def _seed(env: dict[str, str]) -> UUID:
-    db = Database(load_settings(env))
-    try:
-        _owner, salon = await create_owner(db, name="Mo's Salon", phone_number=SALON_NUMBER,
-                                           greeting="Thanks for calling Mo's Salon.")
-        return salon.id
-    finally:
-        await db.dispose()
+    _owner, salon = await seed_owner(env, name="Mo's Salon", phone_number=SALON_NUMBER,
+                                     greeting="Thanks for calling Mo's Salon.")
+    return salon.id
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     data_dir = tmp_path_factory.mktemp("call-moves")
-    with BookingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, LoadBalancer() as balancer:
+    with DecidingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, LoadBalancer() as balancer:
         # GRANIAN_RESPAWN_FAILED_WORKERS: a worker that dies is replaced (the SIGKILL test below).
         env = phone_env(data_dir, openai, twilio, PUBLIC_BASE_URL=balancer.url, OPERATOR_TOKEN=OPERATOR_TOKEN,
                         DRAIN_TIMEOUT_SECONDS="60", GRANIAN_RESPAWN_FAILED_WORKERS="true",
@@ -124,23 +85,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         finally:
             a_context.__exit__(None, None, None)
         assert "Traceback" not in a.log(), a.log()[-5000:]
-
-
-async def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-def short_utterance(name: str, speech_ms: int = 1200) -> bytes:
-    return caller_audio(name)[: (300 + speech_ms) * 8]
 
 
 def own_turns(log: RealtimeSessionLog) -> list[str]:
@@ -171,7 +115,7 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
     count = 5
     day = next_weekday(date.today() + timedelta(days=2))
     callers = [f"+1555700{k:04d}" for k in range(count)]
-    pair.openai.slots = {phone: f"{day.isoformat()}T{10 + k}:00" for k, phone in enumerate(callers)}
+    pair.openai.decide = books_own_slot({phone: f"{day.isoformat()}T{10 + k}:00" for k, phone in enumerate(callers)})
     voice_url = pair.balancer.url + "/twilio/voice"
     pair.balancer.backends = [pair.a.url, pair.b.url]  # A takes the calls while it is healthy
     sockets_before = len(pair.balancer.sockets)
@@ -236,13 +180,7 @@ async def test_five_live_calls_move_to_the_other_instance_when_one_is_drained_an
         assert any("this is caller" in item for item in restored), restored
         assert any("output_text" in item for item in restored)
 
-    for k in range(count):
-        pair.openai.realtime.caller(f"Can you book me in, caller {k}?")
-    for _ in range(count):
-        pair.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "book"},
-                                  say_first="One moment.")
-    for _ in range(count):
-        pair.openai.realtime.say_from_tool_output()
+    all_ask_to_book(pair.openai.realtime, [f"Can you book me in, caller {k}?" for k in range(count)])
     await asyncio.gather(*(s.speak(short_utterance("book")) for s in new_streams))  # type: ignore[union-attr]
     await wait_until(lambda: all(len(sessions_of(p)[1].sent_of_type("response.done")) >= 4 for p in callers),
                      timeout=40)

@@ -7,35 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.dashboard.sessions import LIVE_LIST_SESSIONS
 from app.db.engine import Database
 from app.db.models import Appointment, Call, CallEvent, Job, Session
 from app.settings import load_settings
-from tests.doubles.openai_double import FunctionCallReply, TextReply
 from tests.doubles.twilio_double import TwilioDouble
 from tests.support.cluster import Cluster, run_cluster
-from tests.support.data import create_owner
+from tests.support.data import seed_owner
+from tests.support.dates import next_weekday
+from tests.support.phone_world import owner_client
 from tests.support.server import phone_env
-from tests.test_twilio_calls import (
-    PHONE_IN_FACTS,
-    DecidingOpenAIDouble,
-    next_weekday,
-    short_utterance,
-    wait_until,
-)
+from tests.support.waiting import wait_until
+from tests.test_twilio_calls import DecidingOpenAIDouble, books_own_slot, short_utterance
 
 SALON = "+15550004000"
 CALLS = 20
@@ -55,13 +48,9 @@ class Pair:
 
 
 async def _seed(env: dict[str, str]) -> tuple[UUID, UUID]:
-    db = Database(load_settings(env))
-    try:
-        owner, business = await create_owner(db, name="Two Instance Salon", phone_number=SALON,
-                                             greeting="Thanks for calling.")
-        return business.id, owner.id
-    finally:
-        await db.dispose()
+    owner, business = await seed_owner(env, name="Two Instance Salon", phone_number=SALON,
+                                       greeting="Thanks for calling.")
+    return business.id, owner.id
 
 
 @pytest.fixture(scope="module", params=["sqlite", "libsql"])
@@ -95,20 +84,7 @@ async def test_calls_whose_webhook_and_stream_land_on_different_instances_greet_
     # Ten half-hour slots a day inside opening hours, on two days: each caller books a slot of their own.
     slot_of = {phone: f"{days[k // 10].isoformat()}T{9 + k % 10 // 2:02d}:{(k % 2) * 30:02d}"
                for k, phone in enumerate(callers)}
-
-    def decide(body: dict[str, Any]) -> FunctionCallReply | TextReply | None:
-        if body.get("model") != "gpt-4.1":
-            return None  # summaries take the double's default
-        phone = PHONE_IN_FACTS.search(json.dumps(body))
-        if phone is None:
-            return TextReply("I don't know who is calling.")
-        caller = phone.group(1)
-        if any(item.get("type") == "function_call_output" for item in body.get("input", [])):
-            return TextReply(f"Booked for {caller}.")
-        return FunctionCallReply("book_appointment", {"service": "Haircut", "start": slot_of[caller],
-                                                      "customer_name": f"Caller {caller[-4:]}"})
-
-    openai.decide = decide
+    openai.decide = books_own_slot(slot_of)
     sessions_before = len(openai.realtime_sessions)
     stream_b = pair.cluster.b.url.replace("http://", "ws://") + "/twilio/media"
     placed = await asyncio.gather(*(twilio.place_call(pair.cluster.a.url + "/twilio/voice", to=SALON, from_=p)
@@ -130,8 +106,7 @@ async def test_calls_whose_webhook_and_stream_land_on_different_instances_greet_
                 Session.twilio_call_sid.in_([call.sid for call, _a in placed])))}
     finally:
         await db.dispose()
-    signer = SessionSigner((pair.cluster.env["SESSION_SECRETS"],))
-    async with httpx.AsyncClient(timeout=30, cookies={COOKIE_NAME: signer.sign(pair.owner_id)}) as owner:
+    async with owner_client(pair.cluster.env, pair.owner_id, timeout=30) as owner:
         live = await owner.get(pair.cluster.a.url + "/sessions/live")
     assert live.status_code == 200
     assert sum(1 for sid in session_ids if f"/sessions/{sid}" in live.text) == min(CALLS, LIVE_LIST_SESSIONS)

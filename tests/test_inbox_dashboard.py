@@ -4,7 +4,6 @@ buttons (through a real SMTP server)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import re
@@ -28,6 +27,7 @@ from tests.conftest import make_settings, migrated_database
 from tests.doubles.smtp_server import SmtpServer
 from tests.support.dashboard import csrf_token, seed_call, sign_in
 from tests.support.data import create_owner
+from tests.support.waiting import wait_until
 
 HX = {"HX-Request": "true"}
 
@@ -226,13 +226,6 @@ async def _prefs(ctx: Ctx) -> Any:
     return await InboxScope(ctx.db.session_maker, ctx.business.id).preferences()
 
 
-async def _until(predicate: Any, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 async def test_texts_to_callers_digests_and_every_notification_show_their_delivery_state(ctx: Ctx) -> None:
     from sqlalchemy import select, update
 
@@ -260,7 +253,7 @@ async def test_texts_to_callers_digests_and_every_notification_show_their_delive
             rows = list(await s.scalars(select(Notification).where(Notification.appointment_id == appointment.id)))
         return len(rows) == 2 and all(n.status != "pending" for n in rows)
 
-    await _until(settled)
+    await wait_until(settled)
     rows = (await ctx.client.get("/appointments")).text
     assert 'data-event="confirm_booked" data-status="failed"' in rows and "texting is not set up" in rows
     assert 'data-event="reminder" data-status="scheduled"' in rows and "Reminder text: due" in rows
@@ -277,7 +270,7 @@ async def test_texts_to_callers_digests_and_every_notification_show_their_delive
             n = await s.scalar(select(Notification).where(Notification.event == "digest"))
         return n is not None and n.status == "sent"
 
-    await _until(digest_sent)
+    await wait_until(digest_sent)
     outbox = (await ctx.client.get("/notifications")).text
     assert re.search(r'data-event="digest" data-status="sent"[^>]*>\s*<td>', outbox)
     assert "Daily digest for " in outbox and "by email" in outbox

@@ -14,18 +14,15 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.models import BookingRules, Call, Customer, Job, Message, Notification, NotificationSettings, Session
 from app.i18n.dates import short_datetime
@@ -35,35 +32,15 @@ from tests.doubles.openai_double import OpenAIDouble
 from tests.doubles.smtp_server import SmtpServer, body_of
 from tests.doubles.twilio_double import TwilioDouble, caller_audio
 from tests.support.data import create_owner
-from tests.support.server import RunningServer, free_port, phone_env, run_server
+from tests.support.phone_world import InboxWorld as World
+from tests.support.phone_world import check_log
+from tests.support.server import free_port, phone_env, run_server
+from tests.support.waiting import wait_until
 from tests.support.written import english_words_in
 
 SALON = "+15550001000"
 OWNER_MOBILE = "+15559990000"
 OWNER_EMAIL = "sam@salon.example"
-
-
-@dataclass
-class World:
-    server: RunningServer
-    openai: OpenAIDouble
-    twilio: TwilioDouble
-    smtp: SmtpServer
-    env: dict[str, str]
-    business_id: UUID
-    owner_id: UUID
-
-    @property
-    def voice_url(self) -> str:
-        return self.server.url + "/twilio/voice"
-
-    def database(self) -> Database:
-        return Database(load_settings(self.env))
-
-    def owner_client(self) -> httpx.AsyncClient:
-        signer = SessionSigner((self.env["SESSION_SECRETS"],))
-        return httpx.AsyncClient(base_url=self.server.url, timeout=10,
-                                 cookies={COOKIE_NAME: signer.sign(self.owner_id)})
 
 
 def inbox_env(data_dir: Path, openai: OpenAIDouble, twilio: TwilioDouble, smtp: SmtpServer) -> dict[str, str]:
@@ -94,8 +71,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with run_server(inbox_env(data_dir, openai, twilio, smtp)) as server:
             env = server.env
             business_id, owner_id = asyncio.run(seed(env))
-            yield World(server, openai, twilio, smtp, env, business_id, owner_id)
-            assert "Traceback" not in server.log(), server.log()[-5000:]
+            yield World(server, openai, twilio, env, smtp=smtp, business_id=business_id, owner_id=owner_id)
+            check_log(server.log())
 
 
 @pytest.fixture
@@ -107,19 +84,6 @@ def w(world: World) -> Iterator[World]:
     if not world.smtp.running:
         world.smtp.start()
     yield world
-
-
-async def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def one(env: dict[str, str], query: Any) -> Any:

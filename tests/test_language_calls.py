@@ -9,18 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.models import Call, CallEvent, Customer, Session
 from app.i18n.lines import Line, text
@@ -28,7 +25,8 @@ from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble, RealtimeSessionLog
 from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, caller_audio, parse_twiml
 from tests.support.data import create_owner
-from tests.support.server import ROOT, RunningServer, phone_env, run_server
+from tests.support.phone_world import PhoneWorld, phone_service
+from tests.support.waiting import wait_until
 
 NUMBER = "+15550003000"
 TRANSFER = "+12125550142"
@@ -38,16 +36,9 @@ SPANISH_WEEKDAYS = re.compile(r"\b(lunes|martes|miércoles|jueves|viernes|sábad
 
 
 @dataclass
-class World:
-    server: RunningServer
-    openai: OpenAIDouble
-    twilio: TwilioDouble
-    env: dict[str, str]
+class World(PhoneWorld):
     business_id: UUID
     owner_id: UUID
-
-    def database(self) -> Database:
-        return Database(load_settings(self.env))
 
 
 async def _seed(env: dict[str, str]) -> tuple[UUID, UUID]:
@@ -65,16 +56,10 @@ async def _seed(env: dict[str, str]) -> tuple[UUID, UUID]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("language-calls")
-    with OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio:
-        env = phone_env(data_dir, openai, twilio, TRANSCRIPTION_MODEL="gpt-transcribe")
-        with run_server(env) as server:
-            seeded = asyncio.run(_seed(server.env))
-            twilio.status_callback_url = server.url + "/twilio/status"
-            yield World(server, openai, twilio, server.env, *seeded)
-            log = server.log()
-            (ROOT / "test-artifacts").mkdir(exist_ok=True)
-            (ROOT / "test-artifacts" / "language-calls-server.log").write_text(log)
-            assert "Traceback" not in log, log[-5000:]
+    with OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, \
+            phone_service(data_dir, openai, twilio, "language-calls-server.log",
+                          TRANSCRIPTION_MODEL="gpt-transcribe") as server:
+        yield World(server, openai, twilio, server.env, *asyncio.run(_seed(server.env)))
 
 
 @pytest.fixture
@@ -98,19 +83,6 @@ async def connect(w: World, from_: str) -> tuple[DoubleCall, MediaStream, Realti
 
 def sent_at(log: RealtimeSessionLog, event_type: str, count: int = 1, timeout: float = 15.0) -> Any:
     return asyncio.to_thread(log.wait_for_sent, event_type, timeout, count)
-
-
-async def wait_until(predicate: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def finalised(w: World, call_sid: str) -> tuple[Call, list[CallEvent]]:
@@ -218,8 +190,7 @@ async def test_a_spanish_caller_is_answered_in_spanish_and_the_fallback_speaks_s
     finally:
         await db.dispose()
 
-    signer = SessionSigner((w.env["SESSION_SECRETS"],))
-    async with httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.owner_id)}) as owner:
+    async with w.client_for(w.owner_id) as owner:
         page = await owner.get(f"{w.server.url}/calls/{row.id}")
         listing = await owner.get(f"{w.server.url}/calls")
     assert page.status_code == 200 and '<dd id="call-language">Spanish (Mexico)</dd>' in page.text

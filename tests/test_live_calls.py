@@ -11,16 +11,14 @@ import base64
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from uuid import UUID
 
-import httpx
 import numpy as np
 import pytest
 from sqlalchemy import select
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.models import Appointment, Business, Call, CallEvent, Customer, Session
 from app.settings import load_settings
@@ -28,7 +26,9 @@ from tests.doubles.live_double import LiveSessionLog
 from tests.doubles.openai_double import OpenAIDouble
 from tests.doubles.twilio_double import MediaStream, TwilioDouble, caller_audio
 from tests.support.data import create_owner
-from tests.support.server import ROOT, RunningServer, phone_env, run_server
+from tests.support.dates import next_weekday
+from tests.support.phone_world import PhoneWorld, phone_service
+from tests.support.waiting import wait_until
 
 REALTIME_NUMBER = "+15550003000"
 LIVE_NUMBER = "+15550004000"
@@ -38,15 +38,8 @@ GOODBYE = "Goodbye, have a lovely day!"
 
 
 @dataclass
-class World:
-    server: RunningServer
-    openai: OpenAIDouble
-    twilio: TwilioDouble
-    env: dict[str, str]
+class World(PhoneWorld):
     owners: dict[str, UUID]
-
-    def database(self) -> Database:
-        return Database(load_settings(self.env))
 
 
 async def _seed(env: dict[str, str]) -> dict[str, UUID]:
@@ -65,17 +58,9 @@ async def _seed(env: dict[str, str]) -> dict[str, UUID]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("live-e2e")
-    with OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio:
-        env = phone_env(data_dir, openai, twilio)
-        with run_server(env) as server:
-            env = server.env
-            owners = asyncio.run(_seed(env))
-            twilio.status_callback_url = server.url + "/twilio/status"
-            yield World(server, openai, twilio, env, owners)
-            log = server.log()
-            (ROOT / "test-artifacts").mkdir(exist_ok=True)
-            (ROOT / "test-artifacts" / "live-server.log").write_text(log)
-            assert "Traceback" not in log, log[-5000:]
+    with OpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, \
+            phone_service(data_dir, openai, twilio, "live-server.log") as server:
+        yield World(server, openai, twilio, server.env, asyncio.run(_seed(server.env)))
 
 
 @pytest.fixture
@@ -83,13 +68,6 @@ def w(world: World) -> Iterator[World]:
     world.openai.reset()
     world.twilio.reset()
     yield world
-
-
-def next_weekday(after: date) -> date:
-    day = after + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
 
 
 def script_booking(w: World, engine: str, start: str, caller: str) -> None:
@@ -133,20 +111,6 @@ async def spoken(w: World, engine: str, utterances: int) -> None:
 async def hear_it_all(w: World, stream: MediaStream, engine: str) -> None:
     produced = await agent_audio_ms(w, engine)
     await stream.wait_for(lambda: stream.played_ms() >= produced - 1, timeout=15)
-
-
-async def wait_until(predicate: Any, timeout: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def record_of(w: World, call_sid: str) -> tuple[Call, list[CallEvent], list[Appointment], list[Customer]]:
@@ -270,8 +234,7 @@ async def test_the_same_booking_by_phone_on_both_engines_gives_the_same_record(w
     assert log.session["audio"]["format"] == {"type": "audio/pcmu", "rate": 8000}  # Twilio audio untouched
 
     # The owner sees the engine on the call page.
-    signer = SessionSigner((w.env["SESSION_SECRETS"],))
-    async with httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.owners["live"])}) as owner:
+    async with w.client_for(w.owners["live"]) as owner:
         page = await owner.get(f"{w.server.url}/calls/{live_call.id}")
     assert page.status_code == 200 and "GPT-Live" in page.text
 

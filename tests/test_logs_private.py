@@ -21,7 +21,7 @@ from app.settings import load_settings
 from app.web.logs import FORMAT, RedactingFormatter
 from tests.doubles.openai_double import OpenAIDouble
 from tests.doubles.twilio_double import TwilioDouble, caller_audio
-from tests.support.data import create_owner
+from tests.support.data import seed_owner
 from tests.support.server import RunningServer, phone_env, run_server
 
 SALON = "+15550001000"
@@ -45,15 +45,8 @@ def call_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Running
         with run_server(env) as server:
             env = server.env
 
-            async def seed() -> None:
-                db = Database(load_settings(env))
-                try:
-                    await create_owner(db, name="Sam's Salon", phone_number=SALON,
-                                       greeting="Thanks for calling Sam's Salon.")
-                finally:
-                    await db.dispose()
-
-            asyncio.run(seed())
+            asyncio.run(seed_owner(env, name="Sam's Salon", phone_number=SALON,
+                                   greeting="Thanks for calling Sam's Salon."))
             start = f"{_weekday_after(date.today()).isoformat()}T10:00"
             openai.realtime.say("Thanks for calling Sam's Salon.")
             openai.realtime.caller(SAID_BY_CALLER + ".")

@@ -16,9 +16,7 @@ owner's report. One server for the module; each test adds its own customer and a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -27,7 +25,6 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.models import (
     Appointment,
@@ -45,27 +42,14 @@ from tests.doubles.openai_double import OpenAIDouble
 from tests.doubles.smtp_server import SmtpServer
 from tests.doubles.twilio_double import TwilioDouble, caller_audio
 from tests.support.data import create_owner
-from tests.support.server import RunningServer, phone_env, run_server
+from tests.support.phone_world import InboxWorld as World
+from tests.support.phone_world import check_log
+from tests.support.server import phone_env, run_server
+from tests.support.waiting import wait_until
 
 SALON = "+15550001000"
 OWNER_MOBILE = "+12125550100"
 OWNER_EMAIL = "sam@salon.example"
-
-
-@dataclass
-class World:
-    server: RunningServer
-    openai: OpenAIDouble
-    twilio: TwilioDouble
-    smtp: SmtpServer
-    env: dict[str, str]
-    business_id: UUID
-    owner_id: UUID
-
-    def owner_client(self) -> httpx.AsyncClient:
-        signer = SessionSigner((self.env["SESSION_SECRETS"],))
-        return httpx.AsyncClient(base_url=self.server.url, timeout=20,
-                                 cookies={COOKIE_NAME: signer.sign(self.owner_id)})
 
 
 async def _db_run(env: dict[str, str], fn: Any) -> Any:
@@ -115,19 +99,6 @@ async def rows(env: dict[str, str], query: Any) -> list[Any]:
     return await _db_run(env, go)  # type: ignore[no-any-return]
 
 
-async def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
 async def csrf(client: httpx.AsyncClient) -> str:
     await client.get("/outbound")
     return client.cookies.get("csrftoken") or ""
@@ -151,8 +122,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         env = phone_env(data_dir, openai, twilio, SMTP_URL=smtp.url, SMTP_FROM="receptionist@salon.example")
         with run_server(env) as server:
             business_id, owner_id = asyncio.run(seed(server.env))
-            yield World(server, openai, twilio, smtp, server.env, business_id, owner_id)
-            assert "Traceback" not in server.log(), server.log()[-5000:]
+            yield World(server, openai, twilio, server.env, smtp=smtp, business_id=business_id, owner_id=owner_id)
+            check_log(server.log())
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from app.auth.cookies import COOKIE_NAME, SessionSigner
 from app.db.engine import Database
 from app.db.hours import zone
 from app.db.models import Appointment, Business, Call, CallEvent, Customer, Message, Session
@@ -33,6 +32,7 @@ from app.telephony import twiml
 from tests.doubles.openai_double import (
     FunctionCallReply,
     OpenAIDouble,
+    RealtimeScript,
     RealtimeSessionLog,
     TextReply,
     reply_output,
@@ -40,8 +40,11 @@ from tests.doubles.openai_double import (
 )
 from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, TwimlAnswer, caller_audio, parse_twiml
 from tests.support.data import create_owner
+from tests.support.dates import next_weekday
 from tests.support.frames import malformed_twilio_frames
-from tests.support.server import ROOT, RunningServer, phone_env, run_server
+from tests.support.phone_world import PhoneWorld, phone_service
+from tests.support.server import run_server
+from tests.support.waiting import wait_until
 
 SALON_NUMBER = "+15550001000"
 SALON_TRANSFER = "+12125550199"
@@ -70,33 +73,12 @@ class DecidingOpenAIDouble(OpenAIDouble):
 
 
 @dataclass
-class World:
-    server: RunningServer
+class World(PhoneWorld):
     openai: DecidingOpenAIDouble
-    twilio: TwilioDouble
-    env: dict[str, str]
     salon_id: UUID
     barber_id: UUID
     salon_owner: UUID
     barber_owner: UUID
-
-    @property
-    def voice_url(self) -> str:
-        return self.server.url + "/twilio/voice"
-
-    @property
-    def status_url(self) -> str:
-        return self.server.url + "/twilio/status"
-
-    def database(self) -> Database:
-        return Database(load_settings(self.env))
-
-
-def next_weekday(after: date) -> date:
-    day = after + timedelta(days=1)
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
 
 
 async def _seed(env: dict[str, str]) -> tuple[UUID, UUID, UUID, UUID]:
@@ -123,17 +105,9 @@ async def _seed(env: dict[str, str]) -> tuple[UUID, UUID, UUID, UUID]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("twilio-e2e")
-    with DecidingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio:
-        env = phone_env(data_dir, openai, twilio)
-        with run_server(env) as server:
-            env = server.env
-            seeded = asyncio.run(_seed(env))
-            twilio.status_callback_url = server.url + "/twilio/status"
-            yield World(server, openai, twilio, env, *seeded)
-            log = server.log()
-            (ROOT / "test-artifacts").mkdir(exist_ok=True)
-            (ROOT / "test-artifacts" / "twilio-server.log").write_text(log)
-            assert "Traceback" not in log, log[-5000:]
+    with DecidingOpenAIDouble(api_key="test-key") as openai, TwilioDouble() as twilio, \
+            phone_service(data_dir, openai, twilio, "twilio-server.log") as server:
+        yield World(server, openai, twilio, server.env, *asyncio.run(_seed(server.env)))
 
 
 @pytest.fixture
@@ -182,19 +156,6 @@ async def call_row(w: World, call_sid: str) -> tuple[Session, Call | None, list[
             return session, call, events
     finally:
         await db.dispose()
-
-
-async def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def finalised(w: World, call_sid: str, timeout: float = 10.0) -> tuple[Session, Call, list[CallEvent]]:
@@ -307,11 +268,10 @@ async def test_booking_call_from_greeting_to_hang_up_with_recording(w: World) ->
     assert rms(left[loud_right]) < 50
 
     # The owner plays it from the call page; another owner, or nobody signed in, can't fetch it.
-    signer = SessionSigner((w.env["SESSION_SECRETS"],))
     url = f"{w.server.url}/calls/{row.id}/recording"
     async with (
-        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.salon_owner)}) as salon,
-        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.barber_owner)}) as barber,
+        w.client_for(w.salon_owner) as salon,
+        w.client_for(w.barber_owner) as barber,
         httpx.AsyncClient(timeout=10) as anonymous,
     ):
         page = await salon.get(f"{w.server.url}/calls/{row.id}")
@@ -578,6 +538,37 @@ async def test_handshake_garbage_and_malformed_frames_mid_call_are_ignored(w: Wo
 PHONE_IN_FACTS = re.compile(r"Caller's phone \(from the line\): (\+\d+)")
 
 
+def books_own_slot(slot_of: dict[str, str]) -> Callable[[dict[str, Any]], FunctionCallReply | TextReply | None]:
+    """A `DecidingOpenAIDouble.decide` whose supervisor books each caller the slot `slot_of` gives their phone
+    (read from the facts it is sent), then says so; summaries take the double's default reply."""
+
+    def decide(body: dict[str, Any]) -> FunctionCallReply | TextReply | None:
+        if body.get("model") != "gpt-4.1":
+            return None
+        phone = PHONE_IN_FACTS.search(json.dumps(body))
+        if phone is None:
+            return TextReply("I don't know who is calling.")
+        caller = phone.group(1)
+        if any(item.get("type") == "function_call_output" for item in body.get("input", [])):
+            return TextReply(f"Booked for {caller} at {slot_of[caller][-5:]}.")
+        return FunctionCallReply("book_appointment", {"service": "Haircut", "start": slot_of[caller],
+                                                      "customer_name": f"Caller {caller[-4:]}"})
+
+    return decide
+
+
+def all_ask_to_book(realtime: RealtimeScript, asks: list[str]) -> None:
+    """Concurrent callers each say one of `asks`; each receptionist asks its supervisor and reads out the answer
+    (the script hands out caller lines, tool calls and readings each in turn, one per call)."""
+    for ask in asks:
+        realtime.caller(ask)
+    for _ in asks:
+        realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "book"},
+                      say_first="One moment.")
+    for _ in asks:
+        realtime.say_from_tool_output()
+
+
 def short_utterance(name: str, speech_ms: int = 1200) -> bytes:
     """The start of a recorded line (0.3 s of silence, then speech), cut short to keep the test lean."""
     return caller_audio(name)[: (300 + speech_ms) * 8]
@@ -600,20 +591,7 @@ async def test_twenty_concurrent_calls_to_two_businesses(w: World) -> None:
     callers = [f"+1555600{k:04d}" for k in range(count)]
     business_of = {phone: (SALON_NUMBER if k % 2 == 0 else BARBER_NUMBER) for k, phone in enumerate(callers)}
     slot_of = {phone: f"{day.isoformat()}T{9 + k // 4:02d}:{(k // 2 % 2) * 30:02d}" for k, phone in enumerate(callers)}
-
-    def decide(body: dict[str, Any]) -> FunctionCallReply | TextReply | None:
-        if body.get("model") != "gpt-4.1":
-            return None  # the summaries of finished calls take their default reply
-        phone = PHONE_IN_FACTS.search(json.dumps(body))
-        if phone is None:
-            return TextReply("I don't know who is calling.")
-        caller = phone.group(1)
-        if any(item.get("type") == "function_call_output" for item in body.get("input", [])):
-            return TextReply(f"Booked for {caller} at {slot_of[caller][-5:]}.")
-        return FunctionCallReply("book_appointment", {"service": "Haircut", "start": slot_of[caller],
-                                                      "customer_name": f"Caller {caller[-4:]}"})
-
-    w.openai.decide = decide
+    w.openai.decide = books_own_slot(slot_of)
     sessions_before = len(w.openai.realtime_sessions)
     placed = await asyncio.gather(*(w.twilio.place_call(w.voice_url, to=business_of[p], from_=p) for p in callers))
     streams = await asyncio.gather(*(w.twilio.open_stream(call, answer) for call, answer in placed))
@@ -634,13 +612,7 @@ async def test_twenty_concurrent_calls_to_two_businesses(w: World) -> None:
     await wait_until(lambda: all(s.marks_returned and not s.playing for s in streams), timeout=10)
 
     # Phase 2: everyone asks to book at once; each supervisor books that caller's own slot.
-    for k in range(count):
-        w.openai.realtime.caller(f"Please book me in, caller number {k}.")
-    for _ in range(count):
-        w.openai.realtime.tool("getNextResponseFromSupervisor", {"relevantContextFromLastUserMessage": "book"},
-                               say_first="One moment.")
-    for _ in range(count):
-        w.openai.realtime.say_from_tool_output()
+    all_ask_to_book(w.openai.realtime, [f"Please book me in, caller number {k}." for k in range(count)])
     ask = short_utterance("book")
     await asyncio.gather(*(s.speak(ask) for s in streams))
     await wait_until(lambda: all(len(log.sent_of_type("response.done")) >= 3 for log in logs.values()), timeout=30)
@@ -816,10 +788,9 @@ async def test_without_a_fallback_number_the_caller_leaves_a_voicemail_for_the_i
     assert [url.rsplit("/", 2)[-2:] for url, _f in w.twilio.fallback_posts] == [["twilio", "voicemail"],
                                                                                ["voicemail", "recording"]]
     # The owner sees and plays it on the call page; another owner can't fetch it.
-    signer = SessionSigner((w.env["SESSION_SECRETS"],))
     async with (
-        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.barber_owner)}) as barber,
-        httpx.AsyncClient(timeout=10, cookies={COOKIE_NAME: signer.sign(w.salon_owner)}) as salon,
+        w.client_for(w.barber_owner) as barber,
+        w.client_for(w.salon_owner) as salon,
     ):
         page = await barber.get(f"{w.server.url}/calls/{row.id}")
         audio = await barber.get(f"{w.server.url}/messages/{message.id}/audio")

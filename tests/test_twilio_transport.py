@@ -2,57 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
 
 import pytest
-from litestar.exceptions import WebSocketDisconnect
 
 from app.telephony.media import HandshakeFailed, await_start
 from app.telephony.mulaw_recording import StereoRecording
 from app.telephony.twilio_transport import TwilioTransport
 from app.voice.transport import AudioIn, CallerGone, Dtmf
+from tests.support.media_socket import Clock, FakeSocket
 
 SID = "MZ" + "1" * 32
-
-
-class FakeSocket:
-    """Frames in from a queue, frames out into a list; `None` in the queue is a disconnect."""
-
-    def __init__(self) -> None:
-        self.scope: dict[str, Any] = {}
-        self.connection_state = "receive"
-        self.incoming: asyncio.Queue[str | None] = asyncio.Queue()
-        self.outgoing: list[dict[str, Any]] = []
-        self.closed_with: int | None = None
-
-    async def receive_text(self) -> str:
-        frame = await self.incoming.get()
-        if frame is None:
-            raise WebSocketDisconnect(detail="gone")
-        return frame
-
-    async def send_text(self, text: str) -> None:
-        self.outgoing.append(json.loads(text))
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None:
-        self.closed_with = code
-
-    def feed(self, message: dict[str, Any] | str) -> None:
-        self.incoming.put_nowait(message if isinstance(message, str) else json.dumps(message))
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, ms: float) -> None:
-        self.now += ms / 1000
 
 
 def transport(socket: FakeSocket, clock: Clock, recording: StereoRecording | None = None) -> TwilioTransport:

@@ -13,7 +13,8 @@ from app.settings import Settings
 from app.voice.bridge import truncation_point
 from app.voice.supervisor import FALLBACK
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.voice import ASSETS, place_call, silence, wait_until, wav_pcm
+from tests.support.voice import ASSETS, place_call, silence, wav_pcm
+from tests.support.waiting import wait_until
 
 pytest_plugins = ("tests.support.voice_fixtures",)
 

@@ -12,11 +12,20 @@ from sqlalchemy import select
 
 from app.billing.pricing import live_cost_usd
 from app.db.engine import Database
-from app.db.models import Appointment, Call, CallEvent
+from app.db.models import Appointment
 from app.settings import Settings
 from tests.doubles.live_double import LiveSessionLog
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.voice import ASSETS, LiveCall, PlaybackTransport, next_open_weekday, place_call, silence, wav_pcm
+from tests.support.voice import (
+    ASSETS,
+    LiveCall,
+    PlaybackTransport,
+    call_record,
+    next_open_weekday,
+    place_call,
+    silence,
+    wav_pcm,
+)
 
 pytest_plugins = ("tests.support.voice_fixtures",)
 
@@ -34,15 +43,6 @@ async def greeted(double: OpenAIDouble, live: LiveCall) -> LiveSessionLog:
     await asyncio.to_thread(log.wait_for_sent, "session.usage.updated", 10.0, 1)  # after the greeting
     await live.transport.wait_played(5)
     return log
-
-
-async def call_record(db: Database, live: LiveCall) -> tuple[Call, list[CallEvent]]:
-    async with db.session() as s:
-        call = await s.get(Call, live.call_id)
-        events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == live.call_id)
-                                      .order_by(CallEvent.sequence)))
-    assert call is not None
-    return call, events
 
 
 def assert_protocol_clean(log: LiveSessionLog) -> None:

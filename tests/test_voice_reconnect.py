@@ -7,30 +7,18 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
-
 from app.billing.pricing import TokenUsage, from_realtime
 from app.db.engine import Database
-from app.db.models import Call, CallEvent
 from app.settings import Settings
 from app.voice.bridge import RECONNECTS_PER_WINDOW, CallLimits
 from app.voice.resume import RESUME_LINE, heard_part, restore_events
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.voice import ASSETS, LiveCall, place_call, silence, wav_pcm
+from tests.support.voice import ASSETS, LiveCall, call_record, place_call, silence, wav_pcm
 
 pytest_plugins = ("tests.support.voice_fixtures",)
 
 LONG = ("We are open every weekday from nine in the morning until five in the evening, and on Saturdays "
         "from ten until two, and we are closed on Sundays and on public holidays.")
-
-
-async def record(db: Database, live: LiveCall) -> tuple[Call, list[CallEvent]]:
-    async with db.session() as s:
-        call = await s.get(Call, live.call_id)
-        events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == live.call_id)
-                                      .order_by(CallEvent.sequence)))
-    assert call is not None
-    return call, events
 
 
 def realtime_usage(double: OpenAIDouble) -> dict[str, int]:
@@ -83,7 +71,7 @@ async def test_two_drops_mid_answer_are_bridged(call_settings: Settings, call_db
     created = third.received_of_type("response.create")[0]
     assert RESUME_LINE in created["response"]["instructions"]
 
-    call, events = await record(call_db, live)
+    call, events = await call_record(call_db, live)
     gaps = [e for e in events if e.text.startswith("realtime connection")]
     assert [e.text for e in gaps] == ["realtime connection lost: reconnecting", "realtime connection restored"] * 2
     assert all(e.data["gap_ms"] < 3000 for e in gaps if "gap_ms" in e.data)
@@ -118,7 +106,7 @@ async def test_a_long_call_rolls_over_to_a_new_session_unnoticed(call_settings: 
     await speak(live, "bye")
     ending = await asyncio.wait_for(live.task, 30)
     assert ending.reason == "goodbye" and live.bridge.rollovers >= 1 and live.bridge.reconnects == 0
-    call, events = await record(call_db, live)
+    call, events = await call_record(call_db, live)
     assert "realtime session rolled over" in [e.text for e in events]
     assert "Agent: Nine to five." in call.transcript and RESUME_LINE not in call.transcript
 
@@ -135,7 +123,7 @@ async def test_a_link_that_keeps_dropping_goes_to_the_fallback_instead_of_reconn
     assert (ending.status, ending.reason) == ("failed", "realtime_lost")
     assert live.bridge.reconnects == RECONNECTS_PER_WINDOW
     assert len(double.realtime_sessions) == RECONNECTS_PER_WINDOW + 1
-    _call, events = await record(call_db, live)
+    _call, events = await call_record(call_db, live)
     assert "realtime connection keeps dropping" in [e.text for e in events]
 
 

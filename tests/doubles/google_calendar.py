@@ -39,6 +39,8 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from aiohttp import web
 
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
+
 SCOPE_EVENTS = "https://www.googleapis.com/auth/calendar.events"
 SCOPE_FREEBUSY = "https://www.googleapis.com/auth/calendar.freebusy"
 SCOPE_LIST = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
@@ -84,7 +86,7 @@ class Channel:
     stopped: bool = False
 
 
-class GoogleCalendarDouble:
+class GoogleCalendarDouble(OnThreadedSite):
     def __init__(self, *, client_id: str = "calendar-test-client.apps.googleusercontent.com",
                  client_secret: str = "calendar-test-secret", account: str = "owner@example.com",
                  page_size: int = 250) -> None:
@@ -101,11 +103,8 @@ class GoogleCalendarDouble:
         self.notifications: list[dict[str, str]] = []
         self.notification_statuses: list[int] = []
         self.requests: list[tuple[str, str]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
-        self.port = 0
+        self._site = ThreadedSite("google-calendar-double", self._app)
 
     # -- lifecycle -------------------------------------------------------------------------------------
     @property
@@ -123,40 +122,10 @@ class GoogleCalendarDouble:
             "GOOGLE_OAUTH_REVOKE_URL": self.base_url + "/revoke",
         }
 
-    def start(self) -> GoogleCalendarDouble:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            app = web.Application()
-            self._routes(app)
-            self._runner = web.AppRunner(app, access_log=None)
-            loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            loop.run_until_complete(site.start())
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="google-calendar-double", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> GoogleCalendarDouble:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+    def _app(self) -> web.Application:
+        app = web.Application()
+        self._routes(app)
+        return app
 
     # -- test-side controls ----------------------------------------------------------------------------
     def add_calendar(self, calendar_id: str, summary: str, access_role: str = "owner") -> Calendar:
@@ -275,13 +244,19 @@ class GoogleCalendarDouble:
         self.requests.append((request.method, request.path))
         return None
 
-    def _calendar(self, request: web.Request) -> Calendar | web.Response:
+    def _calendar(self, request: web.Request, *, write: bool = False) -> Calendar | web.Response:
+        """The request's calendar; or Google's answer to a bad token, an unknown calendar, or (`write`) a
+        calendar the account may only read, checked in that order."""
+        if (denied := self._authorised(request)) is not None:
+            return denied
         calendar_id = request.match_info["calendar"]
         if calendar_id == "primary":
             calendar_id = self.account
         calendar = self.calendars.get(calendar_id)
         if calendar is None:
             return _error(404, "notFound", "Not Found")
+        if write and (denied := self._writable(calendar)) is not None:
+            return denied
         return calendar
 
     # -- routes ----------------------------------------------------------------------------------------
@@ -435,8 +410,6 @@ class GoogleCalendarDouble:
         return None
 
     async def _events_list(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
         calendar = self._calendar(request)
         if isinstance(calendar, web.Response):
             return calendar
@@ -483,13 +456,9 @@ class GoogleCalendarDouble:
         return web.json_response(body)
 
     async def _events_insert(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        calendar = self._calendar(request)
+        calendar = self._calendar(request, write=True)
         if isinstance(calendar, web.Response):
             return calendar
-        if (denied := self._writable(calendar)) is not None:
-            return denied
         body = await request.json()
         if "id" in body and not _EVENT_ID.match(str(body["id"])):
             return _error(400, "invalid", "Invalid resource id value.")
@@ -505,8 +474,6 @@ class GoogleCalendarDouble:
         return web.json_response(event)
 
     async def _events_get(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
         calendar = self._calendar(request)
         if isinstance(calendar, web.Response):
             return calendar
@@ -516,13 +483,9 @@ class GoogleCalendarDouble:
         return web.json_response(event)
 
     async def _events_patch(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        calendar = self._calendar(request)
+        calendar = self._calendar(request, write=True)
         if isinstance(calendar, web.Response):
             return calendar
-        if (denied := self._writable(calendar)) is not None:
-            return denied
         body = await request.json()
         with self._lock:
             event = calendar.events.get(request.match_info["event"])
@@ -542,13 +505,9 @@ class GoogleCalendarDouble:
         return web.json_response(event)
 
     async def _events_delete(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
-        calendar = self._calendar(request)
+        calendar = self._calendar(request, write=True)
         if isinstance(calendar, web.Response):
             return calendar
-        if (denied := self._writable(calendar)) is not None:
-            return denied
         with self._lock:
             event = calendar.events.get(request.match_info["event"])
             if event is None:
@@ -560,8 +519,6 @@ class GoogleCalendarDouble:
         return web.Response(status=204)
 
     async def _events_watch(self, request: web.Request) -> web.Response:
-        if (denied := self._authorised(request)) is not None:
-            return denied
         calendar = self._calendar(request)
         if isinstance(calendar, web.Response):
             return calendar

@@ -59,6 +59,7 @@ from tests.doubles.openai_double import (
     PCMU,
     AudioFormat,
     EnergyVad,
+    EventLog,
     new_id,
     speech_like_tone,
     split_for_deltas,
@@ -215,7 +216,7 @@ class LiveScript:
 
 # -- log ----------------------------------------------------------------------------------------------------
 @dataclass
-class LiveSessionLog:
+class LiveSessionLog(EventLog):
     headers: dict[str, str]
     id: str = field(default_factory=lambda: new_id("sess"))
     received: list[JSON] = field(default_factory=list)
@@ -229,39 +230,6 @@ class LiveSessionLog:
     sent_at: list[float] = field(default_factory=list)
     received_at: list[float] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
-
-    def sent_of_type(self, event_type: str) -> list[JSON]:
-        with self._changed:
-            return [e for e in self.sent if e.get("type") == event_type]
-
-    def received_of_type(self, event_type: str) -> list[JSON]:
-        with self._changed:
-            return [e for e in self.received if e.get("type") == event_type]
-
-    def wait_for_sent(self, event_type: str, timeout: float = 5.0, count: int = 1) -> JSON:
-        return self._wait(self.sent, event_type, timeout, count)
-
-    def wait_for_received(self, event_type: str, timeout: float = 5.0, count: int = 1) -> JSON:
-        return self._wait(self.received, event_type, timeout, count)
-
-    def _wait(self, events: list[JSON], event_type: str, timeout: float, count: int) -> JSON:
-        def found() -> JSON | None:
-            matches = [e for e in events if e.get("type") == event_type]
-            return matches[count - 1] if len(matches) >= count else None
-
-        with self._changed:
-            if not self._changed.wait_for(lambda: found() is not None, timeout=timeout):
-                raise TimeoutError(f"no {count}x {event_type!r} within {timeout}s; saw "
-                                   f"{[e.get('type') for e in events]}")
-            result = found()
-            assert result is not None
-            return result
-
-    def _record(self, events: list[JSON], event: JSON) -> None:
-        with self._changed:
-            (self.sent_at if events is self.sent else self.received_at).append(time.monotonic())
-            events.append(event)
-            self._changed.notify_all()
 
 
 # -- one connection -----------------------------------------------------------------------------------------

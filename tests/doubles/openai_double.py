@@ -89,13 +89,11 @@ import json
 import math
 import re
 import secrets
-import socket
 import string
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
@@ -105,6 +103,8 @@ from openai.types.realtime import (
     RealtimeAudioConfigOutput,
     RealtimeSessionCreateRequest,
 )
+
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 JSON = dict[str, Any]
 
@@ -487,23 +487,15 @@ class ResponsesScript:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class RealtimeSessionLog:
-    id: str
-    model: str
-    headers: dict[str, str]
-    received: list[JSON] = field(default_factory=list)
-    sent: list[JSON] = field(default_factory=list)
-    session_config: JSON = field(default_factory=dict)
-    closed: threading.Event = field(default_factory=threading.Event)
-    input_audio_bytes: int = 0
-    truncations: list[JSON] = field(default_factory=list)
-    dropped: bool = False  # the double cut this connection (RealtimeScript.say(drop_after_ms=…))
-    #: time.monotonic() of each entry of `sent` (just before it went on the wire) and of `received`
-    #: (when its frame was read), index for index
-    sent_at: list[float] = field(default_factory=list)
-    received_at: list[float] = field(default_factory=list)
-    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+class EventLog:
+    """The events one connection sent and received, with waits on them; a dataclass subclass holds the lists
+    (Realtime's session log here, Live's in live_double)."""
+
+    sent: list[JSON]
+    received: list[JSON]
+    sent_at: list[float]
+    received_at: list[float]
+    _changed: threading.Condition
 
     def sent_of_type(self, event_type: str) -> list[JSON]:
         with self._changed:
@@ -539,6 +531,26 @@ class RealtimeSessionLog:
             )
             events.append(event)
             self._changed.notify_all()
+
+
+@dataclass
+class RealtimeSessionLog(EventLog):
+    id: str
+    model: str
+    headers: dict[str, str]
+    received: list[JSON] = field(default_factory=list)
+    sent: list[JSON] = field(default_factory=list)
+    session_config: JSON = field(default_factory=dict)
+    closed: threading.Event = field(default_factory=threading.Event)
+    input_audio_bytes: int = 0
+    truncations: list[JSON] = field(default_factory=list)
+    dropped: bool = False  # the double cut this connection (RealtimeScript.say(drop_after_ms=…))
+    #: time.monotonic() of each entry of `sent` (just before it went on the wire) and of `received`
+    #: (when its frame was read), index for index
+    sent_at: list[float] = field(default_factory=list)
+    received_at: list[float] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1617,7 +1629,7 @@ def reply_output(reply: FunctionCallReply | TextReply) -> list[JSON]:
 # ---------------------------------------------------------------------------------------------
 
 
-class OpenAIDouble:
+class OpenAIDouble(OnThreadedSite):
     def __init__(self, api_key: str = "test-key", host: str = "127.0.0.1") -> None:
         self.api_key = api_key
         self.host = host
@@ -1639,75 +1651,19 @@ class OpenAIDouble:
         self.transcription_requests: list[JSON] = []
         self._sessions_changed = threading.Condition()
         self._connections: set[RealtimeConnection] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._socket: socket.socket | None = None
+        self._site = ThreadedSite("openai-double", self._app, host=self.host)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        if self._socket is None:
+        if self._site.loop is None:
             raise RuntimeError("OpenAIDouble is not started")
-        return int(self._socket.getsockname()[1])
+        return self._site.port
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
-
-    def start(self) -> OpenAIDouble:
-        if self._thread is not None:
-            return self
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((self.host, 0))
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._start_site())
-            except BaseException as exc:  # surfaced to start()'s caller below
-                failure.append(exc)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._thread = threading.Thread(target=serve, name="openai-double", daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        if failure:
-            raise RuntimeError("OpenAIDouble failed to start") from failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None or self._loop is None:
-            return
-        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
-        try:
-            future.result(timeout=10)
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._thread = None
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
-
-    def __enter__(self) -> OpenAIDouble:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def reset(self) -> None:
         self.realtime.clear()
@@ -1731,23 +1687,19 @@ class OpenAIDouble:
                 raise TimeoutError(f"no realtime session #{index} within {timeout}s")
             return self.realtime_sessions[index]
 
-    async def _start_site(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_get("/v1/realtime", self._realtime_handler)
         app.router.add_post("/v1/responses", self._responses_handler)
         app.router.add_get("/v1/live/sessions", self._live_handler)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions_handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        assert self._socket is not None
-        await web.SockSite(self._runner, self._socket).start()
+        app.on_shutdown.append(self._close_connections)
+        return app
 
-    async def _shutdown(self) -> None:
+    async def _close_connections(self, _app: web.Application) -> None:
         for connection in list(self._connections):
             connection.closing = True
             await connection.ws.close(code=1001, message=b"server shutting down")
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # -- HTTP -------------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ posts one event, and can backdate the timestamp or sign with the wrong secret to
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import json
@@ -43,6 +42,8 @@ import httpx
 from aiohttp import web
 from polar.v2026_04 import outputs
 from standardwebhooks import Webhook
+
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 ORGANIZATION_ID = "5f0c1b2e-7c1a-4a5e-9a57-7b0f2d6f6a01"
 
@@ -147,7 +148,7 @@ class OrderState:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-class PolarDouble:
+class PolarDouble(OnThreadedSite):
     def __init__(self, *, token: str = "polar_oat_test", webhook_secret: str = "polar_whs_test_secret",
                  products: Mapping[str, str] | None = None) -> None:
         self.token = token
@@ -165,58 +166,23 @@ class PolarDouble:
         self._drop_answers = 0
         self._fail_ingests = 0
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._site = ThreadedSite("polar-double", self._app)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @property
     def api_base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> PolarDouble:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
-            app.add_routes([
-                web.post("/v1/checkouts/", self._checkout),
-                web.post("/v1/customer-sessions/", self._customer_session),
-                web.post("/v1/events/ingest", self._ingest),
-                web.get("/v1/orders/", self._list_orders),
-                web.get("/v1/subscriptions/", self._list_subscriptions),
-            ])
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="polar-double", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("Polar double did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop.close()
-        self._loop = None
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.add_routes([
+            web.post("/v1/checkouts/", self._checkout),
+            web.post("/v1/customer-sessions/", self._customer_session),
+            web.post("/v1/events/ingest", self._ingest),
+            web.get("/v1/orders/", self._list_orders),
+            web.get("/v1/subscriptions/", self._list_subscriptions),
+        ])
+        return app
 
     def drop_next_ingest_answers(self, count: int = 1) -> None:
         self._drop_answers = count

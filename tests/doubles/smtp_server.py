@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from tests.support.waiting import wait_until_sync
 
 
 def _free_port() -> int:
@@ -81,11 +82,7 @@ class SmtpServer:
             return [m for m in self.messages if m["To"] == address]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the SMTP server did not receive what was expected in time")
-            time.sleep(0.05)
+        wait_until_sync(predicate, timeout, interval=0.05, what="the SMTP server to receive what was expected")
 
 
 def body_of(message: EmailMessage) -> str:

@@ -54,6 +54,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.doubles.twilio_numbers import NumbersApi
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 FRAME_MS = 20
@@ -230,7 +231,7 @@ def _twilio_error(status: int, code: int, message: str) -> web.Response:
     return web.json_response(body, status=status)
 
 
-class TwilioDouble:
+class TwilioDouble(OnThreadedSite):
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
         self.account_sid = account_sid or sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
@@ -272,73 +273,32 @@ class TwilioDouble:
         self.create_failures: list[int] = []
         self.amd_callbacks: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._site = ThreadedSite("twilio-double", self._app)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     @property
     def api_base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> TwilioDouble:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create_call)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
+        app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
+        self.numbers.add_routes(app)
+        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
+        app.router.add_get("/2010-04-01/Accounts/{account}/Messages/{message}.json", self._fetch_message)
+        app.router.add_get("/2010-04-01/Accounts/{account}/Recordings/{recording}.wav", self._fetch_recording)
+        app.on_cleanup.append(self._cancel_callbacks)
+        return app
 
-        async def serve() -> None:
-            app = web.Application()
-            app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create_call)
-            app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
-            app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
-            self.numbers.add_routes(app)
-            app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
-            app.router.add_get("/2010-04-01/Accounts/{account}/Messages/{message}.json", self._fetch_message)
-            app.router.add_get("/2010-04-01/Accounts/{account}/Recordings/{recording}.wav", self._fetch_recording)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="twilio-double", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("Twilio double did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        asyncio.run_coroutine_threadsafe(self._cancel_callbacks(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop.close()
-        self._loop = None
-
-    async def _cancel_callbacks(self) -> None:
+    async def _cancel_callbacks(self, _app: web.Application) -> None:
         """Status callbacks still on their way when the double stops are dropped, as a stopped Twilio would."""
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
-
-    def __enter__(self) -> TwilioDouble:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         with self._lock:

@@ -19,9 +19,10 @@ from app.db.engine import Database
 from app.db.models import Appointment, Business, Call, CallEvent, Session, User
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.browser import ARTIFACTS, ensure_owner, launch, mic_page, sign_in_locally, wait_for, write_wav
+from tests.support.browser import ARTIFACTS, ensure_owner, launch, mic_page, sign_in_locally, write_wav
 from tests.support.server import RunningServer
 from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
+from tests.support.waiting import wait_until_sync
 
 OWNER_EMAIL = "caller-test@example.com"
 
@@ -149,7 +150,7 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
         call, events, appointments, session = asyncio.run(_call_record(server.env))
         return (call, events, appointments, session) if call.ended_at and call.summary else None
 
-    call, events, appointments, session = wait_for(finalised, 15, "the finalised call and its summary")
+    call, events, appointments, session = wait_until_sync(finalised, 15, what="the finalised call and its summary")
     assert call.status == "completed" and call.end_reason == "caller_hangup" and call.channel == "browser"
     assert session.status == "completed" and session.ended_at is not None and session.token_used_at is not None
     assert len(appointments) == 1 and appointments[0].service == "Haircut"
@@ -174,7 +175,8 @@ def test_browser_call_books_an_appointment(server: RunningServer, double: OpenAI
     assert call.cost_usd > 0 and call.duration_seconds > 5
     assert call.summary is not None and call.summary.startswith("Summary: Hi, I'd like to book a haircut")
     # Recording is on: the test call is recorded like a phone call, caller left and agent right.
-    recorded = wait_for(lambda: asyncio.run(_call_record(server.env))[0].recording_path, 10, "the recording")
+    recorded = wait_until_sync(lambda: asyncio.run(_call_record(server.env))[0].recording_path, 10,
+                               what="the recording")
     with wave.open(recorded) as w:
         assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 24000)
         assert w.getnframes() > 24000 * 3

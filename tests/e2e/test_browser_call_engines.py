@@ -15,9 +15,10 @@ from app.db.engine import Database
 from app.db.models import Appointment, Business, Call, CallEvent, Customer, User
 from app.settings import load_settings
 from tests.doubles.openai_double import OpenAIDouble
-from tests.support.browser import ARTIFACTS, ensure_owner, mic_page, sign_in_locally, wait_for, write_wav
+from tests.support.browser import ARTIFACTS, ensure_owner, mic_page, sign_in_locally, write_wav
 from tests.support.server import RunningServer
 from tests.support.voice import ASSETS, GREETING, next_open_weekday, silence, wav_pcm
+from tests.support.waiting import wait_until_sync
 
 EMAILS = {"realtime": "realtime-owner@example.com", "live": "live-owner@example.com"}
 REQUEST = "Hi, I'd like to book a haircut for tomorrow at ten in the morning."
@@ -114,7 +115,7 @@ def test_the_same_browser_booking_on_both_engines(server: RunningServer, double:
             record = asyncio.run(_latest_call(server.env, engine))
             return record if record and record[0].ended_at and record[0].engine == engine else None
 
-        records[engine] = wait_for(finalised, 15, f"the finalised {engine} call")
+        records[engine] = wait_until_sync(finalised, 15, what=f"the finalised {engine} call")
         if engine == "live":
             log = double.live_sessions[0]
             assert log.protocol_errors == [] and not log.sent_of_type("error")

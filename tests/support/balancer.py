@@ -11,81 +11,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from tests.support.server import free_port
+from tests.support.threaded_site import OnThreadedSite, ThreadedSite
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                "transfer-encoding", "upgrade", "host", "content-length", "content-encoding"}
 
 
-class LoadBalancer:
+class LoadBalancer(OnThreadedSite):
     def __init__(self) -> None:
-        self.port = free_port()
         self.backends: list[str] = []  # http://127.0.0.1:PORT of each instance
         #: (path, backend) of every WebSocket relayed, in order
         self.sockets: list[tuple[str, str]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
+        self._site = ThreadedSite("load-balancer", self._app, port=free_port())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._site.url
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def start(self) -> LoadBalancer:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=2**24)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.cleanup_ctx.append(self._client_session)
+        return app
 
-        async def serve() -> None:
-            self._client = aiohttp.ClientSession(auto_decompress=True)
-            app = web.Application(client_max_size=2**24)
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-            ready.set()
-
-        def run() -> None:
-            assert self._loop is not None
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, name="load-balancer", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("load balancer did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-
-        async def shutdown() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-            if self._client is not None:
-                await self._client.close()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop.close()
-        self._loop = None
-
-    def __enter__(self) -> LoadBalancer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+    async def _client_session(self, _app: web.Application) -> AsyncIterator[None]:
+        self._client = aiohttp.ClientSession(auto_decompress=True)
+        yield
+        await self._client.close()
 
     # -- routing ------------------------------------------------------------------------------------------
     async def _pick(self) -> str | None:

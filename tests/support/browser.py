@@ -1,12 +1,11 @@
 """What the Chromium tests share: launching Debian's chromium (optionally with a fake microphone fed from a
-WAV), signing in locally, waiting without tight timings, and database work from inside Playwright's sync API."""
+WAV), signing in locally, and database work from inside Playwright's sync API (waiting: tests.support.waiting)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 import wave
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,18 +64,6 @@ def write_wav(path: Path, pcm: bytes, rate: int = 24000) -> Path:
         w.setframerate(rate)
         w.writeframes(pcm)
     return path
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll until `predicate` returns something truthy; the timeout only bounds a hang."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def sign_in_locally(page: Any, base_url: str, email: str, next_path: str = "/") -> None:

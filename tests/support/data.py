@@ -7,6 +7,7 @@ from typing import Any
 
 from app.db.engine import Database
 from app.db.models import Business, User
+from app.settings import load_settings
 
 WEEKDAY_HOURS: dict[str, list[list[str]]] = {
     d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")
@@ -38,3 +39,12 @@ async def create_owner(
         business = Business(owner_id=user.id, **fields)
         s.add(business)
     return user, business
+
+
+async def seed_owner(env: dict[str, str], **owner: Any) -> tuple[User, Business]:
+    """`create_owner` on the database a running service's `env` names (through an engine of its own)."""
+    db = Database(load_settings(env))
+    try:
+        return await create_owner(db, **owner)
+    finally:
+        await db.dispose()

@@ -171,10 +171,15 @@ async def place_call(settings: Any, db: Any, *, limits: Any = None, transport: P
     return LiveCall(runtime, bridge, transport, session.id, bridge.recorder.call_id, biz.id, task)
 
 
-async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+async def call_record(db: Any, live: LiveCall) -> tuple[Any, list[Any]]:
+    """The call's row and its events, in order, as the bridge wrote them."""
+    from sqlalchemy import select
 
+    from app.db.models import Call, CallEvent
+
+    async with db.session() as s:
+        call = await s.get(Call, live.call_id)
+        events = list(await s.scalars(select(CallEvent).where(CallEvent.call_id == live.call_id)
+                                      .order_by(CallEvent.sequence)))
+    assert call is not None
+    return call, events
