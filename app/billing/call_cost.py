@@ -12,34 +12,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.call_cost import (
+    COST_COLUMNS,
+    PENDING,
+    PHONE_COST_OPEN,
+    RATED,
+    TOTAL_COST_USD,
+    UNRATED,
+    phone_cost_open_count,
+)
 from app.db.models import Call, Session
 from app.jobs import enqueue
+
+__all__ = ["COST_COLUMNS", "PENDING", "PHONE_COST_OPEN", "RATED", "TOTAL_COST_USD", "UNRATED", "CallCost",
+           "phone_call_over", "phone_cost_open_count"]
 
 #: the job that reads Twilio's price (handled in app.telephony.call_cost)
 PHONE_COST_JOB = "phone_cost"
 #: Twilio rarely has a price the moment a call ends: the first look waits this long
 FIRST_LOOK = timedelta(seconds=5)
-
-PENDING = "pending"
-RATED = "rated"
-UNRATED = "unrated"
-
-#: SQL: a call's total cost in USD, as far as it is known (what the figures sum).
-TOTAL_COST_USD: ColumnElement[float] = Call.cost_usd + func.coalesce(Call.telephony_cost_usd, 0.0)
-
-#: SQL: the call has a phone leg whose cost is not (yet) in its USD total.
-PHONE_COST_OPEN: ColumnElement[bool] = and_(
-    Call.telephony_cost_state.is_not(None),
-    or_(Call.telephony_cost_state != RATED, Call.telephony_cost_usd.is_(None)),
-)
-
-#: the columns a page must read to show a call's cost with `CallCost.of`
-COST_COLUMNS = (Call.cost_usd, Call.price_unknown, Call.telephony_cost_state, Call.telephony_cost,
-                Call.telephony_cost_unit, Call.telephony_cost_usd)
-
 
 async def phone_call_over(s: AsyncSession, call_sid: str | None, *, now: datetime | None = None) -> None:
     """A Twilio call of ours is over (its status callback said so, or the service ended it): in the caller's
@@ -54,11 +48,6 @@ async def phone_call_over(s: AsyncSession, call_sid: str | None, *, now: datetim
                   run_after=(now or datetime.now(UTC)) + FIRST_LOOK)
     await s.execute(update(Call).where(Call.session_id == session_id, Call.telephony_cost_state.is_(None))
                     .values(telephony_cost_state=PENDING))
-
-
-def phone_cost_open_count() -> ColumnElement[int]:
-    """SQL aggregate: how many of the rows have a phone cost not (yet) in their total."""
-    return func.coalesce(func.sum(case((PHONE_COST_OPEN, 1), else_=0)), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +95,12 @@ class CallCost:
     def complete(self) -> bool:
         return not self.ai_price_unknown and not self.phone_open
 
+    def ai_words(self) -> str:
+        """OpenAI's part, for the call page."""
+        if not self.ai_price_unknown:
+            return money(self.ai_usd)
+        return f"{money(self.ai_usd)} + price unknown" if self.ai_usd else "price unknown"
+
     def phone_words(self) -> str:
         """The phone cost on its own, for the call page: an amount, or why there is none."""
         if self.phone_state is None:
@@ -140,5 +135,6 @@ class CallCost:
 
 
 def money(value: float | None) -> str:
+    """Cents hide what a call costs (a minute of phone line is $0.0085): under a dollar, four decimals."""
     amount = value or 0.0
-    return f"${amount:,.4f}" if 0 < amount < 0.01 else f"${amount:,.2f}"
+    return f"${amount:,.4f}" if 0 < amount < 1 else f"${amount:,.2f}"

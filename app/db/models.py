@@ -199,7 +199,7 @@ class Call(UUIDv7AuditBase):
         # aggregates read the index alone (at 100,000 calls the table lookups were most of their time).
         # (+ telephony_cost_usd, issue 16 item 6: a call's total cost is OpenAI's plus Twilio's; app.billing.call_cost)
         Index("ix_call_business_figures", "business_id", "started_at", "channel", "billable_seconds", "is_spam",
-              "duration_seconds", "cost_usd", "telephony_cost_usd"),
+              "duration_seconds", "cost_usd", "telephony_cost_usd", "telephony_cost_state"),
     )
 
     session_id: Mapped[UUID] = mapped_column(ForeignKey("call_session.id", ondelete="CASCADE"), unique=True)

@@ -4,7 +4,7 @@ Revision ID: telcost_price
 Revises: pages_indexes
 
 `call` gains Twilio's price of the call and its child legs (state, amount, unit, and the USD amount a call's
-total cost adds); the figures' covering index `ix_call_business_figures` gains `telephony_cost_usd`, so the
+total cost adds); the figures' covering index `ix_call_business_figures` gains `telephony_cost_usd` and the state, so the
 overview's and the billing page's cost sums (OpenAI + phone) still read the index alone (issue 14).
 """
 
@@ -26,7 +26,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("telephony_cost_unit", sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column("telephony_cost_usd", sa.Float(), nullable=True))
         batch_op.drop_index("ix_call_business_figures")
-        batch_op.create_index("ix_call_business_figures", [*FIGURES, "telephony_cost_usd"], unique=False)
+        batch_op.create_index("ix_call_business_figures", [*FIGURES, "telephony_cost_usd", "telephony_cost_state"], unique=False)
 
 
 def downgrade() -> None:
