@@ -35,6 +35,7 @@ PHONE_COST_JOB = "phone_cost"
 #: Twilio rarely has a price the moment a call ends: the first look waits this long
 FIRST_LOOK = timedelta(seconds=5)
 
+
 async def phone_call_over(s: AsyncSession, call_sid: str | None, *, now: datetime | None = None) -> None:
     """A Twilio call of ours is over (its status callback said so, or the service ended it): in the caller's
     transaction its phone cost becomes pending and the job that reads Twilio's price is queued, keyed by the

@@ -10,8 +10,9 @@ child legs' (`Calls.json?ParentCallSid=`), as absolute amounts.
   Twilio's status callback (`/twilio/status`, `/twilio/outbound/{id}/status`) and the finalisation of a call
   (app.voice.lifecycle), whichever comes first; the job is keyed by the CallSid, so it runs once.
 - The `phone_cost` job fetches the call and its legs through the twilio SDK (app.telephony.rest). A price still
-  null is looked at again with the queue's backoff (5 s, 15 s, 35 s, … then every 10 minutes) for RATING_WINDOW
-  after the call ended, then the call is left "unrated" (shown as not rated, never as 0). A Twilio outage
+  null (or a leg still going on: a transferred call's Twilio call outlives its record) is looked at again with
+  the queue's backoff (5 s after the call, then 5, 10, 20 s … up to every 10 minutes) for RATING_WINDOW after
+  the call ended, then the call is left "unrated" (shown as not rated, never as 0). A Twilio outage
   (5xx, no connection) is retried the same way for as long as the job's attempts last (about a day): nothing
   is lost. Other currencies are kept as they come, with their unit, outside the USD totals.
 """
