@@ -224,3 +224,40 @@ async def test_without_twilio_credentials_a_call_is_unrated(db: Database) -> Non
     PhoneCosts(db, None).register(jobs)
     assert await _run_now(db, jobs)
     assert (await _call(db, call_id)).telephony_cost_state == "unrated"
+
+
+async def test_the_overview_and_billing_figures_add_the_phone_cost_where_known(db: Database,
+                                                                                settings: Settings) -> None:
+    from app.billing.usage import BillingScope, page_figures
+    from app.db.owner_queries import OwnerScope
+
+    rated_id = await _ended_call(db, ai_cost=0.03)
+    async with db.session() as s:
+        business_id = (await s.get(Call, rated_id)).business_id  # type: ignore[union-attr]
+    now = datetime.now(UTC)
+    async with db.session() as s, s.begin():
+        await s.execute(update(Call).where(Call.id == rated_id).values(
+            telephony_cost_state="rated", telephony_cost=0.0225, telephony_cost_unit="USD", telephony_cost_usd=0.0225))
+        for state in ("pending", None):  # a call Twilio has not priced yet, and a browser test call
+            session = Session(business_id=business_id, channel=Channel.TWILIO.value, status="completed")
+            s.add(session)
+            await s.flush()
+            s.add(Call(session_id=session.id, business_id=business_id, channel=Channel.TWILIO.value,
+                       status="completed", started_at=now - timedelta(seconds=5), ended_at=now, cost_usd=0.01,
+                       telephony_cost_state=state))
+    scope = OwnerScope(db.session_maker, business_id)
+    today, month, _tests = await scope.overview_totals((now - timedelta(hours=1), now + timedelta(hours=1)),
+                                                       (now - timedelta(days=2), now + timedelta(hours=1)),
+                                                       include_tests=True)
+    for figures in (today, month):
+        assert figures.calls == 3 and figures.cost == pytest.approx(0.0725) and figures.phone_pending == 1
+    totals = await scope.totals(now - timedelta(days=1), now + timedelta(hours=1))
+    assert totals.cost == pytest.approx(0.0725) and totals.phone_pending == 1
+    billing = BillingScope(db.session_maker, business_id, settings)
+    period = await billing.period(now)
+    figures = await page_figures(billing, period, now - timedelta(days=1), None, count_unreported=False,
+                                 call_limit=10)
+    assert figures["totals"]["cost"] == pytest.approx(0.0725) and figures["totals"]["phone_cost"] == pytest.approx(
+        0.0225) and figures["totals"]["ai_cost"] == pytest.approx(0.05) and figures["totals"]["phone_pending"] == 1
+    words = sorted(CallCost.of(c).total_words() for c in figures["calls"])
+    assert words == ["$0.0100", "$0.0100 + phone cost pending", "$0.0525"]
