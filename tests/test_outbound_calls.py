@@ -16,6 +16,8 @@ owner's report. One server for the module; each test adds its own customer and a
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -278,6 +280,9 @@ async def test_call_back_from_a_message_rings_the_owner_then_the_customer(w: Wor
 
         [leg] = await wait_until(lambda: w.twilio.outbound_calls_to(OWNER_MOBILE))
         assert leg.from_ == SALON and "MachineDetection" not in leg.create_form
+        w.twilio.prices[leg.sid] = "-0.01300"  # what Twilio charges for ringing the owner's phone
+        [customer_leg] = await wait_until(lambda: leg.child_sids)  # the <Dial> to the customer: a call of its own
+        w.twilio.prices[customer_leg] = "-0.02150"
         await wait_until(lambda: leg.ended is not None)
         [dial] = [d for d in leg.documents if d.dial]
         assert dial.dial == caller and dial.dial_attributes["callerId"] == SALON
@@ -289,6 +294,21 @@ async def test_call_back_from_a_message_rings_the_owner_then_the_customer(w: Wor
         [record] = await wait_until(recorded)
         assert record.direction == "outbound" and record.outbound_outcome == "connected"
         assert record.caller_phone == caller
+
+        # Issue 16 item 6: the call's phone cost is both legs' prices (no AI on this call), once Twilio has them.
+        async def rated() -> list[Call]:
+            return [c for c in await recorded() if c.telephony_cost_state == "rated"]
+
+        [record] = await wait_until(rated, timeout=60)
+        assert record.telephony_cost_usd == pytest.approx(0.0345) and record.telephony_cost_unit == "USD"
+        detail = (await owner.get(f"/calls/{record.id}")).text
+        assert 'data-state="rated">$0.0345<' in detail and '<strong id="total-cost">$0.0345</strong>' in detail
+        calls_out = (await owner.get("/outbound")).text
+        assert '<td class="outbound-cost">$0.0345</td>' in calls_out
+        exported = csv.DictReader(io.StringIO((await owner.get("/calls/export.csv")).text))
+        [line] = [row for row in exported if row["call_id"] == str(record.id)]
+        assert (line["direction"], line["telephony_cost"], line["telephony_cost_unit"], line["total_cost_usd"]) == (
+            "outbound", "0.03450", "USD", "0.034500")
         handled = await owner.post(f"/messages/{message_id}/handled", data={"_csrf_token": token},
                                    headers={"x-csrftoken": token, "HX-Request": "true"})
         assert handled.status_code == 200

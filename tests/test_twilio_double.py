@@ -304,3 +304,42 @@ async def test_an_update_with_a_new_stream_stops_this_one_and_opens_that_one() -
             assert start["streamSid"] != first.stream_sid and call.stream is not first and len(call.streams) == 2
             assert call.ended is None and call.status == "in-progress"
             await call.stream.close()  # type: ignore[union-attr]
+
+
+# -- prices and <Dial> legs (issue 16 item 6) --------------------------------------------------------------------
+async def test_calls_are_priced_a_while_after_they_end_and_dialed_legs_are_listed_by_parent() -> None:
+    from twilio.rest import Client
+
+    from app.telephony.rest import OriginRewritingHttpClient, TwilioCalls, TwilioRefused, TwilioUnavailable
+
+    with TwilioDouble() as double:
+        double.rating_seconds = 0.5
+        now = time.time()
+        parent = DoubleCall(sid="CA" + "1" * 32, from_="+15553334444", to="+15550001000", status="completed",
+                            created=now - 71, answered=now - 70, ended=now)
+        double.calls[parent.sid] = parent
+        first = double.dial_leg(parent, "+12125550199", "+15550001000", "completed", 7)
+        second = double.dial_leg(parent, "+12125550198", "+15550001000", "no-answer", 0)
+        calls = TwilioCalls(double.account_sid, double.auth_token, double.api_base_url)
+        unrated = await calls.call_legs(parent.sid)
+        assert [(leg.sid, leg.price) for leg in unrated] == [(parent.sid, None), (second.sid, None),
+                                                             (first.sid, None)]
+        await asyncio.sleep(0.6)
+        rated = {leg.sid: (leg.status, leg.price, leg.price_unit) for leg in await calls.call_legs(parent.sid)}
+        assert rated == {parent.sid: ("completed", "-0.01700", "USD"),  # 70 s: two started minutes inbound
+                         first.sid: ("completed", "-0.01400", "USD"), second.sid: ("no-answer", "0.00000", "USD")}
+        # Twilio's list pages (PageSize, PageToken) as the SDK follows them, children only, with their parent.
+        client = Client(double.account_sid, double.auth_token,
+                        http_client=OriginRewritingHttpClient(double.api_base_url))
+        listed = await client.calls.list_async(parent_call_sid=parent.sid, page_size=1)
+        assert {c.sid for c in listed} == {first.sid, second.sid}
+        assert {c.parent_call_sid for c in listed} == {parent.sid} and {c.direction for c in listed} == {
+            "outbound-dial"}
+        double.prices[first.sid] = None  # a test can hold a leg unrated
+        assert sum(leg.price is None for leg in await calls.call_legs(parent.sid)) == 1
+        double.fetch_failures = [503]
+        with pytest.raises(TwilioUnavailable) as outage:
+            await calls.call_legs(parent.sid)
+        assert not isinstance(outage.value, TwilioRefused)
+        with pytest.raises(TwilioRefused):
+            await calls.call_legs("CA" + "9" * 32)

@@ -23,6 +23,7 @@ from uuid import UUID
 from sqlalchemy import Integer, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.billing.call_cost import COST_COLUMNS, TOTAL_COST_USD, phone_cost_open_count
 from app.billing.plans import Plan, plan_for_product, trial_plan
 from app.db.models import (
     PLAN_LIMIT_END_REASONS,
@@ -193,8 +194,7 @@ class BillingScope:
 
 #: The columns the billing page lists per call (no transcripts or usage blobs).
 PAGE_CALL_COLUMNS = (Call.id, Call.started_at, Call.channel, Call.duration_seconds, Call.billable_seconds,
-                     Call.is_spam, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.price_unknown,
-                     Call.end_reason)
+                     Call.is_spam, Call.input_tokens, Call.output_tokens, *COST_COLUMNS, Call.end_reason)
 
 
 async def page_figures(scope: BillingScope, period: Period, start: datetime, end: datetime | None, *,
@@ -205,10 +205,11 @@ async def page_figures(scope: BillingScope, period: Period, start: datetime, end
     if end is not None:
         in_period.append(Call.started_at < end)
     async with scope._sessions() as s:
-        count, cost, unknown, tokens_in, tokens_out = (await s.execute(
-            select(func.count(Call.id), func.coalesce(func.sum(Call.cost_usd), 0.0),
+        count, cost, unknown, tokens_in, tokens_out, ai_cost, phone_cost, phone_pending = (await s.execute(
+            select(func.count(Call.id), func.coalesce(func.sum(TOTAL_COST_USD), 0.0),
                    func.coalesce(func.sum(Call.price_unknown), 0), func.coalesce(func.sum(Call.input_tokens), 0),
-                   func.coalesce(func.sum(Call.output_tokens), 0))
+                   func.coalesce(func.sum(Call.output_tokens), 0), func.coalesce(func.sum(Call.cost_usd), 0.0),
+                   func.coalesce(func.sum(Call.telephony_cost_usd), 0.0), phone_cost_open_count())
             .where(*in_period)
         )).one()
         forwarded = await s.scalar(
@@ -232,7 +233,8 @@ async def page_figures(scope: BillingScope, period: Period, start: datetime, end
         ))
     return {
         "totals": {"calls": count, "cost": float(cost), "price_unknown": int(unknown), "input_tokens": tokens_in,
-                   "output_tokens": tokens_out},
+                   "output_tokens": tokens_out, "ai_cost": float(ai_cost), "phone_cost": float(phone_cost),
+                   "phone_pending": int(phone_pending)},
         "forwarded": forwarded or 0,
         "unreported": unreported or 0,
         "calls": calls,

@@ -17,6 +17,7 @@ from litestar.response import Stream, Template
 
 from app import audit
 from app.auth.deps import Owner
+from app.billing.call_cost import COST_COLUMNS, PENDING, RATED, CallCost
 from app.dashboard.call_queries import PAGE_SIZE, STATUSES, CallFilter, parse_filter, to_query
 from app.dashboard.common import business_zone, is_htmx, page, parse_id
 from app.db.engine import Database
@@ -32,11 +33,13 @@ CSV_BATCH = 1000
 CSV_COLUMNS = (
     "started_at", "caller_phone", "customer", "status", "channel", "duration_seconds", "end_reason",
     "input_tokens", "output_tokens", "cost_usd", "summary", "call_id", "outcomes", "needs_follow_up",
+    # issue 16 item 6: Twilio's charge for the phone legs ("pending" / "not rated" until known) and the total
+    "direction", "telephony_cost", "telephony_cost_unit", "total_cost_usd",
 )
 _CSV_SOURCE = (
     Call.caller_phone, Call.customer_id, Call.status, Call.channel, Call.duration_seconds,
-    Call.end_reason, Call.input_tokens, Call.output_tokens, Call.cost_usd, Call.summary, Call.outcomes,
-    Call.needs_follow_up,
+    Call.end_reason, Call.input_tokens, Call.output_tokens, Call.summary, Call.outcomes,
+    Call.needs_follow_up, Call.direction, *COST_COLUMNS,
 )
 _FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"^\+?\d+(\.\d+)?$")
@@ -125,6 +128,18 @@ def _cell(value: object) -> str:
     return text
 
 
+def _phone_cost_cells(row: Any) -> list[str]:
+    """Twilio's charge, its unit, and the call's total in USD (OpenAI + the phone cost where known in USD)."""
+    cost = CallCost.of(row)
+    if cost.phone_state is None:
+        phone = ""
+    elif cost.phone_state == RATED and cost.phone_amount is not None:
+        phone = f"{cost.phone_amount:.5f}"
+    else:
+        phone = "pending" if cost.phone_state == PENDING else "not rated"
+    return [phone, _cell(cost.phone_unit), f"{cost.total_usd:.6f}"]
+
+
 async def _csv_rows(owner_scope: OwnerScope, business: Business, f: CallFilter) -> AsyncIterator[str]:
     tz = business_zone(business.timezone)
     buffer = io.StringIO()
@@ -140,7 +155,7 @@ async def _csv_rows(owner_scope: OwnerScope, business: Business, f: CallFilter) 
                 _cell(c.caller_phone), _cell(names.get(c.customer_id, "")), _cell(c.status), _cell(c.channel),
                 f"{c.duration_seconds:.1f}", _cell(end_reason_words(c.end_reason)), c.input_tokens, c.output_tokens,
                 f"{c.cost_usd:.6f}", _cell(c.summary), str(c.id), _cell("; ".join(outcome_labels(c.outcomes or []))),
-                "yes" if c.needs_follow_up else "no",
+                "yes" if c.needs_follow_up else "no", _cell(c.direction), *_phone_cost_cells(c),
             ])
         yield buffer.getvalue()
 

@@ -13,6 +13,7 @@ from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
 from app.auth.deps import Owner
+from app.billing.call_cost import CallCost
 from app.db.hours import HoursError, zone
 from app.db.phone import business_region, national_format
 
@@ -61,6 +62,16 @@ class Formatter:
         if not price_unknown:
             return Formatter.money(value)
         return f"{Formatter.money(value)} + price unknown" if value else "price unknown"
+
+    @staticmethod
+    def cost_of(call: Any) -> CallCost:
+        """A call's costs (OpenAI, Twilio's phone legs, total: app.billing.call_cost)."""
+        return CallCost.of(call)
+
+    @staticmethod
+    def call_cost(call: Any) -> str:
+        """A call's total cost, saying what it doesn't include yet ("+ phone cost pending")."""
+        return CallCost.of(call).total_words()
 
     @staticmethod
     def minutes(seconds: float | None) -> str:

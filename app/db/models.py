@@ -197,8 +197,9 @@ class Call(UUIDv7AuditBase):
         Index("ix_call_live_updated", "updated_at", sqlite_where=text("ended_at IS NULL")),
         # Issue 14: everything the overview's day buckets and totals and the plan's usage sum, so those
         # aggregates read the index alone (at 100,000 calls the table lookups were most of their time).
+        # (+ telephony_cost_usd, issue 16 item 6: a call's total cost is OpenAI's plus Twilio's; app.billing.call_cost)
         Index("ix_call_business_figures", "business_id", "started_at", "channel", "billable_seconds", "is_spam",
-              "duration_seconds", "cost_usd"),
+              "duration_seconds", "cost_usd", "telephony_cost_usd", "telephony_cost_state"),
     )
 
     session_id: Mapped[UUID] = mapped_column(ForeignKey("call_session.id", ondelete="CASCADE"), unique=True)
@@ -250,6 +251,15 @@ class Call(UUIDv7AuditBase):
         ForeignKey("outbound_call.id", ondelete="SET NULL"), default=None, index=True
     )
     outbound_outcome: Mapped[str | None] = mapped_column(String(24), default=None)
+    # -- issue 16 item 6 (what the phone leg cost): Twilio's own price of the call and of the legs it spawned
+    # (<Dial>), fetched once Twilio has rated them (app.telephony.call_cost). State: None (no Twilio call, or
+    # from before this was kept), "pending" (Twilio has not priced it yet), "rated", "unrated" (Twilio never
+    # gave a price: unknown, never 0). `telephony_cost` is in `telephony_cost_unit` (Twilio's price_unit);
+    # `telephony_cost_usd` is the same amount when that unit is USD, the part a call's total cost adds.
+    telephony_cost_state: Mapped[str | None] = mapped_column(String(16), default=None)
+    telephony_cost: Mapped[float | None] = mapped_column(Float, default=None)
+    telephony_cost_unit: Mapped[str | None] = mapped_column(String(8), default=None)
+    telephony_cost_usd: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class CallEvent(UUIDv7AuditBase):

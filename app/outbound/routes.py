@@ -20,8 +20,9 @@ from litestar import Litestar, Request, Response, post
 from litestar.types import ControllerRouterHandler
 from twilio.twiml.voice_response import VoiceResponse
 
+from app.billing.call_cost import phone_call_over
 from app.db.engine import Database
-from app.db.models import Business, OutboundKind, OutboundStatus
+from app.db.models import Business, OutboundCall, OutboundKind, OutboundStatus
 from app.outbound.dialer import AI_KINDS, Dialer, click_to_call_dialed, click_to_call_ended
 from app.settings import Settings
 from app.telephony import twiml
@@ -100,7 +101,19 @@ async def outbound_status(request: Request[Any, Any, Any], row_id: UUID, setting
     if call_status not in FINAL_STATUSES:
         return
     try:
-        duration = float(form.get("CallDuration") or 0)
+        await _attempt_over(request, row, call_sid, call_status, form.get("CallDuration"), db)
+    finally:
+        # Issue 16 item 6: the attempt is recorded; what Twilio charged for it (both legs of a click-to-call)
+        # is read once Twilio has priced it.
+        async with db.write() as s:
+            await phone_call_over(s, call_sid)
+
+
+async def _attempt_over(request: Request[Any, Any, Any], row: OutboundCall, call_sid: str, call_status: str,
+                        call_duration: str | None, db: Database) -> None:
+    dialer = get_dialer(request.app)
+    try:
+        duration = float(call_duration or 0)
     except ValueError:
         duration = 0.0
     if row.kind == OutboundKind.CLICK_TO_CALL.value:

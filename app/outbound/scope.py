@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.billing.call_cost import COST_COLUMNS, CallCost
 from app.db.models import (
     Appointment,
     Call,
@@ -33,6 +34,8 @@ class OutboundRow:
     customer_name: str
     appointment: Appointment | None
     attempt_call_ids: list[UUID]
+    #: what its attempts cost together (OpenAI + Twilio's legs; issue 16 item 6), None before any attempt
+    cost: CallCost | None = None
 
 
 class OutboundScope:
@@ -64,14 +67,17 @@ class OutboundScope:
                 Appointment.business_id == self.business_id,
                 Appointment.id.in_([c.appointment_id for c in calls if c.appointment_id])))).unique()}
             attempts: dict[UUID, list[UUID]] = {}
-            for call_id, outbound_id in (await s.execute(
-                    select(Call.id, Call.outbound_call_id).where(
+            costs: dict[UUID, list[CallCost]] = {}
+            for attempt in (await s.execute(
+                    select(Call.id, Call.outbound_call_id, *COST_COLUMNS).where(
                         Call.business_id == self.business_id,
                         Call.outbound_call_id.in_([c.id for c in calls])).order_by(Call.started_at))).all():
-                attempts.setdefault(outbound_id, []).append(call_id)
+                attempts.setdefault(attempt.outbound_call_id, []).append(attempt.id)
+                costs.setdefault(attempt.outbound_call_id, []).append(CallCost.of(attempt))
         return [OutboundRow(c, customers[c.customer_id].name if c.customer_id in customers else "",
                             appointments.get(c.appointment_id) if c.appointment_id else None,
-                            attempts.get(c.id, [])) for c in calls]
+                            attempts.get(c.id, []), CallCost.summed(costs[c.id]) if c.id in costs else None)
+                for c in calls]
 
     async def scheduled(self) -> list[OutboundRow]:
         return await self._rows(select(OutboundCall).where(OutboundCall.business_id == self.business_id,

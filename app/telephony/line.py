@@ -1,6 +1,6 @@
 """The phone side as the call runtime sees it: the runtime (app/voice) knows no vendor; this module gives it what
-a phone line adds (the transfer rules) and registers the phone's own job kind (voicemail), after the runtime
-has started. Imports point one way: telephony -> voice."""
+a phone line adds (the transfer rules) and registers the phone's own job kinds (voicemail, phone cost), after the
+runtime has started. Imports point one way: telephony -> voice."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from litestar import Litestar
 
 from app.db.models import Business
 from app.settings import Settings
+from app.telephony.call_cost import PhoneCosts
 from app.telephony.rest import TwilioCalls
 from app.telephony.transfers import usable_transfer_number
 from app.telephony.voicemail import Voicemails
@@ -30,3 +31,4 @@ async def start_telephony(app: Litestar) -> None:
     runtime.telephony = PhoneLine(runtime.settings)
     Voicemails(runtime.db, runtime.settings, runtime.summary_client_factory(),
                TwilioCalls.from_settings(runtime.settings)).register(runtime.jobs)
+    PhoneCosts(runtime.db, TwilioCalls.from_settings(runtime.settings)).register(runtime.jobs)  # issue 16 item 6

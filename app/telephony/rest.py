@@ -8,6 +8,7 @@ protocol double in tests) by rewriting it in the HTTP client, so every other par
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -160,6 +161,35 @@ class TwilioCalls:
             raise TwilioUnavailable(f"could not reach Twilio: {exc!r}") from exc
         log.info("twilio call placed: %s", call.sid)
         return str(call.sid)
+
+
+    # -- issue 16 item 6: what a call cost ------------------------------------------------------------------
+    async def call_legs(self, call_sid: str) -> list[CallLeg]:
+        """The call and the legs it spawned (`<Dial>`: `Calls.json?ParentCallSid=`), with Twilio's price of
+        each (None until Twilio has rated it). Raises TwilioRefused when Twilio has no such call (4xx),
+        TwilioUnavailable when it can't answer now."""
+        try:
+            call = await self._client.calls(call_sid).fetch_async()
+            children = await self._client.calls.list_async(parent_call_sid=call_sid, page_size=100)
+        except TwilioRestException as exc:
+            if 400 <= exc.status < 500:
+                raise TwilioRefused(exc.code, f"Twilio refused the call fetch ({exc.status}, code {exc.code})"
+                                    ) from exc
+            raise TwilioUnavailable(f"Twilio failed to fetch the call ({exc.status}, code {exc.code})") from exc
+        except (TwilioException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise TwilioUnavailable(f"could not reach Twilio: {exc!r}") from exc
+        return [CallLeg(str(leg.sid), str(leg.status or ""), leg.price, leg.price_unit)
+                for leg in (call, *children)]
+
+
+@dataclass(frozen=True, slots=True)
+class CallLeg:
+    """One Twilio call as its bill sees it: `price` is Twilio's decimal string (negative), None until rated."""
+
+    sid: str
+    status: str
+    price: str | None
+    price_unit: str | None
 
 
 class TwilioRefused(TwilioUnavailable):

@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 from sqlalchemy import select
 
 from app import metrics
+from app.billing.call_cost import phone_call_over
 from app.billing.usage import BillingScope
 from app.db.engine import Database
 from app.db.models import Business, Call, Channel, Session, plan_limit_end_reason
@@ -215,6 +216,8 @@ async def status_callback(request: Request[Any, Any, Any], settings: Settings, d
         session_id, call_id = closed
         await get_runtime(request.app).drop_prewarmed(session_id)
         log.info("call %s ended without its stream (%s): call record %s closed", call_sid, call_status, call_id)
+    async with db.write() as s:  # issue 16 item 6: Twilio says the call is over; its price comes later
+        await phone_call_over(s, call_sid)
 
 
 ROUTES: list[ControllerRouterHandler] = [voice_webhook, media_stream, status_callback]

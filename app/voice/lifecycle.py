@@ -30,6 +30,7 @@ from uuid import UUID
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.billing.call_cost import phone_call_over
 from app.billing.metering import on_call_finalised
 from app.billing.usage import billable_on_finalise
 from app.db.engine import Database
@@ -227,6 +228,8 @@ async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: d
         await enqueue(s, SUMMARY_JOB, {"call_id": str(call_id)}, key=f"summary:{call_id}")
         await enqueue_settle(s, call_id)
         await on_call_finalised(s, call_id)
+        # Issue 16 item 6: a phone call's Twilio price (also queued by its status callback; keyed, runs once).
+        await phone_call_over(s, await s.scalar(select(Session.twilio_call_sid).where(Session.id == session_id)))
     return True
 
 

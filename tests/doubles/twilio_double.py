@@ -17,6 +17,12 @@ Three parts, each speaking Twilio's real protocol:
   `MachineDetection`, `AsyncAmd`, `AsyncAmdStatusCallback`) answers 201 and plays the call out as Twilio does:
   signed status callbacks, the voice webhook with `Direction=outbound-api`, the async AMD verdict
   (`AnsweredBy`), and records what a call update `<Say>`s after a machine's beep (`said_after_beep`).
+- Prices: `GET …/Calls/{CallSid}.json` carries `price` / `price_unit` as Twilio rates calls: null until
+  `rating_seconds` after the call ended, then minus the started minutes times `rates[direction]` ("-0.01700";
+  "0.00000" for a call nobody answered), or the value a test put in `prices[CallSid]` (None: never rated).
+  A `<Dial>` the double carries out is a child call of its own (`parent_call_sid`, direction `outbound-dial`),
+  listed by `GET …/Calls.json?ParentCallSid=` (paged as Twilio pages). `fetch_failures` makes the next GETs
+  of calls answer 5xx.
 - Messaging: `POST …/Messages.json` (`To`, `From`, `Body`, `StatusCallback`) answers 201 with the Message
   resource (`SM…` sid, status `queued`), refuses what Twilio refuses (21604 no To, 21602 no Body, 21211 bad To,
   21606 a From that is not one of `sms_numbers`, 21617 a Body over 1,600 characters, 21610 a recipient in
@@ -187,6 +193,9 @@ class DoubleCall:
     voice_answer: TwimlAnswer | None = None
     beeped: bool = False
     said_after_beep: list[str] = field(default_factory=list)
+    #: a <Dial>ed leg's parent call (Twilio's ParentCallSid), and the legs this call <Dial>ed
+    parent_call_sid: str | None = None
+    child_sids: list[str] = field(default_factory=list)
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         """The Call resource as Twilio's JSON shows it."""
@@ -272,6 +281,15 @@ class TwilioDouble(OnThreadedSite):
         self.created_calls: list[dict[str, str]] = []
         self.create_failures: list[int] = []
         self.amd_callbacks: list[dict[str, str]] = []
+        #: prices (issue 16 item 6): how long after a call ends Twilio rates it, USD per started minute by
+        #: direction, test-set prices by CallSid (None: never rated), the account's currency, and status codes
+        #: the next GETs of Calls answer with (e.g. [503]); consumed in order
+        self.rating_seconds = 1.0
+        self.rates: dict[str, str] = {"inbound": "0.0085", "outbound-api": "0.0140", "outbound-dial": "0.0140"}
+        self.prices: dict[str, str | None] = {}
+        self.price_unit = "USD"
+        self.fetch_failures: list[int] = []
+        self.call_fetches: list[str] = []
         self._lock = threading.Lock()
         self._site = ThreadedSite("twilio-double", self._app)
 
@@ -285,6 +303,7 @@ class TwilioDouble(OnThreadedSite):
         app.router.add_post("/2010-04-01/Accounts/{account}/Calls.json", self._create_call)
         app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._update_call)
         app.router.add_get("/2010-04-01/Accounts/{account}/Calls/{call}.json", self._fetch_call)
+        app.router.add_get("/2010-04-01/Accounts/{account}/Calls.json", self._list_calls)
         self.numbers.add_routes(app)
         app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
         app.router.add_get("/2010-04-01/Accounts/{account}/Messages/{message}.json", self._fetch_message)
@@ -318,6 +337,10 @@ class TwilioDouble(OnThreadedSite):
             self.created_calls.clear()
             self.create_failures.clear()
             self.amd_callbacks.clear()
+            self.prices.clear()
+            self.fetch_failures.clear()
+            self.call_fetches.clear()
+        self.rating_seconds = 1.0
         self.outbound_default = "human"
         self.dial_outcome = "no-answer"
         self.voicemail_audio = b""
@@ -415,10 +438,61 @@ class TwilioDouble(OnThreadedSite):
     async def _fetch_call(self, request: web.Request) -> web.Response:
         if not self._authorised(request) or request.match_info["account"] != self.account_sid:
             return _twilio_error(401, 20003, "Authenticate")
+        with self._lock:
+            self.call_fetches.append(request.match_info["call"])
+            failure = self.fetch_failures.pop(0) if self.fetch_failures else None
+        if failure is not None:
+            return _twilio_error(failure, 20500, "An internal server error has occurred")
         call = self.calls.get(request.match_info["call"])
         if call is None:
             return _twilio_error(404, 20404, f"The requested resource {request.path} was not found")
-        return web.json_response(call.resource(self.account_sid))
+        return web.json_response(self._priced_resource(call))
+
+    # -- prices, as Twilio rates a call some time after it ended ---------------------------------------------
+    def price_of(self, call: DoubleCall) -> str | None:
+        """Twilio's `price` of the call now: null until it is rated, then negative ("-0.01700")."""
+        if call.sid in self.prices:
+            return self.prices[call.sid]
+        if call.ended is None or time.time() < call.ended + self.rating_seconds:
+            return None
+        if call.answered is None or call.status != "completed":
+            return "0.00000"  # Twilio bills no call nobody answered
+        minutes = max(1, -(-int(call.ended - call.answered) // 60))
+        return f"{-minutes * float(self.rates.get(call.direction, '0.0140')):.5f}"
+
+    def _priced_resource(self, call: DoubleCall) -> dict[str, Any]:
+        return call.resource(self.account_sid) | {"price": self.price_of(call), "price_unit": self.price_unit,
+                                                  "parent_call_sid": call.parent_call_sid}
+
+    async def _list_calls(self, request: web.Request) -> web.Response:
+        """`GET Calls.json` with Twilio's filters this double knows (ParentCallSid, To, From, Status), paged."""
+        if not self._authorised(request) or request.match_info["account"] != self.account_sid:
+            return _twilio_error(401, 20003, "Authenticate")
+        with self._lock:
+            failure = self.fetch_failures.pop(0) if self.fetch_failures else None
+            calls = list(self.calls.values())
+        if failure is not None:
+            return _twilio_error(failure, 20500, "An internal server error has occurred")
+        query = request.query
+        for name, attribute in (("ParentCallSid", "parent_call_sid"), ("To", "to"), ("From", "from_"),
+                                ("Status", "status")):
+            if name in query:
+                calls = [c for c in calls if getattr(c, attribute) == query[name]]
+        calls.sort(key=lambda c: c.created, reverse=True)  # Twilio lists the newest first
+        return self.numbers._paged(request, "calls", [self._priced_resource(c) for c in calls])
+
+    def dial_leg(self, parent: DoubleCall, to: str, caller_id: str | None, dial_status: str,
+                 duration: int) -> DoubleCall:
+        """The child call a <Dial> places (its own Call resource, billed apart)."""
+        now = time.time()
+        answered = dial_status in {"completed", "answered"}
+        leg = DoubleCall(sid=sid("CA"), from_=caller_id or parent.to, to=to, direction="outbound-dial",
+                         status="completed" if answered else dial_status, created=now - duration,
+                         answered=now - duration if answered else None, ended=now, parent_call_sid=parent.sid)
+        with self._lock:
+            self.calls[leg.sid] = leg
+            parent.child_sids.append(leg.sid)
+        return leg
 
     async def _update_call(self, request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
@@ -488,6 +562,8 @@ class TwilioDouble(OnThreadedSite):
             await asyncio.sleep(0.05)  # the stream's `stop` and socket close go out first
             if answer.dial:
                 call.dial_status = self.dial_outcome
+                self.dial_leg(call, answer.dial, answer.dial_attributes.get("callerId"), self.dial_outcome,
+                              7 if self.dial_outcome in {"completed", "answered"} else 0)
                 action = answer.dial_attributes.get("action")
                 if action is None:
                     break  # without an action the next verb runs; a bare <Dial> ends the call here
