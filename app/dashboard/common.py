@@ -12,9 +12,14 @@ from litestar import MediaType, Request
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
+from babel.dates import format_datetime, format_skeleton
+
 from app.auth.deps import Owner
 from app.db.hours import HoursError, zone
 from app.db.phone import business_region, national_format
+from app.i18n.languages import Language, for_owner
+from app.i18n.languages import get as get_language
+from app.i18n.pages import render_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,30 @@ class Formatter:
     tz: ZoneInfo
     #: the business's phone region (issue 8): numbers in it are shown nationally, others internationally
     region: str = "US"
+    #: the owner's language (issue 16): month and day names; English keeps its compact fixed patterns
+    language: Language = get_language(None)
+
+    def _english(self) -> bool:
+        return self.language.base == "en"
+
+    def _babel(self, value: datetime, skeleton: str, clock: str) -> str:
+        # The owner's locale orders and names the date (CLDR skeleton); the clock stays 24-hour as in English.
+        local = value.astimezone(self.tz)
+        day = format_skeleton(skeleton, local, locale=self.language.babel)
+        return f"{day}, {format_datetime(local, clock, locale=self.language.babel)}"
+
+    def date(self, value: date | None, skeleton: str = "yMMMEd") -> str:
+        """A calendar day in the owner's language ("Tue 05 May 2026" / "mar, 5 may 2026")."""
+        if value is None:
+            return "—"
+        if self._english():
+            return value.strftime({"yMMMEd": "%a %d %b %Y", "yMMMMEEEEd": "%A %d %B %Y", "yMMMd": "%d %b %Y",
+                                   "MMMEd": "%a %d %b"}[skeleton])
+        return str(format_skeleton(skeleton, value, locale=self.language.babel))
+
+    def clock(self, value: datetime | None) -> str:
+        """Hours and minutes on the business's clock."""
+        return value.astimezone(self.tz).strftime("%H:%M") if value else "—"
 
     def phone(self, number: str | None) -> str:
         return national_format(number, self.region)
@@ -32,10 +61,18 @@ class Formatter:
         return value.astimezone(self.tz) if value else None
 
     def dt(self, value: datetime | None) -> str:
-        return value.astimezone(self.tz).strftime("%a %d %b %Y, %H:%M") if value else "—"
+        if value is None:
+            return "—"
+        if self._english():
+            return value.astimezone(self.tz).strftime("%a %d %b %Y, %H:%M")
+        return self._babel(value, "yMMMEd", "HH:mm")
 
     def short(self, value: datetime | None) -> str:
-        return value.astimezone(self.tz).strftime("%d %b %H:%M") if value else "—"
+        if value is None:
+            return "—"
+        if self._english():
+            return value.astimezone(self.tz).strftime("%d %b %H:%M")
+        return self._babel(value, "MMMd", "HH:mm")
 
     def time(self, value: datetime | None) -> str:
         return value.astimezone(self.tz).strftime("%H:%M:%S") if value else "—"
@@ -85,12 +122,22 @@ def local_day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def page(template: str, owner: Owner, status: int = 200, **context: Any) -> Template:
+def owner_language(owner: Owner) -> Language:
+    """The language the owner's pages are in: the business's primary one; English before onboarding."""
+    return for_owner(owner.business.languages if owner.business else None)
+
+
+def formatter(owner: Owner) -> Formatter:
     tz = business_zone(owner.business.timezone) if owner.business else ZoneInfo("UTC")
     region = business_region(owner.business.phone_number, owner.business.timezone) if owner.business else "US"
+    return Formatter(tz, region, owner_language(owner))
+
+
+def page(template: str, owner: Owner, status: int = 200, **context: Any) -> Template:
     return Template(
         template_name=template,
-        context={"owner": owner, "business": owner.business, "fmt": Formatter(tz, region), **context},
+        context={"owner": owner, "business": owner.business, "fmt": formatter(owner),
+                 **render_context(owner_language(owner)), **context},
         status_code=status,
         # Explicit: handlers that may also redirect are annotated `Any`, and Litestar would default to JSON.
         media_type=MediaType.HTML,

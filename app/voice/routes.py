@@ -17,6 +17,8 @@ from app.db.engine import Database
 from app.db.models import Business, Call, Channel
 from app.db.phone import PhoneError, business_region, national_format, normalize_phone
 from app.db.services import BusinessScope, NotFound
+from app.i18n.languages import for_owner
+from app.i18n.pages import render_context
 from app.settings import Settings
 from app.voice.browser import BrowserTransport
 from app.voice.lifecycle import claim_session, offer_session
@@ -43,6 +45,7 @@ async def test_page(owner: Owner, business: Business, settings: Settings, db: Da
     return Template(
         template_name="test.html",
         context={"owner": owner, "business": business, "openai_configured": bool(settings.openai_api_key),
+                 **render_context(for_owner(business.languages)),  # issue 16: the owner's language
                  "test_customers": [{"id": c.id, "name": c.name, "shown": national_format(c.phone, region)}
                                     for c in customers]},
     )
