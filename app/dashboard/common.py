@@ -8,17 +8,15 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime, format_skeleton
 from litestar import MediaType, Request
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
-from babel.dates import format_datetime, format_skeleton
-
 from app.auth.deps import Owner
 from app.db.hours import HoursError, zone
 from app.db.phone import business_region, national_format
-from app.i18n.languages import Language, for_owner
-from app.i18n.languages import get as get_language
+from app.i18n.languages import DEFAULT_LANGUAGE, SUPPORTED, Language, for_owner
 from app.i18n.pages import render_context
 
 
@@ -30,7 +28,7 @@ class Formatter:
     #: the business's phone region (issue 8): numbers in it are shown nationally, others internationally
     region: str = "US"
     #: the owner's language (issue 16): month and day names; English keeps its compact fixed patterns
-    language: Language = get_language(None)
+    language: Language = SUPPORTED[DEFAULT_LANGUAGE]
 
     def _english(self) -> bool:
         return self.language.base == "en"

@@ -30,6 +30,9 @@ TOOL_WORDS: dict[str, Text] = {
 
 STATUS_WORDS = {"in_progress": tr("in progress"), "completed": tr("completed"), "failed": tr("failed"),
                 "transferred": tr("transferred"), "abandoned": tr("hung up before the greeting")}
+#: the calls filter's status options (the stored value, spaced)
+STATUS_OPTIONS = {"in_progress": tr("in progress"), "completed": tr("completed"), "failed": tr("failed"),
+                  "transferred": tr("transferred"), "abandoned": tr("abandoned")}
 
 # The owner's words for app.inbox.outcomes' codes, marked for the page catalogue (the notifications word them
 # on their own; tests/test_page_catalogues.py checks these stay the same English as LABELS and END_REASONS).
@@ -111,7 +114,15 @@ def confirmation_words(context: Context, state: str | None) -> str:
     return (state or "").replace("_", " ")
 
 
+@pass_context
+def status_option(context: Context, status: str | None) -> str:
+    if status in STATUS_OPTIONS:
+        return words_in(context, STATUS_OPTIONS[status])
+    return (status or "").replace("_", " ")
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "status_option": status_option,
     "confirmation_words": confirmation_words,
     "end_reason": end_reason,
     "outcome_items": outcome_items,
