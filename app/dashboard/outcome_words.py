@@ -121,7 +121,22 @@ def status_option(context: Context, status: str | None) -> str:
     return (status or "").replace("_", " ")
 
 
+#: Polar's subscription and order states, as the billing page shows them
+BILLING_WORDS = {"active": tr("active"), "trialing": tr("trialing"), "past_due": tr("past due"),
+                 "canceled": tr("canceled"), "incomplete": tr("incomplete"),
+                 "incomplete_expired": tr("incomplete expired"), "unpaid": tr("unpaid"), "paid": tr("paid"),
+                 "pending": tr("pending"), "refunded": tr("refunded"), "partially_refunded": tr("partially refunded")}
+
+
+@pass_context
+def subscription_words(context: Context, status: str | None) -> str:
+    if status in BILLING_WORDS:
+        return words_in(context, BILLING_WORDS[status])
+    return (status or "").replace("_", " ")
+
+
 FILTERS: dict[str, Callable[..., Any]] = {
+    "subscription_words": subscription_words,
     "status_option": status_option,
     "confirmation_words": confirmation_words,
     "end_reason": end_reason,
