@@ -18,9 +18,10 @@ from litestar.response import Redirect, Template
 
 from app.auth.deps import Owner
 from app.dashboard.common import business_zone, is_htmx, local_day_bounds, page, parse_id
+from app.dashboard.typed_input import DAY_WORDS
 from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
-from app.db.hours import WEEKDAY_NAMES, WEEKDAYS, HoursError, Interval, validate_day_ranges
+from app.db.hours import WEEKDAYS, HoursError, Interval, validate_day_ranges
 from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, BusyBlock, Resource
 from app.db.scheduling import Lane, lane_opening
@@ -342,7 +343,7 @@ async def _setup_page(owner: Owner, business: Business, db: Database, **extra: A
     rules = await scope.rules()
     return page("calendar/setup.html", owner, resources=await scope.resources(include_inactive=True),
                 closures=await scope.closures(since=datetime.now(tz).date() - timedelta(days=1)), rules=rules,
-                services=business.services or [], weekdays=[(d, WEEKDAY_NAMES[d]) for d in WEEKDAYS],
+                services=business.services or [], weekdays=[(d, DAY_WORDS[d]) for d in WEEKDAYS],
                 errors=extra.pop("errors", {}), **extra)
 
 

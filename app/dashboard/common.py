@@ -17,7 +17,8 @@ from app.auth.deps import Owner
 from app.db.hours import HoursError, zone
 from app.db.phone import business_region, national_format
 from app.i18n.languages import DEFAULT_LANGUAGE, SUPPORTED, Language, for_owner
-from app.i18n.pages import render_context
+from app.i18n.pages import in_language, render_context
+from app.i18n.text import tr
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,16 @@ class Formatter:
             return value.strftime({"yMMMEd": "%a %d %b %Y", "yMMMMEEEEd": "%A %d %B %Y", "yMMMd": "%d %b %Y",
                                    "MMMEd": "%a %d %b"}[skeleton])
         return str(format_skeleton(skeleton, value, locale=self.language.babel))
+
+    def month(self, value: date) -> str:
+        """A month and year ("May 2026", "mayo de 2026")."""
+        if self._english():
+            return value.strftime("%B %Y")
+        return str(format_skeleton("yMMMM", value, locale=self.language.babel))
+
+    def words(self, text: str) -> str:
+        """A handler's `Text` in the owner's language, for what is built outside a template (an SVG chart)."""
+        return in_language(text, self.language)
 
     def clock(self, value: datetime | None) -> str:
         """Hours and minutes on the business's clock."""
@@ -95,7 +106,9 @@ class Formatter:
         """A call's cost; usage of a model no price table knows is never shown as $0 (issue 13)."""
         if not price_unknown:
             return Formatter.money(value)
-        return f"{Formatter.money(value)} + price unknown" if value else "price unknown"
+        if value:
+            return tr("%(amount)s + price unknown", amount=Formatter.money(value))
+        return tr("price unknown")
 
     @staticmethod
     def minutes(seconds: float | None) -> str:
