@@ -26,6 +26,7 @@ from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, BusyBlock, Resource
 from app.db.scheduling import Lane, lane_opening
 from app.db.services import ServiceError
+from app.i18n.text import tr
 
 SLOT_MINUTES = 30
 
@@ -58,7 +59,7 @@ def _local(day_raw: str, time_raw: str, tz: ZoneInfo) -> datetime:
         hh, mm = time_raw.split(":")[:2]
         moment = datetime.combine(day, time(int(hh), int(mm)))
     except ValueError:
-        raise ServiceError("give a date (YYYY-MM-DD) and a time (HH:MM)") from None
+        raise ServiceError(tr("give a date (YYYY-MM-DD) and a time (HH:MM)")) from None
     return moment.replace(tzinfo=tz)
 
 
@@ -216,7 +217,7 @@ async def book(request: Request[Any, Any, Any], owner: Owner, business: Business
             customer = await scope.get_customer(parse_id(form["customer_id"]))
         else:
             if not form.get("new_name") or not form.get("new_phone"):
-                raise ServiceError("choose a customer, or give a new customer's name and phone")
+                raise ServiceError(tr("choose a customer, or give a new customer's name and phone"))
             existing = await scope.customer_by_phone(form["new_phone"]) if form.get("new_phone") else None
             customer = existing or await scope.create_or_update_customer(
                 None, name=form["new_name"], phone=form["new_phone"], email="", notes="")
@@ -328,7 +329,7 @@ def _ranges(raw: str) -> list[list[str]]:
     out = []
     for part in raw.split(","):
         if "-" not in part:
-            raise ServiceError(f"write hours as 09:00-17:00, got {part.strip()!r}")
+            raise ServiceError(tr("write hours as 09:00-17:00, got %(text)s", text=repr(part.strip())))
         opening, closing = (p.strip() for p in part.split("-", 1))
         out.append([opening, closing])
     try:
@@ -377,7 +378,7 @@ async def _resource_save(request: Request[Any, Any, Any], owner: Owner, business
             weekly_hours=hours, position=int(form.get("position") or 0), active=form.get("active", "on") == "on",
         )
     except (ServiceError, ValueError) as exc:
-        message = exc.message if isinstance(exc, ServiceError) else "position must be a number"
+        message = exc.message if isinstance(exc, ServiceError) else tr("position must be a number")
         key = f"resource-{resource_id or 'new'}"
         return await _setup_page(owner, business, db, errors={key: message}, resource_values={key: form})
     return _done(request, "/calendar/setup")
@@ -390,10 +391,10 @@ async def closure_add(request: Request[Any, Any, Any], owner: Owner, business: B
         try:
             day = date.fromisoformat(form.get("day", ""))
         except ValueError:
-            raise ServiceError("give the date as YYYY-MM-DD") from None
+            raise ServiceError(tr("give the date as YYYY-MM-DD")) from None
         hours = [] if form.get("closed", "on") == "on" else _ranges(form.get("hours", ""))
         if form.get("closed") != "on" and not hours:
-            raise ServiceError("give the changed hours (e.g. 10:00-14:00), or tick closed all day")
+            raise ServiceError(tr("give the changed hours (e.g. 10:00-14:00), or tick closed all day"))
         resource_id = parse_id(form["resource"]) if form.get("resource") else None
         await _scope(db, business).add_closure(day, hours, note=form.get("note", ""), resource_id=resource_id)
     except ServiceError as exc:
