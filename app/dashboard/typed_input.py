@@ -125,15 +125,15 @@ def parse_day_hours(text: str) -> list[tuple[int, int, bool]]:
             raise InputError(tr("%(problem)s in %(text)s; write hours like 9am-5pm or 09:00-17:00", problem=str(exc),
                                 text=repr(part.strip()))) from None
         start, end = _resolve(opening, closing, overnight)
+        written = _hhmm(start) + "-" + _hhmm(end)
         if start == end or (overnight and end == start):
             raise InputError(tr("%(range)s opens and closes at the same time",
-                                range=f"{_hhmm(start)}-{_hhmm(end % 1440)}"))
+                                range=_hhmm(start) + "-" + _hhmm(end % 1440)))
         if end < start and not overnight:
             raise InputError(tr("%(range)s closes before it opens. For hours past midnight write “%(range)s "
-                                "overnight”", range=f"{_hhmm(start)}-{_hhmm(end)}"))
+                                "overnight”", range=written))
         if overnight and end > start:
-            raise InputError(tr("%(range)s ends the same day, so it isn't overnight",
-                                range=f"{_hhmm(start)}-{_hhmm(end)}"))
+            raise InputError(tr("%(range)s ends the same day, so it isn't overnight", range=written))
         out.append((start, end, overnight))
     out.sort()
     return out
