@@ -14,8 +14,10 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from jinja2 import DictLoader, Environment
+from litestar.serialization import encode_json
 
 from app.i18n.pages import TRANSLATED, Text, catalogue_path, configure_environment, ntr, render_context, tr
+from app.i18n.text import message_of
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {**DEFAULT_KEYWORDS, "tr": None, "ntr": (1, 2)}
@@ -81,7 +83,10 @@ def test_every_string_is_translated_with_its_placeholders(base: str, extracted: 
 
 def test_handlers_text_is_english_and_translates_per_render() -> None:
     saved = tr("Saved.")
-    assert saved == "Saved." and str(saved) == "Saved." and str(ValueError(saved)) == "Saved."
+    assert saved == "Saved." and str(saved) == "Saved." and message_of(ValueError(saved)) is saved
+    # Litestar's JSON encoder meets a Text as a plain str (an error's detail, a tool's result).
+    assert encode_json({"error": saved}) == b'{"error":"Saved."}'
+
     assert ntr("%(num)d call", "%(num)d calls", 3) == "3 calls"
     env = Environment(loader=DictLoader({"t.html": "{% trans %}Settings{% endtrans %}|{{ notice }}|{{ _('Calls') }}"}),
                       autoescape=True)

@@ -26,7 +26,7 @@ from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, BusyBlock, Resource
 from app.db.scheduling import Lane, lane_opening
 from app.db.services import ServiceError
-from app.i18n.text import tr
+from app.i18n.text import message_of, tr
 
 SLOT_MINUTES = 30
 
@@ -335,7 +335,7 @@ def _ranges(raw: str) -> list[list[str]]:
     try:
         return validate_day_ranges(out)
     except HoursError as exc:
-        raise ServiceError(str(exc)) from None
+        raise ServiceError(message_of(exc)) from None
 
 
 async def _setup_page(owner: Owner, business: Business, db: Database, **extra: Any) -> Template:

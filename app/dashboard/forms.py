@@ -30,7 +30,7 @@ from app.db.phone import (
     normalize_phone,
     transfer_error,
 )
-from app.i18n.text import tr
+from app.i18n.text import message_of, tr
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 COMMON_TIMEZONES = all_timezones()
@@ -178,7 +178,7 @@ def _check_service(row: ServiceRow, seen: set[str]) -> tuple[int, float] | None:
     try:
         length = parse_minutes(row.minutes) if row.minutes else 0
     except InputError as exc:
-        row.error, row.field = str(exc), "minutes"
+        row.error, row.field = message_of(exc), "minutes"
         return None
     if not MIN_SERVICE_MINUTES <= length <= MAX_SERVICE_MINUTES:
         row.error, row.field = (
@@ -188,7 +188,7 @@ def _check_service(row: ServiceRow, seen: set[str]) -> tuple[int, float] | None:
     try:
         price = parse_price(row.price)
     except InputError as exc:
-        row.error, row.field = str(exc), "price"
+        row.error, row.field = message_of(exc), "price"
         return None
     return length, price
 
@@ -237,7 +237,7 @@ def parse_business_form(
     try:
         values["timezone"] = parse_timezone(raw["timezone"])
     except InputError as exc:
-        errors["timezone"] = str(exc)
+        errors["timezone"] = message_of(exc)
 
     region = business_region(phone_number, values.get("timezone"))
     raw["phone_number"] = national_format(phone_number, region)  # shown, never read back
@@ -293,7 +293,7 @@ def parse_business_form(
         try:
             values["weekly_hours"] = validate_weekly_hours(weekly)
         except HoursError as exc:  # the model's own rules, should the two ever drift apart
-            errors["hours"] = str(exc)
+            errors["hours"] = message_of(exc)
 
     result.services, values["services"] = _services(form, errors)
     if not values["services"] and not any(k.startswith("service") for k in errors):

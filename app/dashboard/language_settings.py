@@ -17,6 +17,7 @@ from app.db.business_languages import LanguageScope
 from app.db.engine import Database
 from app.db.models import Business
 from app.i18n.languages import SUPPORTED, LanguageError, offered
+from app.i18n.text import message_of
 
 
 def _choices(owner: Owner) -> list[dict[str, str]]:
@@ -60,7 +61,7 @@ async def languages_save(request: Request[Any, Any, Any], owner: Owner, business
     except LanguageError as exc:
         # What the owner picked comes back as picked, with the reason; the stored languages are untouched.
         return _section(request, owner, primary=primary, others=[c for c in others if c != primary],
-                        error=str(exc))
+                        error=message_of(exc))
     if codes != list(business.languages or []):
         await audit.record(db, "settings.changed", business_id=business.id, user=owner.user, request=request,
                            detail={"languages": codes})

@@ -25,7 +25,7 @@ from app.db.inbox import InboxScope
 from app.db.models import Business, Notification, NotificationChannel, NotificationSettings, NotificationStatus
 from app.db.owner_queries import OwnerScope
 from app.db.phone import PhoneError, normalize_phone
-from app.i18n.text import tr
+from app.i18n.text import message_of, tr
 from app.inbox.outbox import DEFAULTS
 from app.inbox.schedule import TimeOfDayError, parse_time_of_day
 from app.settings import Settings
@@ -62,7 +62,7 @@ def parse_form(data: Any) -> NotificationForm:
         try:
             sms = normalize_phone(sms)
         except PhoneError as exc:
-            errors["sms_to"] = str(exc)
+            errors["sms_to"] = message_of(exc)
     elif values["sms_enabled"]:
         errors["sms_to"] = tr("enter the mobile number to text, or turn texts off")
     values["sms_to"] = sms
@@ -71,7 +71,7 @@ def parse_form(data: Any) -> NotificationForm:
         try:
             values[name] = parse_time_of_day(raw).strftime("%H:%M")
         except TimeOfDayError as exc:
-            errors[name] = str(exc)
+            errors[name] = message_of(exc)
             values[name] = raw
     return NotificationForm(values, errors)
 

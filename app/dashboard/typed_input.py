@@ -17,7 +17,7 @@ from itertools import pairwise
 from zoneinfo import available_timezones
 
 from app.db.hours import WEEKDAYS
-from app.i18n.text import Text, tr
+from app.i18n.text import Text, message_of, tr
 
 #: the days as the owner's pages name them (app.db.hours.WEEKDAY_NAMES stays English: the prompt reads it)
 DAY_WORDS: dict[str, Text] = {"mon": tr("Monday"), "tue": tr("Tuesday"), "wed": tr("Wednesday"),
@@ -122,8 +122,8 @@ def parse_day_hours(text: str) -> list[tuple[int, int, bool]]:
         try:
             opening, closing = _clock(ends[0]), _clock(ends[1])
         except InputError as exc:
-            raise InputError(tr("%(problem)s in %(text)s; write hours like 9am-5pm or 09:00-17:00", problem=str(exc),
-                                text=repr(part.strip()))) from None
+            raise InputError(tr("%(problem)s in %(text)s; write hours like 9am-5pm or 09:00-17:00",
+                                problem=message_of(exc), text=repr(part.strip()))) from None
         start, end = _resolve(opening, closing, overnight)
         written = _hhmm(start) + "-" + _hhmm(end)
         if start == end or (overnight and end == start):
@@ -156,7 +156,7 @@ def parse_week(texts: dict[str, str]) -> tuple[dict[str, list[list[str]]], dict[
         try:
             ranges = parse_day_hours(texts.get(day, ""))
         except InputError as exc:
-            errors[day] = tr("%(day)s: %(problem)s.", day=DAY_WORDS[day], problem=str(exc))
+            errors[day] = tr("%(day)s: %(problem)s.", day=DAY_WORDS[day], problem=message_of(exc))
             continue
         for previous, current in pairwise(ranges):
             if _span(*current)[0] < _span(*previous)[1]:

@@ -27,10 +27,6 @@ class Text(str):
         self.msgid, self.plural, self.count, self.params = msgid, plural, count, params
         return self
 
-    def __str__(self) -> str:
-        # str() of an exception holding a Text (InputError(tr(…))) keeps it a Text.
-        return self
-
     def translated(self, catalogue: NullTranslations) -> str:
         if self.plural is not None:
             words = catalogue.ngettext(self.msgid, self.plural, self.count or 0)
@@ -50,3 +46,11 @@ def tr(msgid: str, **params: Any) -> Text:
 def ntr(singular: str, plural: str, count: int, **params: Any) -> Text:
     """A plural string; `%(num)d` is the count."""
     return Text(singular, plural, count, **params)
+
+
+def message_of(exc: BaseException) -> str:
+    """An exception's message as raised: the `Text` itself when it was raised with one (`str(exc)` would give
+    plain English; JSON encoders need that plain `str`, so `Text.__str__` stays str's own)."""
+    first = exc.args[0] if exc.args else None
+    return first if isinstance(first, Text) else str(exc)
+

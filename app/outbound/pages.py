@@ -19,7 +19,7 @@ from app.db.hours import HoursError, zone
 from app.db.models import Business
 from app.db.phone import PhoneError, normalize_phone
 from app.db.services import NotFound
-from app.i18n.text import tr
+from app.i18n.text import message_of, tr
 from app.inbox.schedule import local_moment
 from app.outbound.dialer import CallBackRefused, Dialer, start_click_to_call
 from app.outbound.hours import CallingHoursError, validate_window
@@ -51,7 +51,7 @@ async def _call_back(request: Request[Any, Any, Any], source: str, source_id: st
         row = await start_click_to_call(_dialer(request), business, to_phone=to_phone, customer_id=customer_id,
                                         message_id=message_id)
     except CallBackRefused as exc:
-        return page("outbound/_call_back_result.html", owner, error=str(exc), **context)
+        return page("outbound/_call_back_result.html", owner, error=message_of(exc), **context)
     await audit.record(db, "outbound.call_back", business_id=business.id, user=owner.user, request=request,
                        detail={"source": source})
     owner_phone = (await scope.settings()).owner_phone
@@ -163,13 +163,13 @@ def parse_settings(data: Any, business: Business) -> tuple[dict[str, Any], dict[
         try:
             phone = normalize_phone(phone)
         except PhoneError as exc:
-            errors["owner_phone"] = str(exc)
+            errors["owner_phone"] = message_of(exc)
     values["owner_phone"] = phone
     try:
         values["calling_start"], values["calling_end"] = validate_window(
             str(data.get("calling_start") or "09:00"), str(data.get("calling_end") or "19:00"))
     except CallingHoursError as exc:
-        errors["calling_hours"] = str(exc)
+        errors["calling_hours"] = message_of(exc)
     for name, low, high, word in (("max_attempts", 1, 5, tr("enter %(low)s to %(high)s attempts", low=1, high=5)),
                                   ("retry_minutes", 0, 1440, tr("enter %(low)s to %(high)s minutes", low=0, high=1440)),
                                   ("max_concurrent", 1, 10,
