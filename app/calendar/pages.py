@@ -17,7 +17,7 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 
 from app.auth.deps import Owner
-from app.dashboard.common import business_zone, is_htmx, local_day_bounds, page, parse_id
+from app.dashboard.common import Formatter, business_zone, is_htmx, local_day_bounds, page, parse_id
 from app.dashboard.typed_input import DAY_WORDS
 from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
@@ -26,6 +26,7 @@ from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, BusyBlock, Resource
 from app.db.scheduling import Lane, lane_opening
 from app.db.services import ServiceError
+from app.i18n.languages import for_owner
 from app.i18n.text import message_of, tr
 
 SLOT_MINUTES = 30
@@ -115,6 +116,7 @@ def _place(start: datetime, end: datetime, day_start: datetime, span: timedelta)
 
 async def _view_context(scope: CalendarScope, business: Business, view: str, day: date) -> dict[str, Any]:
     tz = business_zone(business.timezone)
+    fmt = Formatter(tz, language=for_owner(business.languages))  # column titles in the owner's language
     setup = await scope.setup(closures_from=day - timedelta(days=7))
     first_hour, last_hour = _hour_range(business, setup.resources)
     days = [day - timedelta(days=day.weekday()) + timedelta(days=i) for i in range(7)] if view == "week" else [day]
@@ -154,7 +156,7 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
                 if lane is not None and b.resource_id not in (None, lane.resource_id):
                     continue
                 top, height = _place(b.starts_at, b.ends_at, window_start, span)
-                who = setup.resource_name(b.resource_id) if b.resource_id else "everyone"
+                who = setup.resource_name(b.resource_id) if b.resource_id else tr("everyone")
                 kind = "block" if b.source == "owner" else "google"
                 items.append(Item(kind, top, height, b.note, who, None, b))
             open_lanes = [lane] if lane is not None else lanes
@@ -164,7 +166,7 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
             open_bands = [_place(i.start, i.end, window_start, span) for i in bands
                           if i.start < window_end and i.end > window_start]
             note = setup.closure_note(d, lane.resource_id if lane else None)
-            title = d.strftime("%a %d %b") if lane is None else lane.name
+            title = fmt.date(d, "MMMEd") if lane is None else lane.name
             columns.append(Column(title, d, lane.key if lane else None, items, note, open_bands,
                                   min(MAX_QUARTERS, max(1, round(span / QUARTER)))))
     step = timedelta(days=7 if view == "week" else 1)
@@ -416,7 +418,7 @@ async def rules_save(request: Request[Any, Any, Any], owner: Owner, business: Bu
             try:
                 return int(form.get(name) or default)
             except ValueError:
-                raise ServiceError(f"{name.replace('_', ' ')} must be a whole number") from None
+                raise ServiceError(tr("%(field)s must be a whole number", field=name.replace("_", " "))) from None
 
         per_service: dict[str, list[int]] = {}
         for service in business.services or []:
@@ -425,7 +427,7 @@ async def rules_save(request: Request[Any, Any, Any], owner: Owner, business: Bu
             if before or after:
                 per_service[key] = [number(f"svc_before_{key}"), number(f"svc_after_{key}")]
                 if not all(0 <= v <= 240 for v in per_service[key]):
-                    raise ServiceError(f"{key}: buffers must be between 0 and 240 minutes")
+                    raise ServiceError(tr("%(service)s: buffers must be between 0 and 240 minutes", service=key))
         await _scope(db, business).save_rules(
             before=number("buffer_before"), after=number("buffer_after"), min_notice=number("min_notice"),
             max_days_ahead=number("max_days_ahead", 90), service_buffers=per_service,
