@@ -103,6 +103,9 @@ def test_a_spanish_business_reads_its_dashboard_in_spanish(world: World) -> None
         assert "lunes: no se pudo leer la hora &#39;9xm&#39; en &#39;9xm-5pm&#39;" in page
         assert "Enter your business" not in page and "Nothing was saved" not in page
 
+        test_call = owner.get("/test").text  # the page and the words its script shows while a call runs
+        assert "<h1>Llamada de prueba</h1>" in test_call and "Escuchando" in test_call
+
         missing = owner.get("/calls/00000000-0000-0000-0000-000000000000")
         assert missing.status_code == 404 and "No encontrado" in missing.text and "Volver al panel" in missing.text
 
@@ -116,5 +119,6 @@ def test_an_english_business_on_the_same_server_still_reads_english(world: World
         page = _bad_settings(owner).text
         assert "Enter your business&#39;s name." in page and "Nothing was saved yet: please fix 2 items." in page
         assert "Monday: couldn&#39;t read the time &#39;9xm&#39; in &#39;9xm-5pm&#39;" in page
+        assert "data-words" not in owner.get("/test").text  # English: the script's own words
         missing = owner.get("/calls/00000000-0000-0000-0000-000000000000").text
         assert "Not found" in missing and "Back to the dashboard" in missing
