@@ -8,7 +8,8 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime, format_skeleton
+from babel.dates import format_date, format_datetime, format_skeleton
+from babel.numbers import format_decimal
 from litestar import MediaType, Request
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
@@ -47,6 +48,8 @@ class Formatter:
         if self._english():
             return value.strftime({"yMMMEd": "%a %d %b %Y", "yMMMMEEEEd": "%A %d %B %Y", "yMMMd": "%d %b %Y",
                                    "MMMEd": "%a %d %b"}[skeleton])
+        if skeleton == "yMMMMEEEEd":  # CLDR's full form: skeletons don't widen the weekday
+            return str(format_date(value, "full", locale=self.language.babel))
         return str(format_skeleton(skeleton, value, locale=self.language.babel))
 
     def month(self, value: date) -> str:
@@ -110,13 +113,16 @@ class Formatter:
             return tr("%(amount)s + price unknown", amount=Formatter.money(value))
         return tr("price unknown")
 
-    @staticmethod
-    def minutes(seconds: float | None) -> str:
-        return f"{(seconds or 0) / 60:,.1f}"
+    def minutes(self, seconds: float | None) -> str:
+        if self._english():
+            return f"{(seconds or 0) / 60:,.1f}"
+        return str(format_decimal((seconds or 0) / 60, "#,##0.0", locale=self.language.babel))
 
-    @staticmethod
-    def number(value: int | float | None) -> str:
-        return f"{value or 0:,}"
+    def number(self, value: int | float | None) -> str:
+        """A count with the owner's digit grouping ("1,234" / "1.234" / "1 234")."""
+        if self._english():
+            return f"{value or 0:,}"
+        return str(format_decimal(value or 0, locale=self.language.babel))
 
 
 def business_zone(name: str) -> ZoneInfo:
