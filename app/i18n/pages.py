@@ -102,8 +102,9 @@ def _newstyle_ngettext(catalogue: NullTranslations) -> Callable[..., str]:
 @cache
 def _callables(base: str) -> dict[str, Any]:
     catalogue = catalogues().get(base, ENGLISH)
-    return {"gettext": _newstyle_gettext(catalogue), "ngettext": _newstyle_ngettext(catalogue),
-            "i18n_catalogue": catalogue}
+    gettext = _newstyle_gettext(catalogue)
+    # `_` directly, not the extension's alias (which looks `gettext` up and calls it again on every use).
+    return {"gettext": gettext, "_": gettext, "ngettext": _newstyle_ngettext(catalogue), "i18n_catalogue": catalogue}
 
 
 def render_context(language: Language | str | None) -> dict[str, Any]:
