@@ -25,7 +25,7 @@ from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
 from app.db.models import Business
 from app.db.services import ServiceError
-from app.i18n.text import tr
+from app.i18n.text import Text, tr
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,20 +64,27 @@ async def _section(request: Request[Any, Any, Any], owner: Owner, business: Busi
     return page(template, owner, **context)
 
 
+
+def _from_redirect(error: str) -> Text | None:
+    """An error the connect flow put in the redirect (its own English words): shown in the owner's language when
+    it is one of the catalogue's messages, as it came otherwise."""
+    return Text(error) if error else None
+
 @get("/settings/calendar", name="calendar:settings")
 async def calendar_settings(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
                             settings: Settings) -> Template:
     notice = {"connected": tr("Google account connected. Choose the calendars to use below."),
               "revoked": tr("Access revoked.")}.get(str(request.query_params.get("done") or ""))
     return await _section(request, owner, business, db, settings, notice=notice,
-                          error=str(request.query_params.get("error") or "")[:200] or None)
+                          error=_from_redirect(str(request.query_params.get("error") or "")[:200]))
 
 
 @get("/settings/calendar/connect", name="calendar:connect")
 async def calendar_connect(request: Request[Any, Any, Any], business: Business, settings: Settings) -> Response[Any]:
     runtime = get_calendar(request.app)
     if not runtime.google.configured:
-        return Redirect(path="/settings/calendar?error=Google+is+not+configured+on+this+server")
+        refused = tr("Google is not configured on this server")
+        return Redirect(path="/settings/calendar?error=" + refused.replace(" ", "+"))
     state, verifier = secrets.token_urlsafe(24), generate_token(64)
     url = await runtime.google.authorization_url(state, verifier)
     value = _serializer(settings).dumps({"s": state, "v": verifier, "b": str(business.id)})
