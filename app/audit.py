@@ -18,6 +18,7 @@ from litestar.connection import ASGIConnection
 
 from app.db.engine import Database
 from app.db.models import AuditEntry, User
+from app.i18n.text import tr
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +27,24 @@ OPERATOR = "operator"
 
 # action -> how the owner's activity page words it
 ACTIONS: dict[str, str] = {
-    "sign_in": "Signed in",
-    "sign_out": "Signed out",
-    "sign_out_everywhere": "Signed out everywhere (every browser's sign-in ended)",
-    "business.created": "Created the business",
-    "settings.changed": "Changed settings",
-    "number.changed": "Changed the business phone number",
-    "number.assigned": "Phone number assigned",
-    "number.released": "Phone number released",
-    "appointment.cancelled": "Cancelled an appointment",
-    "calls.exported": "Exported calls as CSV",
-    "notifications.changed": "Changed notification settings",
-    "billing.changed": "Changed the plan or billing",
+    "sign_in": tr("Signed in"),
+    "sign_out": tr("Signed out"),
+    "sign_out_everywhere": tr("Signed out everywhere (every browser's sign-in ended)"),
+    "business.created": tr("Created the business"),
+    "settings.changed": tr("Changed settings"),
+    "number.changed": tr("Changed the business phone number"),
+    "number.assigned": tr("Phone number assigned"),
+    "number.released": tr("Phone number released"),
+    "appointment.cancelled": tr("Cancelled an appointment"),
+    "calls.exported": tr("Exported calls as CSV"),
+    "notifications.changed": tr("Changed notification settings"),
+    "billing.changed": tr("Changed the plan or billing"),
     # Issue 16: calling out.
-    "outbound.call_back": "Called a customer back (click to call)",
-    "outbound.callback_scheduled": "Scheduled a callback by the receptionist",
-    "outbound.cancelled": "Cancelled a scheduled outbound call",
-    "outbound.settings_changed": "Changed the calling-out settings",
-    "outbound.call_opt_out": "Changed a customer's opt-out from calls",
+    "outbound.call_back": tr("Called a customer back (click to call)"),
+    "outbound.callback_scheduled": tr("Scheduled a callback by the receptionist"),
+    "outbound.cancelled": tr("Cancelled a scheduled outbound call"),
+    "outbound.settings_changed": tr("Changed the calling-out settings"),
+    "outbound.call_opt_out": tr("Changed a customer's opt-out from calls"),
 }
 
 

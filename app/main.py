@@ -165,6 +165,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from app.dashboard.language_settings import FILTERS as language_filters  # issue 16
 
     template_config.engine_instance.engine.filters.update(language_filters)
+    from app.i18n.pages import configure_environment  # issue 16: pages in the owner's language
+
+    configure_environment(template_config.engine_instance.engine)
     # Around Litestar's whole handler (not in `middleware`, which runs per route) so that unrouted 404s
     # carry the headers too; it passes WebSocket scopes straight through.
     app.asgi_handler = RawFrames(SecurityHeaders(app.asgi_handler))  # RawFrames: see app/web/raw_frames.py

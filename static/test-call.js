@@ -11,8 +11,12 @@
   const captionsEl = $("#call-captions");
   const meterEl = $("#mic-level");
   const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  // The page's words in the owner's language (templates/test.html data-words); English when a word is missing.
+  const WORDS = JSON.parse(root.dataset.words || "{}");
+  const t = (english) => WORDS[english] || english;
   const STATE_TEXT = {
-    idle: "Ready", connecting: "Connecting…", listening: "Listening", speaking: "Agent speaking", ended: "Call ended",
+    idle: t("Ready"), connecting: t("Connecting…"), listening: t("Listening"), speaking: t("Agent speaking"),
+    ended: t("Call ended"),
   };
 
   let ws = null;
@@ -42,7 +46,7 @@
       line = document.createElement("p");
       line.className = "caption " + role;
       line.innerHTML = '<span class="who"></span> <span class="said"></span>';
-      line.querySelector(".who").textContent = role === "agent" ? "Receptionist:" : "You:";
+      line.querySelector(".who").textContent = role === "agent" ? t("Receptionist:") : t("You:");
       captionsEl.appendChild(line);
       partial[role] = line;
     }
@@ -127,9 +131,9 @@
   }
 
   const CLOSE_TEXT = {
-    4401: "This call link has expired. Start the call again.",
-    4403: "This call link is not valid.",
-    4409: "This call link was already used. Start the call again.",
+    4401: t("This call link has expired. Start the call again."),
+    4403: t("This call link is not valid."),
+    4409: t("This call link was already used. Start the call again."),
   };
 
   function teardown() {
@@ -160,11 +164,11 @@
       if (!res.ok) {
         let detail = "";
         try { detail = (await res.json()).error || ""; } catch (_e) { /* not JSON */ }
-        throw new Error(detail || "The service refused to start a call (" + res.status + ").");
+        throw new Error(detail || t("The service refused to start a call (%(status)s).").replace("%(status)s", res.status));
       }
       session = await res.json();
     } catch (err) {
-      notice(err.name === "NotAllowedError" ? "Microphone access was refused." : String(err.message || err), "bad");
+      notice(err.name === "NotAllowedError" ? t("Microphone access was refused.") : String(err.message || err), "bad");
       teardown();
       setState("ended");
       return;

@@ -97,6 +97,13 @@ async def load_owner(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[Us
     return user, business
 
 
+def business_seen(connection: ASGIConnection[Any, Any, Any, Any]) -> Business | None:
+    """The business of the owner this request already loaded, if any (issue 16: an error page is then in the
+    owner's language); never a database read, so an error page can't fail on one."""
+    cached = connection.scope["state"].get(_OWNER_STATE_KEY)
+    return cached[1] if cached is not None else None
+
+
 async def owner_required(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """The application-wide guard."""
     if is_public(connection.scope.get("path_template", "")):

@@ -25,6 +25,7 @@ from app.db.call_cost import (
     phone_cost_open_count,
 )
 from app.db.models import Call, Session
+from app.i18n.text import Text, tr
 from app.jobs import enqueue
 
 __all__ = ["COST_COLUMNS", "PENDING", "PHONE_COST_OPEN", "RATED", "TOTAL_COST_USD", "UNRATED", "CallCost",
@@ -100,40 +101,43 @@ class CallCost:
         """OpenAI's part, for the call page."""
         if not self.ai_price_unknown:
             return money(self.ai_usd)
-        return f"{money(self.ai_usd)} + price unknown" if self.ai_usd else "price unknown"
+        return tr("%(amount)s + price unknown", amount=money(self.ai_usd)) if self.ai_usd else tr("price unknown")
 
     def phone_words(self) -> str:
         """The phone cost on its own, for the call page: an amount, or why there is none."""
         if self.phone_state is None:
-            return "no phone leg"
+            return tr("no phone leg")
         if self.phone_state == PENDING:
-            return "pending (Twilio has not priced the call yet)"
+            return tr("pending (Twilio has not priced the call yet)")
         if self.phone_state == UNRATED:
-            return "not rated (Twilio gave no price)"
+            return tr("not rated (Twilio gave no price)")
         if self.phone_usd is not None:
             return money(self.phone_usd)
-        return f"{self.phone_amount or 0:,.4f} {self.phone_unit or ''} (not in the USD total)".strip()
+        return tr("%(amount)s %(unit)s (not in the USD total)", amount=f"{self.phone_amount or 0:,.4f}",
+                  unit=self.phone_unit or "")
 
     def open_words(self) -> str:
-        """What the total leaves out, or ''."""
-        parts = []
-        if self.ai_price_unknown:
-            parts.append("price unknown")
+        """What the total leaves out, or '' (a translatable Text: the pages word it in the owner's language)."""
+        phone: Text | None = None
         if self.phone_state == PENDING:
-            parts.append("phone cost pending")
+            phone = tr("phone cost pending")
         elif self.phone_state == UNRATED:
-            parts.append("phone cost not rated")
+            phone = tr("phone cost not rated")
         elif self.phone_open:
-            parts.append(f"phone cost in {self.phone_unit}")
-        return " + ".join(parts)
+            phone = tr("phone cost in %(unit)s", unit=self.phone_unit)
+        if self.ai_price_unknown and phone is not None:
+            return tr("%(first)s + %(second)s", first=tr("price unknown"), second=phone)
+        if self.ai_price_unknown:
+            return tr("price unknown")
+        return phone or ""
 
     def total_words(self) -> str:
         """The total as the lists show it: "$0.0312", or "$0.0150 + phone cost pending"."""
         left_out = self.open_words()
         if not left_out:
             return money(self.total_usd)
-        return f"{money(self.total_usd)} + {left_out}" if self.total_usd else left_out
-
+        return tr("%(first)s + %(second)s", first=money(self.total_usd), second=left_out) if self.total_usd \
+            else left_out
 
 def money(value: float | None) -> str:
     """Cents hide what a call costs (a minute of phone line is $0.0085): under a dollar, four decimals."""

@@ -17,14 +17,17 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 
 from app.auth.deps import Owner
-from app.dashboard.common import business_zone, is_htmx, local_day_bounds, page, parse_id
+from app.dashboard.common import Formatter, business_zone, is_htmx, local_day_bounds, page, parse_id
+from app.dashboard.typed_input import DAY_WORDS
 from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
-from app.db.hours import WEEKDAY_NAMES, WEEKDAYS, HoursError, Interval, validate_day_ranges
+from app.db.hours import WEEKDAYS, HoursError, Interval, validate_day_ranges
 from app.db.inbox import InboxScope
 from app.db.models import Appointment, Business, BusyBlock, Resource
 from app.db.scheduling import Lane, lane_opening
 from app.db.services import ServiceError
+from app.i18n.languages import for_owner
+from app.i18n.text import message_of, tr
 
 SLOT_MINUTES = 30
 
@@ -57,7 +60,7 @@ def _local(day_raw: str, time_raw: str, tz: ZoneInfo) -> datetime:
         hh, mm = time_raw.split(":")[:2]
         moment = datetime.combine(day, time(int(hh), int(mm)))
     except ValueError:
-        raise ServiceError("give a date (YYYY-MM-DD) and a time (HH:MM)") from None
+        raise ServiceError(tr("give a date (YYYY-MM-DD) and a time (HH:MM)")) from None
     return moment.replace(tzinfo=tz)
 
 
@@ -113,6 +116,7 @@ def _place(start: datetime, end: datetime, day_start: datetime, span: timedelta)
 
 async def _view_context(scope: CalendarScope, business: Business, view: str, day: date) -> dict[str, Any]:
     tz = business_zone(business.timezone)
+    fmt = Formatter(tz, language=for_owner(business.languages))  # column titles in the owner's language
     setup = await scope.setup(closures_from=day - timedelta(days=7))
     first_hour, last_hour = _hour_range(business, setup.resources)
     days = [day - timedelta(days=day.weekday()) + timedelta(days=i) for i in range(7)] if view == "week" else [day]
@@ -152,7 +156,7 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
                 if lane is not None and b.resource_id not in (None, lane.resource_id):
                     continue
                 top, height = _place(b.starts_at, b.ends_at, window_start, span)
-                who = setup.resource_name(b.resource_id) if b.resource_id else "everyone"
+                who = setup.resource_name(b.resource_id) if b.resource_id else tr("everyone")
                 kind = "block" if b.source == "owner" else "google"
                 items.append(Item(kind, top, height, b.note, who, None, b))
             open_lanes = [lane] if lane is not None else lanes
@@ -162,7 +166,7 @@ async def _view_context(scope: CalendarScope, business: Business, view: str, day
             open_bands = [_place(i.start, i.end, window_start, span) for i in bands
                           if i.start < window_end and i.end > window_start]
             note = setup.closure_note(d, lane.resource_id if lane else None)
-            title = d.strftime("%a %d %b") if lane is None else lane.name
+            title = fmt.date(d, "MMMEd") if lane is None else lane.name
             columns.append(Column(title, d, lane.key if lane else None, items, note, open_bands,
                                   min(MAX_QUARTERS, max(1, round(span / QUARTER)))))
     step = timedelta(days=7 if view == "week" else 1)
@@ -215,7 +219,7 @@ async def book(request: Request[Any, Any, Any], owner: Owner, business: Business
             customer = await scope.get_customer(parse_id(form["customer_id"]))
         else:
             if not form.get("new_name") or not form.get("new_phone"):
-                raise ServiceError("choose a customer, or give a new customer's name and phone")
+                raise ServiceError(tr("choose a customer, or give a new customer's name and phone"))
             existing = await scope.customer_by_phone(form["new_phone"]) if form.get("new_phone") else None
             customer = existing or await scope.create_or_update_customer(
                 None, name=form["new_name"], phone=form["new_phone"], email="", notes="")
@@ -327,13 +331,13 @@ def _ranges(raw: str) -> list[list[str]]:
     out = []
     for part in raw.split(","):
         if "-" not in part:
-            raise ServiceError(f"write hours as 09:00-17:00, got {part.strip()!r}")
+            raise ServiceError(tr("write hours as 09:00-17:00, got %(text)s", text=repr(part.strip())))
         opening, closing = (p.strip() for p in part.split("-", 1))
         out.append([opening, closing])
     try:
         return validate_day_ranges(out)
     except HoursError as exc:
-        raise ServiceError(str(exc)) from None
+        raise ServiceError(message_of(exc)) from None
 
 
 async def _setup_page(owner: Owner, business: Business, db: Database, **extra: Any) -> Template:
@@ -342,7 +346,7 @@ async def _setup_page(owner: Owner, business: Business, db: Database, **extra: A
     rules = await scope.rules()
     return page("calendar/setup.html", owner, resources=await scope.resources(include_inactive=True),
                 closures=await scope.closures(since=datetime.now(tz).date() - timedelta(days=1)), rules=rules,
-                services=business.services or [], weekdays=[(d, WEEKDAY_NAMES[d]) for d in WEEKDAYS],
+                services=business.services or [], weekdays=[(d, DAY_WORDS[d]) for d in WEEKDAYS],
                 errors=extra.pop("errors", {}), **extra)
 
 
@@ -376,7 +380,7 @@ async def _resource_save(request: Request[Any, Any, Any], owner: Owner, business
             weekly_hours=hours, position=int(form.get("position") or 0), active=form.get("active", "on") == "on",
         )
     except (ServiceError, ValueError) as exc:
-        message = exc.message if isinstance(exc, ServiceError) else "position must be a number"
+        message = exc.message if isinstance(exc, ServiceError) else tr("position must be a number")
         key = f"resource-{resource_id or 'new'}"
         return await _setup_page(owner, business, db, errors={key: message}, resource_values={key: form})
     return _done(request, "/calendar/setup")
@@ -389,10 +393,10 @@ async def closure_add(request: Request[Any, Any, Any], owner: Owner, business: B
         try:
             day = date.fromisoformat(form.get("day", ""))
         except ValueError:
-            raise ServiceError("give the date as YYYY-MM-DD") from None
+            raise ServiceError(tr("give the date as YYYY-MM-DD")) from None
         hours = [] if form.get("closed", "on") == "on" else _ranges(form.get("hours", ""))
         if form.get("closed") != "on" and not hours:
-            raise ServiceError("give the changed hours (e.g. 10:00-14:00), or tick closed all day")
+            raise ServiceError(tr("give the changed hours (e.g. 10:00-14:00), or tick closed all day"))
         resource_id = parse_id(form["resource"]) if form.get("resource") else None
         await _scope(db, business).add_closure(day, hours, note=form.get("note", ""), resource_id=resource_id)
     except ServiceError as exc:
@@ -414,7 +418,7 @@ async def rules_save(request: Request[Any, Any, Any], owner: Owner, business: Bu
             try:
                 return int(form.get(name) or default)
             except ValueError:
-                raise ServiceError(f"{name.replace('_', ' ')} must be a whole number") from None
+                raise ServiceError(tr("%(field)s must be a whole number", field=name.replace("_", " "))) from None
 
         per_service: dict[str, list[int]] = {}
         for service in business.services or []:
@@ -423,7 +427,7 @@ async def rules_save(request: Request[Any, Any, Any], owner: Owner, business: Bu
             if before or after:
                 per_service[key] = [number(f"svc_before_{key}"), number(f"svc_after_{key}")]
                 if not all(0 <= v <= 240 for v in per_service[key]):
-                    raise ServiceError(f"{key}: buffers must be between 0 and 240 minutes")
+                    raise ServiceError(tr("%(service)s: buffers must be between 0 and 240 minutes", service=key))
         await _scope(db, business).save_rules(
             before=number("buffer_before"), after=number("buffer_after"), min_notice=number("min_notice"),
             max_days_ahead=number("max_days_ahead", 90), service_buffers=per_service,

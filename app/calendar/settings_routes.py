@@ -25,6 +25,7 @@ from app.db.calendar_scope import CalendarScope
 from app.db.engine import Database
 from app.db.models import Business
 from app.db.services import ServiceError
+from app.i18n.text import Text, tr
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,20 +64,27 @@ async def _section(request: Request[Any, Any, Any], owner: Owner, business: Busi
     return page(template, owner, **context)
 
 
+
+def _from_redirect(error: str) -> Text | None:
+    """An error the connect flow put in the redirect (its own English words): shown in the owner's language when
+    it is one of the catalogue's messages, as it came otherwise."""
+    return Text(error) if error else None
+
 @get("/settings/calendar", name="calendar:settings")
 async def calendar_settings(request: Request[Any, Any, Any], owner: Owner, business: Business, db: Database,
                             settings: Settings) -> Template:
-    notice = {"connected": "Google account connected. Choose the calendars to use below.",
-              "revoked": "Access revoked."}.get(str(request.query_params.get("done") or ""))
+    notice = {"connected": tr("Google account connected. Choose the calendars to use below."),
+              "revoked": tr("Access revoked.")}.get(str(request.query_params.get("done") or ""))
     return await _section(request, owner, business, db, settings, notice=notice,
-                          error=str(request.query_params.get("error") or "")[:200] or None)
+                          error=_from_redirect(str(request.query_params.get("error") or "")[:200]))
 
 
 @get("/settings/calendar/connect", name="calendar:connect")
 async def calendar_connect(request: Request[Any, Any, Any], business: Business, settings: Settings) -> Response[Any]:
     runtime = get_calendar(request.app)
     if not runtime.google.configured:
-        return Redirect(path="/settings/calendar?error=Google+is+not+configured+on+this+server")
+        refused = tr("Google is not configured on this server")
+        return Redirect(path="/settings/calendar?error=" + refused.replace(" ", "+"))
     state, verifier = secrets.token_urlsafe(24), generate_token(64)
     url = await runtime.google.authorization_url(state, verifier)
     value = _serializer(settings).dumps({"s": state, "v": verifier, "b": str(business.id)})
@@ -95,22 +103,22 @@ async def calendar_callback(request: Request[Any, Any, Any], business: Business,
     try:
         flow = _serializer(settings).loads(raw or "", max_age=FLOW_MAX_AGE)
     except BadSignature:
-        return fail("The connection took too long or was started elsewhere; try again")
+        return fail(tr("The connection took too long or was started elsewhere; try again"))
     if request.query_params.get("error"):
-        return fail("Google did not grant access to the calendar")
+        return fail(tr("Google did not grant access to the calendar"))
     if flow.get("b") != str(business.id) or not secrets.compare_digest(
         str(request.query_params.get("state") or ""), str(flow.get("s"))
     ):
-        return fail("The connection could not be verified; try again")
+        return fail(tr("The connection could not be verified; try again"))
     runtime = get_calendar(request.app)
     try:
         grant = await runtime.google.exchange(str(request.query_params.get("code") or ""), str(flow["v"]))
     except GoogleError as exc:
         return fail(str(exc))
     if not {SCOPE_EVENTS, SCOPE_FREEBUSY} <= grant.scopes:
-        return fail("Both calendar permissions are needed: events and free/busy")
+        return fail(tr("Both calendar permissions are needed: events and free/busy"))
     if not grant.refresh_token:
-        return fail("Google sent no refresh token; remove the app's access in your Google account and try again")
+        return fail(tr("Google sent no refresh token; remove the app's access in your Google account and try again"))
     # The account's primary calendar id is its email address.
     key = f"flow:{flow['s']}"
     runtime.google.remember(key, grant)
@@ -119,7 +127,7 @@ async def calendar_callback(request: Request[Any, Any, Any], business: Business,
             key, grant.refresh_token, runtime.google.api.calendarList.list(minAccessRole="freeBusyReader")
         )
     except GoogleError as exc:
-        return fail(f"Google could not list the calendars ({exc})")
+        return fail(tr("Google could not list the calendars (%(why)s)", why=str(exc)))
     finally:
         runtime.google.forget(key)
     primary = next((c for c in listing.get("items") or [] if c.get("primary")), None)
@@ -141,9 +149,9 @@ async def account_calendars(account_id: str, request: Request[Any, Any, Any], ow
         listing = await runtime.sync.call(account, runtime.google.api.calendarList.list(minAccessRole="freeBusyReader"))
         items = listing.get("items") or []
     except GrantRevoked:
-        error = "Google no longer accepts this account's grant: revoke it here and connect again."
+        error = tr("Google no longer accepts this account's grant: revoke it here and connect again.")
     except GoogleError as exc:
-        error = f"Google could not be reached ({exc}). Try again in a moment."
+        error = tr("Google could not be reached (%(why)s). Try again in a moment.", why=str(exc))
     connected = {link.google_id for _a, links in await scope.calendar_accounts() for link in links}
     return page("calendar/_account_calendars.html", owner, account=account, items=items, error=error,
                 connected=connected, resources=await scope.resources())
@@ -190,7 +198,7 @@ async def link_update(link_id: str, request: Request[Any, Any, Any], owner: Owne
     runtime = get_calendar(request.app)
     await runtime.sync.enqueue_sync(parse_id(link_id), full=True)
     runtime.wake()
-    return await _section(request, owner, business, db, settings, notice="Saved.")
+    return await _section(request, owner, business, db, settings, notice=tr("Saved."))
 
 
 @post("/settings/calendar/links/{link_id:str}/disconnect", name="calendar:link-disconnect", status_code=200)
@@ -198,7 +206,7 @@ async def link_disconnect(link_id: str, request: Request[Any, Any, Any], owner: 
                           db: Database, settings: Settings) -> Template:
     link = await _scope(db, business).calendar_link(parse_id(link_id))
     await get_calendar(request.app).sync.disconnect_link(link)
-    return await _section(request, owner, business, db, settings, notice="Calendar disconnected.")
+    return await _section(request, owner, business, db, settings, notice=tr("Calendar disconnected."))
 
 
 @post("/settings/calendar/accounts/{account_id:str}/revoke", name="calendar:account-revoke", status_code=200)
@@ -216,11 +224,11 @@ async def account_revoke(account_id: str, request: Request[Any, Any, Any], owner
         await runtime.google.revoke(runtime.sync.cipher.decrypt(account.refresh_token_encrypted))
     except Exception as exc:
         log.warning("revoke failed: %r", exc)
-        warning = (f"Removed here, but Google could not be told ({type(exc).__name__}); "
-                   "remove the access in your Google account too.")
+        warning = tr("Removed here, but Google could not be told (%(why)s); remove the access in your Google "
+                     "account too.", why=type(exc).__name__)
     runtime.google.forget(str(account.id))
     await scope.delete_calendar_account(account.id)
-    return await _section(request, owner, business, db, settings, notice=None if warning else "Access revoked.",
+    return await _section(request, owner, business, db, settings, notice=None if warning else tr("Access revoked."),
                           error=warning)
 
 

@@ -20,10 +20,12 @@ from app.auth.deps import Owner
 from app.billing.polar import OrderLine, PolarRefused, PolarUnavailable, get_polar
 from app.billing.usage import BillingScope, PeriodUsage, page_figures
 from app.billing.warnings import period_key
-from app.dashboard.common import business_zone, local_day_bounds, page
+from app.dashboard.common import Formatter, business_zone, local_day_bounds, page
 from app.db.engine import Database
 from app.db.models import Business
 from app.db.owner_queries import OwnerScope
+from app.i18n.languages import for_owner
+from app.i18n.text import tr
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,20 +33,21 @@ log = logging.getLogger(__name__)
 PER_CALL_LIMIT = 200
 ORDERS_TIMEOUT_SECONDS = 3.0
 _ERRORS = {
-    "checkout": "Polar couldn't start the checkout just now. Nothing was charged; please try again in a minute.",
-    "portal": "Polar's billing portal couldn't be opened just now. Please try again in a minute.",
-    "unknown-plan": "That plan isn't offered any more. Choose one of the plans below.",
+    "checkout": tr("Polar couldn't start the checkout just now. Nothing was charged; please try again in a minute."),
+    "portal": tr("Polar's billing portal couldn't be opened just now. Please try again in a minute."),
+    "unknown-plan": tr("That plan isn't offered any more. Choose one of the plans below."),
 }
 
 def _cost_window(business: Business, usage: PeriodUsage, now: datetime) -> tuple[datetime, datetime | None, str]:
     """The paid plan's period; on the trial (which has no period) the calendar month in the business's zone."""
     period = usage.period
     if not period.plan.is_trial:
-        return period.start, period.end, "This billing period"
+        return period.start, period.end, tr("This billing period")
     tz = business_zone(business.timezone)
     first = now.astimezone(tz).date().replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
-    return local_day_bounds(first, tz)[0], local_day_bounds(following, tz)[0], f"{first:%B %Y} so far"
+    month = Formatter(tz, language=for_owner(business.languages)).month(first)
+    return local_day_bounds(first, tz)[0], local_day_bounds(following, tz)[0], tr("%(month)s so far", month=month)
 
 
 async def _period_figures(scope: BillingScope, business: Business, usage: PeriodUsage,
@@ -65,7 +68,7 @@ async def _orders(request: Request[Any, Any, Any], owner: Owner) -> tuple[list[O
             return await gateway.recent_orders(str(owner.user.id)), None
     except (PolarUnavailable, PolarRefused, TimeoutError) as exc:
         log.warning("orders from Polar unavailable: %s", type(exc).__name__)
-        return None, "Polar didn't answer just now, so these are the payments this service has recorded."
+        return None, tr("Polar didn't answer just now, so these are the payments this service has recorded.")
 
 
 @get("/billing", name="dashboard:billing")

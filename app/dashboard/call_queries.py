@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from app.dashboard.common import local_day_bounds
 from app.db.models import CallStatus
 from app.db.owner_queries import CallQuery
+from app.i18n.text import tr
 from app.inbox.outcomes import LABELS as OUTCOME_LABELS
 
 PAGE_SIZE = 25
@@ -57,7 +58,7 @@ def _date(raw: str, name: str, errors: dict[str, str]) -> date | None:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        errors[name] = "use a date like 2026-03-31"
+        errors[name] = tr("use a date like 2026-03-31")
         return None
 
 
@@ -66,12 +67,12 @@ def parse_filter(params: Mapping[str, Any]) -> CallFilter:
     errors: dict[str, str] = {}
     status = str(params.get("status") or "").strip()
     if status and status not in STATUSES:
-        errors["status"] = "unknown status"
+        errors["status"] = tr("unknown status")
         status = ""
     date_from = _date(str(params.get("from") or "").strip(), "from", errors)
     date_to = _date(str(params.get("to") or "").strip(), "to", errors)
     if date_from and date_to and date_to < date_from:
-        errors["to"] = "the end date is before the start date"
+        errors["to"] = tr("the end date is before the start date")
         date_to = None
     q = str(params.get("q") or "").strip()[:MAX_QUERY_LENGTH]
     try:
@@ -80,7 +81,7 @@ def parse_filter(params: Mapping[str, Any]) -> CallFilter:
         page_number = 1
     outcome = str(params.get("outcome") or "").strip()
     if outcome and outcome not in OUTCOME_LABELS:
-        errors["outcome"] = "unknown outcome"
+        errors["outcome"] = tr("unknown outcome")
         outcome = ""
     follow_up = str(params.get("follow_up") or "") in {"1", "on", "true"}
     return CallFilter(status=status, date_from=date_from, date_to=date_to, q=q, page=page_number, errors=errors,

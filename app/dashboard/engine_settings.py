@@ -13,6 +13,7 @@ from app.dashboard.common import is_htmx, page
 from app.db.engine import Database
 from app.db.models import Business
 from app.db.voice_engine import VoiceEngineScope
+from app.i18n.text import tr
 from app.settings import Settings
 
 ENGINE_LABELS = {
@@ -20,9 +21,10 @@ ENGINE_LABELS = {
     "live": "GPT-Live",
 }
 ENGINE_NOTES = {
-    "realtime": "Priced per audio token. The receptionist model hands facts and bookings to the supervisor.",
-    "live": "Priced per minute of call (usually several times cheaper), listens while it speaks, and delegates "
-    "facts and bookings to the same supervisor. If GPT-Live can't be reached, calls are answered on Realtime.",
+    "realtime": tr("Priced per audio token. The receptionist model hands facts and bookings to the supervisor."),
+    "live": tr("Priced per minute of call (usually several times cheaper), listens while it speaks, and delegates "
+               "facts and bookings to the same supervisor. If GPT-Live can't be reached, calls are answered on "
+               "Realtime."),
 }
 CHOICES = ("default", "realtime", "live")
 
@@ -57,7 +59,7 @@ async def engine_save(request: Request[Any, Any, Any], owner: Owner, business: B
     choice = str(form.get("voice_engine") or "")
     if choice not in CHOICES:
         return _section(request, owner, settings, choice=business.voice_engine or "default",
-                        error="Choose one of the engines listed.")
+                        error=tr("Choose one of the engines listed."))
     await VoiceEngineScope(db.session_maker, business.id).choose(None if choice == "default" else choice)
     if not is_htmx(request):
         return Redirect(path="/settings/engine?saved=1", status_code=303)

@@ -30,6 +30,7 @@ from app.db.phone import (
     normalize_phone,
     transfer_error,
 )
+from app.i18n.text import message_of, tr
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
 COMMON_TIMEZONES = all_timezones()
@@ -158,34 +159,36 @@ def _phone(raw: str, key: str, errors: dict[str, str], region: str) -> str | Non
     try:
         return normalize_phone(raw, region)
     except ShortCode:
-        errors[key] = "Short codes can't take transfers; use a full phone number."
+        errors[key] = tr("Short codes can't take transfers; use a full phone number.")
         return None
     except PhoneError:
-        errors[key] = "Enter a full phone number with its area code, or in international format like +15551234567."
+        errors[key] = tr("Enter a full phone number with its area code, or in international format like "
+                         "+15551234567.")
         return None
 
 
 def _check_service(row: ServiceRow, seen: set[str]) -> tuple[int, float] | None:
     """The row's minutes and price, or None with `row.error` set (one error per row, on the first bad input)."""
     if not row.name or len(row.name) > 100:
-        row.error, row.field = "Give the service a name (up to 100 characters).", "name"
+        row.error, row.field = tr("Give the service a name (up to 100 characters)."), "name"
         return None
     if row.name.lower() in seen:
-        row.error, row.field = f"“{row.name}” is listed twice.", "name"
+        row.error, row.field = tr("“%(name)s” is listed twice.", name=row.name), "name"
         return None
     try:
         length = parse_minutes(row.minutes) if row.minutes else 0
     except InputError as exc:
-        row.error, row.field = str(exc), "minutes"
+        row.error, row.field = message_of(exc), "minutes"
         return None
     if not MIN_SERVICE_MINUTES <= length <= MAX_SERVICE_MINUTES:
         row.error, row.field = (
-            f"How long it takes: between {MIN_SERVICE_MINUTES} and {MAX_SERVICE_MINUTES} minutes.", "minutes")
+            tr("How long it takes: between %(min)s and %(max)s minutes.", min=MIN_SERVICE_MINUTES,
+               max=MAX_SERVICE_MINUTES), "minutes")
         return None
     try:
         price = parse_price(row.price)
     except InputError as exc:
-        row.error, row.field = str(exc), "price"
+        row.error, row.field = message_of(exc), "price"
         return None
     return length, price
 
@@ -206,12 +209,12 @@ def _services(form: Any, errors: dict[str, str]) -> tuple[list[ServiceRow], list
         rows.append(row)
         checked = _check_service(row, seen)
         if checked is None:
-            errors[f"service_{len(rows)}"] = f"Service {len(rows)}: {row.error}"
+            errors[f"service_{len(rows)}"] = tr("Service %(number)s: %(problem)s", number=len(rows), problem=row.error)
             continue
         seen.add(row.name.lower())
         clean.append({"name": row.name, "minutes": checked[0], "price": checked[1]})
     if len(clean) > MAX_SERVICES:
-        errors["services"] = f"List at most {MAX_SERVICES} services."
+        errors["services"] = tr("List at most %(max)s services.", max=MAX_SERVICES)
     return rows, clean
 
 
@@ -226,21 +229,22 @@ def parse_business_form(
     raw, errors, values = result.raw, result.errors, result.values
 
     if not raw["name"]:
-        errors["name"] = "Enter your business's name."
+        errors["name"] = tr("Enter your business's name.")
     elif len(raw["name"]) > 200:
-        errors["name"] = "Keep the name under 200 characters."
+        errors["name"] = tr("Keep the name under 200 characters.")
     values["name"] = raw["name"]
 
     try:
         values["timezone"] = parse_timezone(raw["timezone"])
     except InputError as exc:
-        errors["timezone"] = str(exc)
+        errors["timezone"] = message_of(exc)
 
     region = business_region(phone_number, values.get("timezone"))
     raw["phone_number"] = national_format(phone_number, region)  # shown, never read back
     values["transfer_number"] = _phone(raw["transfer_number"], "transfer_number", errors, region)
     if phone_number and phone_number == values["transfer_number"]:
-        errors["transfer_number"] = "Transfers must go to a different number than the one the receptionist answers."
+        errors["transfer_number"] = tr("Transfers must go to a different number than the one the receptionist "
+                                       "answers.")
     elif values["transfer_number"]:
         rules = transfers or TransferRules()
         problem = transfer_error(values["transfer_number"], region, allowed_regions=rules.allow_countries,
@@ -250,17 +254,18 @@ def parse_business_form(
 
     for key, limit in (("address", 500), ("greeting", 1000), ("instructions", 4000)):
         if len(raw[key]) > limit:
-            errors[key] = f"Keep this under {limit} characters (it has {len(raw[key])})."
+            errors[key] = tr("Keep this under %(limit)s characters (it has %(length)s).", limit=limit,
+                             length=len(raw[key]))
         values[key] = raw[key]
     if not values["greeting"] and "name" not in errors:
         values["greeting"] = f"Thanks for calling {raw['name']}, how can I help you today?"
 
     if raw["voice"] not in VOICES:
-        errors["voice"] = "Choose one of the listed voices."
+        errors["voice"] = tr("Choose one of the listed voices.")
     values["voice"] = raw["voice"]
 
-    limit_error = (f"The longest call is between {MIN_CALL_MINUTES} and {MAX_CALL_MINUTES} minutes "
-                   "(like 10, or 1h for an hour).")
+    limit_error = tr("The longest call is between %(min)s and %(max)s minutes (like 10, or 1h for an hour).",
+                     min=MIN_CALL_MINUTES, max=MAX_CALL_MINUTES)
     try:
         minutes = parse_minutes(raw["max_call_minutes"])
         if not MIN_CALL_MINUTES <= minutes <= MAX_CALL_MINUTES:
@@ -277,7 +282,8 @@ def parse_business_form(
         values["recording_retention_days"] = int(keep)
     else:
         errors["recording_retention_days"] = (
-            f"Keep recordings for {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days, or leave it empty to keep them.")
+            tr("Keep recordings for %(min)s to %(max)s days, or leave it empty to keep them.",
+               min=MIN_RETENTION_DAYS, max=MAX_RETENTION_DAYS))
 
     for day in WEEKDAYS:
         result.hours[day] = _text(form, f"hours_{day}")
@@ -287,9 +293,9 @@ def parse_business_form(
         try:
             values["weekly_hours"] = validate_weekly_hours(weekly)
         except HoursError as exc:  # the model's own rules, should the two ever drift apart
-            errors["hours"] = str(exc)
+            errors["hours"] = message_of(exc)
 
     result.services, values["services"] = _services(form, errors)
     if not values["services"] and not any(k.startswith("service") for k in errors):
-        errors["services"] = "Add at least one service so callers can book it."
+        errors["services"] = tr("Add at least one service so callers can book it.")
     return result

@@ -5,26 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from jinja2 import pass_context
+from jinja2.runtime import Context, Undefined
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
 from app import audit
 from app.auth.deps import Owner
-from app.dashboard.common import is_htmx, page
+from app.dashboard.common import is_htmx, owner_language, page
 from app.db.business_languages import LanguageScope
 from app.db.engine import Database
 from app.db.models import Business
 from app.i18n.languages import SUPPORTED, LanguageError, offered
+from app.i18n.text import message_of
 
 
-def _choices() -> list[dict[str, str]]:
-    return [{"code": code, "label": f"{lang.name('en')} — {lang.name()}"} for code, lang in SUPPORTED.items()]
+def _choices(owner: Owner) -> list[dict[str, str]]:
+    # Each language named in the owner's language, then in itself ("Spanish (Mexico) — español (México)").
+    reader = owner_language(owner)
+    shown_in = "en" if reader.base == "en" else reader.code
+    return [{"code": code, "label": f"{lang.name(shown_in)} — {lang.name()}"} for code, lang in SUPPORTED.items()]
 
 
 def _section(request: Request[Any, Any, Any], owner: Owner, *, primary: str, others: list[str],
              saved: bool = False, error: str | None = None) -> Template:
     context = {
-        "language_choices": _choices(),
+        "language_choices": _choices(owner),
         "language_primary": primary,
         "language_others": others,
         "languages_saved": saved,
@@ -55,7 +61,7 @@ async def languages_save(request: Request[Any, Any, Any], owner: Owner, business
     except LanguageError as exc:
         # What the owner picked comes back as picked, with the reason; the stored languages are untouched.
         return _section(request, owner, primary=primary, others=[c for c in others if c != primary],
-                        error=str(exc))
+                        error=message_of(exc))
     if codes != list(business.languages or []):
         await audit.record(db, "settings.changed", business_id=business.id, user=owner.user, request=request,
                            detail={"languages": codes})
@@ -64,11 +70,16 @@ async def languages_save(request: Request[Any, Any, Any], owner: Owner, business
     return _section(request, owner, primary=codes[0], others=codes[1:], saved=True)
 
 
-def language_name(code: str | None) -> str:
-    """A stored BCP-47 code as the owner reads it ("Spanish (Mexico)"); "—" for calls from before languages."""
+@pass_context
+def language_name(context: Context, code: str | None) -> str:
+    """A stored BCP-47 code as the owner reads it, in the page's language ("Spanish (Mexico)", "español
+    (México)"); "—" for calls from before languages."""
     if not code:
         return "—"
-    return SUPPORTED[code].name("en") if code in SUPPORTED else code
+    shown_in = context.get("page_locale") or "en"
+    if isinstance(shown_in, Undefined) or str(shown_in).startswith("en"):
+        shown_in = "en"
+    return SUPPORTED[code].name(str(shown_in)) if code in SUPPORTED else code
 
 
 ROUTES = [languages_section, languages_save]

@@ -25,6 +25,7 @@ from app.db.inbox import InboxScope
 from app.db.models import Business, Notification, NotificationChannel, NotificationSettings, NotificationStatus
 from app.db.owner_queries import OwnerScope
 from app.db.phone import PhoneError, normalize_phone
+from app.i18n.text import message_of, tr
 from app.inbox.outbox import DEFAULTS
 from app.inbox.schedule import TimeOfDayError, parse_time_of_day
 from app.settings import Settings
@@ -53,23 +54,24 @@ def parse_form(data: Any) -> NotificationForm:
     errors: dict[str, str] = {}
     email = str(data.get("email_to") or "").strip()
     if email and ("@" not in email or " " in email or len(email) > 320):
-        errors["email_to"] = "enter an email address like owner@example.com, or leave it empty for your sign-in address"
+        errors["email_to"] = tr("enter an email address like owner@example.com, or leave it empty for your sign-in "
+                                "address")
     values["email_to"] = email
     sms = str(data.get("sms_to") or "").strip()
     if sms:
         try:
             sms = normalize_phone(sms)
         except PhoneError as exc:
-            errors["sms_to"] = str(exc)
+            errors["sms_to"] = message_of(exc)
     elif values["sms_enabled"]:
-        errors["sms_to"] = "enter the mobile number to text, or turn texts off"
+        errors["sms_to"] = tr("enter the mobile number to text, or turn texts off")
     values["sms_to"] = sms
     for name in ("digest_time", "reminder_time"):
         raw = str(data.get(name) or "").strip() or DEFAULTS[name]
         try:
             values[name] = parse_time_of_day(raw).strftime("%H:%M")
         except TimeOfDayError as exc:
-            errors[name] = str(exc)
+            errors[name] = message_of(exc)
             values[name] = raw
     return NotificationForm(values, errors)
 
@@ -121,12 +123,12 @@ async def notification_test(request: Request[Any, Any, Any], owner: Owner, busin
     form = form_from(prefs)
     if channel not in {c.value for c in NotificationChannel}:
         return _section(request, owner, settings, form, test={"channel": channel, "outcome": "failed",
-                                                              "text": "Unknown channel."})
+                                                              "text": tr("Unknown channel.")})
     key = f"test:{business.id}:{channel}:{uuid.uuid4()}"
     if await inbox.queue_test(channel, prefs, key) is None:
         return _section(request, owner, settings, form, test={
             "channel": channel, "outcome": "failed",
-            "text": "No address to send to: enter one above and save first."})
+            "text": tr("No address to send to: enter one above and save first.")})
     _poke(request)
     notification = await _wait_settled(inbox, key)
     return _section(request, owner, settings, form, test=_report(channel, notification))
@@ -144,18 +146,28 @@ async def _wait_settled(inbox: InboxScope, key: str) -> Notification | None:
 
 
 def _report(channel: str, n: Notification | None) -> dict[str, str]:
-    what = "email" if channel == "email" else "text"
+    email = channel == "email"
     if n is None:
-        return {"channel": channel, "outcome": "failed", "text": "The test could not be queued."}
+        return {"channel": channel, "outcome": "failed", "text": tr("The test could not be queued.")}
+    to = n.recipient
     if n.status in {NotificationStatus.SENT.value, NotificationStatus.DELIVERED.value}:
-        by = "the mail server" if channel == "email" else "Twilio"
-        return {"channel": channel, "outcome": "ok", "text": f"Test {what} sent to {n.recipient}: {by} accepted it."}
+        sent = (tr("Test email sent to %(to)s: the mail server accepted it.", to=to) if email
+                else tr("Test text sent to %(to)s: Twilio accepted it.", to=to))
+        return {"channel": channel, "outcome": "ok", "text": sent}
     if n.status == NotificationStatus.PENDING.value:
-        why = f" The last try failed: {n.last_error}." if n.last_error else ""
-        return {"channel": channel, "outcome": "warn",
-                "text": f"Test {what} to {n.recipient} is not sent yet; it will be retried.{why}"}
-    return {"channel": channel, "outcome": "failed",
-            "text": f"Test {what} to {n.recipient} was not sent: {n.last_error or n.status}."}
+        if n.last_error:
+            later = (tr("Test email to %(to)s is not sent yet; it will be retried. The last try failed: %(why)s.",
+                        to=to, why=n.last_error) if email else
+                     tr("Test text to %(to)s is not sent yet; it will be retried. The last try failed: %(why)s.",
+                        to=to, why=n.last_error))
+        else:
+            later = (tr("Test email to %(to)s is not sent yet; it will be retried.", to=to) if email
+                     else tr("Test text to %(to)s is not sent yet; it will be retried.", to=to))
+        return {"channel": channel, "outcome": "warn", "text": later}
+    why = n.last_error or n.status
+    failed = (tr("Test email to %(to)s was not sent: %(why)s.", to=to, why=why) if email
+              else tr("Test text to %(to)s was not sent: %(why)s.", to=to, why=why))
+    return {"channel": channel, "outcome": "failed", "text": failed}
 
 
 ROUTES = [notification_settings, notification_settings_save, notification_test]

@@ -20,6 +20,7 @@ from app.dashboard.common import is_htmx, page
 from app.db.engine import Database
 from app.db.models import Business
 from app.db.phone import business_region, national_format, timezone_region
+from app.i18n.text import tr
 from app.settings import Settings
 from app.telephony import number_assignments
 from app.telephony.number_assignments import AssignmentRefused
@@ -56,7 +57,7 @@ async def _section(db: Database, settings: Settings, business: Business, **outco
     try:
         listed = await numbers.list()
     except (TwilioUnavailable, TwilioRefused) as exc:
-        section.list_error = f"Couldn't read the service's numbers from Twilio: {exc}"
+        section.list_error = tr("Couldn't read the service's numbers from Twilio: %(why)s", why=str(exc))
         return section
     held = await number_assignments.holders(db)
     for number in listed:
@@ -86,7 +87,7 @@ async def _fresh(db: Database, business: Business) -> Business:
 def _numbers(settings: Settings) -> TwilioNumbers:
     numbers = TwilioNumbers.from_settings(settings)
     if numbers is None:
-        raise AssignmentRefused("Twilio isn't connected to this service yet.")
+        raise AssignmentRefused(tr("Twilio isn't connected to this service yet."))
     return numbers
 
 
@@ -100,9 +101,10 @@ async def _after(request: Request[Any, Any, Any], owner: Owner, db: Database, se
 
 def _assigned_message(assignment: number_assignments.Assignment) -> dict[str, str]:
     if assignment.webhook_error:
-        return {"error": "The number is yours, but Twilio didn't take the call settings, so calls won't reach the "
-                         f"receptionist yet: {assignment.webhook_error}. Pick it again to retry."}
-    return {"message": f"{assignment.number.phone_number} is yours: its calls now come to your receptionist."}
+        return {"error": tr("The number is yours, but Twilio didn't take the call settings, so calls won't reach the "
+                            "receptionist yet: %(why)s. Pick it again to retry.", why=assignment.webhook_error)}
+    return {"message": tr("%(number)s is yours: its calls now come to your receptionist.",
+                          number=assignment.number.phone_number)}
 
 
 @get("/settings/number", name="dashboard:number")
@@ -120,7 +122,8 @@ async def pick_number(request: Request[Any, Any, Any], owner: Owner, business: B
     except AssignmentRefused as exc:
         return await _after(request, owner, db, settings, business, error=exc.message)
     except (TwilioUnavailable, TwilioRefused) as exc:
-        return await _after(request, owner, db, settings, business, error=f"Twilio couldn't be asked: {exc}")
+        return await _after(request, owner, db, settings, business,
+                            error=tr("Twilio couldn't be asked: %(why)s", why=str(exc)))
     await _audit_assigned(db, request, owner, business, assignment, bought=False)
     return await _after(request, owner, db, settings, business, **_assigned_message(assignment))
 
@@ -142,9 +145,10 @@ async def release_number(request: Request[Any, Any, Any], owner: Owner, business
                            detail={"number": business.phone_number, "webhooks_cleared": problem is None})
     if problem:
         return await _after(request, owner, db, settings, business,
-                            error=f"The number is released, but Twilio still sends its calls here: {problem}")
+                            error=tr("The number is released, but Twilio still sends its calls here: %(why)s",
+                                     why=problem))
     return await _after(request, owner, db, settings, business,
-                        message="Number released: its calls no longer come to your receptionist.")
+                        message=tr("Number released: its calls no longer come to your receptionist."))
 
 
 @post("/settings/number/search", name="dashboard:number-search", status_code=200)
@@ -155,18 +159,18 @@ async def search_numbers(request: Request[Any, Any, Any], owner: Owner, business
     area_code = str(form.get("area_code") or "").strip()
     if not settings.twilio_allow_purchase:
         return await _after(request, owner, db, settings, business,
-                            error="Buying numbers is turned off on this service.")
+                            error=tr("Buying numbers is turned off on this service."))
     if len(country) != 2 or not country.isalpha() or (area_code and not area_code.isdigit()):
         return await _after(request, owner, db, settings, business, country=country, area_code=area_code,
-                            error="Give a two-letter country code (like US or GB) and, if you like, an area code "
-                                  "in digits.")
+                            error=tr("Give a two-letter country code (like US or GB) and, if you like, an area "
+                                     "code in digits."))
     try:
         found = await _numbers(settings).search_local(country, area_code or None)
     except (TwilioUnavailable, TwilioRefused, AssignmentRefused) as exc:
         return await _after(request, owner, db, settings, business, country=country, area_code=area_code,
-                            error=f"The search didn't work: {exc}")
+                            error=tr("The search didn't work: %(why)s", why=str(exc)))
     return await _after(request, owner, db, settings, business, found=found, country=country, area_code=area_code,
-                        message="" if found else "No numbers available there; try another area code.")
+                        message="" if found else tr("No numbers available there; try another area code."))
 
 
 @post("/settings/number/buy", name="dashboard:number-buy", status_code=200)
@@ -175,13 +179,14 @@ async def buy_number(request: Request[Any, Any, Any], owner: Owner, business: Bu
     phone = str((await request.form()).get("phone_number") or "")
     if not settings.twilio_allow_purchase:
         return await _after(request, owner, db, settings, business,
-                            error="Buying numbers is turned off on this service.")
+                            error=tr("Buying numbers is turned off on this service."))
     try:
         assignment = await number_assignments.buy(db, _numbers(settings), business.id, phone)
     except AssignmentRefused as exc:
         return await _after(request, owner, db, settings, business, error=exc.message)
     except TwilioUnavailable as exc:
-        return await _after(request, owner, db, settings, business, error=f"Twilio couldn't be asked: {exc}")
+        return await _after(request, owner, db, settings, business,
+                            error=tr("Twilio couldn't be asked: %(why)s", why=str(exc)))
     await _audit_assigned(db, request, owner, business, assignment, bought=True)
     return await _after(request, owner, db, settings, business, **_assigned_message(assignment))
 

@@ -21,11 +21,12 @@ from markupsafe import Markup
 
 from app.auth.deps import Owner, provide_owner, provide_owner_scope
 from app.dashboard.charts import Bar, bar_chart
-from app.dashboard.common import business_zone, local_day_bounds, page
+from app.dashboard.common import business_zone, formatter, local_day_bounds, page
 from app.dashboard.landing import landing_page
 from app.db.engine import Database
 from app.db.models import Business
 from app.db.owner_queries import OwnerScope
+from app.i18n.text import ntr, tr
 from app.settings import Settings
 
 CHART_DAYS = 14
@@ -41,9 +42,11 @@ async def _overview(owner: Owner, business: Business, owner_scope: OwnerScope, i
     days = [today - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
     counts = await owner_scope.daily_call_counts([local_day_bounds(d, tz) for d in days],
                                                  include_tests=include_tests)
-    bars = [Bar(label=d.strftime("%d"), title=f"{d:%a %d %b}: {c} call{'s' if c != 1 else ''}", value=c)
+    fmt = formatter(owner)
+    bars = [Bar(label=d.strftime("%d"), value=c,
+                title=fmt.words(ntr("%(day)s: %(num)d call", "%(day)s: %(num)d calls", c, day=fmt.date(d, "MMMEd"))))
             for d, c in zip(days, counts, strict=True)]
-    title = f"Calls per day, last {CHART_DAYS} days"
+    title = fmt.words(tr("Calls per day, last %(days)s days", days=CHART_DAYS))
     # Drawn twice, the page's CSS showing one: an SVG scales its text with it, so one drawing is either
     # unreadably small on a phone or huge on a desktop. The narrow one labels every other day.
     chart = Markup(
@@ -58,7 +61,7 @@ async def _overview(owner: Owner, business: Business, owner_scope: OwnerScope, i
         owner,
         today=asdict(totals_today),
         month=asdict(totals_month),
-        month_label=f"{month_first:%B %Y}",
+        month_label=fmt.month(month_first),
         chart=chart,
         chart_total=sum(counts),
         live_count=await owner_scope.live_session_count(),

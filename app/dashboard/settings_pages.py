@@ -26,8 +26,9 @@ from app.dashboard.forms import (
     form_from_business,
     parse_business_form,
 )
+from app.dashboard.typed_input import DAY_WORDS
 from app.db.engine import Database
-from app.db.hours import WEEKDAY_NAMES, WEEKDAYS
+from app.db.hours import WEEKDAYS
 from app.db.models import Business
 from app.db.owner_queries import OwnerScope, create_business
 from app.settings import Settings
@@ -41,7 +42,7 @@ def _form_page(
 ) -> Template:
     context = {
         "form": form, "mode": mode, "saved": saved, "voices": VOICES, "timezones": COMMON_TIMEZONES,
-        "weekdays": [(d, WEEKDAY_NAMES[d]) for d in WEEKDAYS], "twilio_configured": settings.twilio_configured,
+        "weekdays": [(d, DAY_WORDS[d]) for d in WEEKDAYS], "twilio_configured": settings.twilio_configured,
         "public_base_url": settings.public_base_url,
         "public_base_is_local": _is_local(settings.public_base_url),
     }

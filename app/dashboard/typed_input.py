@@ -16,7 +16,12 @@ from functools import cache
 from itertools import pairwise
 from zoneinfo import available_timezones
 
-from app.db.hours import WEEKDAY_NAMES, WEEKDAYS
+from app.db.hours import WEEKDAYS
+from app.i18n.text import Text, message_of, tr
+
+#: the days as the owner's pages name them (app.db.hours.WEEKDAY_NAMES stays English: the prompt reads it)
+DAY_WORDS: dict[str, Text] = {"mon": tr("Monday"), "tue": tr("Tuesday"), "wed": tr("Wednesday"),
+                              "thu": tr("Thursday"), "fri": tr("Friday"), "sat": tr("Saturday"), "sun": tr("Sunday")}
 
 
 class InputError(ValueError):
@@ -47,7 +52,7 @@ def _clock(token: str) -> _Clock:
         return _Clock(minutes, explicit, midnight=text == "midnight")
     match = _CLOCK.match(text)
     if not match:
-        raise InputError(f"couldn't read the time {token.strip()!r}")
+        raise InputError(tr("couldn't read the time %(text)s", text=repr(token.strip())))
     if match.group("hm"):
         digits = match.group("hm").zfill(4)
         hour, minute, meridiem, padded = int(digits[:2]), int(digits[2:]), None, True
@@ -56,16 +61,16 @@ def _clock(token: str) -> _Clock:
         meridiem = (match.group("mer") or "")[:1] or None
         padded = match.group("h").startswith("0") and len(match.group("h")) == 2
     if minute > 59:
-        raise InputError(f"{token.strip()!r} has more than 59 minutes")
+        raise InputError(tr("%(text)s has more than 59 minutes", text=repr(token.strip())))
     if meridiem:
         if not 1 <= hour <= 12:
-            raise InputError(f"{token.strip()!r}: with am/pm the hour is 1 to 12")
+            raise InputError(tr("%(text)s: with am/pm the hour is 1 to 12", text=repr(token.strip())))
         hour = hour % 12 + (12 if meridiem == "p" else 0)
         return _Clock(hour * 60 + minute, True, midnight=hour == 0 and minute == 0)
     if hour == 24 and minute == 0:
         return _Clock(0, True, midnight=True)
     if hour > 23:
-        raise InputError(f"{token.strip()!r} is not a time of day")
+        raise InputError(tr("%(text)s is not a time of day", text=repr(token.strip())))
     # 0:xx, 13:xx-23:xx and zero-padded 07:00 are plainly the 24-hour clock; 1-12 could be either half.
     explicit = padded or hour == 0 or hour > 12
     return _Clock(hour * 60 + minute, explicit, midnight=hour == 0 and minute == 0, clock24=explicit)
@@ -112,21 +117,23 @@ def parse_day_hours(text: str) -> list[tuple[int, int, bool]]:
         body = _OVERNIGHT.sub("", part)
         ends = [e for e in _SPLIT_RANGE.split(body) if e]
         if len(ends) != 2:
-            raise InputError(f"couldn't read {part.strip()!r}; write hours like 9am-5pm or 09:00-17:00")
+            raise InputError(tr("couldn't read %(text)s; write hours like 9am-5pm or 09:00-17:00",
+                                text=repr(part.strip())))
         try:
             opening, closing = _clock(ends[0]), _clock(ends[1])
         except InputError as exc:
-            raise InputError(f"{exc} in {part.strip()!r}; write hours like 9am-5pm or 09:00-17:00") from None
+            raise InputError(tr("%(problem)s in %(text)s; write hours like 9am-5pm or 09:00-17:00",
+                                problem=message_of(exc), text=repr(part.strip()))) from None
         start, end = _resolve(opening, closing, overnight)
+        written = _hhmm(start) + "-" + _hhmm(end)
         if start == end or (overnight and end == start):
-            raise InputError(f"{_hhmm(start)}-{_hhmm(end % 1440)} opens and closes at the same time")
+            raise InputError(tr("%(range)s opens and closes at the same time",
+                                range=_hhmm(start) + "-" + _hhmm(end % 1440)))
         if end < start and not overnight:
-            raise InputError(
-                f"{_hhmm(start)}-{_hhmm(end)} closes before it opens. For hours past midnight write "
-                f"“{_hhmm(start)}-{_hhmm(end)} overnight”"
-            )
+            raise InputError(tr("%(range)s closes before it opens. For hours past midnight write “%(range)s "
+                                "overnight”", range=written))
         if overnight and end > start:
-            raise InputError(f"{_hhmm(start)}-{_hhmm(end)} ends the same day, so it isn't overnight")
+            raise InputError(tr("%(range)s ends the same day, so it isn't overnight", range=written))
         out.append((start, end, overnight))
     out.sort()
     return out
@@ -149,14 +156,13 @@ def parse_week(texts: dict[str, str]) -> tuple[dict[str, list[list[str]]], dict[
         try:
             ranges = parse_day_hours(texts.get(day, ""))
         except InputError as exc:
-            errors[day] = f"{WEEKDAY_NAMES[day]}: {exc}."
+            errors[day] = tr("%(day)s: %(problem)s.", day=DAY_WORDS[day], problem=message_of(exc))
             continue
         for previous, current in pairwise(ranges):
             if _span(*current)[0] < _span(*previous)[1]:
-                errors[day] = (
-                    f"{WEEKDAY_NAMES[day]}: {_label(*previous)} and {_label(*current)} overlap. "
-                    "Join them into one range or make one end before the other starts."
-                )
+                errors[day] = tr("%(day)s: %(first)s and %(second)s overlap. Join them into one range or make one end "
+                                 "before the other starts.", day=DAY_WORDS[day], first=_label(*previous),
+                                 second=_label(*current))
                 break
         parsed[day] = ranges
     for index, day in enumerate(WEEKDAYS):
@@ -165,10 +171,9 @@ def parse_week(texts: dict[str, str]) -> tuple[dict[str, list[list[str]]], dict[
             continue
         for opening, closing, overnight in parsed[day]:
             if overnight and any(start < closing for start, _end, _o in parsed[following]):
-                errors[following] = (
-                    f"{WEEKDAY_NAMES[following]}: opens before {WEEKDAY_NAMES[day]}'s "
-                    f"{_label(opening, closing, overnight)} has closed."
-                )
+                errors[following] = tr("%(day)s: opens before %(previous)s's %(range)s has closed.",
+                                       day=DAY_WORDS[following], previous=DAY_WORDS[day],
+                                       range=_label(opening, closing, overnight))
     clean = {
         day: [[_hhmm(o), "24:00" if c == 1440 else _hhmm(c)] for o, c, _n in parsed.get(day, [])] for day in WEEKDAYS
     }
@@ -195,13 +200,14 @@ def parse_price(text: str) -> float:
     if value in {"", "free", "0", "-"}:
         return 0.0
     if value.startswith("-"):
-        raise InputError("The price can't be negative.")
+        raise InputError(tr("The price can't be negative."))
     match = _MONEY.match(value)
     if not match or not (match.group(1) or match.group(2)):
-        raise InputError(f"Couldn't read the price {text.strip()!r}; write it like 25, $19.50 or 1,200.")
+        raise InputError(tr("Couldn't read the price %(text)s; write it like 25, $19.50 or 1,200.",
+                            text=repr(text.strip())))
     amount = float((match.group(1) or "0").replace(",", "") + "." + (match.group(2) or "0"))
     if amount > 100_000:
-        raise InputError("Prices above 100,000 aren't accepted.")
+        raise InputError(tr("Prices above 100,000 aren't accepted."))
     return round(amount, 2)
 
 
@@ -218,7 +224,8 @@ def parse_minutes(text: str) -> int:
     value = re.sub(r"\s+", " ", text.strip().lower()).replace(" and ", " ")
     match = _DURATION.match(value.replace(" ", "")) if value else None
     if not match:
-        raise InputError(f"Couldn't read {text.strip()!r} as a length; write it like 30, 45 min or 1h30.")
+        raise InputError(tr("Couldn't read %(text)s as a length; write it like 30, 45 min or 1h30.",
+                            text=repr(text.strip())))
     if match.group("h") is not None:
         total = float(match.group("h")) * 60 + int(match.group("hm") or 0)
     elif match.group("c1") is not None:
@@ -226,7 +233,7 @@ def parse_minutes(text: str) -> int:
     else:
         total = int(match.group("m"))
     if total != int(total):
-        raise InputError(f"{text.strip()!r} isn't a whole number of minutes.")
+        raise InputError(tr("%(text)s isn't a whole number of minutes.", text=repr(text.strip())))
     return int(total)
 
 
@@ -254,11 +261,10 @@ def parse_timezone(text: str) -> str:
     """An exact zone, any capitalisation, or just the city: "new york" -> America/New_York."""
     value = re.sub(r"\s+", " ", text.strip())
     if not value:
-        raise InputError("Choose your timezone, for example America/New_York or just the city, like London.")
+        raise InputError(tr("Choose your timezone, for example America/New_York or just the city, like London."))
     key = value.lower()
     found = _zone_lookup().get(key) or _zone_lookup().get(key.replace(" ", "_"))
     if found is None:
-        raise InputError(
-            f"No timezone called {value!r}. Type your city (like Chicago or London) and pick from the list."
-        )
+        raise InputError(tr("No timezone called %(text)s. Type your city (like Chicago or London) and pick from the "
+                            "list.", text=repr(value)))
     return found

@@ -34,6 +34,7 @@ from app.db.models import (
 )
 from app.db.scheduling import CALENDAR_PUSH_JOB, block_push_key, changes_committed, record_block_change
 from app.db.services import BusinessScope, NotFound, ServiceError
+from app.i18n.text import message_of, tr
 from app.jobs import job_id_for
 
 
@@ -70,18 +71,19 @@ class CalendarScope(BusinessScope):
     ) -> Resource:
         name = name.strip()
         if not name or len(name) > 200:
-            raise ServiceError("give the staff member or room a name (at most 200 characters)")
+            raise ServiceError(tr("give the staff member or room a name (at most 200 characters)"))
         if kind not in {k.value for k in ResourceKind}:
-            raise ServiceError("kind must be person or room")
+            raise ServiceError(tr("kind must be person or room"))
         try:
             hours = validate_weekly_hours(weekly_hours) if weekly_hours is not None else None
         except HoursError as exc:
-            raise ServiceError(str(exc)) from None
+            raise ServiceError(message_of(exc)) from None
         business = await self.business()
         offered = {s["name"].lower(): s["name"] for s in business.services or []}
         unknown = [s for s in services if s.lower() not in offered]
         if unknown:
-            raise ServiceError(f"unknown service {unknown[0]!r}; services offered: {', '.join(offered.values())}")
+            raise ServiceError(tr("unknown service %(service)s; services offered: %(offered)s",
+                                  service=repr(unknown[0]), offered=", ".join(offered.values())))
         try:
             async with self._sessions() as s, s.begin():
                 if resource_id is None:
@@ -98,7 +100,7 @@ class CalendarScope(BusinessScope):
                 row.position, row.active = position, active
                 await s.flush()
         except IntegrityError:
-            raise ServiceError(f"there is already a staff member or room called {name!r}") from None
+            raise ServiceError(tr("there is already a staff member or room called %(name)s", name=repr(name))) from None
         return row
 
     # -- closures ---------------------------------------------------------------------------------------
@@ -114,7 +116,7 @@ class CalendarScope(BusinessScope):
         try:
             ranges = validate_day_ranges(hours)
         except HoursError as exc:
-            raise ServiceError(str(exc)) from None
+            raise ServiceError(message_of(exc)) from None
         if resource_id is not None:
             await self.get_resource(resource_id)
         async with self._sessions() as s, s.begin():
@@ -146,13 +148,13 @@ class CalendarScope(BusinessScope):
 
     async def save_rules(self, *, before: int, after: int, min_notice: int, max_days_ahead: int,
                          service_buffers: dict[str, list[int]]) -> BookingRules:
-        for label, value, high in (("buffer before", before, 240), ("buffer after", after, 240),
-                                   ("minimum notice", min_notice, 60 * 24 * 30),
-                                   ("days ahead", max_days_ahead, 730)):
+        for label, value, high in ((tr("buffer before"), before, 240), (tr("buffer after"), after, 240),
+                                   (tr("minimum notice"), min_notice, 60 * 24 * 30),
+                                   (tr("days ahead"), max_days_ahead, 730)):
             if not 0 <= value <= high:
-                raise ServiceError(f"{label} must be between 0 and {high}")
+                raise ServiceError(tr("%(what)s must be between 0 and %(high)s", what=label, high=high))
         if max_days_ahead < 1:
-            raise ServiceError("days ahead must be at least 1")
+            raise ServiceError(tr("days ahead must be at least 1"))
         async with self._sessions() as s, s.begin():
             row = await s.scalar(select(BookingRules).where(BookingRules.business_id == self.business_id))
             if row is None:
@@ -167,9 +169,9 @@ class CalendarScope(BusinessScope):
     async def block_time(self, start: datetime, end: datetime, *, note: str = "",
                          resource_id: UUID | None = None) -> BusyBlock:
         if start.tzinfo is None or end.tzinfo is None:
-            raise ServiceError("times must carry a timezone")
+            raise ServiceError(tr("times must carry a timezone"))
         if end <= start:
-            raise ServiceError("the end must be after the start")
+            raise ServiceError(tr("the end must be after the start"))
         if resource_id is not None:
             await self.get_resource(resource_id)
         async with self._sessions() as s, s.begin():
@@ -258,9 +260,9 @@ class CalendarScope(BusinessScope):
                                         email: str, notes: str) -> Customer:
         number = await self._number(phone)  # read in the business's region, like every number it stores
         if len(name) > 200 or len(email) > 320:
-            raise ServiceError("name or email is too long")
+            raise ServiceError(tr("name or email is too long"))
         if email and "@" not in email:
-            raise ServiceError("that email address has no @")
+            raise ServiceError(tr("that email address has no @"))
         try:
             async with self._sessions() as s, s.begin():
                 if customer_id is None:
@@ -274,7 +276,7 @@ class CalendarScope(BusinessScope):
                 row.name, row.phone, row.email, row.notes = name.strip(), number, email.strip() or None, notes
                 await s.flush()
         except IntegrityError:
-            raise ServiceError("another customer already has that phone number") from None
+            raise ServiceError(tr("another customer already has that phone number")) from None
         return row
 
     async def customers_for_select(self, limit: int = 500) -> list[Customer]:
@@ -342,7 +344,7 @@ class CalendarScope(BusinessScope):
                                    write_bookings=writable)
                 s.add(row)
         except IntegrityError:
-            raise ServiceError("that calendar is already connected") from None
+            raise ServiceError(tr("that calendar is already connected")) from None
         return row
 
     async def update_calendar_link(self, link_id: UUID, *, resource_id: UUID | None, write_bookings: bool) -> None:
@@ -350,7 +352,7 @@ class CalendarScope(BusinessScope):
         if resource_id is not None:
             await self.get_resource(resource_id)
         if write_bookings and link.access_role not in {"owner", "writer"}:
-            raise ServiceError("bookings can only be written to a calendar you can edit")
+            raise ServiceError(tr("bookings can only be written to a calendar you can edit"))
         async with self._sessions() as s, s.begin():
             await s.execute(update(CalendarLink).where(CalendarLink.id == link.id)
                             .values(resource_id=resource_id, write_bookings=write_bookings))

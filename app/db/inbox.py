@@ -26,6 +26,7 @@ from app.db.models import (
     User,
 )
 from app.db.services import NotFound
+from app.i18n.text import tr
 from app.inbox.outbox import DEFAULTS, add_notification, owner_targets, schedule_digest
 from app.inbox.outcomes import TRANSFER_FAILED
 from app.jobs import job_id_for
@@ -257,7 +258,7 @@ class InboxScope:
 
 
 #: the outbox list's filters: state name -> what it shows
-OUTBOX_STATES = {"all": "All", "problems": "Failed or retrying", "waiting": "Waiting", "sent": "Sent"}
+OUTBOX_STATES = {"all": tr("All"), "problems": tr("Failed or retrying"), "waiting": tr("Waiting"), "sent": tr("Sent")}
 
 
 def outbox_state_condition(state: str) -> Any:

@@ -18,6 +18,8 @@ from babel import Locale
 from babel.core import get_global
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
+from app.i18n.text import tr
+
 DEFAULT_REGION = "US"
 
 # Twilio sends these pseudo-numbers as `From` when the caller withheld their number (the digits spell
@@ -35,10 +37,10 @@ TRANSFER_TYPES = frozenset({
     PhoneNumberType.UAN,
 })
 _TYPE_WORDS = {
-    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
-    PhoneNumberType.SHARED_COST: "a shared-cost number",
-    PhoneNumberType.PERSONAL_NUMBER: "a personal (follow-me) number",
-    PhoneNumberType.PAGER: "a pager number",
+    PhoneNumberType.PREMIUM_RATE: tr("a premium-rate number"),
+    PhoneNumberType.SHARED_COST: tr("a shared-cost number"),
+    PhoneNumberType.PERSONAL_NUMBER: tr("a personal (follow-me) number"),
+    PhoneNumberType.PAGER: tr("a pager number"),
 }
 
 
@@ -90,7 +92,7 @@ def _parse(raw: str, region: str | None) -> PhoneNumber:
     try:
         return phonenumbers.parse(text, region or DEFAULT_REGION)
     except NumberParseException:
-        raise PhoneError(f"{raw!r} is not a phone number") from None
+        raise PhoneError(tr("%(number)s is not a phone number", number=repr(raw))) from None
 
 
 def normalize_phone(raw: str, region: str | None = DEFAULT_REGION) -> str:
@@ -101,9 +103,9 @@ def normalize_phone(raw: str, region: str | None = DEFAULT_REGION) -> str:
     # A trunk 0 the parser had to keep (a number too short once it is stripped) means digits are missing,
     # except where a leading 0 is part of the number itself (Italy) - and then the number is valid.
     if not complete and phonenumbers.is_valid_short_number(parsed):
-        raise ShortCode(f"{raw!r} is a short code, not a phone number")
+        raise ShortCode(tr("%(number)s is a short code, not a phone number", number=repr(raw)))
     if not complete or (parsed.italian_leading_zero and not phonenumbers.is_valid_number(parsed)):
-        raise PhoneError(f"{raw!r} is not a complete phone number; include the area code")
+        raise PhoneError(tr("%(number)s is not a complete phone number; include the area code", number=repr(raw)))
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
 
@@ -151,20 +153,20 @@ def transfer_error(
     try:
         parsed = phonenumbers.parse(number, None)
     except NumberParseException:
-        return "This is not a phone number."
+        return tr("This is not a phone number.")
     if phonenumbers.is_valid_short_number(parsed) or len(str(parsed.national_number)) < 6:
-        return "Short codes can't take transfers; use a full phone number."
+        return tr("Short codes can't take transfers; use a full phone number.")
     if not phonenumbers.is_valid_number(parsed):
-        return "This number doesn't exist in its country's numbering plan; check it."
+        return tr("This number doesn't exist in its country's numbering plan; check it.")
     kind = phonenumbers.number_type(parsed)
     if kind not in TRANSFER_TYPES:
-        what = _TYPE_WORDS.get(kind, "this kind of number")
-        return f"Calls can't be transferred to {what}; use a landline or mobile."
+        what = _TYPE_WORDS.get(kind, tr("this kind of number"))
+        return tr("Calls can't be transferred to %(what)s; use a landline or mobile.", what=what)
     region = phonenumbers.region_code_for_number(parsed)
     allowed = {home_region, *(r.upper() for r in allowed_regions)}
     if not allow_international and region not in allowed:
-        return (f"Transfers can only go to numbers in {_country_list(allowed)}; this number is in "
-                f"{_country_name(region)}.")
+        return tr("Transfers can only go to numbers in %(allowed)s; this number is in %(country)s.",
+                  allowed=_country_list(allowed), country=_country_name(region))
     return None
 
 

@@ -35,6 +35,7 @@ from app.db.models import (
     Closure,
     Resource,
 )
+from app.i18n.text import tr
 from app.inbox.outbox import EventContext, appointment_event
 from app.jobs import enqueue
 
@@ -150,23 +151,25 @@ def lanes_for(setup: Setup, service_name: str, wanted: str | None = None) -> lis
     """The lanes that can do a service, in the business's order; one named resource when `wanted`."""
     if not setup.resources:
         if wanted:
-            raise LaneError(f"{setup.business.name} has no staff or rooms to choose from; book without a name")
+            raise LaneError(tr("%(business)s has no staff or rooms to choose from; book without a name",
+                               business=setup.business.name))
         return [Lane("", None, "", setup.business.weekly_hours or {})]
     able = [
         r for r in setup.resources
         if not r.services or any(s.lower() == service_name.lower() for s in r.services)
     ]
     if not able:
-        raise LaneError(f"no one currently does {service_name}")
+        raise LaneError(tr("no one currently does %(service)s", service=service_name))
     if wanted:
         chosen = [r for r in able if r.name.lower() == wanted.strip().lower()] or [
             r for r in able if _matches(r.name, wanted)
         ]
         if not chosen:
             if any(_matches(r.name, wanted) for r in setup.resources):
-                raise LaneError(f"{wanted} does not do {service_name}; it can be done by "
-                                + ", ".join(r.name for r in able))
-            raise LaneError(f"no one called {wanted!r}; {service_name} is done by " + ", ".join(r.name for r in able))
+                raise LaneError(tr("%(name)s does not do %(service)s; it can be done by %(able)s", name=wanted,
+                                   service=service_name, able=", ".join(r.name for r in able)))
+            raise LaneError(tr("no one called %(name)s; %(service)s is done by %(able)s", name=repr(wanted),
+                               service=service_name, able=", ".join(r.name for r in able)))
         able = chosen[:1]
     return [
         Lane(str(r.id), r.id, r.name, r.weekly_hours if r.weekly_hours is not None else setup.business.weekly_hours)

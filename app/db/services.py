@@ -36,6 +36,7 @@ from app.db.scheduling import (
     record_change,
     slot_for,
 )
+from app.i18n.text import message_of, tr
 from app.inbox.outbox import EventContext, event_context
 
 MAX_AVAILABILITY_DAYS = 31
@@ -84,8 +85,9 @@ def find_service(business: Business, name: str) -> dict[str, Any]:
     matches = [s for s in services if wanted in s["name"].lower() or s["name"].lower() in wanted]
     if len(matches) == 1:
         return matches[0]
-    offered = ", ".join(s["name"] for s in services) or "none"
-    raise ServiceError(f"no service called {name!r}; services offered: {offered}")
+    offered = ", ".join(s["name"] for s in services) or tr("none")
+    raise ServiceError(tr("no service called %(name)s; services offered: %(offered)s", name=repr(name),
+                          offered=offered))
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,7 @@ URGENCIES = ("low", "normal", "urgent")
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ServiceError("times must include a UTC offset or be given in the business's local time")
+        raise ServiceError(tr("times must include a UTC offset or be given in the business's local time"))
     return value.astimezone(UTC)
 
 
@@ -128,7 +130,7 @@ class BusinessScope:
                 return normalize_phone(phone, None)
             return normalize_phone(phone, await self.region())
         except PhoneError as exc:
-            raise ServiceError(str(exc)) from None
+            raise ServiceError(message_of(exc)) from None
 
     # -- business -----------------------------------------------------------------------------------------
     async def business(self) -> Business:
@@ -196,7 +198,7 @@ class BusinessScope:
         try:
             return await find_or_create(self._sessions, save)
         except IntegrityError:
-            raise ServiceError("could not save the customer; try again") from None
+            raise ServiceError(tr("could not save the customer; try again")) from None
 
     # -- availability and booking -------------------------------------------------------------------------
     # Resources, closures, buffers and rules live in app.db.scheduling; these methods are the transactions.
@@ -212,7 +214,7 @@ class BusinessScope:
         try:
             return lanes_for(setup, service_name, resource)
         except LaneError as exc:
-            raise ServiceError(str(exc)) from None
+            raise ServiceError(message_of(exc)) from None
 
     async def availability_by_lane(
         self,
@@ -228,9 +230,9 @@ class BusinessScope:
         free then. Iterate it as pairs: on a fall-back night two keys compare equal yet are an hour apart."""
         last = last or first
         if last < first:
-            raise ServiceError("the end date is before the start date")
+            raise ServiceError(tr("the end date is before the start date"))
         if (last - first).days > MAX_AVAILABILITY_DAYS:
-            raise ServiceError(f"ask for at most {MAX_AVAILABILITY_DAYS} days at a time")
+            raise ServiceError(tr("ask for at most %(days)s days at a time", days=MAX_AVAILABILITY_DAYS))
         setup = await self.setup(closures_from=first)
         service = find_service(setup.business, service_name)
         lanes = self._lanes(setup, service["name"], resource)
@@ -270,7 +272,7 @@ class BusinessScope:
         start = _utc(start)
         moment = now or datetime.now(UTC)
         if start < moment:
-            raise ServiceError("that time has already passed")
+            raise ServiceError(tr("that time has already passed"))
         earliest, latest = setup.rules.window(moment)
         if start < earliest and not owner:
             raise ServiceError(
@@ -278,7 +280,7 @@ class BusinessScope:
                 + earliest.astimezone(setup.tz).strftime("%Y-%m-%d %H:%M")
             )
         if start > latest and not owner:
-            raise ServiceError(f"bookings can be made at most {setup.rules.max_days_ahead} days ahead")
+            raise ServiceError(tr("bookings can be made at most %(days)s days ahead", days=setup.rules.max_days_ahead))
         return start
 
     def _open_lanes(self, setup: Setup, lanes: list[Lane], slot: Interval) -> list[Lane]:
@@ -287,9 +289,10 @@ class BusinessScope:
             day = slot.start.astimezone(setup.tz).date()
             note = setup.closure_note(day, lanes[0].resource_id if len(lanes) == 1 else None)
             if note:
-                raise OutsideHours(f"not open for the whole of that appointment: {note}")
-            who = f"{lanes[0].name} is" if len(lanes) == 1 and lanes[0].name else "the business is"
-            raise OutsideHours(f"{who} not open for the whole of that appointment")
+                raise OutsideHours(tr("not open for the whole of that appointment: %(note)s", note=note))
+            if len(lanes) == 1 and lanes[0].name:
+                raise OutsideHours(tr("%(name)s is not open for the whole of that appointment", name=lanes[0].name))
+            raise OutsideHours(tr("the business is not open for the whole of that appointment"))
         return open_lanes
 
     async def _serialise_bookings(self, s: AsyncSession) -> None:
@@ -312,8 +315,9 @@ class BusinessScope:
         }
         lane = pick_lane(lanes, busy, slot, padded)
         if lane is None:
-            who = f"{lanes[0].name} is" if len(lanes) == 1 and lanes[0].name else "that time is"
-            raise SlotTaken(f"{who} already booked then")
+            if len(lanes) == 1 and lanes[0].name:
+                raise SlotTaken(tr("%(name)s is already booked then", name=lanes[0].name))
+            raise SlotTaken(tr("that time is already booked then"))
         return lane
 
     async def book(
@@ -430,7 +434,7 @@ class BusinessScope:
         if appointment.customer.phone != number:
             raise NotYourAppointment("that appointment belongs to a different caller")
         if appointment.status != AppointmentStatus.BOOKED.value:
-            raise ServiceError("that appointment is already cancelled")
+            raise ServiceError(tr("that appointment is already cancelled"))
         return appointment
 
     async def cancel(self, appointment_id: UUID, phone: str, *, call_id: UUID | None = None) -> Appointment:
@@ -488,7 +492,7 @@ class BusinessScope:
                     if appointment is None:
                         raise NotFound("appointment not found")
                     if appointment.status != AppointmentStatus.BOOKED.value:
-                        raise ServiceError("that appointment is already cancelled")
+                        raise ServiceError(tr("that appointment is already cancelled"))
                 else:
                     appointment = await self._owned(s, appointment_id, number)
                 service = find_service(setup.business, appointment.service)
@@ -531,9 +535,9 @@ class BusinessScope:
         """Save the message; a caller with a known number becomes (or is found as) a customer, so their
         messages, calls and bookings meet on one page. A stored name is never overwritten by a message's."""
         if not body.strip():
-            raise ServiceError("the message is empty")
+            raise ServiceError(tr("the message is empty"))
         if urgency not in URGENCIES:
-            raise ServiceError(f"urgency must be one of {', '.join(URGENCIES)}")
+            raise ServiceError(tr("urgency must be one of %(choices)s", choices=", ".join(URGENCIES)))
         number = await self._number(caller_phone) if caller_phone else None
 
         async def save(s: AsyncSession) -> Message:
@@ -566,7 +570,7 @@ class BusinessScope:
         try:
             return await find_or_create(self._sessions, save)
         except IntegrityError:
-            raise ServiceError("could not save the message; try again") from None
+            raise ServiceError(tr("could not save the message; try again")) from None
 
     # -- calls --------------------------------------------------------------------------------------------
     async def get_call(self, call_id: UUID) -> Call:

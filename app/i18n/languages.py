@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from babel import Locale
 
+from app.i18n.text import tr
+
 
 @dataclass(frozen=True, slots=True)
 class Language:
@@ -81,17 +83,18 @@ def get(code: str | None) -> Language:
 def validate(primary: str, others: Iterable[str]) -> list[str]:
     """The business's languages as stored (primary first), or LanguageError."""
     if primary not in SUPPORTED:
-        raise LanguageError("Pick the main language from the list.")
+        raise LanguageError(tr("Pick the main language from the list."))
     chosen = [primary]
     for code in others:
         if code in chosen:
             continue
         if code not in SUPPORTED:
-            raise LanguageError(f"{code!r} is not a language the receptionist can speak on the phone.")
+            raise LanguageError(tr("%(code)s is not a language the receptionist can speak on the phone.",
+                                   code=repr(code)))
         clash = next((c for c in chosen if SUPPORTED[c].base == SUPPORTED[code].base), None)
         if clash is not None:
-            raise LanguageError(f"{SUPPORTED[code].name('en')} and {SUPPORTED[clash].name('en')} are the same "
-                                "language: offer one of them.")
+            raise LanguageError(tr("%(one)s and %(other)s are the same language: offer one of them.",
+                                   one=SUPPORTED[code].name("en"), other=SUPPORTED[clash].name("en")))
         chosen.append(code)
     return chosen
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from app.i18n.text import tr
+
 
 class TimeOfDayError(ValueError):
     pass
@@ -20,7 +22,7 @@ def parse_time_of_day(value: str) -> time:
         hours, minutes = value.strip().split(":")
         parsed = time(int(hours), int(minutes))
     except (ValueError, AttributeError):
-        raise TimeOfDayError(f"use a time like 18:00, got {value!r}") from None
+        raise TimeOfDayError(tr("use a time like 18:00, got %(text)s", text=repr(value))) from None
     return parsed
 
 

@@ -45,6 +45,7 @@ from app.db.models import (
 )
 from app.db.phone import business_region, national_format, transfer_error
 from app.i18n.languages import offered
+from app.i18n.text import tr
 from app.inbox.outbox import add_notification, owner_targets, preferences
 from app.jobs import JobQueue, Permanent, complete, enqueue
 from app.outbound.hours import customer_zones, next_calling_time
@@ -458,16 +459,17 @@ async def start_click_to_call(dialer: Dialer, business: Business, *, to_phone: s
         owner_phone = await owner_phone_for(s, business.id)
         customer = await s.get(Customer, customer_id) if customer_id else None
     if not business.phone_number:
-        raise CallBackRefused("Your business has no phone number to call from yet (Settings → Number).")
+        raise CallBackRefused(tr("Your business has no phone number to call from yet (Settings → Number)."))
     if not owner_phone:
-        raise CallBackRefused("Add your own phone number under Settings → Calling out, so we can ring you first.")
-    for number, whose in ((owner_phone, "Your phone number"), (to_phone, "The customer's number")):
+        raise CallBackRefused(tr("Add your own phone number under Settings → Calling out, so we can ring you first."))
+    for number, yours in ((owner_phone, True), (to_phone, False)):
         problem = transfer_error(number, region, allowed_regions=settings.transfer_allow_countries,
                                  allow_international=settings.transfer_allow_international)
         if problem:
-            raise CallBackRefused(f"{whose} can't be called: {problem}")
+            raise CallBackRefused(tr("Your phone number can't be called: %(why)s", why=problem) if yours
+                                  else tr("The customer's number can't be called: %(why)s", why=problem))
     if dialer.calls is None:
-        raise CallBackRefused("Twilio is not configured on this service.")
+        raise CallBackRefused(tr("Twilio is not configured on this service."))
     now = dialer._clock()
     row = OutboundCall(business_id=business.id, kind=OutboundKind.CLICK_TO_CALL.value,
                        status=OutboundStatus.DIALING.value, to_phone=to_phone, customer_id=customer_id,
@@ -491,7 +493,7 @@ async def start_click_to_call(dialer: Dialer, business: Business, *, to_phone: s
     except TwilioUnavailable as exc:
         async with dialer._db.session() as s, s.begin():
             await finish(s, row.id, OutboundStatus.FAILED, "failed", error=str(exc))
-        raise CallBackRefused(f"Twilio could not place the call: {exc}") from exc
+        raise CallBackRefused(tr("Twilio could not place the call: %(why)s", why=str(exc))) from exc
     await set_call_sid(dialer._db, row.id, call_sid)
     row.call_sid = call_sid
     return row

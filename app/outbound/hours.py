@@ -22,6 +22,7 @@ from phonenumbers import NumberParseException
 from phonenumbers import timezone as number_timezones
 
 from app.db.hours import Interval, intersect
+from app.i18n.text import message_of, tr
 from app.inbox.schedule import local_moment, parse_time_of_day
 
 #: how far ahead a window is looked for (a week covers every daily window, DST changes included)
@@ -64,9 +65,9 @@ def validate_window(start: str, end: str) -> tuple[str, str]:
     try:
         s, e = parse_time_of_day(start), parse_time_of_day(end)
     except ValueError as exc:
-        raise CallingHoursError(str(exc)) from None
+        raise CallingHoursError(message_of(exc)) from None
     if s >= e:
-        raise CallingHoursError("calling hours must start before they end, on the same day")
+        raise CallingHoursError(tr("calling hours must start before they end, on the same day"))
     return f"{s:%H:%M}", f"{e:%H:%M}"
 
 

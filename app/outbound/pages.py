@@ -19,6 +19,7 @@ from app.db.hours import HoursError, zone
 from app.db.models import Business
 from app.db.phone import PhoneError, normalize_phone
 from app.db.services import NotFound
+from app.i18n.text import message_of, tr
 from app.inbox.schedule import local_moment
 from app.outbound.dialer import CallBackRefused, Dialer, start_click_to_call
 from app.outbound.hours import CallingHoursError, validate_window
@@ -50,7 +51,7 @@ async def _call_back(request: Request[Any, Any, Any], source: str, source_id: st
         row = await start_click_to_call(_dialer(request), business, to_phone=to_phone, customer_id=customer_id,
                                         message_id=message_id)
     except CallBackRefused as exc:
-        return page("outbound/_call_back_result.html", owner, error=str(exc), **context)
+        return page("outbound/_call_back_result.html", owner, error=message_of(exc), **context)
     await audit.record(db, "outbound.call_back", business_id=business.id, user=owner.user, request=request,
                        detail={"source": source})
     owner_phone = (await scope.settings()).owner_phone
@@ -99,9 +100,9 @@ async def outbound_cancel(request: Request[Any, Any, Any], row_id: str, owner: O
     except NotFound:
         raise NotFoundException("not found") from None
     await audit.record(db, "outbound.cancelled", business_id=business.id, user=owner.user, request=request)
-    notice = {"cancelled": "Cancelled: that call will not be made.",
-              "on_the_line": "That call is on the line now; it will not be retried."}.get(
-        result, "That call is already over.")
+    notice = {"cancelled": tr("Cancelled: that call will not be made."),
+              "on_the_line": tr("That call is on the line now; it will not be retried.")}.get(
+        result, tr("That call is already over."))
     return await _outbound_page(request, owner, business, db, notice=notice)
 
 
@@ -116,29 +117,29 @@ async def schedule_callback(request: Request[Any, Any, Any], owner: Owner, busin
     try:
         customer = await scope.customer(parse_id(form["customer_id"]))
     except (NotFound, NotFoundException):
-        errors["customer_id"] = "choose the customer to call"
+        errors["customer_id"] = tr("choose the customer to call")
     at: datetime | None = None
     try:
         local = datetime.fromisoformat(form["when"])
         tz = zone(business.timezone)
         at = local_moment(local.date(), f"{local:%H:%M}", tz)
         if at < datetime.now(UTC) - timedelta(minutes=1):
-            errors["when"] = "that time has passed; pick a time from now on"
+            errors["when"] = tr("that time has passed; pick a time from now on")
     except (ValueError, HoursError):
-        errors["when"] = "enter the date and time to call, like 2026-03-04 10:00"
+        errors["when"] = tr("enter the date and time to call, like 2026-03-04 10:00")
     if not form["purpose"]:
-        errors["purpose"] = "say what the call is about (the receptionist tells them)"
+        errors["purpose"] = tr("say what the call is about (the receptionist tells them)")
     elif len(form["purpose"]) > MAX_PURPOSE:
-        errors["purpose"] = f"keep it under {MAX_PURPOSE} characters"
+        errors["purpose"] = tr("keep it under %(max)s characters", max=MAX_PURPOSE)
     if customer is not None and customer.calls_opted_out_at is not None:
-        errors["customer_id"] = "this customer asked not to be called"
+        errors["customer_id"] = tr("this customer asked not to be called")
     if errors or customer is None or at is None:
         return await _outbound_page(request, owner, business, db, errors=errors, form=form, status=422)
     await scope.schedule_callback(customer, at, form["purpose"])
     await audit.record(db, "outbound.callback_scheduled", business_id=business.id, user=owner.user,
                        request=request)
     _dialer(request).poke()
-    return await _outbound_page(request, owner, business, db, notice="Callback scheduled.")
+    return await _outbound_page(request, owner, business, db, notice=tr("Callback scheduled."))
 
 
 @post("/customers/{customer_id:str}/call-opt-out", name="outbound:call-opt-out", status_code=200)
@@ -162,22 +163,24 @@ def parse_settings(data: Any, business: Business) -> tuple[dict[str, Any], dict[
         try:
             phone = normalize_phone(phone)
         except PhoneError as exc:
-            errors["owner_phone"] = str(exc)
+            errors["owner_phone"] = message_of(exc)
     values["owner_phone"] = phone
     try:
         values["calling_start"], values["calling_end"] = validate_window(
             str(data.get("calling_start") or "09:00"), str(data.get("calling_end") or "19:00"))
     except CallingHoursError as exc:
-        errors["calling_hours"] = str(exc)
-    for name, low, high, word in (("max_attempts", 1, 5, "attempts"), ("retry_minutes", 0, 1440, "minutes"),
-                                  ("max_concurrent", 1, 10, "calls at once")):
+        errors["calling_hours"] = message_of(exc)
+    for name, low, high, word in (("max_attempts", 1, 5, tr("enter %(low)s to %(high)s attempts", low=1, high=5)),
+                                  ("retry_minutes", 0, 1440, tr("enter %(low)s to %(high)s minutes", low=0, high=1440)),
+                                  ("max_concurrent", 1, 10,
+                                   tr("enter %(low)s to %(high)s calls at once", low=1, high=10))):
         try:
             number = int(str(data.get(name) or ""))
             if not low <= number <= high:
                 raise ValueError
             values[name] = number
         except ValueError:
-            errors[name] = f"enter {low} to {high} {word}"
+            errors[name] = word
     hours: dict[str, int] = {}
     for index, service in enumerate(business.services or []):
         raw = str(data.get(f"confirm_{index}") or "").strip()
@@ -189,7 +192,7 @@ def parse_settings(data: Any, business: Business) -> tuple[dict[str, Any], dict[
                 raise ValueError
             hours[str(service["name"])] = value
         except ValueError:
-            errors[f"confirm_{index}"] = "hours before: 1 to 168, or empty for no call"
+            errors[f"confirm_{index}"] = tr("hours before: 1 to 168, or empty for no call")
     values["confirmation_hours"] = hours
     return values, errors
 

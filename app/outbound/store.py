@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import Database
 from app.db.models import OutboundCall, OutboundKind, OutboundSettings, OutboundStatus
+from app.i18n.pages import tr
 from app.jobs import enqueue
 
 DIAL_JOB = "outbound_dial"
@@ -36,12 +37,13 @@ DEFAULTS: dict[str, Any] = {
     "max_attempts": 3, "retry_minutes": 30, "max_concurrent": 2,
 }
 
-#: what the owner sees for each outcome
+#: what the owner sees for each outcome (in the owner's language on the pages: app.i18n.pages)
 OUTCOME_WORDS = {
-    "confirmed": "confirmed", "rescheduled": "rescheduled", "cancelled": "cancelled",
-    "voicemail_left": "voicemail left", "no_answer": "no answer", "busy": "busy", "failed": "failed",
-    "connected": "connected", "talked": "talked", "owner_no_answer": "you didn't pick up",
-    "opted_out": "opted out of calls", "refused": "number refused", "fax": "fax machine",
+    "confirmed": tr("confirmed"), "rescheduled": tr("rescheduled"), "cancelled": tr("cancelled"),
+    "voicemail_left": tr("voicemail left"), "no_answer": tr("no answer"), "busy": tr("busy"),
+    "failed": tr("failed"), "connected": tr("connected"), "talked": tr("talked"),
+    "owner_no_answer": tr("you didn't pick up"), "opted_out": tr("opted out of calls"),
+    "refused": tr("number refused"), "fax": tr("fax machine"), "unconfirmed": tr("unconfirmed"),
 }
 
 

@@ -19,14 +19,15 @@ from sqlalchemy.exc import IntegrityError
 from app.db.engine import Database
 from app.db.models import Business
 from app.db.phone import PhoneError, normalize_phone
+from app.i18n.text import tr
 from app.telephony.numbers import AccountNumber, NumberNotInAccount, TwilioNumbers, TwilioRefused
 from app.telephony.rest import TwilioUnavailable
 
 log = logging.getLogger(__name__)
 
-NOT_IN_ACCOUNT = ("That number is not one of this service's Twilio numbers, so it can't be used here. Pick one "
-                  "from the list, or ask the operator to add it to the account.")
-TAKEN = "Another business already uses that number. Pick a different one."
+NOT_IN_ACCOUNT = tr("That number is not one of this service's Twilio numbers, so it can't be used here. Pick one "
+                    "from the list, or ask the operator to add it to the account.")
+TAKEN = tr("Another business already uses that number. Pick a different one.")
 
 
 class AssignmentRefused(Exception):
@@ -66,7 +67,8 @@ async def assign_by_phone(db: Database, numbers: TwilioNumbers, business_id: UUI
     try:
         wanted = normalize_phone(phone, None)
     except PhoneError:
-        raise AssignmentRefused(f"{phone!r} is not a phone number in international form (+15551234567)") from None
+        raise AssignmentRefused(tr("%(number)s is not a phone number in international form (+15551234567)",
+                                   number=repr(phone))) from None
     match = next((n for n in await numbers.list() if n.phone_number == wanted), None)
     if match is None:
         raise AssignmentRefused(NOT_IN_ACCOUNT)
@@ -78,11 +80,11 @@ async def buy(db: Database, numbers: TwilioNumbers, business_id: UUID, phone: st
     try:
         wanted = normalize_phone(phone, None)
     except PhoneError:
-        raise AssignmentRefused(f"{phone!r} is not a phone number") from None
+        raise AssignmentRefused(tr("%(number)s is not a phone number", number=repr(phone))) from None
     try:
         number = await numbers.purchase(wanted)
     except TwilioRefused as exc:
-        raise AssignmentRefused(f"Twilio could not sell that number: {exc.message}") from None
+        raise AssignmentRefused(tr("Twilio could not sell that number: %(why)s", why=exc.message)) from None
     return await _take(db, numbers, business_id, number, configure=False)
 
 
@@ -98,7 +100,7 @@ async def _take(
                 raise AssignmentRefused(TAKEN)
             business = await s.get(Business, business_id)
             if business is None:
-                raise AssignmentRefused("That business no longer exists.")
+                raise AssignmentRefused(tr("That business no longer exists."))
             previous = business.phone_number_sid
             business.phone_number, business.phone_number_sid = e164, number.sid
     except IntegrityError:

@@ -17,6 +17,9 @@ from app.db.engine import Database
 from app.db.models import Business, Call, Channel
 from app.db.phone import PhoneError, business_region, national_format, normalize_phone
 from app.db.services import BusinessScope, NotFound
+from app.i18n.languages import for_owner
+from app.i18n.pages import in_language, render_context
+from app.i18n.text import Text, message_of, tr
 from app.settings import Settings
 from app.voice.browser import BrowserTransport
 from app.voice.lifecycle import claim_session, offer_session
@@ -43,6 +46,7 @@ async def test_page(owner: Owner, business: Business, settings: Settings, db: Da
     return Template(
         template_name="test.html",
         context={"owner": owner, "business": business, "openai_configured": bool(settings.openai_api_key),
+                 **render_context(for_owner(business.languages)),  # issue 16: the owner's language
                  "test_customers": [{"id": c.id, "name": c.name, "shown": national_format(c.phone, region)}
                                     for c in customers]},
     )
@@ -51,6 +55,9 @@ async def test_page(owner: Owner, business: Business, settings: Settings, db: Da
 async def test_caller_phone(db: Database, business: Business, body: Any) -> str | None:
     """The number a browser test call stands in for, as the owner picked it on /test: a customer's, a new
     caller's, or none (a withheld number). The tools then vouch for it as a phone line vouches for `From`."""
+    def words(text: Text) -> str:  # the test page shows the refusal as is: in the owner's language (issue 16)
+        return in_language(text, for_owner(business.languages))
+
     choice = body.get("caller", "withheld") if isinstance(body, dict) else "withheld"
     if choice in ("withheld", "", None):
         return None
@@ -59,17 +66,18 @@ async def test_caller_phone(db: Database, business: Business, body: Any) -> str 
         try:
             return (await scope.get_customer(UUID(choice.removeprefix("customer:")))).phone
         except (ValueError, NotFound):
-            raise ValidationException(detail="That customer isn't one of yours; pick another.") from None
+            raise ValidationException(detail=words(tr("That customer isn't one of yours; pick another."))) from None
     if choice == "new":
         phone = body.get("phone") if isinstance(body.get("phone"), str) else ""
         if not phone.strip():
-            raise ValidationException(detail="Type the new caller's phone number, or choose another caller.")
+            raise ValidationException(detail=words(tr("Type the new caller's phone number, or choose another caller.")))
         try:
             return normalize_phone(phone, None if phone.strip().startswith("+") else
                                    business_region(business.phone_number, business.timezone))
         except PhoneError as exc:
-            raise ValidationException(detail=f"The new caller's number: {exc}") from None
-    raise ValidationException(detail="Choose who the test caller is.")
+            refused = tr("The new caller's number: %(why)s", why=message_of(exc))
+            raise ValidationException(detail=words(refused)) from None
+    raise ValidationException(detail=words(tr("Choose who the test caller is.")))
 
 
 #: each test call opens a realtime session (billed): a signed-in browser gets 20 a minute, over all instances

@@ -11,7 +11,11 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from app.auth.access import business_seen
 from app.db.services import NotFound, ServiceError
+from app.i18n.languages import Language, for_owner
+from app.i18n.pages import render_context
+from app.i18n.text import tr
 from app.web.request_id import request_id_var
 
 log = logging.getLogger(__name__)
@@ -19,15 +23,15 @@ log = logging.getLogger(__name__)
 JSON_PREFIXES = ("/api/", "/twilio/", "/health", "/billing/polar/", "/ws/")
 
 TITLES = {
-    400: "That request didn't look right",
-    401: "Please sign in",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Not allowed",
-    409: "That conflicts with something already saved",
-    429: "Too many requests",
-    500: "Something went wrong on our side",
-    503: "Temporarily unavailable",
+    400: tr("That request didn't look right"),
+    401: tr("Please sign in"),
+    403: tr("Not allowed"),
+    404: tr("Not found"),
+    405: tr("Not allowed"),
+    409: tr("That conflicts with something already saved"),
+    429: tr("Too many requests"),
+    500: tr("Something went wrong on our side"),
+    503: tr("Temporarily unavailable"),
 }
 
 
@@ -52,6 +56,12 @@ def _status_and_detail(exc: Exception) -> tuple[int, str, object]:
     return HTTP_500_INTERNAL_SERVER_ERROR, TITLES[500], None
 
 
+def _reader(request: Request) -> Language:
+    # Signed-out pages are English; a signed-in owner's error page is in their business's language.
+    business = business_seen(request)
+    return for_owner(business.languages if business is not None else None)
+
+
 def error_response(request: Request, exc: Exception) -> Response:
     status, detail, extra = _status_and_detail(exc)
     rid = request_id_var.get()
@@ -72,7 +82,8 @@ def error_response(request: Request, exc: Exception) -> Response:
         return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
     return Template(
         template_name="error.html",
-        context={"status": status, "title": TITLES.get(status, "Error"), "detail": detail, "request_id": rid},
+        context={"status": status, "title": TITLES.get(status, tr("Error")), "detail": detail, "request_id": rid,
+                 **render_context(_reader(request))},
         status_code=status,
         headers=headers,
     )
