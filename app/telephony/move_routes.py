@@ -17,10 +17,7 @@ from app.db.engine import Database
 from app.db.services import BusinessScope
 from app.settings import Settings
 from app.telephony.media import HandshakeFailed, await_start
-from app.telephony.mulaw_recording import StereoRecording
-from app.telephony.rest import TwilioCalls
-from app.telephony.routes import CLOSE_HANDSHAKE_FAILED, _fallback_for
-from app.telephony.twilio_transport import TwilioTransport
+from app.telephony.routes import CLOSE_HANDSHAKE_FAILED, phone_transport
 from app.voice.lifecycle import claim_move
 from app.voice.move import MOVED_STREAM_PATH, load_resumed
 from app.voice.recording_store import save_recording
@@ -53,17 +50,8 @@ async def moved_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
     try:
         resumed = await load_resumed(db, move)
         business = await BusinessScope(db.session_maker, session.business_id).business()
-        recording = StereoRecording() if business.recording_enabled else None
-        transport = TwilioTransport(
-            socket,
-            stream_sid=start.stream_sid,
-            call_sid=start.call_sid,
-            calls=TwilioCalls.from_settings(settings),
-            recording=recording,
-            caller_id=business.phone_number,
-            stream_started=start.arrived,
-            fallback=lambda reason: _fallback_for(business, reason, settings),
-        )
+        transport = phone_transport(socket, settings, business, start)
+        recording = transport.recording
         log.info("call %s moved here: carrying on its record %s", start.call_sid, resumed.call.id)
         ending = await runtime.run_call(session, transport, resumed=resumed)
         log.info("moved call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)

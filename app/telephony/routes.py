@@ -163,17 +163,8 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
         await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
         return
     business = await BusinessScope(db.session_maker, session.business_id).business()
-    recording = StereoRecording() if business.recording_enabled else None
-    transport = TwilioTransport(
-        socket,
-        stream_sid=start.stream_sid,
-        call_sid=start.call_sid,
-        calls=TwilioCalls.from_settings(settings),
-        recording=recording,
-        caller_id=business.phone_number,
-        stream_started=start.arrived,
-        fallback=lambda reason, language: _fallback_for(business, reason, settings, language),
-    )
+    transport = phone_transport(socket, settings, business, start)
+    recording = transport.recording
     # Issue 16: on a call the business placed, the receptionist opens with who is calling and why.
     opening = await outbound_opening(db, session)
     if opening is not None:
@@ -192,6 +183,22 @@ async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: 
             call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
         if call_id is not None:
             await save_recording(db, settings.recordings_dir, business.id, call_id, recording)
+
+
+def phone_transport(socket: WebSocket[Any, Any, Any], settings: Settings, business: Business,
+                    start: StreamStart) -> TwilioTransport:
+    """The Twilio side of a phone call's bridge, for a first stream and a moved one alike: recorded when the
+    business records, its fallback (forward or voicemail) in the call's language."""
+    return TwilioTransport(
+        socket,
+        stream_sid=start.stream_sid,
+        call_sid=start.call_sid,
+        calls=TwilioCalls.from_settings(settings),
+        recording=StereoRecording() if business.recording_enabled else None,
+        caller_id=business.phone_number,
+        stream_started=start.arrived,
+        fallback=lambda reason, language: _fallback_for(business, reason, settings, language),
+    )
 
 
 def _fallback_for(business: Business, reason: str, settings: Settings, language: str | None) -> tuple[str, str]:
