@@ -9,12 +9,12 @@ event loop.
 from __future__ import annotations
 
 import base64
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from app.voice import stereo_wav
 from app.voice.transport import base64_bytes
 
 SAMPLE_RATE = 8000
@@ -98,24 +98,8 @@ class StereoRecording:
 
     def render(self) -> np.ndarray:
         """(samples, 2) int16: column 0 the caller, column 1 the agent."""
-        end_ms = max((p.end_ms for p in (*self.caller, *self.agent)), default=0.0)
-        total = int(min(end_ms, MAX_RECORDING_MS) * SAMPLES_PER_MS)
-        frames = np.zeros((total, 2), dtype=np.int16)
-        for column, pieces in ((0, self.caller), (1, self.agent)):
-            for piece in pieces:
-                start = round(piece.start_ms * SAMPLES_PER_MS)
-                samples = decode_ulaw(piece.audio())[: max(0, total - start)]
-                # Later pieces overwrite: a re-sent or overlapping chunk must not double the amplitude.
-                frames[start : start + len(samples), column] = samples
-        return frames
+        return stereo_wav.place((self.caller, self.agent), lambda piece: decode_ulaw(piece.audio()),
+                                sample_rate=SAMPLE_RATE, max_ms=MAX_RECORDING_MS)
 
     def write_wav(self, path: Path) -> None:
-        frames = self.render()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".wav.part")
-        with wave.open(str(partial), "wb") as out:
-            out.setnchannels(2)
-            out.setsampwidth(2)
-            out.setframerate(SAMPLE_RATE)
-            out.writeframes(frames.astype("<i2").tobytes())
-        partial.replace(path)  # a reader never sees a half-written file
+        stereo_wav.write_wav(path, self.render(), SAMPLE_RATE)

@@ -10,11 +10,12 @@ moment. Nothing is decoded or mixed during the call; the WAV is rendered and wri
 from __future__ import annotations
 
 import time
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from app.voice import stereo_wav
 
 SAMPLE_RATE = 24_000
 BYTES_PER_MS = 48
@@ -74,23 +75,8 @@ class PcmStereoRecording:
 
     def render(self) -> np.ndarray:
         """(samples, 2) int16: column 0 the caller, column 1 the agent."""
-        end_ms = max((p.end_ms for p in (*self.caller, *self.agent)), default=0.0)
-        total = int(min(end_ms, MAX_RECORDING_MS) * SAMPLE_RATE / 1000)
-        frames = np.zeros((total, 2), dtype=np.int16)
-        for column, pieces in ((0, self.caller), (1, self.agent)):
-            for piece in pieces:
-                start = round(piece.start_ms * SAMPLE_RATE / 1000)
-                samples = np.frombuffer(piece.payload, dtype="<i2")[: max(0, total - start)]
-                frames[start : start + len(samples), column] = samples
-        return frames
+        return stereo_wav.place((self.caller, self.agent), lambda piece: np.frombuffer(piece.payload, dtype="<i2"),
+                                sample_rate=SAMPLE_RATE, max_ms=MAX_RECORDING_MS)
 
     def write_wav(self, path: Path) -> None:
-        frames = self.render()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".wav.part")
-        with wave.open(str(partial), "wb") as out:
-            out.setnchannels(2)
-            out.setsampwidth(2)
-            out.setframerate(SAMPLE_RATE)
-            out.writeframes(frames.astype("<i2").tobytes())
-        partial.replace(path)  # a reader never sees a half-written file
+        stereo_wav.write_wav(path, self.render(), SAMPLE_RATE)
