@@ -21,11 +21,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as SyncSession
 
 from app import metrics
 from app.background import BackgroundLoop
@@ -153,15 +155,17 @@ class JobQueue:
         claimable = self._claimable(now)
         async with self._db.session() as s:
             candidates = list(await s.scalars(select(Job.id).where(claimable).order_by(Job.run_after).limit(5)))
+
+        def take(s: SyncSession, job_id: uuid.UUID) -> Job | None:
+            return s.execute(
+                update(Job).where(Job.id == job_id, claimable)
+                .values(status=JobStatus.RUNNING.value, run_after=now + LEASE, attempts=Job.attempts + 1)
+                .returning(Job).execution_options(synchronize_session=False)
+            ).scalar()
+
         for job_id in candidates:
-            async with self._db.write() as s:
-                result = await s.execute(
-                    update(Job)
-                    .where(Job.id == job_id, claimable)
-                    .values(status=JobStatus.RUNNING.value, run_after=now + LEASE, attempts=Job.attempts + 1)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    return await s.get(Job, job_id)
+            if (job := await self._db.transact(partial(take, job_id=job_id))) is not None:
+                return job
         return None
 
     async def run_one(self) -> bool:
@@ -194,9 +198,7 @@ class JobQueue:
         values: dict[str, Any] = {"status": status.value, "last_error": error}
         if run_after is not None:
             values["run_after"] = run_after
-        async with self._db.write() as s:
-            await s.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value, Job.attempts == job.attempts)
-                .values(**values)
-            )
+        settle = (update(Job)
+                  .where(Job.id == job.id, Job.status == JobStatus.RUNNING.value, Job.attempts == job.attempts)
+                  .values(**values))
+        await self._db.transact(lambda s: s.execute(settle))

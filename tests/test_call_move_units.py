@@ -44,7 +44,7 @@ async def test_a_move_token_is_single_use_for_its_own_live_call(db: Database) ->
     with pytest.raises(TokenRejected, match="mismatch"):
         await lifecycle.claim_move(db, ISSUER, token, call_sid="CA" + "d" * 32)
     with pytest.raises(TokenRejected, match="malformed"):
-        await lifecycle.claim_session(db, ISSUER, token)  # a move token is no connect token
+        await lifecycle.claim_call(db, ISSUER, token, channel="twilio")  # a move token is no connect token
     with pytest.raises(TokenRejected, match="malformed"):
         await lifecycle.claim_move(db, ISSUER, ISSUER.sign(session.id, "x"), call_sid=SID)
     move, claimed_session = await lifecycle.claim_move(db, ISSUER, token, call_sid=SID)

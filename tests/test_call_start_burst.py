@@ -32,8 +32,7 @@ async def test_a_burst_of_call_starts_on_two_engines_all_start_and_end_once(
             call_sid = f"CA{k:032x}"
             session, token = await lifecycle.offer_twilio_session(webhook, ISSUER, business, call_sid=call_sid,
                                                                   caller_phone=f"+1555700{k:04d}")
-            claimed = await lifecycle.claim_session(stream, ISSUER, token, call_sid=call_sid)
-            call = await lifecycle.start_call(stream, claimed)
+            _claimed, call = await lifecycle.claim_call(stream, ISSUER, token, channel="twilio", call_sid=call_sid)
             await lifecycle.flush_call(stream, call.id, {"transcript": "Caller: hi"}, [])
             assert await lifecycle.finalise_call(stream, call.id, session.id, {}, [], status="completed",
                                                  reason="goodbye", failure=None, started_at=datetime.now(UTC))

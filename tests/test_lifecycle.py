@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.engine import Database
-from app.db.models import Call, CallEvent, Job, Session
+from app.db.models import Call, CallEvent, Customer, Job, Session
 from app.voice import lifecycle
 from app.voice.runtime import CallRuntime
 from app.voice.tokens import TokenIssuer, TokenRejected
@@ -41,11 +41,10 @@ async def test_offer_claim_start_flush_finalise(call_db: Database) -> None:
     _user, business = await create_owner(call_db)
     session, token = await lifecycle.offer_session(call_db, ISSUER, business, "browser")
     assert (await session_row(call_db, session.id)).status == "pending"
-    claimed = await lifecycle.claim_session(call_db, ISSUER, token, session_id=session.id)
-    assert claimed.token_used_at is not None
+    claimed, call = await lifecycle.claim_call(call_db, ISSUER, token, channel="browser", session_id=session.id)
+    assert claimed.token_used_at is not None and call.session_id == session.id
     with pytest.raises(TokenRejected, match="used"):
-        await lifecycle.claim_session(call_db, ISSUER, token, session_id=session.id)
-    call = await lifecycle.start_call(call_db, claimed)
+        await lifecycle.claim_call(call_db, ISSUER, token, channel="browser", session_id=session.id)
     assert (await session_row(call_db, session.id)).status == "active"
     event = CallEvent(call_id=call.id, business_id=business.id, sequence=1, offset_ms=0, kind="caller", text="hi")
     assert await lifecycle.flush_call(call_db, call.id, {"transcript": "Caller: hi"}, [event])
@@ -64,6 +63,35 @@ async def test_offer_claim_start_flush_finalise(call_db: Database) -> None:
         assert len((await s.scalars(select(Job).where(Job.kind == "summary"))).all()) == 1
 
 
+async def test_the_claim_starts_the_call_linked_to_the_callers_customer(call_db: Database) -> None:
+    _user, business = await create_owner(call_db)
+    async with call_db.session() as s, s.begin():
+        s.add(Customer(business_id=business.id, name="Lee", phone="+15550104444"))
+    _known, known_token = await lifecycle.offer_twilio_session(call_db, ISSUER, business, call_sid="CA" + "5" * 32,
+                                                              caller_phone="+15550104444") or (None, "")
+    stranger, stranger_token = await lifecycle.offer_twilio_session(
+        call_db, ISSUER, business, call_sid="CA" + "6" * 32, caller_phone="+15550109999") or (None, "")
+    _s, call = await lifecycle.claim_call(call_db, ISSUER, known_token, channel="twilio", call_sid="CA" + "5" * 32)
+    async with call_db.session() as s:
+        lee = await s.scalar(select(Customer.id).where(Customer.phone == "+15550104444"))
+    assert call.customer_id == lee and call.started_at and call.caller_phone == "+15550104444"
+    _s, other = await lifecycle.claim_call(call_db, ISSUER, stranger_token, channel="twilio")
+    assert other.customer_id is None and stranger is not None
+    assert (await session_row(call_db, stranger.id)).status == "active"
+
+
+async def test_a_token_on_the_wrong_kind_of_socket_is_refused_and_burnt(call_db: Database) -> None:
+    _user, business = await create_owner(call_db)
+    session, token = await lifecycle.offer_session(call_db, ISSUER, business, "browser")
+    with pytest.raises(TokenRejected, match="mismatch"):
+        await lifecycle.claim_call(call_db, ISSUER, token, channel="twilio")
+    row = await session_row(call_db, session.id)
+    assert (row.status, row.failure_reason) == ("failed", "a phone stream presented a browser call's token")
+    assert await call_of(call_db, session.id) is None
+    with pytest.raises(TokenRejected, match="used"):
+        await lifecycle.claim_call(call_db, ISSUER, token, channel="browser")
+
+
 async def test_a_retried_webhook_is_reoffered_until_claimed(call_db: Database) -> None:
     _user, business = await create_owner(call_db)
     first = await lifecycle.offer_twilio_session(call_db, ISSUER, business, call_sid="CA" + "2" * 32,
@@ -72,16 +100,15 @@ async def test_a_retried_webhook_is_reoffered_until_claimed(call_db: Database) -
                                                  caller_phone=None)
     assert first and again and first[0].id == again[0].id and first[1] != again[1]
     with pytest.raises(TokenRejected):
-        await lifecycle.claim_session(call_db, ISSUER, first[1])  # the first token stopped working
-    await lifecycle.claim_session(call_db, ISSUER, again[1], call_sid="CA" + "2" * 32)
+        await lifecycle.claim_call(call_db, ISSUER, first[1], channel="twilio")  # the first token stopped working
+    await lifecycle.claim_call(call_db, ISSUER, again[1], channel="twilio", call_sid="CA" + "2" * 32)
     assert await lifecycle.reoffer_session(call_db, ISSUER, business, "CA" + "2" * 32) is None
 
 
 async def test_fail_unstarted_closes_the_session_and_any_started_call(call_db: Database) -> None:
     _user, business = await create_owner(call_db)
     session, token = await lifecycle.offer_session(call_db, ISSUER, business, "browser")
-    claimed = await lifecycle.claim_session(call_db, ISSUER, token)
-    await lifecycle.start_call(call_db, claimed)
+    await lifecycle.claim_call(call_db, ISSUER, token, channel="browser")
     assert await lifecycle.fail_unstarted(call_db, session.id, "caller context failed")
     row = await session_row(call_db, session.id)
     assert (row.status, row.failure_reason) == ("failed", "caller context failed") and row.ended_at
@@ -98,7 +125,7 @@ async def test_finalise_without_stream_and_a_late_stream(call_db: Database) -> N
     closed = await lifecycle.finalise_without_stream(call_db, "CA" + "3" * 32, "busy")
     assert closed is not None and await lifecycle.finalise_without_stream(call_db, "CA" + "3" * 32, "busy") is None
     with pytest.raises(TokenRejected, match="used"):
-        await lifecycle.claim_session(call_db, ISSUER, offered[1])
+        await lifecycle.claim_call(call_db, ISSUER, offered[1], channel="twilio")
     call = await call_of(call_db, offered[0].id)
     assert call is not None and (call.status, call.end_reason) == ("failed", "twilio_busy")
 
@@ -106,7 +133,7 @@ async def test_finalise_without_stream_and_a_late_stream(call_db: Database) -> N
 async def test_reap_stale_and_close_unclaimed(call_db: Database) -> None:
     _user, business = await create_owner(call_db)
     session, token = await lifecycle.offer_session(call_db, ISSUER, business, "browser")
-    call = await lifecycle.start_call(call_db, await lifecycle.claim_session(call_db, ISSUER, token))
+    _claimed, call = await lifecycle.claim_call(call_db, ISSUER, token, channel="browser")
     unclaimed, _ = await lifecycle.offer_session(call_db, ISSUER, business, "browser")
     later = datetime.now(UTC) + lifecycle.STALE_AFTER + lifecycle.UNCLAIMED_AFTER
     assert await lifecycle.reap_stale_calls(call_db, now=later) == 1
@@ -125,34 +152,33 @@ def no_realtime_connection_open(double: OpenAIDouble) -> None:
     assert all(s.closed.is_set() for s in double.realtime_sessions)
 
 
-async def claimed_prewarmed(db: Database, runtime: CallRuntime, double: OpenAIDouble) -> Session:
+async def claimed_prewarmed(db: Database, runtime: CallRuntime, double: OpenAIDouble) -> tuple[Session, Call]:
     _user, business = await create_owner(db)
     session, token = await lifecycle.offer_session(db, runtime.issuer, business, "browser")
     runtime.prewarm(session.id)
     await asyncio.to_thread(double.wait_for_session, 0, 5.0)  # the prewarmed connection is open
-    return await lifecycle.claim_session(db, runtime.issuer, token, session_id=session.id)
+    return await lifecycle.claim_call(db, runtime.issuer, token, channel="browser", session_id=session.id)
 
 
-@pytest.mark.parametrize("where", ["business", "start_call", "caller_context"])
+@pytest.mark.parametrize("where", ["business", "caller_context"])
 async def test_an_error_between_claim_and_a_running_call_closes_session_and_link(
         call_db: Database, call_settings: Any, double: OpenAIDouble, monkeypatch: pytest.MonkeyPatch,
         where: str) -> None:
     runtime = CallRuntime(call_settings, call_db)
-    session = await claimed_prewarmed(call_db, runtime, double)
+    session, started = await claimed_prewarmed(call_db, runtime, double)
 
     async def boom(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("database went away")
 
     target = {"business": "app.db.services.BusinessScope.business",
-              "start_call": "app.voice.lifecycle.start_call",
               "caller_context": "app.voice.runtime.caller_context"}[where]
     monkeypatch.setattr(target, boom)
     with pytest.raises(RuntimeError):
-        await runtime.build_bridge(session, PlaybackTransport())
+        await runtime.build_bridge(session, started, PlaybackTransport())
     row = await session_row(call_db, session.id)
     assert row.status == "failed" and row.ended_at and "could not start (RuntimeError)" in row.failure_reason
     call = await call_of(call_db, session.id)
-    assert call is None or (call.status == "failed" and call.ended_at is not None)
+    assert call is not None and (call.status, call.end_reason) == ("failed", "setup_failed") and call.ended_at
     await asyncio.to_thread(no_realtime_connection_open, double)
     assert not runtime._prewarmed
     await runtime.stop()
@@ -162,13 +188,13 @@ async def test_a_cancelled_build_still_closes_session_and_link(call_db: Database
                                                                double: OpenAIDouble,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = CallRuntime(call_settings, call_db)
-    session = await claimed_prewarmed(call_db, runtime, double)
+    session, started = await claimed_prewarmed(call_db, runtime, double)
 
     async def hang(*_a: Any, **_k: Any) -> Any:
         await asyncio.sleep(60)
 
     monkeypatch.setattr("app.voice.runtime.caller_context", hang)
-    task = asyncio.create_task(runtime.build_bridge(session, PlaybackTransport()))
+    task = asyncio.create_task(runtime.build_bridge(session, started, PlaybackTransport()))
     await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -181,11 +207,11 @@ async def test_a_cancelled_build_still_closes_session_and_link(call_db: Database
 
 async def test_abandon_closes_a_claimed_session_and_its_prewarmed_link(call_db: Database, call_settings: Any,
                                                                        double: OpenAIDouble) -> None:
-    """The channel-mismatch path of both socket routes."""
+    """What both socket routes do when a call fails before it runs."""
     runtime = CallRuntime(call_settings, call_db)
-    session = await claimed_prewarmed(call_db, runtime, double)
-    await runtime.abandon(session.id, "a phone stream presented a browser call's token")
+    session, _call = await claimed_prewarmed(call_db, runtime, double)
+    await runtime.abandon(session.id, "the call failed (RuntimeError)")
     row = await session_row(call_db, session.id)
-    assert (row.status, row.failure_reason) == ("failed", "a phone stream presented a browser call's token")
+    assert (row.status, row.failure_reason) == ("failed", "the call failed (RuntimeError)")
     await asyncio.to_thread(no_realtime_connection_open, double)
     await runtime.stop()

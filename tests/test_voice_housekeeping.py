@@ -15,6 +15,7 @@ from app.db.models import Call, Job, Session
 from app.settings import Settings
 from app.telephony.records import finalise_without_stream
 from app.voice.bridge import CallLimits
+from app.voice.lifecycle import claim_call
 from app.voice.runtime import CallRuntime
 from app.voice.sessions import (
     STALE_AFTER,
@@ -23,7 +24,7 @@ from app.voice.sessions import (
     finalise_stale_calls,
     open_session,
 )
-from app.voice.tokens import TokenRejected, claim_session
+from app.voice.tokens import TokenRejected
 from tests.doubles.openai_double import OpenAIDouble
 from tests.support.data import create_owner
 from tests.support.voice import place_call
@@ -123,6 +124,7 @@ async def test_sessions_nobody_connected_to_are_closed(call_settings: Settings, 
     assert rows[recent.id].status == "pending" and rows[recent.id].ended_at is None
     # A socket that turns up after all is refused, and Twilio's late status callback adds nothing.
     with pytest.raises(TokenRejected):
-        await claim_session(call_db, runtime.issuer, abandoned_token, session_id=abandoned.id)
+        await claim_call(call_db, runtime.issuer, abandoned_token, channel="browser", session_id=abandoned.id)
     assert await finalise_without_stream(call_db, "CA" + "1" * 32, "completed") is None
-    assert (await claim_session(call_db, runtime.issuer, recent_token, session_id=recent.id)).id == recent.id
+    claimed, _call = await claim_call(call_db, runtime.issuer, recent_token, channel="browser", session_id=recent.id)
+    assert claimed.id == recent.id

@@ -163,7 +163,7 @@ class BillingJobs:
         if event is None:
             return
         await self._send(event)
-        async with self._db.session() as s, s.begin():
+        async with self._db.write() as s:  # in the writer queue: one for every billable call that ends
             await s.execute(update(Call).where(Call.id == call.id).values(usage_reported=True))
             await complete(s, job)
 

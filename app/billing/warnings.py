@@ -91,8 +91,8 @@ async def record_warnings(db: Database, settings: Settings, business_id: UUID, u
         return []
     now = datetime.now(UTC)
     start = usage.period.start.astimezone(UTC)
-    async with db.session() as s, s.begin():
-        # Every read before the first write (SQLite's write lock is held from the first write to the commit).
+    async with db.write() as s:  # in the writer queue: it runs after every billable call
+        # Every read before the first write (on libSQL the write lock is held from the first write to the commit).
         business = await s.get(Business, business_id)
         if business is None:
             return []

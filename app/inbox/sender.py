@@ -108,7 +108,8 @@ class Notifier:
             call_id = UUID(str(job.payload["call_id"]))
         except (KeyError, ValueError) as exc:
             raise Permanent("settle job without a call id") from exc
-        async with self._db.session() as s, s.begin():
+        # In the writer queue: it runs as calls end, while others start (app/db/writer.py).
+        async with self._db.write() as s:
             await settle_call(s, call_id)
             # Notifications queued during the call (a booking) were told to wait for its end: it has come.
             keys = list(await s.scalars(select(Notification.key).where(

@@ -26,6 +26,7 @@ from app.db.models import Business, OutboundCall, OutboundKind, OutboundStatus
 from app.outbound.dialer import AI_KINDS, Dialer, click_to_call_dialed, click_to_call_ended
 from app.settings import Settings
 from app.telephony import twiml
+from app.telephony.call_plan import plan_phone_call
 from app.telephony.records import FINAL_STATUSES, finalise_without_stream, offer_twilio_session
 from app.telephony.routes import verified_form
 from app.voice.runtime import get_runtime
@@ -68,7 +69,7 @@ async def outbound_voice(request: Request[Any, Any, Any], row_id: UUID, settings
     if offered is None:
         return _twiml(twiml.say_and_hang_up(twiml.UNAVAILABLE_APOLOGY))
     session, token = offered
-    runtime.prewarm(session.id)
+    runtime.prewarm(session.id, prepare=lambda: plan_phone_call(db, session, business))
     log.info("outbound call %s answered: session %s offered", row_id, session.id)
     return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token))
 

@@ -53,7 +53,7 @@ async def moved_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         transport = phone_transport(socket, settings, business, start)
         recording = transport.recording
         log.info("call %s moved here: carrying on its record %s", start.call_sid, resumed.call.id)
-        ending = await runtime.run_call(session, transport, resumed=resumed)
+        ending = await runtime.run_call(session, resumed.call, transport, resumed=resumed)
         log.info("moved call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
         await close_socket(socket, CLOSE_NORMAL, ending.reason)
         if recording is not None:

@@ -13,19 +13,17 @@ from typing import Any
 from litestar import Request, Response, WebSocket, post, websocket
 from litestar.exceptions import HTTPException, PermissionDeniedException, ValidationException
 from litestar.types import ControllerRouterHandler
-from sqlalchemy import select
 
 from app import metrics
 from app.billing.call_cost import phone_call_over
 from app.billing.usage import BillingScope
 from app.db.engine import Database
 from app.db.models import Business, Call, Channel, Session, plan_limit_end_reason
-from app.db.services import BusinessScope
 from app.i18n import languages
 from app.i18n.lines import Line, text
-from app.outbound.opening import outbound_opening
 from app.settings import Settings
 from app.telephony import fallback, twiml
+from app.telephony.call_plan import PhoneCallPlan, plan_phone_call
 from app.telephony.greeting import RECORDING_NOTICE, phone_greeting
 from app.telephony.media import HandshakeFailed, StreamStart, await_start
 from app.telephony.mulaw_recording import StereoRecording
@@ -40,7 +38,7 @@ from app.telephony.rest import TwilioCalls
 from app.telephony.signature import FormParams, describe_refusal, public_url, signature_is_valid
 from app.telephony.transfers import usable_transfer_number
 from app.telephony.twilio_transport import TwilioTransport
-from app.voice.lifecycle import claim_session, fail_unstarted, record_without_ai
+from app.voice.lifecycle import claim_call, fail_unstarted, record_without_ai
 from app.voice.recording_store import save_recording
 from app.voice.routes import CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_INVALID, CLOSE_TOKEN_USED
 from app.voice.runtime import CallRuntime, get_runtime
@@ -116,7 +114,7 @@ async def _answer_voice_webhook(request: Request[Any, Any, Any], settings: Setti
         return _twiml(fallback.fallback_twiml(business, fallback.FallbackReason.AI_UNAVAILABLE,
                                               base_url=settings.public_base_url,
                                               forward_to=usable_transfer_number(business, settings)))
-    runtime.prewarm(session.id)
+    runtime.prewarm(session.id, prepare=lambda: plan_phone_call(db, session, business))
     log.info("call %s for business %s: session %s offered", call_sid, business.id, session.id)
     return _twiml(twiml.connect_stream(twiml.stream_url(settings.public_ws_base_url), token, primary.code))
 
@@ -133,7 +131,8 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         return
     began = time.perf_counter()
     try:
-        session = await claim_session(db, runtime.issuer, start.token, call_sid=start.call_sid)
+        session, call = await claim_call(db, runtime.issuer, start.token, channel=Channel.TWILIO.value,
+                                         call_sid=start.call_sid)
         metrics.call_setup_ms.labels("claim").observe((time.perf_counter() - began) * 1000)
         # The webhook may have been answered by another worker or instance, whose prewarmed link can't come
         # here: start the connect now (no-op when this process holds one), so it runs beside the call's
@@ -149,7 +148,7 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
         await close_socket(socket, _CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), f"token {exc.reason}")
         return
     try:
-        await _run_stream(socket, settings, db, runtime, session, start)
+        await _run_stream(socket, settings, db, runtime, session, call, start)
     except Exception as exc:
         log.exception("twilio stream for call %s failed", start.call_sid)
         await runtime.abandon(session.id, f"the call failed ({type(exc).__name__})")
@@ -157,32 +156,28 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
 
 
 async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: Database, runtime: CallRuntime,
-                      session: Session, start: StreamStart) -> None:
-    if session.channel != Channel.TWILIO.value:
-        await runtime.abandon(session.id, "a phone stream presented a browser call's token")
-        await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
-        return
-    business = await BusinessScope(db.session_maker, session.business_id).business()
+                      session: Session, call: Call, start: StreamStart) -> None:
+    prepared = runtime.take_prepared(session.id)
+    plan: PhoneCallPlan = await prepared if prepared is not None else await plan_phone_call(db, session)
+    business = plan.business
     transport = phone_transport(socket, settings, business, start)
     recording = transport.recording
+    known = business, plan.caller
     # Issue 16: on a call the business placed, the receptionist opens with who is calling and why.
-    opening = await outbound_opening(db, session)
-    if opening is not None:
+    if (opening := plan.opening) is not None:
         notice = RECORDING_NOTICE + " " if recording is not None else ""
-        ending = await runtime.run_call(session, transport, greet=lambda _b, _c: notice + opening.greeting,
-                                        purpose=opening.purpose)
+        ending = await runtime.run_call(session, call, transport, greet=lambda _b, _c: notice + opening.greeting,
+                                        purpose=opening.purpose, known=known)
     else:
         ending = await runtime.run_call(
-            session, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None)
+            session, call, transport, greet=lambda b, caller: phone_greeting(b, caller, recorded=recording is not None),
+            known=known,
         )
     log.info("call %s ended: %s (%s)", start.call_sid, ending.reason, ending.status)
     # After `stop` (or a hang-up) the socket still gets its close frame rather than a reset connection.
     await close_socket(socket, CLOSE_NORMAL, ending.reason)
     if recording is not None:
-        async with db.session() as s:
-            call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
-        if call_id is not None:
-            await save_recording(db, settings.recordings_dir, business.id, call_id, recording)
+        await save_recording(db, settings.recordings_dir, business.id, call.id, recording)
 
 
 def phone_transport(socket: WebSocket[Any, Any, Any], settings: Settings, business: Business,

@@ -27,8 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as SyncSession
 
 from app.billing.call_cost import phone_call_over
 from app.billing.metering import on_call_finalised
@@ -46,7 +47,6 @@ from app.db.models import (
     SessionStatus,
     plan_limit_end_reason,
 )
-from app.db.services import BusinessScope
 from app.inbox.outcomes import enqueue_settle
 from app.jobs import enqueue
 from app.voice.tokens import TOKEN_MAX_AGE_SECONDS, TokenIssuer, TokenRejected
@@ -89,11 +89,9 @@ async def offer_session(
 ) -> tuple[Session, str]:
     """A new pending Session and the connect token its caller's socket must present."""
     nonce = issuer.new_nonce()
-    async with db.write() as s:
-        session = Session(business_id=business.id, channel=channel, caller_phone=caller_phone,
-                          twilio_call_sid=call_sid, token_nonce=nonce)
-        s.add(session)
-        await s.flush()
+    session = Session(business_id=business.id, channel=channel, caller_phone=caller_phone,
+                      twilio_call_sid=call_sid, token_nonce=nonce)
+    await db.transact(lambda s: s.add(session))
     return session, issuer.sign(session.id, nonce)
 
 
@@ -130,27 +128,57 @@ async def offer_twilio_session(db: Database, issuer: TokenIssuer, business: Busi
     return offered
 
 
-# -- claim ----------------------------------------------------------------------------------------------------
-async def claim_session(db: Database, issuer: TokenIssuer, token: str, *, session_id: UUID | None = None,
-                        call_sid: str | None = None) -> Session:
-    """Validate `token` and mark it used, atomically; raises TokenRejected. `session_id` / `call_sid` are what
-    the connecting side claims to be, and must match the session the token was issued for. From here until
-    `start_call` has a running call, every failure must end in `fail_unstarted`."""
+# -- claim: the call starts -----------------------------------------------------------------------------------
+#: why a session was ended when its token came in on the other kind of socket (the token is burnt: it leaked)
+_WRONG_CHANNEL = {
+    Channel.BROWSER.value: "a browser socket presented a phone call's token",
+    Channel.TWILIO.value: "a phone stream presented a browser call's token",
+}
+
+
+async def claim_call(db: Database, issuer: TokenIssuer, token: str, *, channel: str, session_id: UUID | None = None,
+                     call_sid: str | None = None) -> tuple[Session, Call]:
+    """Validate `token`, mark it used and start the session's call, atomically: the session becomes active and
+    its Call row (the record every later write updates, linked to the caller's customer row) is created.
+    Raises TokenRejected. `channel`, `session_id` and `call_sid` are what the connecting side is and claims
+    to be, and must match the session the token was issued for; a token presented on the wrong kind of socket
+    ends its session. From here until the call runs, every failure must end in `fail_unstarted`."""
     sid, nonce = issuer.read(token)
     if session_id is not None and sid != session_id:
         raise TokenRejected("mismatch")
-    # One statement in the writer queue (it sits on the way to the greeting): the conditional UPDATE is the
-    # claim, and RETURNING hands back the row. Why a claim failed is read afterwards, outside the queue.
-    claimable = [Session.id == sid, Session.token_nonce == nonce, Session.token_used_at.is_(None)]
+    now = datetime.now(UTC)
+    claimable = [Session.id == sid, Session.token_nonce == nonce, Session.token_used_at.is_(None),
+                 Session.ended_at.is_(None)]
     if call_sid is not None:
         claimable.append(Session.twilio_call_sid == call_sid)
-    async with db.write() as s:
-        claimed = (await s.execute(
-            update(Session).where(*claimable).values(token_used_at=datetime.now(UTC)).returning(Session)
-            .execution_options(synchronize_session=False)
-        )).scalar()
-    if claimed is not None:
-        return claimed
+    claim = (update(Session).where(*claimable)
+             .values(token_used_at=now, status=SessionStatus.ACTIVE.value, started_at=now)
+             .returning(Session).execution_options(synchronize_session=False))
+
+    def start(s: SyncSession) -> tuple[Session, Call | None] | None:
+        session = s.execute(claim).scalar()
+        if session is None:
+            return None
+        if session.channel != channel:
+            s.execute(update(Session).where(Session.id == session.id).values(
+                status=SessionStatus.FAILED.value, ended_at=now, failure_reason=_WRONG_CHANNEL[channel]))
+            return session, None
+        customer = (select(Customer.id).where(Customer.business_id == session.business_id,
+                                              Customer.phone == session.caller_phone).scalar_subquery()
+                    if session.caller_phone else None)
+        call = s.scalars(insert(Call).values(
+            session_id=session.id, business_id=session.business_id, channel=session.channel,
+            caller_phone=session.caller_phone, customer_id=customer, started_at=now,
+        ).returning(Call)).one()
+        return session, call
+
+    # One unit in the writer queue, ahead of writers not on the way to a greeting (app/db/writer.py). Why a
+    # claim failed is read afterwards, outside the queue.
+    started = await db.transact(start, urgent=True)
+    if started is not None:
+        if started[1] is None:
+            raise TokenRejected("mismatch")
+        return started[0], started[1]
     async with db.session() as s:
         row = await s.scalar(select(Session).where(Session.id == sid))
     if row is None or row.token_nonce != nonce:
@@ -167,39 +195,20 @@ async def session_claimed(db: Database, session_id: UUID) -> bool:
     return used is not None
 
 
-# -- start ----------------------------------------------------------------------------------------------------
-async def start_call(db: Database, session: Session) -> Call:
-    """Mark the claimed session active and create its Call row (the record every later write updates)."""
-    now = datetime.now(UTC)
-    scope = BusinessScope(db.session_maker, session.business_id)
-    customer = await scope.customer_by_phone(session.caller_phone) if session.caller_phone else None
-    async with db.write() as s:
-        result = await s.execute(
-            update(Session).where(Session.id == session.id, Session.ended_at.is_(None))
-            .values(status=SessionStatus.ACTIVE.value, started_at=now)
-        )
-        if not _ended(result):
-            raise RuntimeError("the session ended before its call started")
-        call = Call(session_id=session.id, business_id=session.business_id, channel=session.channel,
-                    caller_phone=session.caller_phone, customer_id=customer.id if customer else None,
-                    started_at=now)
-        s.add(call)
-    return call
-
-
 # -- flush / finalise -------------------------------------------------------------------------------------------
 async def flush_call(db: Database, call_id: UUID, values: dict[str, Any], events: Sequence[CallEvent]) -> bool:
     """Write a live call's running record (transcript, usage, new events); False when the call was already
     ended elsewhere (another process, a status callback): theirs is kept."""
-    async with db.write() as s:
-        result = await s.execute(
-            update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(updated_at=datetime.now(UTC),
-                                                                                   **values)
-        )
-        if not _ended(result):
+    running = update(Call).where(Call.id == call_id, Call.ended_at.is_(None)).values(updated_at=datetime.now(UTC),
+                                                                                      **values)
+
+    def flush(s: SyncSession) -> bool:
+        if not _ended(s.execute(running)):
             return False
         s.add_all(events)
-    return True
+        return True
+
+    return await db.transact(flush)
 
 
 async def finalise_call(db: Database, call_id: UUID, session_id: UUID, values: dict[str, Any],

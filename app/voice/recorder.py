@@ -101,7 +101,7 @@ class CallRecorder:
                 offset_ms=self.offset_ms() if offset_ms is None else max(0, offset_ms),
                 kind=kind.value,
                 text=text,
-                data=data or {},
+                data=dict(data) if data else {},  # a copy: written later, from the writer thread
             )
         )
         if kind.value in _ROLE_LABEL and text.strip():
@@ -180,7 +180,8 @@ class CallRecorder:
             "output_tokens": tokens_out,
             "cost_usd": cost,
             "price_unknown": price_unknown,
-            "latencies": list(self.latencies),
+            # Copies: the row is written in the writer's thread (app/db/writer.py) while turns go on updating these.
+            "latencies": [dict(entry) for entry in self.latencies],
         }
         if self.engine is not None:
             values["engine"] = self.engine

@@ -10,11 +10,10 @@ from litestar import Request, WebSocket, get, post, websocket
 from litestar.exceptions import LitestarException, ValidationException
 from litestar.response import Template
 from litestar.types import ControllerRouterHandler
-from sqlalchemy import select
 
 from app.auth.deps import Owner
 from app.db.engine import Database
-from app.db.models import Business, Call, Channel
+from app.db.models import Business, Channel
 from app.db.phone import PhoneError, business_region, national_format, normalize_phone
 from app.db.services import BusinessScope, NotFound
 from app.i18n.languages import for_owner
@@ -22,7 +21,7 @@ from app.i18n.pages import in_language, render_context
 from app.i18n.text import Text, message_of, tr
 from app.settings import Settings
 from app.voice.browser import BrowserTransport
-from app.voice.lifecycle import claim_session, offer_session
+from app.voice.lifecycle import claim_call, offer_session
 from app.voice.pcm_recording import PcmStereoRecording
 from app.voice.recording_store import save_recording
 from app.voice.runtime import get_runtime
@@ -108,28 +107,22 @@ async def call_socket(socket: WebSocket[Any, Any, Any], session_id: UUID, db: Da
     await socket.accept()
     token = socket.query_params.get("token", "")
     try:
-        session = await claim_session(db, runtime.issuer, token, session_id=session_id)
+        session, call = await claim_call(db, runtime.issuer, token, channel=Channel.BROWSER.value,
+                                         session_id=session_id)
     except TokenRejected as exc:
         # Refused before any OpenAI connection: nothing is opened, nothing is billed.
         await runtime.drop_prewarmed(session_id)
         await close_socket(socket, _CLOSE_CODES.get(exc.reason, CLOSE_TOKEN_INVALID), f"token {exc.reason}")
         return
     try:
-        if session.channel != Channel.BROWSER.value:
-            await runtime.abandon(session.id, "a browser socket presented a phone call's token")
-            await close_socket(socket, CLOSE_TOKEN_INVALID, "token mismatch")
-            return
         business = await BusinessScope(db.session_maker, session.business_id).business()
         # Recorded like phone calls when the business records calls (the test page says so before the call).
         recording = PcmStereoRecording() if business.recording_enabled else None
-        ending = await runtime.run_call(session, BrowserTransport(socket, recording=recording))
+        ending = await runtime.run_call(session, call, BrowserTransport(socket, recording=recording))
         log.info("browser call %s ended: %s (%s)", session_id, ending.reason, ending.status)
         await close_socket(socket, CLOSE_NORMAL, ending.reason)
         if recording is not None:
-            async with db.session() as s:
-                call_id = await s.scalar(select(Call.id).where(Call.session_id == session.id))
-            if call_id is not None:
-                await save_recording(db, runtime.settings.recordings_dir, business.id, call_id, recording)
+            await save_recording(db, runtime.settings.recordings_dir, business.id, call.id, recording)
     except Exception as exc:
         log.exception("browser call %s failed", session_id)
         await runtime.abandon(session.id, f"the call failed ({type(exc).__name__})")

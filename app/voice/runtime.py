@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 from app import metrics
 from app.background import BackgroundLoop
 from app.db.engine import Database
-from app.db.models import Business, EventKind, Session
+from app.db.models import Business, Call, EventKind, Session
 from app.db.services import BusinessScope
 from app.i18n.languages import Language
 from app.jobs import JobQueue
@@ -82,6 +82,8 @@ class CallRuntime:
         self.jobs = jobs or JobQueue(db)
         self.issuer = TokenIssuer(settings.session_secrets)
         self._prewarmed: dict[UUID, tuple[RealtimeLink, asyncio.TimerHandle]] = {}
+        #: what a channel read for a call at webhook time, while Twilio was still opening its stream
+        self._prepared: dict[UUID, asyncio.Task[Any]] = {}
         self._checks: set[asyncio.Task[None]] = set()
         self.bridges: set[CallBridge] = set()
         #: set by a drain (POST /ops/drain) before a planned restart: health answers "draining" so the load
@@ -120,10 +122,16 @@ class CallRuntime:
         return self._supervisor_client
 
     # -- prewarm ------------------------------------------------------------------------------------------
-    def prewarm(self, session_id: UUID) -> None:
-        """Open the realtime connection now so the greeting isn't delayed by the connect."""
+    def prewarm(self, session_id: UUID, prepare: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """Open the realtime connection now so the greeting isn't delayed by the connect. `prepare` reads what
+        the call's set-up needs (its business, the caller's context) now too: a stream that lands in this
+        process takes it with `take_prepared` instead of reading it between `start` and the greeting."""
         if not self.settings.openai_api_key or session_id in self._prewarmed:
             return
+        if prepare is not None:
+            self._prepared[session_id] = task = asyncio.get_running_loop().create_task(prepare())
+            # A stream that never comes (or lands elsewhere) leaves the task unawaited: its failure is not news.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
         link = RealtimeLink(self.settings, self.realtime_client()).start()
         handle = asyncio.get_running_loop().call_later(PREWARM_TTL_SECONDS, self._expire, session_id)
         self._prewarmed[session_id] = (link, handle)
@@ -146,12 +154,23 @@ class CallRuntime:
         if claimed:  # still here and claimed: by another process (a stream here would have taken it)
             await self.drop_prewarmed(session_id)
 
+    def take_prepared(self, session_id: UUID) -> asyncio.Task[Any] | None:
+        """What `prewarm(prepare=…)` read for this session in this process (done, or still reading), once."""
+        return self._prepared.pop(session_id, None)
+
     def _expire(self, session_id: UUID) -> None:
+        self._forget_prepared(session_id)
         entry = self._prewarmed.pop(session_id, None)
         if entry is not None:
             asyncio.get_running_loop().create_task(entry[0].close())
 
+    def _forget_prepared(self, session_id: UUID) -> None:
+        task = self._prepared.pop(session_id, None)
+        if task is not None:
+            task.cancel()
+
     async def drop_prewarmed(self, session_id: UUID) -> None:
+        self._forget_prepared(session_id)
         entry = self._prewarmed.pop(session_id, None)
         if entry is not None:
             entry[1].cancel()
@@ -172,18 +191,23 @@ class CallRuntime:
     async def run_call(
         self,
         session: Session,
+        call: Call,
         transport: CallerTransport,
         *,
         greet: Callable[[Business, CallerContext], str] | None = None,
         resumed: ResumedCall | None = None,
         purpose: str = "",
+        known: tuple[Business, CallerContext] | None = None,
     ) -> Ending:
-        """Run a claimed session's call to its end over `transport`; the call record is finalised.
+        """Run a claimed session's call (started by the claim, or moved here) to its end over `transport`; the
+        call record is finalised.
         `greet` words the greeting for this caller (the phone greets known callers by name); `resumed` is a
         call that moved here from a draining instance (app.voice.move), carried on instead of started;
-        `purpose` says why the business placed the call, on an outbound call (issue 16)."""
+        `purpose` says why the business placed the call, on an outbound call (issue 16); `known` is the
+        session's business and caller context when the channel has read them already (else they are read)."""
         began = time.perf_counter()
-        bridge = await self.build_bridge(session, transport, greet=greet, resumed=resumed, purpose=purpose)
+        bridge = await self.build_bridge(session, call, transport, greet=greet, resumed=resumed, purpose=purpose,
+                                         known=known)
         metrics.call_setup_ms.labels("prepare").observe((time.perf_counter() - began) * 1000)
         self.bridges.add(bridge)
         metrics.calls_started.labels(transport.channel).inc()
@@ -197,19 +221,21 @@ class CallRuntime:
     async def build_bridge(
         self,
         session: Session,
+        call: Call,
         transport: CallerTransport,
         *,
         greet: Callable[[Business, CallerContext], str] | None = None,
         limits: CallLimits | None = None,
         resumed: ResumedCall | None = None,
         purpose: str = "",
+        known: tuple[Business, CallerContext] | None = None,
     ) -> CallBridge:
-        """Start the session's Call record and wire its bridge (not yet running). `limits` defaults to the
-        business's maximum call length with the standard silence handling."""
+        """Wire the started call's bridge (not yet running). `limits` defaults to the business's maximum call
+        length with the standard silence handling."""
         link = self.take_link(session.id)
         try:
-            return await self._wire_bridge(session, transport, link, greet=greet, limits=limits, resumed=resumed,
-                                           purpose=purpose)
+            return await self._wire_bridge(session, call, transport, link, greet=greet, limits=limits,
+                                           resumed=resumed, purpose=purpose, known=known)
         except BaseException as exc:
             # A claimed session whose call never runs is closed, with its reason, and its realtime link with it,
             # whatever failed (the database, the caller's context, a bug): shielded, so a cancellation (the
@@ -237,6 +263,7 @@ class CallRuntime:
     async def _wire_bridge(
         self,
         session: Session,
+        call: Call,
         transport: CallerTransport,
         link: RealtimeLink,
         *,
@@ -244,21 +271,13 @@ class CallRuntime:
         limits: CallLimits | None,
         resumed: ResumedCall | None = None,
         purpose: str = "",
+        known: tuple[Business, CallerContext] | None = None,
     ) -> CallBridge:
         scope = BusinessScope(self.db.session_maker, session.business_id)
-
-        async def business_and_caller() -> tuple[Business, CallerContext]:
+        if known is None:
             business = await scope.business()
-            return business, await caller_context(self.db, business, session.caller_phone)
-
-        # The call's one write (in the writer queue) and its reads (concurrent in WAL) side by side: both are
-        # on the way to the greeting. Not a TaskGroup: a statement cancelled halfway is worse than a finished one.
-        if resumed is None:
-            call, (business, caller) = await asyncio.gather(lifecycle.start_call(self.db, session),
-                                                            business_and_caller())
-        else:
-            call = resumed.call
-            business, caller = await business_and_caller()
+            known = business, await caller_context(self.db, business, session.caller_phone)
+        business, caller = known
         recorder = CallRecorder(
             self.db,
             call_id=call.id,

@@ -14,7 +14,6 @@ from app.voice.lifecycle import (
     UNCLAIMED_AFTER,
     fail_unstarted,
     fail_unstarted_session,
-    start_call,
 )
 from app.voice.lifecycle import close_unclaimed as close_unclaimed_sessions
 from app.voice.lifecycle import offer_session as open_session
@@ -22,7 +21,7 @@ from app.voice.lifecycle import reap_stale_calls as finalise_stale_calls
 from app.voice.prompts import CallerContext
 
 __all__ = ["STALE_AFTER", "UNCLAIMED_AFTER", "caller_context", "close_unclaimed_sessions", "fail_unstarted",
-           "fail_unstarted_session", "finalise_stale_calls", "open_session", "start_call"]
+           "fail_unstarted_session", "finalise_stale_calls", "open_session"]
 
 
 async def caller_context(db: Database, business: Business, caller_phone: str | None) -> CallerContext:

@@ -87,8 +87,9 @@ class Summaries:
                 raise RuntimeError("the summary model returned no text")
             usage_delta = from_responses(response.usage.model_dump()) if response.usage else None
         # The summary, its cost and the job's completion commit together, so a crash in between can't
-        # count the summary's usage twice when the job runs again.
-        async with self._db.session() as s, s.begin():
+        # count the summary's usage twice when the job runs again. In the writer queue: it runs as calls end,
+        # while others start (app/db/writer.py).
+        async with self._db.write() as s:
             await complete(s, job)
             call = await s.get(Call, call_id)
             if call is None:

@@ -1,7 +1,7 @@
 """Connect tokens: a signed, short-lived, single-use ticket that ties a WebSocket to one Session.
 
 The signature proves we issued it and when; single use is enforced in the database (`token_used_at`),
-so a replayed token is refused even by another instance of the service (app.voice.lifecycle.claim_session).
+so a replayed token is refused even by another instance of the service (app.voice.lifecycle.claim_call).
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-
-from app.db.engine import Database
-from app.db.models import Session
 
 TOKEN_MAX_AGE_SECONDS = 120
 _SALT = "call-connect"
@@ -65,10 +62,3 @@ class TokenIssuer:
         except (BadSignature, KeyError, TypeError, ValueError):
             raise TokenRejected("malformed") from None
 
-
-async def claim_session(db: Database, issuer: TokenIssuer, token: str, *, session_id: UUID | None = None,
-                        call_sid: str | None = None) -> Session:
-    """The claim transition; it lives in app.voice.lifecycle with every other Session/Call transition."""
-    from app.voice.lifecycle import claim_session as claim
-
-    return await claim(db, issuer, token, session_id=session_id, call_sid=call_sid)

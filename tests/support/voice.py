@@ -153,18 +153,18 @@ async def place_call(settings: Any, db: Any, *, limits: Any = None, transport: P
                      **business: Any) -> LiveCall:
     """Create a business and a claimed browser session, and run its call over a PlaybackTransport."""
     from app.telephony.line import PhoneLine
+    from app.voice.lifecycle import claim_call
     from app.voice.runtime import CallRuntime
     from app.voice.sessions import open_session
-    from app.voice.tokens import claim_session
     from tests.support.data import create_owner
 
     _user, biz = await create_owner(db, **business)
     runtime = CallRuntime(settings, db, telephony=PhoneLine(settings))
     session, token = await open_session(db, runtime.issuer, biz, "browser")
     runtime.prewarm(session.id)
-    claimed = await claim_session(db, runtime.issuer, token, session_id=session.id)
+    claimed, call = await claim_call(db, runtime.issuer, token, channel="browser", session_id=session.id)
     transport = transport or PlaybackTransport()
-    bridge = await runtime.build_bridge(claimed, transport, limits=limits)
+    bridge = await runtime.build_bridge(claimed, call, transport, limits=limits)
     runtime.bridges.add(bridge)
     task = asyncio.create_task(bridge.run())
     task.add_done_callback(lambda _t: runtime.bridges.discard(bridge))
