@@ -28,7 +28,8 @@ response_ms = Histogram("receptionist_response_ms", "Caller stops speaking to th
 supervisor_ms = Histogram("receptionist_supervisor_ms", "Supervisor (Responses API) answer time", buckets=_MS_BUCKETS)
 openai_errors = Counter("receptionist_openai_errors", "Errors from OpenAI during calls, by code", ["code"])
 realtime_reconnects = Counter("receptionist_realtime_reconnects", "Realtime sessions reopened mid-call")
-#: issue 10: where a call's set-up time goes (webhook; on the stream: claim, prepare = records + prompt + tools)
+#: issue 10: where a call's set-up time goes (webhook; on the stream: claim = the call starts, plan = its business
+#: and caller (read at webhook time when the stream lands in that process), prepare = prompt, tools, bridge)
 call_setup_ms = Histogram("receptionist_call_setup_ms", "Call set-up stages before the greeting, by stage",
                           ["stage"], buckets=_MS_BUCKETS)
 jobs_waiting = Gauge("receptionist_jobs_waiting", "Background jobs pending or running", multiprocess_mode="max")

@@ -157,8 +157,10 @@ async def media_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db:
 
 async def _run_stream(socket: WebSocket[Any, Any, Any], settings: Settings, db: Database, runtime: CallRuntime,
                       session: Session, call: Call, start: StreamStart) -> None:
+    began = time.perf_counter()
     prepared = runtime.take_prepared(session.id)
     plan: PhoneCallPlan = await prepared if prepared is not None else await plan_phone_call(db, session)
+    metrics.call_setup_ms.labels("plan").observe((time.perf_counter() - began) * 1000)
     business = plan.business
     transport = phone_transport(socket, settings, business, start)
     recording = transport.recording
