@@ -141,7 +141,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Brotli where the browser takes it, gzip otherwise; audio (already dense, and ranged) and event
         # streams (must flush each event) are left alone. HTTP only: WebSocket frames never pass through it.
         compression_config=CompressionConfig(
-            backend="brotli", brotli_gzip_fallback=True, minimum_size=500,
+            # gzip (clients without brotli) at zlib's default 6, not Litestar's 9: ~1.5 ms less on the loop for an
+            # 80 KB page for ~1% more bytes (brotli's 5 is ~1.5 ms already).
+            backend="brotli", brotli_gzip_fallback=True, minimum_size=500, gzip_compress_level=6,
             exclude=["^/calls/[^/]+/recording", "/events$", "^/static/voices/"],
         ),
         exception_handlers={
