@@ -28,9 +28,9 @@ from app.db.models import BookingRules, Call, Customer, Job, Message, Notificati
 from app.i18n.dates import short_datetime
 from app.inbox.outbox import DEFAULTS
 from app.settings import load_settings
-from tests.doubles.openai_double import OpenAIDouble
+from tests.doubles.openai_double import OpenAIDouble, RealtimeSessionLog
 from tests.doubles.smtp_server import SmtpServer, body_of
-from tests.doubles.twilio_double import TwilioDouble, caller_audio
+from tests.doubles.twilio_double import DoubleCall, MediaStream, TwilioDouble, caller_audio
 from tests.support.data import create_owner
 from tests.support.phone_world import InboxWorld as World
 from tests.support.phone_world import check_log
@@ -115,14 +115,21 @@ def script_message_call(openai: OpenAIDouble, name: str = "Ann Lee") -> None:
     ).text("I've passed your message on; Sam will call you back.")
 
 
-async def leave_message(w: World, server_url: str, caller: str) -> str:
-    """A phone call on which the caller leaves a message and hangs up; returns the CallSid."""
+async def greeted_call(w: World, voice_url: str, to: str, caller: str
+                       ) -> tuple[DoubleCall, MediaStream, RealtimeSessionLog]:
+    """A phone call from `caller`, its stream open and the greeting said."""
     sessions_before = len(w.openai.realtime_sessions)
-    call, answer = await w.twilio.place_call(server_url + "/twilio/voice", to=SALON, from_=caller)
+    call, answer = await w.twilio.place_call(voice_url, to=to, from_=caller)
     assert answer.status_code == 200, answer.body
     stream = await w.twilio.open_stream(call, answer)
     log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
     await asyncio.to_thread(log.wait_for_sent, "response.done", 10.0, 1)
+    return call, stream, log
+
+
+async def leave_message(w: World, server_url: str, caller: str) -> str:
+    """A phone call on which the caller leaves a message and hangs up; returns the CallSid."""
+    call, stream, log = await greeted_call(w, server_url + "/twilio/voice", SALON, caller)
     await stream.speak(caller_audio("person"))
     await asyncio.to_thread(log.wait_for_sent, "response.done", 15.0, 3)
     await stream.hang_up()
@@ -189,11 +196,7 @@ async def test_a_booking_by_phone_across_a_dst_change_texts_the_caller_the_local
         "book_appointment", {"service": "Haircut", "start": "2027-03-15T10:00", "customer_name": "Cy Diaz"}
     ).text("You're booked for Monday the fifteenth at ten.")
     caller = "+15553337777"
-    sessions_before = len(w.openai.realtime_sessions)
-    call, answer = await w.twilio.place_call(w.voice_url, to=SALON, from_=caller)
-    stream = await w.twilio.open_stream(call, answer)
-    log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
-    await asyncio.to_thread(log.wait_for_sent, "response.done", 10.0, 1)
+    call, stream, _log = await greeted_call(w, w.voice_url, SALON, caller)
     await stream.speak(caller_audio("book"))
     # The confirmation goes out while the caller is still on the line.
     await wait_until(lambda: w.twilio.texts_to(caller), timeout=15)
@@ -323,11 +326,7 @@ async def test_the_owner_reads_the_booking_in_spanish_and_the_french_customer_is
     ).text("C'est réservé.")
     w.openai.responses.for_model(load_settings(w.env).summary_model).text(
         "Resumen: Lupe Ortiz reservó un corte; habló en francés.")
-    sessions_before = len(w.openai.realtime_sessions)
-    call, answer = await w.twilio.place_call(w.voice_url, to=CASA, from_=caller)
-    stream = await w.twilio.open_stream(call, answer)
-    log = await asyncio.to_thread(w.openai.wait_for_session, sessions_before, 5.0)
-    await asyncio.to_thread(log.wait_for_sent, "response.done", 10.0, 1)
+    call, stream, _log = await greeted_call(w, w.voice_url, CASA, caller)
     await stream.speak(caller_audio("book"))
 
     # The customer's confirmation, while they are on the line: French (the language she speaks), the date and

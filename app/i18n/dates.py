@@ -25,13 +25,9 @@ def _plain(words: str) -> str:
     return words.replace("\u202f", " ").replace("\xa0", " ")
 
 
-def _lang(language: str | Language | None) -> Language:
-    return language if isinstance(language, Language) else get(language)
-
-
 def spoken_datetime(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
     """A date and time to say to a caller, in their language, on the business's wall clock."""
-    lang = _lang(language)
+    lang = get(language)
     local = moment.astimezone(tz)
     day = format_date(local.date(), "full", locale=lang.babel)
     clock = format_time(local.time(), "short", locale=lang.babel)
@@ -39,16 +35,16 @@ def spoken_datetime(moment: datetime, language: str | Language | None, tz: tzinf
 
 
 def spoken_date(day: date, language: str | Language | None) -> str:
-    return _plain(str(format_date(day, "full", locale=_lang(language).babel)))
+    return _plain(str(format_date(day, "full", locale=get(language).babel)))
 
 
 def spoken_time(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
-    return _plain(str(format_time(moment.astimezone(tz).time(), "short", locale=_lang(language).babel)))
+    return _plain(str(format_time(moment.astimezone(tz).time(), "short", locale=get(language).babel)))
 
 
 def short_datetime(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
     """A compact date and time for texts and pages ("Tue, May 5, 3:30 PM" / "mar, 5 de mayo, 15:30")."""
-    lang = _lang(language)
+    lang = get(language)
     local = moment.astimezone(tz)
     day = format_skeleton("MMMEd", local, locale=lang.babel)
     clock = format_time(local.time(), "short", locale=lang.babel)
@@ -62,7 +58,7 @@ _ENGLISH_WRITTEN_DATE = "dd MMM yyyy"
 
 def written_datetime(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
     """An appointment's date and time in a notification or a text, on the business's wall clock."""
-    lang = _lang(language)
+    lang = get(language)
     if lang.base == "en":
         return _plain(str(format_datetime(moment.astimezone(tz), _ENGLISH_WRITTEN_DATETIME, locale=lang.babel)))
     return short_datetime(moment, lang, tz)
@@ -70,7 +66,7 @@ def written_datetime(moment: datetime, language: str | Language | None, tz: tzin
 
 def written_date(moment: datetime, language: str | Language | None, tz: tzinfo) -> str:
     """A day (a plan's renewal) in a notification: "05 May 2026" / "5 may 2026" / "05.05.2026"."""
-    lang = _lang(language)
+    lang = get(language)
     day = moment.astimezone(tz).date()
     if lang.base == "en":
         return _plain(str(format_date(day, _ENGLISH_WRITTEN_DATE, locale=lang.babel)))

@@ -75,8 +75,11 @@ class LanguageError(ValueError):
     """An owner's language choice that can't be used; the message says why, for the settings form."""
 
 
-def get(code: str | None) -> Language:
-    """The supported language for a stored code; anything unknown (or None) is the default."""
+def get(code: str | Language | None) -> Language:
+    """The supported language for a stored code (a Language is itself); anything unknown (or None) is the
+    default."""
+    if isinstance(code, Language):
+        return code
     return SUPPORTED.get(code or "", SUPPORTED[DEFAULT_LANGUAGE])
 
 

@@ -286,21 +286,21 @@ CATALOGUE_LANGUAGES = ("en", "es", "fr", "de", "pt")
 
 def text(line: Line, language: str | Language | None, **values: str) -> str:
     """The words of `line` in `language` (a BCP-47 code or Language; unknown: the default language)."""
-    lang = language if isinstance(language, Language) else get(language)
+    lang = get(language)
     words = CATALOGUE[line].get(lang.base) or CATALOGUE[line]["en"]
     return words.format(**values) if values else words
 
 
 def language_list(languages: Sequence[Language], in_language: str | Language | None) -> str:
     """"English and Spanish" / "inglés y español": the offered languages named in `in_language`."""
-    lang = in_language if isinstance(in_language, Language) else get(in_language)
+    lang = get(in_language)
     names = [language.language_name(lang.code) for language in languages]
     return str(format_list(names, locale=lang.babel))
 
 
 def say(response: VoiceResponse, words: str, language: str | Language | None) -> None:
     """Append `<Say voice=… language=…>words</Say>` read by the Twilio voice of `language`."""
-    lang = language if isinstance(language, Language) else get(language)
+    lang = get(language)
     response.say(words, voice=lang.twilio_voice, language=lang.twilio_language)
 
 

@@ -64,7 +64,7 @@ def catalogues() -> dict[str, NullTranslations]:
 
 def translations(language: Language | str | None) -> NullTranslations:
     """The catalogue for a language (a Language or a stored BCP-47 code); English for anything untranslated."""
-    lang = language if isinstance(language, Language) else get(language)
+    lang = get(language)
     return catalogues().get(lang.base, ENGLISH)
 
 
@@ -110,7 +110,7 @@ def _callables(base: str) -> dict[str, Any]:
 def render_context(language: Language | str | None) -> dict[str, Any]:
     """What a render point adds to a template's context so the page is in `language`: the gettext callables
     the i18n extension resolves, the catalogue `finalize` uses for handlers' `Text`, and the page's `lang`."""
-    lang = language if isinstance(language, Language) else get(language)
+    lang = get(language)
     return {**_callables(lang.base), "page_lang": lang.base, "page_locale": lang.code}
 
 

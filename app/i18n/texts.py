@@ -678,13 +678,9 @@ END_REASONS: dict[str, dict[str, str]] = {
 CATALOGUE_LANGUAGES = ("en", "es", "fr", "de", "pt")
 
 
-def _lang(language: str | Language | None) -> Language:
-    return language if isinstance(language, Language) else get(language)
-
-
 def text(line: Written, language: str | Language | None, /, **values: object) -> str:
     """The words of `line` in `language` (a BCP-47 code or Language; unknown: the default language)."""
-    lang = _lang(language)
+    lang = get(language)
     words = CATALOGUE[line].get(lang.base) or CATALOGUE[line]["en"]
     return words.format(**values) if values else words
 
@@ -692,7 +688,7 @@ def text(line: Written, language: str | Language | None, /, **values: object) ->
 def number(value: float, language: str | Language | None) -> str:
     """A count or a number of minutes as the language writes it ("12.5" / "12,5"). English keeps Python's
     plain form ("1000", not "1,000"), as its texts always had."""
-    lang = _lang(language)
+    lang = get(language)
     if lang.base == "en":
         return f"{value:g}"
     return str(format_decimal(value, locale=lang.babel))
@@ -700,7 +696,7 @@ def number(value: float, language: str | Language | None) -> str:
 
 def counted(what: Counted, n: int, language: str | Language | None) -> str:
     """"1 call" / "2 calls" / "0 appel": the form CLDR's plural rules pick for `n` in `language`."""
-    lang = _lang(language)
+    lang = get(language)
     one, other = COUNTED[what].get(lang.base) or COUNTED[what]["en"]
     form = one if lang.babel.plural_form(n) == "one" else other
     return form.format(n=number(n, lang))
@@ -708,7 +704,7 @@ def counted(what: Counted, n: int, language: str | Language | None) -> str:
 
 def outcome_label(code: str, language: str | Language | None) -> str:
     words = OUTCOME_LABELS[code]
-    return words.get(_lang(language).base) or words["en"]
+    return words.get(get(language).base) or words["en"]
 
 
 def end_reason(code: str, language: str | Language | None) -> str | None:
@@ -716,4 +712,4 @@ def end_reason(code: str, language: str | Language | None) -> str | None:
     words = END_REASONS.get(code)
     if words is None:
         return None
-    return words.get(_lang(language).base) or words["en"]
+    return words.get(get(language).base) or words["en"]
