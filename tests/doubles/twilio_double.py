@@ -914,6 +914,7 @@ class MediaStream:
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.ended_reason: str | None = None
+        self.ended_at: float | None = None  # when Twilio ended the stream (its `stop` may not reach a closed socket)
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -1025,6 +1026,7 @@ class MediaStream:
         if self.closed.is_set() or self.ws is None:
             return
         self.ended_reason = reason
+        self.ended_at = time.monotonic()
         await self.send_json({"event": "stop", "sequenceNumber": self._next_sequence(), "streamSid": self.stream_sid,
                               "stop": {"accountSid": self.double.account_sid, "callSid": self.call.sid}})
         await self.ws.close()
