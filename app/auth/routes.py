@@ -25,6 +25,7 @@ from app.db.engine import Database
 from app.db.models import User
 from app.settings import Settings
 from app.web.rate_limit import shared_rate_limit
+from app.web.rendering import SlicedTemplate
 
 #: one limit per client address over all sign-in routes, counted on the database (every worker and instance)
 RATE_LIMIT = shared_rate_limit("sign-in", per_minute=30)
@@ -88,7 +89,7 @@ def _login_page(
     request: Request[Any, Any, Any], settings: Settings, *, next_path: str, error: str | None = None,
     email: str = "", status: int = 200,
 ) -> Template:
-    return Template(
+    return SlicedTemplate(
         template_name="auth/login.html",
         context={
             "google": settings.google_configured,

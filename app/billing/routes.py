@@ -20,7 +20,6 @@ from app.auth.deps import Owner
 from app.billing.metering import BillingJobs, mark_call_spam
 from app.billing.plans import plan_by_key
 from app.billing.polar import PolarGateway, PolarRefused, PolarUnavailable, get_polar, load_sdk
-from app.billing.pricing import warm_price_table
 from app.billing.usage import BillingScope
 from app.billing.webhooks import handle
 from app.dashboard.common import parse_id
@@ -93,12 +92,11 @@ async def mark_spam(call_id: str, request: Request[Any, Any, Any], owner: Owner,
 
 async def start_billing(app: Litestar) -> None:
     """Register the billing job kinds on the process's job queue (started by the call runtime); load polar-sdk
-    (when Polar is configured) and the price table off the loop."""
+    (when Polar is configured) off the loop. (The price table is loaded with the rest of start-up's warm-up, in
+    app.main, before the heap is frozen.)"""
     settings: Settings = app.state.settings
     if settings.polar_access_token or settings.polar_webhook_secret:
         await asyncio.to_thread(load_sdk)
-    # In the background: serving needn't wait, and a call rarely ends within the second it takes.
-    app.state.price_warmup = asyncio.get_running_loop().run_in_executor(None, warm_price_table)
     gateway = get_polar(app)
     BillingJobs(app.state.db, app.state.settings, gateway).register(app.state.jobs)
 

@@ -21,6 +21,7 @@ from app.db.phone import business_region, national_format
 from app.i18n.languages import DEFAULT_LANGUAGE, SUPPORTED, Language, for_owner
 from app.i18n.pages import in_language, render_context
 from app.i18n.text import tr
+from app.web.rendering import SlicedTemplate
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,7 @@ def formatter(owner: Owner) -> Formatter:
 
 
 def page(template: str, owner: Owner, status: int = 200, **context: Any) -> Template:
-    return Template(
+    return SlicedTemplate(
         template_name=template,
         context={"owner": owner, "business": owner.business, "fmt": formatter(owner),
                  **render_context(owner_language(owner)), **context},

@@ -14,6 +14,7 @@ from litestar.response import Template
 
 from app.billing.pricing import PRICES_AS_OF, rates_per_million
 from app.settings import Settings
+from app.web.rendering import SlicedTemplate
 
 # A minute of conversation is about 600 audio tokens each way at OpenAI's published rate of 10 tokens/s
 # per direction for realtime audio; the figure shown is an estimate and says so.
@@ -63,7 +64,7 @@ def landing_plans(settings: Settings) -> list[Plan]:
 
 
 def landing_page(settings: Settings) -> Template:
-    return Template(
+    return SlicedTemplate(
         template_name="landing.html",
         context={"plans": landing_plans(settings), "sample_call": SAMPLE_CALL},
         media_type=MediaType.HTML,

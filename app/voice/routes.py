@@ -28,6 +28,7 @@ from app.voice.runtime import get_runtime
 from app.voice.sockets import CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, close_socket
 from app.voice.tokens import TokenRejected
 from app.web.rate_limit import shared_rate_limit
+from app.web.rendering import SlicedTemplate
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ _CLOSE_CODES = {"expired": CLOSE_TOKEN_EXPIRED, "used": CLOSE_TOKEN_USED}
 async def test_page(owner: Owner, business: Business, settings: Settings, db: Database) -> Template:
     region = business_region(business.phone_number, business.timezone)
     customers = await BusinessScope(db.session_maker, business.id).recent_customers()
-    return Template(
+    return SlicedTemplate(
         template_name="test.html",
         context={"owner": owner, "business": business, "openai_configured": bool(settings.openai_api_key),
                  **render_context(for_owner(business.languages)),  # issue 16: the owner's language

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
-from litestar.response import Redirect, Template
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.auth.access import business_seen
@@ -16,6 +16,7 @@ from app.db.services import NotFound, ServiceError
 from app.i18n.languages import Language, for_owner
 from app.i18n.pages import render_context
 from app.i18n.text import tr
+from app.web.rendering import SlicedTemplate
 from app.web.request_id import request_id_var
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def error_response(request: Request, exc: Exception) -> Response:
         if extra:
             body["details"] = extra
         return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers)
-    return Template(
+    return SlicedTemplate(
         template_name="error.html",
         context={"status": status, "title": TITLES.get(status, tr("Error")), "detail": detail, "request_id": rid,
                  **render_context(_reader(request))},
