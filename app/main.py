@@ -87,6 +87,14 @@ def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Ca
             [stop_outbound, stop_billing, stop_inbox, stop_calendar, stop_runtime])
 
 
+# The collector's youngest generation runs every 5,000 net container allocations, not CPython's 700. A page at
+# 100,000 calls holds tens of thousands of objects for its 100-300 ms; at 700 they outlived two young collections,
+# were promoted, and every ~11,000 promotions forced a full collection (84-122 ms, the loop and every call's audio
+# paused). bench/bench_pages_under_load.py, 20 calls + 3 owner tabs, two runs each: frame p99 up 179-320 ms with
+# one full collection per run at 700; 39-41 ms and none at 5,000 (young collections ≤ 19 ms, one 42-56 ms).
+GC_THRESHOLDS = (5000, 10, 10)
+
+
 def _load_what_first_use_would(engine: Environment) -> None:
     """What a worker would otherwise load on first use, on the event loop, while calls stream: genai-prices'
     table (~0.5-1.5 s, ~15,000 objects), every template compiled (~15 ms each), each supported language's
@@ -105,6 +113,7 @@ async def _freeze_startup_heap(app: Litestar) -> None:
     await asyncio.to_thread(_load_what_first_use_would, app.template_engine.engine)  # type: ignore[union-attr]
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _onboarding_redirect(request: Request, _exc: NeedsOnboarding) -> Response:

@@ -90,3 +90,40 @@ def test_start_up_warms_the_openai_sdk(data_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     before, after = result.stdout.strip().splitlines()
     assert before == "False False" and after == "True True"
+
+
+HEAP_PROBE = """
+import asyncio, gc, sys
+from pathlib import Path
+from genai_prices.data_snapshot import get_snapshot
+from app.main import GC_THRESHOLDS, create_app
+from tests.conftest import make_settings, migrated_database
+
+async def main() -> None:
+    settings = make_settings(Path(sys.argv[1]), OPENAI_API_KEY="sk-test", OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+    async with migrated_database(settings):
+        pass
+    app = create_app(settings)
+    engine = app.template_engine.engine
+    print(len(engine.cache or {}), gc.get_freeze_count() > 0)
+    async with app.lifespan():
+        names = engine.list_templates()
+        prices = get_snapshot()
+        print(all(engine.get_template(n) is engine.get_template(n) for n in names) and len(engine.cache) >= len(names),
+              gc.get_freeze_count() > 0, gc.get_threshold() == GC_THRESHOLDS,
+              not any(o is prices or o is prices.providers for o in gc.get_objects()))
+
+asyncio.run(main())
+"""
+
+
+def test_start_up_loads_what_first_use_would_then_freezes_it_out_of_full_collections(data_dir: Path) -> None:
+    # A page's or a call's first use of the price table, a template or a language's CLDR data would load it on
+    # the event loop, and leave it where every full collection walks it (each one pauses every call's audio).
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", HEAP_PROBE, str(data_dir)], cwd=root, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    before, after = result.stdout.strip().splitlines()[-2:]
+    assert before == "0 False"
+    assert after == "True True True True"
