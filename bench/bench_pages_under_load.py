@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,19 +52,11 @@ from bench.bench_call_latency import pct as _pct  # noqa: E402
 from bench.bench_call_latency import process_tree  # noqa: E402
 from bench.bench_dashboard import NAMES, STATUSES, _transcript  # noqa: E402
 from bench.bench_load import Result, run_calls, seed, service_setup, start_process  # noqa: E402
+from bench.owner_tabs import LABELS, LIVE_LIST, NAV_COUNT, NAVIGATION, OwnerTabs, PageTimes  # noqa: E402
 from tests.doubles.twilio_double import TwilioDouble  # noqa: E402
 from tests.support.data import SERVICES, WEEKDAY_HOURS  # noqa: E402
 from tests.support.server import base_env, free_port, run_server  # noqa: E402
 
-# What an owner's open tab asks for. The live list is polled every second while a call is live (static/pages.js);
-# the navigation pages are loaded one after the other as fast as the server answers (an owner clicking
-# through the dashboard, each click waiting for its page), each with the nav's unread count that the page's
-# htmx fetches on load (static files are cached: long-lived, versioned).
-LIVE_LIST = ("live list", "/sessions/live", 1.0)
-NAVIGATION = (("overview", "/"), ("calls list", "/calls"), ("calls page 40", "/calls?page=40"),
-              ("calls, a status", "/calls?status=transferred"), ("billing", "/billing"))
-NAV_COUNT = ("unread count", "/messages/count")
-LABELS = (LIVE_LIST[0], *(label for label, _path in NAVIGATION), NAV_COUNT[0])
 OTHER_BUSINESSES = 3  # each with a tenth of the measured business's calls: scoping has to use its index
 
 
@@ -218,56 +210,6 @@ def _bulk_insert(conn: sqlite3.Connection, table: Table, rows: list[dict[str, An
 
 
 @dataclass
-class PageTimes:
-    times: dict[str, list[float]] = field(default_factory=lambda: {label: [] for label in LABELS})
-    statuses: dict[int, int] = field(default_factory=dict)
-    live_rows_seen: int = 0
-
-    @property
-    def errors(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status != 200)
-
-
-async def owner_tab(url: str, cookie: str, stop: asyncio.Event, times: PageTimes, think: float) -> None:
-    """One signed-in owner's tab until `stop`: the live list on its 1 s poll, and beside it the navigation
-    pages one after another (each followed by the nav's unread count), `think` seconds apart."""
-    async with httpx.AsyncClient(base_url=url, cookies={COOKIE_NAME: cookie}, timeout=30,
-                                 headers={"Accept-Encoding": "br, gzip"}) as client:
-        async def get(label: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
-            started = time.perf_counter()
-            response = await client.get(path, headers=headers)
-            times.times[label].append((time.perf_counter() - started) * 1000)
-            times.statuses[response.status_code] = times.statuses.get(response.status_code, 0) + 1
-            return response
-
-        async def live_list() -> None:
-            label, path, interval = LIVE_LIST
-            while not stop.is_set():
-                started = time.perf_counter()
-                response = await get(label, path, {"HX-Request": "true"})
-                times.live_rows_seen = max(times.live_rows_seen, response.text.count('class="live-session"'))
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, interval - (time.perf_counter() - started)))
-                except TimeoutError:
-                    pass
-
-        async def navigate() -> None:
-            while not stop.is_set():
-                for label, path in NAVIGATION:
-                    if stop.is_set():
-                        return
-                    await get(label, path)
-                    await get(*NAV_COUNT, {"HX-Request": "true"})
-                    if think:
-                        try:
-                            await asyncio.wait_for(stop.wait(), timeout=think)
-                        except TimeoutError:
-                            pass
-
-        await asyncio.gather(live_list(), navigate())
-
-
-@dataclass
 class Phase:
     name: str
     result: Result
@@ -390,15 +332,11 @@ def run(args: argparse.Namespace) -> Run:
                     if not with_pages:
                         return Phase(name, await run_calls(name, pids, model_port, args.calls, seconds, 1, setup),
                                      None)
-                    stop, times = asyncio.Event(), PageTimes()
-                    tabs = [asyncio.create_task(owner_tab(server.url, cookie, stop, times, args.think))
-                            for _ in range(args.pages)]
-                    try:
+                    # The tabs are a browser's: their own process, so what they cost (HTTP, brotli) isn't on
+                    # the loop that stamps the callers' frames.
+                    with OwnerTabs(server.url, cookie, args.pages, args.think) as tabs:
                         result = await run_calls(name, pids, model_port, args.calls, seconds, 1, setup)
-                    finally:
-                        stop.set()
-                        await asyncio.gather(*tabs)
-                    return Phase(name, result, times)
+                    return Phase(name, result, tabs.times)
 
                 # Warm-up, as a deployed server is: templates compiled, statements cached, one round of calls.
                 with httpx.Client(base_url=server.url, cookies={COOKIE_NAME: cookie}, timeout=60) as warm:
