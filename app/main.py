@@ -40,6 +40,7 @@ from app.web.errors import error_response
 from app.web.health import health
 from app.web.logs import configure_logging
 from app.web.metrics import metrics
+from app.web.page_turns import PageTurns
 from app.web.proxy import ProxyHeadersMiddleware
 from app.web.raw_frames import RawFrames
 from app.web.request_id import RequestIdMiddleware
@@ -162,7 +163,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             exclude=CSRF_EXEMPT,
         ),
         # Outermost first, so the rate limits and anything that logs the client see it, not the proxy.
-        middleware=[ProxyHeadersMiddleware.from_settings(settings), RequestIdMiddleware(), CachingMiddleware()],
+        middleware=[ProxyHeadersMiddleware.from_settings(settings), RequestIdMiddleware(), PageTurns(),
+                    CachingMiddleware()],
         # Brotli where the browser takes it, gzip otherwise; audio (already dense, and ranged) and event
         # streams (must flush each event) are left alone. HTTP only: WebSocket frames never pass through it.
         compression_config=CompressionConfig(
