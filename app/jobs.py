@@ -6,7 +6,9 @@
   NOTHING` on the primary key, which needs no extra column or index.
 - A job is claimed with a lease: `status=running` and `run_after` pushed past the lease, in one conditional
   UPDATE, so two workers (two processes, or one restarted) never run the same job at once, and a job whose
-  worker died is picked up again when its lease runs out.
+  worker died is picked up again when its lease runs out. The lease is the kind's: five minutes unless the
+  kind's handler is bounded by shorter timeouts (a notification's send: its lease is what a SIGKILLed worker
+  can delay it by).
 - A handler that raises is retried with exponential backoff until its kind's `max_attempts`, then the job is
   `failed` with the error kept (visible to the owner where the kind has a page). `Permanent` fails at once.
 - A handler that must commit its effect together with the job's completion (so a crash in between can't do
@@ -99,6 +101,7 @@ class JobKind:
     handler: Handler
     max_attempts: int = 5
     backoff_base: float = 5.0
+    lease: timedelta = LEASE
 
 
 class JobQueue:
@@ -109,8 +112,10 @@ class JobQueue:
         self._kinds: dict[str, JobKind] = {}
         self._loop = BackgroundLoop("job-worker", self._run_due, poll_seconds)
 
-    def register(self, name: str, handler: Handler, *, max_attempts: int = 5, backoff_base: float = 5.0) -> None:
-        self._kinds[name] = JobKind(name, handler, max_attempts, backoff_base)
+    def register(self, name: str, handler: Handler, *, max_attempts: int = 5, backoff_base: float = 5.0,
+                 lease: timedelta = LEASE) -> None:
+        """`lease`: how long a claimed job is left to its worker; it must outlast the handler's longest run."""
+        self._kinds[name] = JobKind(name, handler, max_attempts, backoff_base, lease)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -154,17 +159,19 @@ class JobQueue:
         now = datetime.now(UTC)
         claimable = self._claimable(now)
         async with self._db.session() as s:
-            candidates = list(await s.scalars(select(Job.id).where(claimable).order_by(Job.run_after).limit(5)))
+            candidates = list(await s.execute(select(Job.id, Job.kind).where(claimable).order_by(Job.run_after)
+                                              .limit(5)))
 
-        def take(s: SyncSession, job_id: uuid.UUID) -> Job | None:
+        def take(s: SyncSession, job_id: uuid.UUID, lease: timedelta) -> Job | None:
             return s.execute(
                 update(Job).where(Job.id == job_id, claimable)
-                .values(status=JobStatus.RUNNING.value, run_after=now + LEASE, attempts=Job.attempts + 1)
+                .values(status=JobStatus.RUNNING.value, run_after=now + lease, attempts=Job.attempts + 1)
                 .returning(Job).execution_options(synchronize_session=False)
             ).scalar()
 
-        for job_id in candidates:
-            if (job := await self._db.transact(partial(take, job_id=job_id))) is not None:
+        for job_id, kind in candidates:
+            lease = self._kinds[kind].lease
+            if (job := await self._db.transact(partial(take, job_id=job_id, lease=lease))) is not None:
                 return job
         return None
 

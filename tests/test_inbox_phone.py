@@ -273,7 +273,9 @@ async def test_the_service_killed_between_the_event_and_the_send_sends_after_res
             await asyncio.to_thread(first.__exit__, None, None, None)
         smtp.start()
         with run_server({k: v for k, v in env.items()}) as again:
-            await wait_until(lambda: smtp.messages, timeout=40)
+            # Killed between two attempts, the send is due within seconds; killed during one (the job still
+            # claimed), within the send's lease (app.inbox.sender.SEND_LEASE, 45 s after that claim).
+            await wait_until(lambda: smtp.messages, timeout=60)
             await asyncio.sleep(3)
             assert len(smtp.messages) == 1 and "Dee Park" in smtp.messages[0]["Subject"]
             rows = await one(again.env, select(Notification).where(Notification.call_id == call.id,

@@ -5,7 +5,7 @@ job in its own transaction, and kinds a worker doesn't know are left for one tha
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,6 +72,35 @@ async def test_one_claim_across_workers(db: Database) -> None:
         w.register("notify", lambda job: asyncio.sleep(0))
     claims = await asyncio.gather(*(w.claim() for w in workers))
     assert len([c for c in claims if c is not None]) == 1
+
+
+async def test_a_claimed_job_is_left_to_its_worker_for_its_kinds_lease_then_taken_again(db: Database) -> None:
+    """A worker SIGKILLed mid-run can't settle its job: the next claim waits out the kind's lease, not longer."""
+    async with db.session() as s, s.begin():
+        send_id = await enqueue(s, "notify", {})
+        summary_id = await enqueue(s, "summary", {})
+    dead = JobQueue(db)
+    dead.register("notify", lambda job: asyncio.sleep(0), lease=timedelta(seconds=45))
+    dead.register("summary", lambda job: asyncio.sleep(0))
+    claimed_at = datetime.now(UTC)
+    assert {(await dead.claim()).id, (await dead.claim()).id} == {send_id, summary_id}  # type: ignore[union-attr]
+    leases = {job_id: _aware((await _job(db, job_id)).run_after) - claimed_at for job_id in (send_id, summary_id)}
+    assert timedelta(seconds=44) < leases[send_id] < timedelta(seconds=47)
+    assert timedelta(minutes=4, seconds=59) < leases[summary_id] < timedelta(minutes=5, seconds=2)
+    assert await JobQueue(db).claim() is None  # (no kinds) and nothing is due for anyone yet
+    async with db.session() as s, s.begin():  # 46 s later: the send's lease is over, the summary's is not
+        for job in await s.scalars(select(Job)):
+            job.run_after = _aware(job.run_after) - timedelta(seconds=46)
+    heir = JobQueue(db)
+    heir.register("notify", lambda job: asyncio.sleep(0), lease=timedelta(seconds=45))
+    heir.register("summary", lambda job: asyncio.sleep(0))
+    again = await heir.claim()
+    assert again is not None and again.id == send_id and again.attempts == 2
+    assert await heir.claim() is None
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def test_failures_back_off_then_give_up_and_permanent_fails_at_once(db: Database) -> None:

@@ -34,7 +34,7 @@ from app.db.models import (
     NotificationSettings,
     NotificationStatus,
 )
-from app.inbox.channels import EmailChannel, OptedOut, Refused, Retry, SmsChannel
+from app.inbox.channels import SMTP_TIMEOUT_SECONDS, EmailChannel, OptedOut, Refused, Retry, SmsChannel
 from app.inbox.outbox import (
     DIGEST_JOB,
     NOTIFY_JOB,
@@ -51,11 +51,15 @@ from app.inbox.schedule import reminder_due
 from app.inbox.texts import Context, compose
 from app.jobs import JobQueue, Permanent, complete, job_id_for
 from app.settings import Settings
+from app.telephony.rest import REQUEST_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12  # with a 2 s base, doubling to a 10-minute cap: about an hour of outage is ridden out
 BACKOFF_BASE = 2.0
+# A send is bounded by its channel's timeout (SMTP 20 s, Twilio REST 10 s): a worker killed mid-send delays the
+# message by this much, not by the queue's five-minute default.
+SEND_LEASE = timedelta(seconds=SMTP_TIMEOUT_SECONDS + REQUEST_TIMEOUT_SECONDS + 15)
 #: how long an owner's notification about a call waits for the call to end and for its summary
 CALL_WAIT = timedelta(minutes=20)
 SUMMARY_WAIT = timedelta(seconds=60)
@@ -96,7 +100,7 @@ class Notifier:
 
     def register(self, jobs: JobQueue) -> None:
         self._jobs = jobs
-        jobs.register(NOTIFY_JOB, self.send, max_attempts=MAX_ATTEMPTS, backoff_base=BACKOFF_BASE)
+        jobs.register(NOTIFY_JOB, self.send, max_attempts=MAX_ATTEMPTS, backoff_base=BACKOFF_BASE, lease=SEND_LEASE)
         jobs.register(REMINDER_JOB, self.remind, max_attempts=5)
         jobs.register(DIGEST_JOB, self.digest, max_attempts=5)
         jobs.register(SETTLE_JOB, self.settle, max_attempts=8)
