@@ -22,7 +22,7 @@ from app.db.services import BusinessScope
 from app.main import create_app
 from app.settings import Settings
 from tests.support.dashboard import add_event, csrf_token, seed_call, sign_in
-from tests.support.data import create_owner
+from tests.support.data import create_owner, earlier_today
 
 
 @dataclass
@@ -72,8 +72,8 @@ async def test_empty_states_guide_a_new_owner(ctx: Ctx) -> None:
 
 async def test_overview_counts_today_and_month_and_draws_the_chart(ctx: Ctx) -> None:
     now = datetime.now(UTC)
-    await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=1), duration_seconds=120, cost_usd=0.5)
-    await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=2), duration_seconds=60, cost_usd=0.25)
+    await seed_call(ctx.db, ctx.business.id, started_at=earlier_today(1), duration_seconds=120, cost_usd=0.5)
+    await seed_call(ctx.db, ctx.business.id, started_at=earlier_today(2), duration_seconds=60, cost_usd=0.25)
     await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(days=40), cost_usd=9.0)  # outside both
     _other_user, other = await create_owner(ctx.db)
     await seed_call(ctx.db, other.id, started_at=now, cost_usd=100.0)  # another business: never counted
@@ -254,11 +254,11 @@ async def test_appointments_list_and_cancel(ctx: Ctx) -> None:
 
 async def test_billing_current_period_per_call_and_past_periods(ctx: Ctx) -> None:
     now = datetime.now(UTC)
-    await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=3), duration_seconds=90,
+    await seed_call(ctx.db, ctx.business.id, started_at=earlier_today(3), duration_seconds=90,
                     billable_seconds=90.0, cost_usd=0.30, input_tokens=1000, output_tokens=500)
-    await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=9), duration_seconds=30,
+    await seed_call(ctx.db, ctx.business.id, started_at=earlier_today(9), duration_seconds=30,
                     billable_seconds=30.0, cost_usd=0.20, input_tokens=10, output_tokens=5)
-    await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(minutes=12), caller_phone=None,
+    await seed_call(ctx.db, ctx.business.id, started_at=earlier_today(12), caller_phone=None,
                     duration_seconds=300, cost_usd=0.0, input_tokens=0, output_tokens=0)  # a browser test call
     await seed_call(ctx.db, ctx.business.id, started_at=now - timedelta(days=70), cost_usd=5.0)
     async with ctx.db.session() as s, s.begin():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +19,7 @@ from app.db.owner_queries import OwnerScope
 from app.main import create_app
 from app.settings import Settings
 from tests.support.dashboard import seed_call, sign_in
-from tests.support.data import create_owner
+from tests.support.data import create_owner, earlier_today
 
 
 @pytest.fixture
@@ -43,9 +43,8 @@ async def test_a_visitor_sees_the_landing_page_with_pricing_a_sample_call_and_si
 
 async def test_test_calls_are_left_out_of_the_overview_unless_asked(settings: Settings, db: Database) -> None:
     user, business = await create_owner(db, timezone="UTC")
-    now = datetime.now(UTC)
-    await seed_call(db, business.id, started_at=now - timedelta(minutes=5), cost_usd=1.0)
-    await seed_call(db, business.id, started_at=now - timedelta(minutes=4), caller_phone=None, cost_usd=2.0)
+    await seed_call(db, business.id, started_at=earlier_today(5), cost_usd=1.0)
+    await seed_call(db, business.id, started_at=earlier_today(4), caller_phone=None, cost_usd=2.0)
     async with AsyncTestClient(create_app(settings)) as client:
         sign_in(client, settings, user.id)
 

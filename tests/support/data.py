@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.db.engine import Database
@@ -48,3 +49,12 @@ async def seed_owner(env: dict[str, str], **owner: Any) -> tuple[User, Business]
         return await create_owner(db, **owner)
     finally:
         await db.dispose()
+
+
+def earlier_today(minutes: float) -> datetime:
+    """`minutes` ago, kept inside today (UTC): a test counting "today's" calls run just after midnight would
+    otherwise seed them yesterday (and on the 1st, last month). Just after midnight it is later today instead."""
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    moment = now - timedelta(minutes=minutes)
+    return moment if moment >= midnight else midnight + timedelta(minutes=minutes)
