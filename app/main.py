@@ -43,6 +43,7 @@ from app.web.metrics import metrics
 from app.web.page_turns import PageTurns
 from app.web.proxy import ProxyHeadersMiddleware
 from app.web.raw_frames import RawFrames
+from app.web.rendering import compiled_templates
 from app.web.request_id import RequestIdMiddleware
 from app.web.security_headers import SecurityHeaders
 
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from app.dashboard.outcome_words import FILTERS as inbox_filters
 
     template_config.engine_instance.engine.filters.update(inbox_filters)
+    template_config.engine_instance.engine.bytecode_cache = compiled_templates()
     from app.dashboard.language_settings import FILTERS as language_filters  # issue 16
 
     template_config.engine_instance.engine.filters.update(language_filters)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jinja2 import DictLoader, Environment
+from jinja2 import DictLoader, Environment, FileSystemLoader
 from litestar import Litestar, get, route
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.response import Template
@@ -16,7 +16,7 @@ from litestar.template.config import TemplateConfig
 from litestar.testing import TestClient
 
 from app.web import rendering
-from app.web.rendering import SlicedTemplate, render_in_slices
+from app.web.rendering import SlicedTemplate, _CompiledTemplates, render_in_slices
 
 ROWS = "<table>{% for r in rows %}<tr><td>{{ r.n }}</td><td>{{ r.label | upper }}</td></tr>{% endfor %}</table>"
 
@@ -85,3 +85,37 @@ async def test_the_loop_gets_turns_while_a_big_page_renders(monkeypatch: pytest.
         beside.cancel()
     assert sliced == whole
     assert turns - before >= 3  # handed back several times, not once at the end
+
+
+def test_compiled_templates_are_reused_by_the_next_worker_and_an_edited_one_is_compiled_anew(tmp_path: Path) -> None:
+    pages, cache_dir = tmp_path / "templates", tmp_path / "cache"
+    pages.mkdir()
+    cache_dir.mkdir()
+    (pages / "page.html").write_text("<p>{{ n }} calls</p>")
+
+    def worker() -> Environment:
+        return Environment(loader=FileSystemLoader(pages), autoescape=True,
+                           bytecode_cache=_CompiledTemplates(str(cache_dir)))
+
+    assert worker().get_template("page.html").render(n=3) == "<p>3 calls</p>"
+    assert len(list(cache_dir.iterdir())) == 1
+    compiled: list[str] = []
+    later = worker()
+    original_compile = later.compile
+    later.compile = lambda *a, **k: compiled.append("x") or original_compile(*a, **k)  # type: ignore[method-assign]
+    assert later.get_template("page.html").render(n=4) == "<p>4 calls</p>" and compiled == []
+    (pages / "page.html").write_text("<p>{{ n }} calls today</p>")
+    assert worker().get_template("page.html").render(n=5) == "<p>5 calls today</p>"
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_page(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    pages = tmp_path / "templates"
+    pages.mkdir()
+    (pages / "page.html").write_text("<p>ok</p>")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    env = Environment(loader=FileSystemLoader(pages), bytecode_cache=_CompiledTemplates(str(gone)))
+    gone.rmdir()
+    assert env.get_template("page.html").render() == "<p>ok</p>"
+    assert "compiled template not cached" in caplog.text
