@@ -111,7 +111,9 @@ def run_server(env: Mapping[str, str], *, port: int | None = None, workers: int 
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            # As a platform does on a deploy (Heroku: 30 s from SIGTERM to SIGKILL): a loaded machine has taken
+            # over 10 s to run the shutdown that finalises a live call's record.
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
         log_file.close()
