@@ -93,14 +93,15 @@ def _lifecycle_hooks() -> tuple[Sequence[Callable[[Litestar], Any]], Sequence[Ca
 # 100,000 calls holds tens of thousands of objects for its 100-300 ms; at 700 they outlived two young collections,
 # were promoted, and every ~11,000 promotions forced a full collection (84-122 ms, the loop and every call's audio
 # paused). bench/bench_pages_under_load.py, 20 calls + 3 owner tabs, two runs each: frame p99 up 179-320 ms with
-# one full collection per run at 700; 39-41 ms and none at 5,000 (young collections ≤ 19 ms, one 42-56 ms).
+# one full collection per run at 700; 39-41 ms and none at 5,000 (young collections ≤ 19 ms, one 42-56 ms);
+# the same runs' calls alone, the floor: 12-15 ms.
 GC_THRESHOLDS = (5000, 10, 10)
 
 
 def _load_what_first_use_would(engine: Environment) -> None:
     """What a worker would otherwise load on first use, on the event loop, while calls stream: genai-prices'
-    table (~0.5-1.5 s, ~15,000 objects), every template compiled (~15 ms each), each supported language's
-    CLDR data (~10 ms each)."""
+    table (~0.5-1.5 s, ~15,000 objects), every template (~15 ms each to compile, ~0.5 ms from the cache of
+    compiled templates), each supported language's CLDR data (~10 ms each)."""
     warm_price_table()
     for name in engine.list_templates():
         engine.get_template(name)
